@@ -1,0 +1,73 @@
+"""Small value types the engine consumes and produces; no I/O, no clock."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import NamedTuple
+
+__all__ = ["Book", "DesiredOrder", "OrderKind", "Side", "Signal", "TradingState"]
+
+
+class Side(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+    @property
+    def sign(self) -> int:
+        """+1 for a buy (adds to position), -1 for a sell."""
+        return 1 if self is Side.BUY else -1
+
+
+class Signal(StrEnum):
+    """What a regime filter says about the next move."""
+
+    NEUTRAL = "neutral"
+    BUY = "buy_signal"
+    SELL = "sell_signal"
+
+
+class TradingState(StrEnum):
+    ACTIVE = "active"  # quote both sides
+    REDUCING = "reducing"  # only orders that shrink |position|
+    HALTED = "halted"  # no orders at all
+
+
+class OrderKind(StrEnum):
+    GRID = "grid"
+    BOOST = "boost"
+
+
+@dataclass(frozen=True, slots=True)
+class Book:
+    """Top of the order book at `ts_ns` (exchange time, nanoseconds)."""
+
+    ts_ns: int
+    bid_price: float
+    bid_size: float
+    ask_price: float
+    ask_size: float
+
+    @property
+    def mid(self) -> float:
+        return 0.5 * (self.bid_price + self.ask_price)
+
+    def is_quotable(self) -> bool:
+        """A finite, positive, uncrossed book with size on both sides."""
+        values = (self.bid_price, self.ask_price, self.bid_size, self.ask_size)
+        return all(math.isfinite(v) and v > 0 for v in values) and self.bid_price < self.ask_price
+
+
+class DesiredOrder(NamedTuple):
+    """An order the engine wants resting: price in integer ticks, size in integer lots.
+
+    A NamedTuple rather than a dataclass: a quote cycle builds a dozen of these, and tuple
+    construction is several times cheaper on the hot path.
+    """
+
+    side: Side
+    price_ticks: int
+    size_lots: int
+    layer: int
+    kind: OrderKind = OrderKind.GRID

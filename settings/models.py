@@ -1,0 +1,306 @@
+"""Typed, bounded configuration models: one per concern, frozen, unknown keys rejected.
+
+Units are in the field names (`_pct` is a fraction: 0.005 means 0.5%; `_s` seconds; `_usd` US dollars).
+The engine reads these models directly, so a field here is the single source of a knob.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+__all__ = [
+    "BUILTIN_INSTRUMENTS",
+    "BotSettings",
+    "CredentialRefs",
+    "ExchangeSettings",
+    "FilterSettings",
+    "InstrumentSpec",
+    "MLSettings",
+    "PaperSettings",
+    "RegimeParams",
+    "RiskSettings",
+    "StrategySettings",
+    "TunerSettings",
+]
+
+Mode = Literal["sim", "paper", "live"]
+GrvtEnv = Literal["prod", "testnet"]
+QuoteModel = Literal["avellaneda", "glft"]
+PositiveDecimal = Annotated[Decimal, Field(gt=0)]
+
+
+class Frozen(BaseModel):
+    """Base of every config model: immutable, keyword-only, unknown fields are errors."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+
+class InstrumentSpec(Frozen):
+    """Exchange rules of one instrument; live mode reads them from the exchange instead."""
+
+    tick_size: PositiveDecimal = Field(description="Price increment in quote currency.")
+    lot_size: PositiveDecimal = Field(description="Size increment in base currency.")
+    min_size: PositiveDecimal | None = Field(
+        default=None, description="Smallest order size in base currency; the lot size when unset."
+    )
+
+    @property
+    def effective_min_size(self) -> Decimal:
+        return self.min_size if self.min_size is not None else self.lot_size
+
+
+# Tick and lot as GRVT lists them for its main perpetuals (sim and paper defaults).
+BUILTIN_INSTRUMENTS: dict[str, InstrumentSpec] = {
+    "BTC_USDT_Perp": InstrumentSpec(tick_size=Decimal("0.1"), lot_size=Decimal("0.001")),
+    "ETH_USDT_Perp": InstrumentSpec(tick_size=Decimal("0.01"), lot_size=Decimal("0.01")),
+    "SOL_USDT_Perp": InstrumentSpec(tick_size=Decimal("0.01"), lot_size=Decimal("0.1")),
+}
+
+
+class CredentialRefs(Frozen):
+    """Where a bot's GRVT credentials live: names of environment variables or secret files, never values.
+
+    A `*_file` path wins over its environment variable. Several sub-accounts run side by side by giving
+    each bot its own variable names.
+    """
+
+    api_key_env: str = Field(default="GRVT_API_KEY", description="Env var holding the API key.")
+    private_key_env: str = Field(default="GRVT_PRIVATE_KEY", description="Env var holding the signing key.")
+    trading_account_id_env: str = Field(
+        default="GRVT_TRADING_ACCOUNT_ID", description="Env var holding the trading sub-account id."
+    )
+    api_key_file: Path | None = Field(default=None, description="File holding the API key.")
+    private_key_file: Path | None = Field(default=None, description="File holding the signing key.")
+    trading_account_id_file: Path | None = Field(default=None, description="File holding the account id.")
+
+
+class ExchangeSettings(Frozen):
+    """Which market a bot trades on and how it reaches it."""
+
+    mode: Mode = Field(default="sim", description="sim (offline simulator), paper (real data), live.")
+    env: GrvtEnv = Field(default="testnet", description="GRVT environment for paper and live.")
+    credentials: CredentialRefs = Field(default_factory=CredentialRefs)
+    base_url: str | None = Field(
+        default=None,
+        description="Point every GRVT REST and websocket endpoint at this host (tests, staging).",
+    )
+    request_timeout_s: float = Field(default=10.0, gt=0, le=120, description="Per-request timeout.")
+
+
+class PaperSettings(Frozen):
+    """The local fill model used by paper, sim and backtests."""
+
+    touch_fill_probability: float = Field(
+        default=0.1, ge=0, le=1, description="Chance a resting order fills when the best price touches it."
+    )
+    queue_model: bool = Field(default=False, description="Model queue position at the order's level.")
+    maker_rebate_bps: float = Field(
+        default=1.0, ge=-100, le=100, description="Maker rebate in basis points of notional (1 = 0.01%)."
+    )
+    starting_balance_usd: Decimal = Field(default=Decimal("10000"), gt=0, description="Paper cash at start.")
+
+
+class FilterSettings(Frozen):
+    """Parameters of the regime filters (indicator windows and signal thresholds)."""
+
+    bollinger_window: int = Field(default=20, ge=2, le=10_000, description="Bollinger window in ticks.")
+    bollinger_num_std: float = Field(default=2.0, gt=0, le=10, description="Band width in std devs.")
+    rsi_period: int = Field(default=14, ge=2, le=10_000, description="Wilder RSI period in ticks.")
+    rsi_oversold: float = Field(default=30.0, gt=0, lt=100, description="RSI below this: buy signal.")
+    rsi_overbought: float = Field(default=70.0, gt=0, lt=100, description="RSI above this: sell signal.")
+    adx_period: int = Field(default=14, ge=2, le=10_000, description="ADX period in ticks.")
+    adx_threshold: float = Field(default=25.0, gt=0, lt=100, description="ADX above this: trending.")
+    atr_period: int = Field(default=14, ge=2, le=10_000, description="ATR period in ticks.")
+    atr_breakout_mult: float = Field(
+        default=1.0, gt=0, le=20, description="A move beyond this many ATRs is a breakout signal."
+    )
+    chop_period: int = Field(default=14, ge=2, le=10_000, description="Choppiness period in ticks.")
+    chop_trend_threshold: float = Field(
+        default=38.2, gt=0, lt=100, description="Choppiness below this: trending, signal in its direction."
+    )
+
+    @model_validator(mode="after")
+    def _rsi_band_ordered(self) -> FilterSettings:
+        if self.rsi_oversold >= self.rsi_overbought:
+            raise ValueError("rsi_oversold must be below rsi_overbought")
+        return self
+
+
+class StrategySettings(Frozen):
+    """The quoting model, grid, regime filters and entry-anchor rules."""
+
+    model: QuoteModel = Field(default="avellaneda", description="avellaneda (A-S 2008) or glft.")
+    spread_pct: float = Field(
+        default=0.005, gt=0, lt=0.1, description="Floor under the model's total spread, fraction of mid."
+    )
+    grid_layers: int = Field(default=7, ge=1, le=50, description="Orders per side.")
+    grid_spacing_pct: float = Field(
+        default=0.0012, gt=0, lt=0.1, description="Distance between grid layers, fraction of mid."
+    )
+    order_size_usd: float = Field(default=200.0, gt=0, le=10_000_000, description="Notional per order.")
+    refresh_interval_s: float = Field(
+        default=1.0, gt=0, le=3600, description="Longest time between quote recomputations."
+    )
+    gamma: float = Field(default=1.0, gt=0, le=1000, description="Risk aversion (A-S gamma).")
+    kappa: float = Field(
+        default=1000.0,
+        gt=0,
+        le=1e9,
+        description="Order-book liquidity (A-S kappa), per unit of mid fraction.",
+    )
+    horizon_s: float = Field(
+        default=3600.0, gt=0, le=86_400 * 365, description="Rolling horizon T-t for perpetuals, seconds."
+    )
+    glft_intensity_a: float = Field(
+        default=140.0, gt=0, le=1e9, description="GLFT fill intensity A (arrivals per second at zero depth)."
+    )
+    volatility_window_ticks: int = Field(
+        default=20, ge=2, le=100_000, description="Ticks of log returns in the volatility estimate."
+    )
+    trend_strategy: str = Field(
+        default="bollinger", description="Regime filter: bollinger, rsi, adx, atr or chop."
+    )
+    filters: FilterSettings = Field(default_factory=FilterSettings)
+    price_tolerance_pct: float = Field(
+        default=0.001, ge=0, lt=0.1, description="Keep an open order while within this of its target."
+    )
+    entry_anchor_mode: bool = Field(default=True, description="Anchor exits and adds to the entry price.")
+    loss_tolerance_neutral_pct: float = Field(
+        default=0.0, ge=0, lt=0.5, description="Loss allowed on an exit in a neutral regime."
+    )
+    loss_tolerance_signal_pct: float = Field(
+        default=0.005, ge=0, lt=0.5, description="Loss allowed on an exit while a signal is latched."
+    )
+    latch_release_rsi_buy: float = Field(
+        default=40.0, gt=0, lt=100, description="A buy latch releases when RSI rises above this."
+    )
+    latch_release_rsi_sell: float = Field(
+        default=60.0, gt=0, lt=100, description="A sell latch releases when RSI falls below this."
+    )
+    signal_boost: bool = Field(default=True, description="Add near-mid orders on the signal's side.")
+    boost_offsets_pct: tuple[float, ...] = Field(
+        default=(0.0005, 0.001), min_length=1, max_length=10, description="Boost order distances from mid."
+    )
+
+    @field_validator("boost_offsets_pct")
+    @classmethod
+    def _offsets_in_range(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if any(not 0 < offset < 0.1 for offset in value):
+            raise ValueError("every boost offset must be in (0, 0.1)")
+        return value
+
+    @field_validator("trend_strategy")
+    @classmethod
+    def _known_filter(cls, value: str) -> str:
+        from bots.engine.regime import FILTERS  # registry lives with the filters
+
+        if value not in FILTERS:
+            raise ValueError(f"unknown filter {value!r}; known: {', '.join(sorted(FILTERS))}")
+        return value
+
+
+class RiskSettings(Frozen):
+    """Position, loss and drawdown limits."""
+
+    max_position_usd: float = Field(default=5000.0, gt=0, le=1e9, description="Largest |position| in USD.")
+    max_loss_usd: float = Field(
+        default=50.0, gt=0, le=1e9, description="Unrealized loss that trips the circuit breaker."
+    )
+    max_drawdown_pct: float = Field(
+        default=0.05, gt=0, lt=1, description="Drop from peak equity that closes everything and halts."
+    )
+    inventory_skew_factor: float = Field(
+        default=0.5,
+        ge=0,
+        le=10,
+        description="Quote-centre shift per unit of position/limit, in half-spreads.",
+    )
+    max_book_age_s: float = Field(
+        default=5.0, gt=0, le=3600, description="Older market data is stale: no quoting."
+    )
+
+
+class RegimeParams(Frozen):
+    """gamma and kappa to use while the regime model says this regime."""
+
+    gamma: float = Field(gt=0, le=1000)
+    kappa: float = Field(gt=0, le=1e9)
+
+
+class TunerSettings(Frozen):
+    """Bounds of the adaptive gamma/kappa tuner."""
+
+    enabled: bool = Field(default=False, description="Let the tuner propose gamma/kappa changes.")
+    gamma_step_pct: float = Field(default=0.1, gt=0, le=1, description="Largest relative gamma step.")
+    kappa_step_pct: float = Field(default=0.1, gt=0, le=1, description="Largest relative kappa step.")
+    gamma_min: float = Field(default=0.05, gt=0, description="Lowest gamma the tuner may set.")
+    gamma_max: float = Field(default=10.0, gt=0, description="Highest gamma the tuner may set.")
+    kappa_min: float = Field(default=100.0, gt=0, description="Lowest kappa the tuner may set.")
+    kappa_max: float = Field(default=10_000.0, gt=0, description="Highest kappa the tuner may set.")
+
+    @model_validator(mode="after")
+    def _ranges_ordered(self) -> TunerSettings:
+        if self.gamma_min >= self.gamma_max or self.kappa_min >= self.kappa_max:
+            raise ValueError("tuner ranges need min < max")
+        return self
+
+
+def _default_regime_params() -> dict[str, RegimeParams]:
+    return {
+        "trending": RegimeParams(gamma=2.0, kappa=500.0),
+        "ranging": RegimeParams(gamma=0.5, kappa=1500.0),
+        "volatile": RegimeParams(gamma=3.0, kappa=300.0),
+    }
+
+
+class MLSettings(Frozen):
+    """Regime model and tuner."""
+
+    regime_enabled: bool = Field(default=False, description="Blend gamma/kappa by regime probabilities.")
+    model_dir: Path = Field(default=Path("data/models"), description="Model registry directory.")
+    max_model_age_s: float = Field(
+        default=3 * 86_400.0, gt=0, description="Older models are ignored (config gamma/kappa used)."
+    )
+    regime_params: dict[str, RegimeParams] = Field(default_factory=_default_regime_params)
+    tuner: TunerSettings = Field(default_factory=TunerSettings)
+
+
+class BotSettings(Frozen):
+    """The effective configuration of one bot: fleet defaults with this bot's overrides applied."""
+
+    symbol: str = Field(
+        pattern=r"^[A-Z0-9]+_[A-Z0-9]+_Perp$", description="GRVT instrument, e.g. BTC_USDT_Perp."
+    )
+    name: str = Field(default="", description="Bot name in metrics and commands; the symbol when empty.")
+    instrument: InstrumentSpec | None = Field(
+        default=None, description="Tick and lot; built-in for known symbols, read from GRVT in live mode."
+    )
+    exchange: ExchangeSettings = Field(default_factory=ExchangeSettings)
+    strategy: StrategySettings = Field(default_factory=StrategySettings)
+    risk: RiskSettings = Field(default_factory=RiskSettings)
+    paper: PaperSettings = Field(default_factory=PaperSettings)
+    ml: MLSettings = Field(default_factory=MLSettings)
+
+    @model_validator(mode="after")
+    def _fill_derived(self) -> BotSettings:
+        if not self.name:
+            object.__setattr__(self, "name", self.symbol)
+        if self.instrument is None:
+            builtin = BUILTIN_INSTRUMENTS.get(self.symbol)
+            if builtin is None and self.exchange.mode != "live":
+                raise ValueError(f"instrument: no built-in tick/lot for {self.symbol}; set instrument")
+            object.__setattr__(self, "instrument", builtin)
+        if self.risk.max_position_usd < self.strategy.order_size_usd:
+            raise ValueError("risk.max_position_usd must be at least strategy.order_size_usd")
+        return self
+
+    @property
+    def spec(self) -> InstrumentSpec:
+        """The instrument rules; only None in live mode before the exchange is asked."""
+        if self.instrument is None:
+            raise LookupError(f"{self.symbol}: instrument rules not loaded yet")
+        return self.instrument

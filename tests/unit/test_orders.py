@@ -1,0 +1,51 @@
+"""Order diff: keep what is within tolerance, replace the rest."""
+
+from __future__ import annotations
+
+from bots.engine.orders import OpenOrder, diff_orders
+from bots.engine.types import DesiredOrder, Side
+
+
+def _want(side: Side, price: int, size: int = 2) -> DesiredOrder:
+    return DesiredOrder(side, price, size, 0)
+
+
+def test_nothing_to_do_when_every_price_is_within_tolerance() -> None:
+    open_orders = [OpenOrder("a", Side.BUY, 499_990, 2), OpenOrder("b", Side.SELL, 500_010, 2)]
+    desired = [_want(Side.BUY, 500_000), _want(Side.SELL, 500_050)]
+    diff = diff_orders(open_orders, desired, tolerance_pct=0.001)
+    assert diff.empty
+
+
+def test_beyond_tolerance_is_cancelled_and_replaced() -> None:
+    open_orders = [OpenOrder("a", Side.BUY, 499_000, 2)]
+    desired = [_want(Side.BUY, 500_000)]
+    diff = diff_orders(open_orders, desired, tolerance_pct=0.001)  # 1000 ticks apart > 500
+    assert diff.cancels == ("a",)
+    assert diff.places == (desired[0],)
+
+
+def test_side_must_match() -> None:
+    diff = diff_orders([OpenOrder("a", Side.SELL, 500_000, 2)], [_want(Side.BUY, 500_000)], 0.01)
+    assert diff.cancels == ("a",)
+    assert len(diff.places) == 1
+
+
+def test_larger_open_order_is_replaced_but_a_partially_filled_one_is_kept() -> None:
+    desired = [_want(Side.BUY, 500_000, size=2)]
+    assert diff_orders([OpenOrder("big", Side.BUY, 500_000, 3)], desired, 0.001).cancels == ("big",)
+    assert diff_orders([OpenOrder("part", Side.BUY, 500_000, 1)], desired, 0.001).empty
+
+
+def test_each_open_order_is_claimed_once_by_the_nearest_desired() -> None:
+    open_orders = [OpenOrder("far", Side.BUY, 499_700, 2), OpenOrder("near", Side.BUY, 499_990, 2)]
+    desired = [_want(Side.BUY, 500_000)]
+    diff = diff_orders(open_orders, desired, tolerance_pct=0.001)
+    assert diff.cancels == ("far",)
+    assert diff.places == ()
+
+
+def test_zero_tolerance_requires_exact_prices() -> None:
+    diff = diff_orders([OpenOrder("a", Side.BUY, 500_001, 2)], [_want(Side.BUY, 500_000)], 0.0)
+    assert diff.cancels == ("a",)
+    assert diff_orders([OpenOrder("a", Side.BUY, 500_000, 2)], [_want(Side.BUY, 500_000)], 0.0).empty

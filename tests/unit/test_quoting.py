@@ -1,0 +1,134 @@
+"""Grid, boost, rounding, post-only clamp and entry anchor."""
+
+from __future__ import annotations
+
+import pytest
+
+from bots.engine.quoting import (
+    Anchor,
+    ask_ticks,
+    bid_ticks,
+    build_quotes,
+    entry_anchor,
+    lots_for_notional,
+)
+from bots.engine.types import DesiredOrder, OrderKind, Side, Signal
+from settings.models import StrategySettings
+
+TICK = 0.1
+
+
+def _quotes(
+    strategy: StrategySettings | None = None,
+    *,
+    mid: float = 50_000.0,
+    center: float | None = None,
+    half_spread: float = 0.0025,
+    best_bid: int = 499_999,
+    best_ask: int = 500_001,
+    signal: Signal = Signal.NEUTRAL,
+    anchor: Anchor | None = None,
+) -> list[DesiredOrder]:
+    return build_quotes(
+        strategy=strategy or StrategySettings(),
+        mid=mid,
+        center=mid if center is None else center,
+        half_spread=half_spread,
+        tick=TICK,
+        size_lots=4,
+        best_bid_ticks=best_bid,
+        best_ask_ticks=best_ask,
+        signal=signal,
+        anchor=anchor,
+    )
+
+
+@pytest.mark.parametrize(
+    ("price", "bid", "ask"),
+    [(50_000.0, 500_000, 500_000), (50_000.05, 500_000, 500_001), (50_000.1, 500_001, 500_001)],
+)
+def test_rounding_is_away_from_mid(price: float, bid: int, ask: int) -> None:
+    assert bid_ticks(price, TICK) == bid
+    assert ask_ticks(price, TICK) == ask
+
+
+def test_lots_round_down() -> None:
+    assert lots_for_notional(200.0, 50_000.0, 0.001) == 4
+    assert lots_for_notional(199.0, 50_000.0, 0.001) == 3
+
+
+def test_grid_layers_and_spacing() -> None:
+    orders = _quotes()
+    bids = [o for o in orders if o.side is Side.BUY]
+    asks = [o for o in orders if o.side is Side.SELL]
+    assert len(bids) == len(asks) == 7
+    # layer i sits at mid*(1 -+ (0.25% + i*0.12%))
+    assert [o.price_ticks for o in bids[:2]] == [
+        bid_ticks(50_000 * 0.9975, TICK),
+        bid_ticks(50_000 * 0.9963, TICK),
+    ]
+    assert [o.price_ticks for o in asks[:2]] == [
+        ask_ticks(50_000 * 1.0025, TICK),
+        ask_ticks(50_000 * 1.0037, TICK),
+    ]
+    assert all(o.size_lots == 4 and o.kind is OrderKind.GRID for o in orders)
+
+
+@pytest.mark.parametrize(("signal", "side"), [(Signal.BUY, Side.BUY), (Signal.SELL, Side.SELL)])
+def test_signal_boost_adds_two_orders_near_mid_on_the_signal_side(signal: Signal, side: Side) -> None:
+    orders = _quotes(signal=signal)
+    boosts = [o for o in orders if o.kind is OrderKind.BOOST]
+    assert len(boosts) == 2
+    assert {o.side for o in boosts} == {side}
+    expected = (
+        [50_000 * (1 - 0.0005), 50_000 * (1 - 0.001)]
+        if side is Side.BUY
+        else [50_000 * 1.0005, 50_000 * 1.001]
+    )
+    assert sorted(o.price_ticks * TICK for o in boosts) == pytest.approx(sorted(expected))
+
+
+def test_no_boost_when_disabled() -> None:
+    orders = _quotes(StrategySettings(signal_boost=False), signal=Signal.BUY)
+    assert all(o.kind is OrderKind.GRID for o in orders)
+
+
+def test_post_only_clamp_keeps_quotes_off_the_other_side() -> None:
+    # Centre far above the book: every bid would cross the best ask.
+    orders = _quotes(center=51_000.0, best_bid=499_999, best_ask=500_001)
+    bids = [o.price_ticks for o in orders if o.side is Side.BUY]
+    asks = [o.price_ticks for o in orders if o.side is Side.SELL]
+    assert max(bids) == 500_000  # best ask - 1 tick, one order there (deduplicated)
+    assert len(bids) == len(set(bids))
+    assert min(asks) > max(bids)
+
+
+def test_entry_anchor_long_profit_only_exits_and_no_buys_above_entry() -> None:
+    anchor = entry_anchor(position_lots=5, entry_price=50_200.0, tolerance_pct=0.0, tick=TICK)
+    assert anchor == Anchor(max_bid=502_000, min_ask=502_000)
+    orders = _quotes(anchor=anchor)
+    assert all(o.price_ticks >= 502_000 for o in orders if o.side is Side.SELL)
+    assert all(o.price_ticks <= 502_000 for o in orders if o.side is Side.BUY)
+
+
+def test_entry_anchor_signal_tolerance_allows_a_bounded_loss() -> None:
+    anchor = entry_anchor(position_lots=5, entry_price=50_200.0, tolerance_pct=0.005, tick=TICK)
+    assert anchor is not None
+    assert anchor.min_ask == ask_ticks(50_200 * 0.995, TICK)
+
+
+def test_entry_anchor_short_is_mirrored_and_flat_has_none() -> None:
+    anchor = entry_anchor(position_lots=-5, entry_price=49_800.0, tolerance_pct=0.0, tick=TICK)
+    assert anchor == Anchor(max_bid=498_000, min_ask=498_000)
+    orders = _quotes(anchor=anchor)
+    assert all(o.price_ticks <= 498_000 for o in orders if o.side is Side.BUY)
+    assert entry_anchor(0, 50_000.0, 0.0, TICK) is None
+
+
+def test_boost_stays_behind_our_own_opposite_orders() -> None:
+    # Long and heavily skewed: asks are pushed to the best bid + 1 on a wide book; a buy boost
+    # must not sit at or above them.
+    orders = _quotes(center=49_000.0, best_bid=499_000, best_ask=501_000, signal=Signal.BUY)
+    bids = [o.price_ticks for o in orders if o.side is Side.BUY]
+    asks = [o.price_ticks for o in orders if o.side is Side.SELL]
+    assert max(bids) < min(asks)
