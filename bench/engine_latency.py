@@ -43,7 +43,9 @@ def run_engine(books: list[Book]) -> np.ndarray:
     config = BotSettings(symbol="BTC_USDT_Perp")
     engine = QuoteEngine(config)
     others = [cls(config.strategy.filters) for name, cls in FILTERS.items() if name != "bollinger"]
-    inventory = Inventory(position_base=0.02, entry_price=50_000.0, equity_usd=10_000.0, peak_equity_usd=10_000.0)
+    inventory = Inventory(
+        position_base=0.02, entry_price=50_000.0, equity_usd=10_000.0, peak_equity_usd=10_000.0
+    )
     out = np.empty(len(books))
     clock = time.perf_counter_ns
     for i, book in enumerate(books):
@@ -74,7 +76,11 @@ def pandas_indicators(mids: pd.Series, n: int) -> float:
     minus_di = 100 * minus_dm.ewm(alpha=1 / 14, adjust=False).mean() / atr
     dx = 100 * (plus_di - minus_di).abs() / (plus_di + minus_di)
     adx = dx.ewm(alpha=1 / 14, adjust=False).mean()
-    chop = 100 * np.log10(tr.rolling(14).sum() / (mids.rolling(14).max() - mids.rolling(14).min())) / np.log10(14)
+    chop = (
+        100
+        * np.log10(tr.rolling(14).sum() / (mids.rolling(14).max() - mids.rolling(14).min()))
+        / np.log10(14)
+    )
     return float(sigma + upper + lower + rsi.iloc[-1] + adx.iloc[-1] + chop.iloc[-1])
 
 

@@ -1,0 +1,39 @@
+"""Configuration: typed models per concern, the layered fleet loader and credential resolution."""
+
+from settings.credentials import GrvtCredentials, resolve_credentials
+from settings.fleet import BotDefaults, FleetSettings, bot_settings, load_fleet
+from settings.models import (
+    BUILTIN_INSTRUMENTS,
+    BotSettings,
+    CredentialRefs,
+    ExchangeSettings,
+    FilterSettings,
+    InstrumentSpec,
+    MLSettings,
+    PaperSettings,
+    RegimeParams,
+    RiskSettings,
+    StrategySettings,
+    TunerSettings,
+)
+
+__all__ = [
+    "BUILTIN_INSTRUMENTS",
+    "BotDefaults",
+    "BotSettings",
+    "CredentialRefs",
+    "ExchangeSettings",
+    "FilterSettings",
+    "FleetSettings",
+    "GrvtCredentials",
+    "InstrumentSpec",
+    "MLSettings",
+    "PaperSettings",
+    "RegimeParams",
+    "RiskSettings",
+    "StrategySettings",
+    "TunerSettings",
+    "bot_settings",
+    "load_fleet",
+    "resolve_credentials",
+]

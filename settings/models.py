@@ -10,7 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "BUILTIN_INSTRUMENTS",
@@ -196,7 +196,7 @@ class StrategySettings(Frozen):
     @field_validator("trend_strategy")
     @classmethod
     def _known_filter(cls, value: str) -> str:
-        from bots.engine.regime import FILTERS  # registry lives with the filters
+        from bots.engine.regime import FILTERS  # noqa: PLC0415 - lazy: the registry lives with the filters
 
         if value not in FILTERS:
             raise ValueError(f"unknown filter {value!r}; known: {', '.join(sorted(FILTERS))}")

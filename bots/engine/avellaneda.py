@@ -25,30 +25,36 @@ __all__ = [
 
 FloatArray = npt.NDArray[np.float64]
 Num = TypeVar("Num", float, FloatArray)
+Vec = float | FloatArray  # any mix of scalars and arrays broadcasts to an array
 
 
 @overload
-def _log1p(x: float) -> float: ...
+def reservation_price(s: float, q: float, gamma: float, sigma: float, tau: float) -> float: ...  # type: ignore[overload-overlap]
 @overload
-def _log1p(x: FloatArray) -> FloatArray: ...
-def _log1p(x: float | FloatArray) -> float | FloatArray:
-    """math.log1p for scalars (the bot's hot path), numpy for arrays."""
-    if isinstance(x, float | int):
-        return math.log1p(x)
-    return np.log1p(x)
-
-
-def reservation_price(s: Num, q: Num, gamma: float, sigma: Num, tau: Num) -> Num:
+def reservation_price(s: Vec, q: Vec, gamma: float, sigma: Vec, tau: Vec) -> FloatArray: ...
+def reservation_price(s: Vec, q: Vec, gamma: float, sigma: Vec, tau: Vec) -> Vec:
     """A-S eq. (29): r = s - q*gamma*sigma^2*(T-t); long inventory (q > 0) lowers it."""
     return s - q * gamma * sigma * sigma * tau
 
 
-def optimal_spread(gamma: float, sigma: Num, tau: Num, kappa: float) -> Num:
+@overload
+def optimal_spread(gamma: float, sigma: float, tau: float, kappa: float) -> float: ...  # type: ignore[overload-overlap]
+@overload
+def optimal_spread(gamma: float, sigma: Vec, tau: Vec, kappa: float) -> FloatArray: ...
+def optimal_spread(gamma: float, sigma: Vec, tau: Vec, kappa: float) -> Vec:
     """A-S eq. (30): total spread delta = gamma*sigma^2*(T-t) + (2/gamma)*ln(1 + gamma/kappa)."""
-    return gamma * sigma * sigma * tau + (2.0 / gamma) * _log1p(gamma / kappa)
+    return gamma * sigma * sigma * tau + (2.0 / gamma) * math.log1p(gamma / kappa)
 
 
-def quotes(s: Num, q: Num, gamma: float, sigma: Num, tau: Num, kappa: float) -> tuple[Num, Num]:
+@overload
+def quotes(  # type: ignore[overload-overlap]
+    s: float, q: float, gamma: float, sigma: float, tau: float, kappa: float
+) -> tuple[float, float]: ...
+@overload
+def quotes(
+    s: Vec, q: Vec, gamma: float, sigma: Vec, tau: Vec, kappa: float
+) -> tuple[FloatArray, FloatArray]: ...
+def quotes(s: Vec, q: Vec, gamma: float, sigma: Vec, tau: Vec, kappa: float) -> tuple[Vec, Vec]:
     """A-S bid and ask: r -/+ delta/2."""
     r = reservation_price(s, q, gamma, sigma, tau)
     half = 0.5 * optimal_spread(gamma, sigma, tau, kappa)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from bots.engine import avellaneda
+from bots.engine.avellaneda import FloatArray
 
 
 @pytest.mark.parametrize(
@@ -44,9 +45,9 @@ def test_quotes_are_symmetric_around_the_reservation_price() -> None:
 
 
 def test_vectorised_over_paths_equals_scalar_calls() -> None:
-    s = np.linspace(90.0, 110.0, 7)
-    q = np.arange(-3.0, 4.0)
-    tau = np.linspace(1.0, 0.0, 7)
+    s: FloatArray = np.linspace(90.0, 110.0, 7)
+    q: FloatArray = np.arange(-3.0, 4.0)
+    tau: FloatArray = np.linspace(1.0, 0.0, 7)
     bids, asks = avellaneda.quotes(s, q, 0.1, 2.0, tau, 1.5)
     for i in range(7):
         bid, ask = avellaneda.quotes(float(s[i]), float(q[i]), 0.1, 2.0, float(tau[i]), 1.5)

@@ -101,7 +101,7 @@ def test_quotes_never_cross_stay_on_tick_and_within_the_limit(
     worst_short = position_lots - sum(o.size_lots for o in asks)
     assert worst_long <= max(max_lots, position_lots)
     assert worst_short >= min(-max_lots, position_lots)
-    if abs(position_lots) >= max_lots and position_lots != 0:
+    if abs(position_lots * LOT * mid) >= config.risk.max_position_usd:
         assert decision.state is not TradingState.ACTIVE
         # beyond the limit only reducing orders, and never enough to flip
         assert abs(worst_long) <= abs(position_lots) and abs(worst_short) <= abs(position_lots)

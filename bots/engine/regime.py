@@ -1,0 +1,253 @@
+"""Regime filters (one indicator each, turned into a Signal) and the signal latch; pure, no I/O.
+
+A filter is a class with a `name` registered in `FILTERS` by the `@register` decorator, so adding
+one is a class plus one line. `RegimeTracker` feeds tick bars (h = l = c = price) to the filter
+chosen by `StrategySettings.trend_strategy` and latches its signals until RSI or a flat position
+releases them.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar
+
+from bots.engine.indicators import ADX, ATR, RSI, Bollinger, Choppiness
+from bots.engine.types import Signal
+
+if TYPE_CHECKING:  # settings.models imports FILTERS from here lazily; keep the import one-way
+    from settings.models import FilterSettings, StrategySettings
+
+__all__ = [
+    "FILTERS",
+    "ADXFilter",
+    "ATRFilter",
+    "BollingerFilter",
+    "ChopFilter",
+    "RSIFilter",
+    "RegimeFilter",
+    "RegimeTracker",
+    "RegimeView",
+    "next_latch",
+    "register",
+]
+
+_NEUTRAL = Signal.NEUTRAL
+_BUY = Signal.BUY
+_SELL = Signal.SELL
+
+
+class RegimeFilter(Protocol):
+    """One indicator turned into a signal; NEUTRAL until its indicator has warmed up."""
+
+    name: ClassVar[str]
+
+    def __init__(self, params: FilterSettings) -> None: ...
+
+    def update(self, high: float, low: float, close: float) -> Signal: ...
+
+
+FILTERS: dict[str, type[RegimeFilter]] = {}
+
+_F = TypeVar("_F", bound="type[RegimeFilter]")
+
+
+def register(cls: _F) -> _F:
+    """Class decorator: make a filter selectable by its `name` in `trend_strategy`."""
+    if cls.name in FILTERS:
+        raise ValueError(f"duplicate regime filter name {cls.name!r}")
+    FILTERS[cls.name] = cls
+    return cls
+
+
+@register
+class BollingerFilter:
+    """Mean reversion: a close at or below the lower band is BUY, at or above the upper is SELL.
+
+    Zero-width bands (a flat window) give NEUTRAL: the close then sits on both bands.
+    """
+
+    name: ClassVar[str] = "bollinger"
+    __slots__ = ("_bands",)
+
+    def __init__(self, params: FilterSettings) -> None:
+        self._bands = Bollinger(params.bollinger_window, params.bollinger_num_std)
+
+    def update(self, high: float, low: float, close: float) -> Signal:
+        bands = self._bands
+        bands.update(close)
+        lower = bands.lower
+        upper = bands.upper
+        if not lower < upper:  # not ready (nan) or zero width
+            return _NEUTRAL
+        if close <= lower:
+            return _BUY
+        if close >= upper:
+            return _SELL
+        return _NEUTRAL
+
+
+@register
+class RSIFilter:
+    """Oversold (RSI < rsi_oversold) is BUY, overbought (RSI > rsi_overbought) is SELL."""
+
+    name: ClassVar[str] = "rsi"
+    __slots__ = ("_overbought", "_oversold", "_rsi")
+
+    def __init__(self, params: FilterSettings) -> None:
+        self._rsi = RSI(params.rsi_period)
+        self._oversold = params.rsi_oversold
+        self._overbought = params.rsi_overbought
+
+    def update(self, high: float, low: float, close: float) -> Signal:
+        rsi = self._rsi
+        rsi.update(close)
+        value = rsi.value  # nan before ready: both comparisons are False
+        if value < self._oversold:
+            return _BUY
+        if value > self._overbought:
+            return _SELL
+        return _NEUTRAL
+
+
+@register
+class ADXFilter:
+    """Trend following: ADX > adx_threshold gives the side of the larger DI (a tie is NEUTRAL)."""
+
+    name: ClassVar[str] = "adx"
+    __slots__ = ("_adx", "_threshold")
+
+    def __init__(self, params: FilterSettings) -> None:
+        self._adx = ADX(params.adx_period)
+        self._threshold = params.adx_threshold
+
+    def update(self, high: float, low: float, close: float) -> Signal:
+        adx = self._adx
+        adx.update(high, low, close)
+        if not adx.adx > self._threshold:  # also False while adx is nan
+            return _NEUTRAL
+        if adx.plus_di > adx.minus_di:
+            return _BUY
+        if adx.minus_di > adx.plus_di:
+            return _SELL
+        return _NEUTRAL
+
+
+@register
+class ATRFilter:
+    """Breakout: a close-to-close move beyond atr_breakout_mult * ATR(previous bar).
+
+    The ATR of the previous bar is used so the breakout bar does not widen its own threshold. After
+    a perfectly flat stretch (ATR = 0) any move is a breakout.
+    """
+
+    name: ClassVar[str] = "atr"
+    __slots__ = ("_atr", "_mult", "_prev_close")
+
+    def __init__(self, params: FilterSettings) -> None:
+        self._atr = ATR(params.atr_period)
+        self._mult = params.atr_breakout_mult
+        self._prev_close = float("nan")
+
+    def update(self, high: float, low: float, close: float) -> Signal:
+        atr = self._atr
+        threshold = self._mult * atr.value  # previous bar's ATR, nan before ready
+        move = close - self._prev_close
+        self._prev_close = close
+        atr.update(high, low, close)
+        if move > threshold:
+            return _BUY
+        if move < -threshold:
+            return _SELL
+        return _NEUTRAL
+
+
+@register
+class ChopFilter:
+    """Choppiness below chop_trend_threshold means trending: signal the way the close moved over
+    the last `chop_period` bars (close vs the close `chop_period` bars ago); otherwise NEUTRAL."""
+
+    name: ClassVar[str] = "chop"
+    __slots__ = ("_chop", "_closes", "_period", "_threshold")
+
+    def __init__(self, params: FilterSettings) -> None:
+        self._chop = Choppiness(params.chop_period)
+        self._period = params.chop_period
+        self._threshold = params.chop_trend_threshold
+        self._closes: deque[float] = deque(maxlen=params.chop_period + 1)
+
+    def update(self, high: float, low: float, close: float) -> Signal:
+        chop = self._chop
+        chop.update(high, low, close)
+        closes = self._closes
+        closes.append(close)
+        # nan (not ready / flat range) compares False; need `period` bars of history behind close
+        if not chop.value < self._threshold or len(closes) <= self._period:
+            return _NEUTRAL
+        then = closes[0]
+        if close > then:
+            return _BUY
+        if close < then:
+            return _SELL
+        return _NEUTRAL
+
+
+def next_latch(
+    latched: Signal,
+    raw: Signal,
+    rsi: float,
+    position_is_flat: bool,
+    release_rsi_buy: float,
+    release_rsi_sell: float,
+) -> Signal:
+    """The latched signal after one update (NEUTRAL = no latch).
+
+    A non-neutral raw signal sets or switches the latch. Otherwise the latch persists until a BUY
+    latch sees rsi > release_rsi_buy, a SELL latch sees rsi < release_rsi_sell, or the position is
+    flat. A nan RSI (not warmed up) never releases.
+    """
+    if raw is not _NEUTRAL:
+        return raw
+    if latched is _NEUTRAL or position_is_flat:
+        return _NEUTRAL
+    if latched is _BUY:
+        return _NEUTRAL if rsi > release_rsi_buy else latched
+    return _NEUTRAL if rsi < release_rsi_sell else latched
+
+
+@dataclass(frozen=True, slots=True)
+class RegimeView:
+    """What the regime says after one tick: the filter's raw signal, the latched (effective) one
+    the quoting uses, and the RSI that drives the latch release (nan while warming up)."""
+
+    raw: Signal
+    latched: Signal
+    rsi: float
+
+
+class RegimeTracker:
+    """The configured filter plus the latch, fed one tick (h = l = c = price) per book event."""
+
+    __slots__ = ("_filter", "_latched", "_release_buy", "_release_sell", "_rsi")
+
+    def __init__(self, strategy: StrategySettings) -> None:
+        self._filter: RegimeFilter = FILTERS[strategy.trend_strategy](strategy.filters)
+        self._rsi = RSI(strategy.filters.rsi_period)
+        self._release_buy = strategy.latch_release_rsi_buy
+        self._release_sell = strategy.latch_release_rsi_sell
+        self._latched = _NEUTRAL
+
+    @property
+    def latched(self) -> Signal:
+        return self._latched
+
+    def update(self, price: float, position_is_flat: bool) -> RegimeView:
+        raw = self._filter.update(price, price, price)
+        rsi = self._rsi
+        rsi.update(price)
+        value = rsi.value
+        latched = next_latch(
+            self._latched, raw, value, position_is_flat, self._release_buy, self._release_sell
+        )
+        self._latched = latched
+        return RegimeView(raw, latched, value)

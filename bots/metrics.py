@@ -1,0 +1,165 @@
+"""The bot's Prometheus metrics: DESIGN's vocabulary, prefix `mmfleet_`, labels bot/symbol/mode.
+
+Each worker owns a `CollectorRegistry` (one bot per process; tests may build several side by side).
+Label children are created once at start, so the hot loop only calls `.set()`/`.inc()`. Market data
+age is computed at scrape time by a collector, so it is never stale itself.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from bots.engine.types import OrderKind, Side, Signal, TradingState
+
+__all__ = ["REGIMES", "TICK_TO_QUOTE_BUCKETS", "BotMetrics"]
+
+# 10 us .. 100 ms, roughly x2.5 per bucket.
+TICK_TO_QUOTE_BUCKETS: Final = (
+    1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 1e-1,
+)  # fmt: skip
+REGIMES: Final = ("trending", "ranging", "volatile")
+REJECT_REASONS: Final = ("post_only_would_cross", "off_tick", "off_lot", "rate_limited", "other")
+ERROR_KINDS: Final = ("unavailable", "timeout", "rate_limited", "rejected", "other")
+LABELS: Final = ("bot", "symbol", "mode")
+
+
+class _MarketDataAge(Collector):
+    """`mmfleet_market_data_age_seconds` read at scrape time from the last book's exchange timestamp."""
+
+    def __init__(self, labels: tuple[str, str, str], last_book_ns: Callable[[], int]) -> None:
+        self._labels = list(labels)
+        self._last_book_ns = last_book_ns
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "mmfleet_market_data_age_seconds", "Seconds since the last order book event.", labels=LABELS
+        )
+        last = self._last_book_ns()
+        age = (time.time_ns() - last) / 1e9 if last else float("inf")
+        family.add_metric(self._labels, age)
+        yield family
+
+
+class BotMetrics:
+    """Every metric of one bot, label children resolved at construction."""
+
+    def __init__(
+        self, registry: CollectorRegistry, bot: str, symbol: str, mode: str, grid_layers: int
+    ) -> None:
+        self.registry = registry
+        self.last_book_ns = 0
+        base = (bot, symbol, mode)
+
+        def gauge(name: str, doc: str) -> Gauge:
+            return Gauge(f"mmfleet_{name}", doc, LABELS, registry=registry)
+
+        def counter(name: str, doc: str, extra: tuple[str, ...] = ()) -> Counter:
+            return Counter(f"mmfleet_{name}", doc, (*LABELS, *extra), registry=registry)
+
+        self.position_base = gauge("position_base", "Position in base currency (negative = short).").labels(
+            *base
+        )
+        self.position_usd = gauge("position_usd", "Position marked at mid, USD.").labels(*base)
+        self.equity_usd = gauge("equity_usd", "Cash plus position marked at mid, USD.").labels(*base)
+        self.peak_equity_usd = gauge("peak_equity_usd", "Highest equity seen, USD.").labels(*base)
+        self.drawdown_ratio = gauge("drawdown_ratio", "Fraction of equity lost from the peak.").labels(*base)
+        self.realized_pnl_usd = gauge("realized_pnl_usd", "Realized PnL (average cost), USD.").labels(*base)
+        self.unrealized_pnl_usd = gauge("unrealized_pnl_usd", "Unrealized PnL at mid, USD.").labels(*base)
+        self.grid_profit_usd = gauge("grid_profit_usd", "FIFO grid profit of closing fills, USD.").labels(
+            *base
+        )
+        self.mid_price = gauge("mid_price", "Order book mid price.").labels(*base)
+        self.reservation_price = gauge("reservation_price", "A-S reservation price.").labels(*base)
+        self.optimal_spread = gauge("optimal_spread", "Quoted total spread, fraction of mid.").labels(*base)
+        self.volatility = gauge("volatility", "Sigma of log returns per sqrt(second).").labels(*base)
+        self.gamma = gauge("gamma", "Risk aversion in use.").labels(*base)
+        self.kappa = gauge("kappa", "Order book liquidity in use.").labels(*base)
+        quote_price = Gauge(
+            "mmfleet_quote_price", "Desired quote price per side and layer (NaN when none).",
+            (*LABELS, "side", "layer", "kind"), registry=registry,
+        )  # fmt: skip
+        self.quote_price = {
+            (side, kind, layer): quote_price.labels(*base, side.value, str(layer), kind.value)
+            for side in Side
+            for kind in OrderKind
+            for layer in range(grid_layers if kind is OrderKind.GRID else 2)
+        }
+        regime = Gauge(
+            "mmfleet_regime_probability", "Regime model probability.", (*LABELS, "regime"), registry=registry
+        )
+        self.regime_probability = {name: regime.labels(*base, name) for name in REGIMES}
+        latched = Gauge(
+            "mmfleet_signal_latched",
+            "1 while a signal is latched on this side.",
+            (*LABELS, "side"),
+            registry=registry,
+        )
+        self.signal_latched = {
+            signal: latched.labels(*base, signal.value) for signal in (Signal.BUY, Signal.SELL)
+        }
+        orders_open = Gauge("mmfleet_orders_open", "Resting orders.", (*LABELS, "side"), registry=registry)
+        self.orders_open = {side: orders_open.labels(*base, side.value) for side in Side}
+        self.orders_placed = counter("orders_placed", "Orders accepted by the exchange.").labels(*base)
+        self.orders_cancelled = counter("orders_cancelled", "Orders cancelled.").labels(*base)
+        self._orders_rejected = counter("orders_rejected", "Orders rejected, by reason.", ("reason",))
+        self.orders_rejected = {r: self._orders_rejected.labels(*base, r) for r in REJECT_REASONS}
+        fills = counter("fills", "Fills received.", ("side",))
+        self.fills = {side: fills.labels(*base, side.value) for side in Side}
+        self.fill_volume_usd = counter("fill_volume_usd", "Filled notional, USD.").labels(*base)
+        self.maker_rebate_usd = counter("maker_rebate_usd", "Maker rebates received, USD.").labels(*base)
+        self.tick_to_quote_seconds = Histogram(
+            "mmfleet_tick_to_quote_seconds", "Book event in to desired orders out.", LABELS,
+            buckets=TICK_TO_QUOTE_BUCKETS, registry=registry,
+        ).labels(*base)  # fmt: skip
+        errors = counter("exchange_errors", "Exchange errors, by kind.", ("kind",))
+        self.exchange_errors = {k: errors.labels(*base, k) for k in ERROR_KINDS}
+        self.circuit_breaker_tripped = gauge(
+            "circuit_breaker_tripped", "1 when the max-loss breaker tripped."
+        ).labels(*base)
+        self.trading_enabled = gauge("trading_enabled", "1 when the bot may place orders.").labels(*base)
+        self.trading_state = Gauge(
+            "mmfleet_trading_state", "1 for the current trading state.", (*LABELS, "state"), registry=registry
+        )
+        self._state_children = {s: self.trading_state.labels(*base, s.value) for s in TradingState}
+        self._config_info = Gauge(
+            "mmfleet_config_info", "Config version in use (value 1).", (*LABELS, "version"), registry=registry
+        )
+        self._model_info = Gauge(
+            "mmfleet_model_info",
+            "Regime model version in use (value 1).",
+            (*LABELS, "version"),
+            registry=registry,
+        )
+        self._base = base
+        self.set_config_version("none")
+        self.set_model_version("none")
+        registry.register(_MarketDataAge(base, lambda: self.last_book_ns))
+        for child in self.regime_probability.values():
+            child.set(0.0)
+        for child in self.quote_price.values():
+            child.set(float("nan"))
+
+    def reject(self, reason: str) -> None:
+        """Count a rejection; unknown reasons fall into `other` so the label set stays bounded."""
+        self.orders_rejected.get(reason, self.orders_rejected["other"]).inc()
+
+    def error(self, kind: str) -> None:
+        self.exchange_errors.get(kind, self.exchange_errors["other"]).inc()
+
+    def set_state(self, state: TradingState) -> None:
+        for value, child in self._state_children.items():
+            child.set(1.0 if value is state else 0.0)
+
+    def set_config_version(self, version: str) -> None:
+        self._config_info.clear()
+        self._config_info.labels(*self._base, version).set(1.0)
+
+    def set_model_version(self, version: str) -> None:
+        self._model_info.clear()
+        self._model_info.labels(*self._base, version).set(1.0)

@@ -1,0 +1,326 @@
+"""The control plane in the store: a durable command queue and versioned configs with per-bot acks.
+
+Flows and the CLI write here; bots poll. Nothing is deleted, so every change stays audited: who asked,
+when, and what each bot answered.
+
+A command targets one bot or "*" (every bot). A targeted command's row carries its status; a broadcast
+is acknowledged per bot in `command_acks` (its row shows the latest ack). A broadcast stays pending for
+every bot that has not acked it, so give it a `ttl_s` unless bots started later should obey it too.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import socket
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import Connection, Row, and_, or_, select
+
+from bots.store.db import LedgerBase
+from bots.store.schema import COMMANDS, command_acks, commands, config_acks, config_versions
+
+__all__ = ["ALL_BOTS", "Command", "CommandAck", "ConfigAck", "ConfigVersion", "ControlPlane"]
+
+ALL_BOTS = "*"
+AckStatus = Literal["applied", "rejected"]
+
+
+def _default_author() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry in some containers
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One queued command; `status` is pending, done or failed."""
+
+    id: int
+    bot: str
+    command: str
+    payload: dict[str, Any]
+    author: str
+    created_at_ns: int
+    expires_at_ns: int | None
+    status: str
+    acked_at_ns: int | None
+    outcome: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CommandAck:
+    """One bot's answer to a command."""
+
+    command_id: int
+    bot: str
+    status: str
+    outcome: str | None
+    acked_at_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigVersion:
+    """A published, already validated config and the bots it is meant for ("*" = all)."""
+
+    version: int
+    config: dict[str, Any]
+    targets: tuple[str, ...]
+    author: str
+    created_at_ns: int
+
+    def targets_bot(self, bot: str) -> bool:
+        return bot in self.targets or ALL_BOTS in self.targets
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigAck:
+    """A bot's answer to a config version: applied, or rejected with the reason."""
+
+    version: int
+    bot: str
+    status: str
+    reason: str | None
+    at_ns: int
+
+
+def _new_id(key: Any) -> int:
+    if key is None:  # pragma: no cover - every table here has an autoincrement key
+        raise RuntimeError("the database returned no primary key")
+    return int(key[0])
+
+
+def _command(row: Row[Any]) -> Command:
+    return Command(
+        id=row.id,
+        bot=row.bot,
+        command=row.command,
+        payload=dict(row.payload),
+        author=row.author,
+        created_at_ns=row.created_at_ns,
+        expires_at_ns=row.expires_at_ns,
+        status=row.status,
+        acked_at_ns=row.acked_at_ns,
+        outcome=row.outcome,
+    )
+
+
+def _config(row: Row[Any]) -> ConfigVersion:
+    return ConfigVersion(
+        version=row.version,
+        config=dict(row.config),
+        targets=tuple(row.targets),
+        author=row.author,
+        created_at_ns=row.created_at_ns,
+    )
+
+
+class ControlPlane(LedgerBase):
+    """Commands and config versions."""
+
+    def enqueue_command(
+        self,
+        bot: str,
+        command: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        author: str | None = None,
+        ttl_s: float | None = None,
+    ) -> int:
+        """Queue `command` for `bot` (or "*"); returns its id. Unknown commands are refused here."""
+        if command not in COMMANDS:
+            raise ValueError(f"unknown command {command!r}; known: {', '.join(COMMANDS)}")
+        if not bot:
+            raise ValueError("a command needs a bot name or '*'")
+        if ttl_s is not None and ttl_s <= 0:
+            raise ValueError("ttl_s must be positive")
+        now = self._now()
+        values = {
+            "bot": bot,
+            "command": command,
+            "payload": json.loads(json.dumps(dict(payload or {}))),  # fail now if not JSON-able
+            "author": author or _default_author(),
+            "created_at_ns": now,
+            "expires_at_ns": None if ttl_s is None else now + round(ttl_s * 1e9),
+            "status": "pending",
+        }
+        with self._engine.begin() as connection:
+            inserted = connection.execute(commands.insert().values(**values))
+            return _new_id(inserted.inserted_primary_key)
+
+    def pending_commands(self, bot: str) -> list[Command]:
+        """Commands `bot` has yet to act on, oldest first: its own pending ones and unacked broadcasts."""
+        acked_by_bot = (
+            select(command_acks.c.command_id)
+            .where(command_acks.c.command_id == commands.c.id, command_acks.c.bot == bot)
+            .exists()
+        )
+        now = self._now()
+        query = (
+            select(commands)
+            .where(
+                or_(
+                    and_(commands.c.bot == bot, commands.c.status == "pending"),
+                    and_(commands.c.bot == ALL_BOTS, ~acked_by_bot),
+                ),
+                or_(commands.c.expires_at_ns.is_(None), commands.c.expires_at_ns > now),
+            )
+            .order_by(commands.c.id)
+        )
+        with self._engine.begin() as connection:
+            return [_command(row) for row in connection.execute(query)]
+
+    def ack_command(self, command_id: int, outcome: str, *, bot: str | None = None, ok: bool = True) -> None:
+        """Record what a bot did with a command. `bot` is required for a broadcast; acking twice keeps
+        the first answer."""
+        status = "done" if ok else "failed"
+        now = self._now()
+        with self._engine.begin() as connection:
+            row = connection.execute(select(commands).where(commands.c.id == command_id)).one_or_none()
+            if row is None:
+                raise KeyError(f"no command {command_id}")
+            if row.bot == ALL_BOTS and bot is None:
+                raise ValueError(f"command {command_id} is a broadcast: say which bot acks it")
+            if row.bot != ALL_BOTS and bot is not None and bot != row.bot:
+                raise ValueError(f"command {command_id} is for {row.bot}, not {bot}")
+            acker = bot or row.bot
+            ack = {"command_id": command_id, "bot": acker, "status": status, "outcome": outcome}
+            written = self._insert_ignore(
+                connection, command_acks, {**ack, "acked_at_ns": now}, ("command_id", "bot")
+            )
+            if written:
+                connection.execute(
+                    commands.update()
+                    .where(commands.c.id == command_id)
+                    .values(status=status, outcome=outcome, acked_at_ns=now)
+                )
+
+    def command(self, command_id: int) -> Command:
+        """One command by id (KeyError when unknown)."""
+        with self._engine.begin() as connection:
+            row = connection.execute(select(commands).where(commands.c.id == command_id)).one_or_none()
+        if row is None:
+            raise KeyError(f"no command {command_id}")
+        return _command(row)
+
+    def recent_commands(self, limit: int = 50) -> list[Command]:
+        """The latest commands, newest first: the audit view."""
+        query = select(commands).order_by(commands.c.id.desc()).limit(limit)
+        with self._engine.begin() as connection:
+            return [_command(row) for row in connection.execute(query)]
+
+    def command_acks(self, command_id: int) -> list[CommandAck]:
+        """Every bot's answer to a command, in the order they came."""
+        query = (
+            select(command_acks)
+            .where(command_acks.c.command_id == command_id)
+            .order_by(command_acks.c.acked_at_ns, command_acks.c.bot)
+        )
+        with self._engine.begin() as connection:
+            return [
+                CommandAck(row.command_id, row.bot, row.status, row.outcome, row.acked_at_ns)
+                for row in connection.execute(query)
+            ]
+
+    def publish_config(
+        self, config: Mapping[str, Any] | str, targets: Sequence[str], author: str | None = None
+    ) -> int:
+        """Store a validated config for `targets` (bot names or ["*"]); returns the new version."""
+        document = json.loads(config) if isinstance(config, str) else json.loads(json.dumps(dict(config)))
+        if not isinstance(document, dict):
+            raise ValueError("a config is a JSON object")
+        if isinstance(targets, str) or not targets or not all(isinstance(t, str) and t for t in targets):
+            raise ValueError("targets: a non-empty list of bot names, or ['*']")
+        values = {
+            "config": document,
+            "targets": sorted(set(targets)),
+            "author": author or _default_author(),
+            "created_at_ns": self._now(),
+        }
+        with self._engine.begin() as connection:
+            inserted = connection.execute(config_versions.insert().values(**values))
+            return _new_id(inserted.inserted_primary_key)
+
+    def config_version(self, version: int) -> ConfigVersion:
+        """One published version (KeyError when unknown)."""
+        query = select(config_versions).where(config_versions.c.version == version)
+        with self._engine.begin() as connection:
+            row = connection.execute(query).one_or_none()
+        if row is None:
+            raise KeyError(f"no config version {version}")
+        return _config(row)
+
+    def pending_config(self, bot: str) -> ConfigVersion | None:
+        """The newest version meant for `bot`, unless the bot has already answered it (a newer version
+        supersedes older unanswered ones)."""
+        with self._engine.begin() as connection:
+            newest = self._newest_config_for(connection, bot)
+            if newest is None:
+                return None
+            answered = connection.execute(
+                select(config_acks.c.status).where(
+                    config_acks.c.version == newest.version, config_acks.c.bot == bot
+                )
+            ).first()
+            return None if answered is not None else newest
+
+    def applied_config(self, bot: str) -> ConfigVersion | None:
+        """The newest version `bot` acked as applied: what it should run with after a restart."""
+        query = (
+            select(config_versions)
+            .join(config_acks, config_acks.c.version == config_versions.c.version)
+            .where(config_acks.c.bot == bot, config_acks.c.status == "applied")
+            .order_by(config_versions.c.version.desc())
+            .limit(1)
+        )
+        with self._engine.begin() as connection:
+            row = connection.execute(query).one_or_none()
+        return None if row is None else _config(row)
+
+    def ack_config(self, version: int, bot: str, status: AckStatus, reason: str | None = None) -> None:
+        """Record a bot's answer to a version; a later answer to the same version replaces it."""
+        if status not in ("applied", "rejected"):
+            raise ValueError(f"config ack status is applied or rejected, not {status!r}")
+        if status == "rejected" and not reason:
+            raise ValueError("a rejection needs a reason")
+        with self._engine.begin() as connection:
+            target = connection.execute(
+                select(config_versions.c.targets).where(config_versions.c.version == version)
+            ).one_or_none()
+            if target is None:
+                raise KeyError(f"no config version {version}")
+            values = {
+                "version": version,
+                "bot": bot,
+                "status": status,
+                "reason": reason,
+                "at_ns": self._now(),
+            }
+            self._upsert(connection, config_acks, values, ("version", "bot"))
+
+    def config_acks(self, version: int) -> list[ConfigAck]:
+        """Every bot's answer to a version, in the order they came (the rollout flow watches this)."""
+        query = (
+            select(config_acks)
+            .where(config_acks.c.version == version)
+            .order_by(config_acks.c.at_ns, config_acks.c.bot)
+        )
+        with self._engine.begin() as connection:
+            return [
+                ConfigAck(row.version, row.bot, row.status, row.reason, row.at_ns)
+                for row in connection.execute(query)
+            ]
+
+    @staticmethod
+    def _newest_config_for(connection: Connection, bot: str) -> ConfigVersion | None:
+        # Targets are a JSON list; matching in Python keeps the query portable. Versions are few.
+        query = select(config_versions).order_by(config_versions.c.version.desc())
+        for row in connection.execute(query):
+            version = _config(row)
+            if version.targets_bot(bot):
+                return version
+        return None

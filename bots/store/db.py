@@ -1,0 +1,227 @@
+"""Opening the ledger's database: URL rules, SQLite and PostgreSQL setup, schema creation and version check.
+
+The same SQLAlchemy Core code runs on both backends; the differences live here:
+- SQLite (the embedded default, one file): WAL so readers never block the writer, `synchronous=FULL`
+  so a committed fill survives a power cut, and `BEGIN IMMEDIATE` for every transaction so that
+  concurrent processes queue for the write lock instead of failing on a lock upgrade.
+- PostgreSQL (at scale): `postgresql://` is read as `postgresql+psycopg://` (psycopg 3); an optional
+  `schema` puts every table in that schema via `search_path` (used to isolate test runs).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import socket
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from sqlalchemy import Connection, Engine, Table, create_engine, event, inspect, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.pool import NullPool, StaticPool
+
+from bots.errors import FleetError
+from bots.store.schema import SCHEMA_VERSION, metadata, schema_version
+
+__all__ = [
+    "DATABASE_URL_ENV",
+    "DEFAULT_SQLITE_PATH",
+    "LedgerBase",
+    "SchemaVersionError",
+    "StoreError",
+    "normalise_url",
+]
+
+DATABASE_URL_ENV = "MMFLEET_DATABASE_URL"
+DEFAULT_SQLITE_PATH = Path("data/mmfleet.sqlite")
+_SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_INIT_LOCK_KEY = 0x6D6D666C656574  # "mmfleet": serialises schema creation across processes on PostgreSQL
+
+
+class StoreError(FleetError):
+    """The ledger database cannot be used (unreachable, bad URL): fix the deployment, not a retry."""
+
+
+class SchemaVersionError(StoreError):
+    """The database was written by a newer (or unknown) schema: refuse it rather than corrupt it."""
+
+
+def normalise_url(url: str | Path | None = None) -> URL:
+    """The SQLAlchemy URL of the ledger: `url`, else $MMFLEET_DATABASE_URL, else the default SQLite file.
+
+    A path (or any string without "://") is a SQLite file; `postgres://` and `postgresql://` mean psycopg 3.
+    """
+    if url is None:
+        url = os.environ.get(DATABASE_URL_ENV) or DEFAULT_SQLITE_PATH
+    if isinstance(url, Path) or "://" not in url:
+        path = Path(url).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return URL.create("sqlite+pysqlite", database=str(path))
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StoreError(f"unreadable database URL: {exc}") from None
+    if parsed.drivername in ("postgres", "postgresql"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.drivername == "sqlite":
+        parsed = parsed.set(drivername="sqlite+pysqlite")
+    if parsed.drivername not in ("postgresql+psycopg", "sqlite+pysqlite"):
+        raise StoreError(
+            f"unsupported database {parsed.drivername!r}: use a SQLite path or postgresql://user@host/db"
+        )
+    if parsed.drivername == "sqlite+pysqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    return parsed
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    memory = url.database in (None, "", ":memory:")
+    engine = create_engine(
+        url,
+        connect_args={"timeout": 30.0, "check_same_thread": False},
+        poolclass=StaticPool if memory else None,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # pysqlite's own BEGIN handling is off: see _on_begin
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _postgres_engine(url: URL, schema: str | None) -> Engine:
+    if schema is not None:
+        bootstrap = create_engine(url, poolclass=NullPool)
+        try:
+            with bootstrap.begin() as connection:
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _INIT_LOCK_KEY})
+                connection.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        finally:
+            bootstrap.dispose()
+    engine = create_engine(url, pool_pre_ping=True)
+    if schema is not None:
+
+        @event.listens_for(engine, "connect", insert=True)
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            autocommit = dbapi_connection.autocommit
+            dbapi_connection.autocommit = True
+            cursor = dbapi_connection.cursor()
+            cursor.execute(f'SET SESSION search_path TO "{schema}"')
+            cursor.close()
+            dbapi_connection.autocommit = autocommit
+
+    return engine
+
+
+class LedgerBase:
+    """Owns the engine and the clock; the ledger's parts (control plane, locks, fills) build on it."""
+
+    def __init__(
+        self,
+        url: str | Path | None = None,
+        *,
+        schema: str | None = None,
+        clock: Callable[[], int] = time.time_ns,
+        owner: str | None = None,
+    ) -> None:
+        self.host = socket.gethostname()
+        self.pid = os.getpid()
+        # Who this ledger handle is, for worker locks: unique even for two handles in one process.
+        self.owner = owner or f"{self.host}:{self.pid}:{secrets.token_hex(4)}"
+        self.url = normalise_url(url)
+        self.backend = self.url.get_backend_name()
+        self._clock = clock
+        if schema is not None and (self.backend != "postgresql" or not _SCHEMA_NAME.match(schema)):
+            raise StoreError(f"schema {schema!r}: a plain identifier, and only on PostgreSQL")
+        safe_url = self.url.render_as_string(hide_password=True)
+        try:
+            if self.backend == "sqlite":
+                self._engine = _sqlite_engine(self.url)
+            else:
+                self._engine = _postgres_engine(self.url, schema)
+            try:
+                self._prepare()
+            except BaseException:
+                self._engine.dispose()
+                raise
+        except OperationalError as exc:
+            raise StoreError(f"cannot open the ledger at {safe_url}: {exc.orig}") from exc
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    def close(self) -> None:
+        """Close every pooled connection; the data is already committed."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _now(self) -> int:
+        return self._clock()
+
+    def _prepare(self) -> None:
+        """Create missing tables and record the schema version; refuse a database newer than the code."""
+        with self._engine.begin() as connection:
+            if self.backend == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _INIT_LOCK_KEY})
+            found: int | None = None
+            if inspect(connection).has_table(schema_version.name):
+                found = connection.execute(select(schema_version.c.version)).scalar_one_or_none()
+            if found is not None and found != SCHEMA_VERSION:
+                raise SchemaVersionError(
+                    f"the ledger database has schema version {found}, this code knows {SCHEMA_VERSION}: "
+                    + ("upgrade mmfleet" if found > SCHEMA_VERSION else "no migration from it exists")
+                )
+            metadata.create_all(connection)
+            if found is None:
+                connection.execute(
+                    schema_version.insert().values(id=1, version=SCHEMA_VERSION, updated_at_ns=self._now())
+                )
+
+    def _insert_ignore(
+        self, connection: Connection, table: Table, values: Mapping[str, Any], keys: Sequence[str]
+    ) -> bool:
+        """INSERT that does nothing on a duplicate of `keys`; True when a row was written.
+
+        RETURNING tells the two cases apart: the rowcount of an upsert is not reliable on every driver.
+        """
+        returned = table.c[keys[0]]
+        if self.backend == "sqlite":
+            sqlite_stmt = sqlite.insert(table).values(**values).on_conflict_do_nothing(index_elements=keys)
+            return connection.execute(sqlite_stmt.returning(returned)).first() is not None
+        pg_stmt = postgresql.insert(table).values(**values).on_conflict_do_nothing(index_elements=keys)
+        return connection.execute(pg_stmt.returning(returned)).first() is not None
+
+    def _upsert(
+        self, connection: Connection, table: Table, values: Mapping[str, Any], keys: Sequence[str]
+    ) -> None:
+        """INSERT, or UPDATE the non-key columns of the row with the same `keys`."""
+        changes = {name: value for name, value in values.items() if name not in keys}
+        if self.backend == "sqlite":
+            sqlite_stmt = sqlite.insert(table).values(**values)
+            connection.execute(sqlite_stmt.on_conflict_do_update(index_elements=keys, set_=changes))
+            return
+        pg_stmt = postgresql.insert(table).values(**values)
+        connection.execute(pg_stmt.on_conflict_do_update(index_elements=keys, set_=changes))
