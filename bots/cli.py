@@ -5,6 +5,8 @@ from __future__ import annotations
 import typer
 
 from bots.cli_config import config_app
+from bots.cli_ctl import ctl_app
+from bots.cli_run import bot_app, fleet_app
 
 __all__ = ["app"]
 
@@ -15,6 +17,9 @@ app = typer.Typer(
     help="Run and manage a fleet of Avellaneda-Stoikov market-making bots on GRVT.",
 )
 app.add_typer(config_app, name="config")
+app.add_typer(bot_app, name="bot")
+app.add_typer(fleet_app, name="fleet")
+app.add_typer(ctl_app, name="ctl")
 
 if __name__ == "__main__":
     app()

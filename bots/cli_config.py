@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
+from bots.cli_common import fail, load_or_exit
 from bots.errors import ConfigError
-from settings.fleet import format_effective_config, load_fleet
+from settings.fleet import format_effective_config
 from settings.reference import render_reference, write_reference
 
 __all__ = ["config_app"]
@@ -17,24 +17,12 @@ __all__ = ["config_app"]
 config_app = typer.Typer(no_args_is_help=True, help="Check the fleet configuration and print its reference.")
 
 
-def _fail(problems: Iterable[str]) -> NoReturn:
-    """Print one line per problem on stderr and exit 2 (configuration error), never a traceback."""
-    for line in problems:
-        typer.echo(line, err=True)
-    raise typer.Exit(code=ConfigError.exit_code)
-
-
 @config_app.command("check")
 def check(
     file: Annotated[Path, typer.Argument(help="The YAML fleet file.", show_default=False)],
 ) -> None:
     """Load FILE with env and .env overrides applied; print every bot's effective config (secrets masked)."""
-    try:
-        fleet = load_fleet(file)
-    except ConfigError as exc:
-        _fail(exc.problems)
-    except Exception as exc:  # a bug, but a config check must still answer in one line
-        _fail([f"{file}: unexpected {type(exc).__name__} while loading: {exc}"])
+    fleet = load_or_exit(file)
     typer.echo(format_effective_config(fleet), nl=False)
 
 
@@ -52,5 +40,5 @@ def reference(
     try:
         changed = write_reference(write)
     except ConfigError as exc:
-        _fail(exc.problems)
+        fail(exc.problems)
     typer.echo(f"{write}: {'updated' if changed else 'already up to date'}")

@@ -11,13 +11,15 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Final
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from bots.engine.types import OrderKind, Side, Signal, TradingState
 
 __all__ = ["REGIMES", "TICK_TO_QUOTE_BUCKETS", "BotMetrics"]
+
+disable_created_metrics()  # type: ignore[no-untyped-call]  # `_created` series double the exposition and no dashboard uses them
 
 # 10 us .. 100 ms, roughly x2.5 per bucket.
 TICK_TO_QUOTE_BUCKETS: Final = (
@@ -41,7 +43,7 @@ class _MarketDataAge(Collector):
             "mmfleet_market_data_age_seconds", "Seconds since the last order book event.", labels=LABELS
         )
         last = self._last_book_ns()
-        age = (time.time_ns() - last) / 1e9 if last else float("inf")
+        age = max(0.0, (time.time_ns() - last) / 1e9) if last else float("inf")
         family.add_metric(self._labels, age)
         yield family
 

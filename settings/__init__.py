@@ -13,6 +13,7 @@ from settings.models import (
     PaperSettings,
     RegimeParams,
     RiskSettings,
+    SimSettings,
     StrategySettings,
     TunerSettings,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "PaperSettings",
     "RegimeParams",
     "RiskSettings",
+    "SimSettings",
     "StrategySettings",
     "TunerSettings",
     "bot_settings",

@@ -35,6 +35,7 @@ from settings.models import (
     MLSettings,
     PaperSettings,
     RiskSettings,
+    SimSettings,
     StrategySettings,
 )
 
@@ -63,6 +64,7 @@ class BotDefaults(Frozen):
     strategy: StrategySettings = Field(default_factory=StrategySettings)
     risk: RiskSettings = Field(default_factory=RiskSettings)
     paper: PaperSettings = Field(default_factory=PaperSettings)
+    sim: SimSettings = Field(default_factory=SimSettings)
     ml: MLSettings = Field(default_factory=MLSettings)
 
     @model_validator(mode="after")

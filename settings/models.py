@@ -23,6 +23,7 @@ __all__ = [
     "PaperSettings",
     "RegimeParams",
     "RiskSettings",
+    "SimSettings",
     "StrategySettings",
     "TunerSettings",
 ]
@@ -102,6 +103,20 @@ class PaperSettings(Frozen):
         default=1.0, ge=-100, le=100, description="Maker rebate in basis points of notional (1 = 0.01%)."
     )
     starting_balance_usd: Decimal = Field(default=Decimal("10000"), gt=0, description="Paper cash at start.")
+
+
+class SimSettings(Frozen):
+    """The offline market of sim mode: a seeded random walk with bursts, trends and A*exp(-k*delta) trades."""
+
+    seed: int | None = Field(default=None, description="Random seed; a fresh one per start when unset.")
+    start_price: float | None = Field(
+        default=None, gt=0, description="First mid; the last recorded mid of the symbol, else a built-in one."
+    )
+    sigma: float = Field(default=1e-4, ge=0, le=0.1, description="Calm volatility of log mid per sqrt(s).")
+    book_interval_s: float = Field(default=0.1, gt=0, le=60, description="Seconds between book updates.")
+    trade_intensity_a: float = Field(default=2.0, ge=0, le=1e6, description="Trades per second at depth 0.")
+    trade_decay_k: float = Field(default=1000.0, gt=0, le=1e9, description="Intensity decay with depth.")
+    speed: float = Field(default=1.0, gt=0, le=1000, description="Simulated seconds per wall-clock second.")
 
 
 class FilterSettings(Frozen):
@@ -283,6 +298,7 @@ class BotSettings(Frozen):
     strategy: StrategySettings = Field(default_factory=StrategySettings)
     risk: RiskSettings = Field(default_factory=RiskSettings)
     paper: PaperSettings = Field(default_factory=PaperSettings)
+    sim: SimSettings = Field(default_factory=SimSettings)
     ml: MLSettings = Field(default_factory=MLSettings)
 
     @model_validator(mode="after")

@@ -8,14 +8,15 @@ Inputs must be finite (prices positive); the hot path does not validate them.
 
 Precision. Rolling second moments of prices near 50,000 lose almost every digit to cancellation
 in the textbook `sum(x^2) - sum(x)^2/n`, and pandas' own add/remove Welford (`rolling().std()`)
-drifts by ~1e-7 relative on such data. `_WindowMoments` keeps sums of deviations from an anchor
-near the data (`x - anchor` is exact by Sterbenz's lemma for prices) and rebuilds them exactly
-(`math.fsum`, anchor = window mean) whenever its error bound `ops * peak(s2) * eps` could exceed
-~1.5e-11 of the current `m2`. The bound only grows when the mean drifts away from the anchor or
-the variance collapses (a burst leaves the window), so on ordinary data a rebuild happens every
-few hundred to few thousand updates; a collapse by 2**16 can only repeat a bounded number of
-times before it needs a new burst, which takes `window` updates to leave again, so the rebuilds
-stay O(1) amortized. Rolling sums of non-negative true ranges use the same rule.
+drifts by ~1e-7 relative on such data (far more with a window of 2). `_WindowMoments` keeps sums
+of deviations from an anchor near the data (`x - anchor` is exact by Sterbenz's lemma for prices)
+and rebuilds them exactly (`math.fsum`, anchor = window mean) whenever its error bound
+`ops_since_rebuild * peak(s2) * eps` could exceed ~1.5e-11 of the current `m2`. The bound grows
+only when the mean drifts from the anchor or the variance collapses (a burst leaves the window):
+on a random walk a rebuild of `window` values comes every 3 to 15 window lengths of updates, and
+a collapse by 2**16 can repeat only a few times before it needs a new burst, which takes `window`
+updates to leave again, so rebuilds stay O(1) amortized. Rolling sums of non-negative true
+ranges (Choppiness) use the same rule.
 """
 
 from __future__ import annotations

@@ -58,6 +58,7 @@ class QuoteEngine:
         "_dt_s",
         "_last_ts_ns",
         "_lot",
+        "_min_lots",
         "_regime",
         "_tick",
         "_vol",
@@ -72,6 +73,7 @@ class QuoteEngine:
         spec = settings.spec
         self._tick = float(spec.tick_size)
         self._lot = float(spec.lot_size)
+        self._min_lots = math.ceil(spec.effective_min_size / spec.lot_size)
         self._vol = LogReturnVolatility(settings.strategy.volatility_window_ticks)
         self._regime = RegimeTracker(settings.strategy)
         self._dt_s = math.nan  # smoothed seconds between book events, to scale per-tick sigma
@@ -79,6 +81,17 @@ class QuoteEngine:
         self.gamma = settings.strategy.gamma
         self.kappa = settings.strategy.kappa
         self.risk_state = RiskState()
+
+    def reconfigured(self, settings: BotSettings) -> QuoteEngine:
+        """An engine on new settings that keeps the warmed-up indicators when their parameters are equal."""
+        engine = QuoteEngine(settings)
+        old, new = self.settings.strategy, settings.strategy
+        if old.volatility_window_ticks == new.volatility_window_ticks:
+            engine._vol, engine._dt_s, engine._last_ts_ns = self._vol, self._dt_s, self._last_ts_ns
+        if (old.trend_strategy, old.filters) == (new.trend_strategy, new.filters):
+            engine._regime = self._regime
+        engine.risk_state = self.risk_state
+        return engine
 
     def sigma(self) -> float:
         """Volatility of log returns per sqrt(second); nan until the window is full."""
@@ -141,8 +154,7 @@ class QuoteEngine:
         reasons.extend(verdict.reasons)
         orders: list[DesiredOrder] = []
         size_lots = lots_for_notional(strategy.order_size_usd, mid, self._lot)
-        min_lots = math.ceil(float(self.settings.spec.effective_min_size) / self._lot - 1e-9)
-        if size_lots < min_lots:
+        if size_lots < self._min_lots:
             reasons.append(f"order_size_usd {strategy.order_size_usd} is below the minimum size")
         elif verdict.state is not TradingState.HALTED:
             tolerance = (

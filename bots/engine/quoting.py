@@ -7,7 +7,7 @@ clamped so it can never cross the book, then the entry anchor moves exits and ad
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from bots.engine.types import DesiredOrder, OrderKind, Side, Signal
 from settings.models import StrategySettings
@@ -33,8 +33,7 @@ def lots_for_notional(notional_usd: float, price: float, lot: float) -> int:
     return math.floor(notional_usd / price / lot + _EPS)
 
 
-@dataclass(frozen=True, slots=True)
-class Anchor:
+class Anchor(NamedTuple):
     """Entry-anchor limits in ticks: bids at most `max_bid`, asks at least `min_ask`."""
 
     max_bid: int
@@ -81,28 +80,54 @@ def build_quotes(
         max_bid = min(max_bid, anchor.max_bid)
         min_ask = max(min_ask, anchor.min_ask)
     spacing = strategy.grid_spacing_pct
-    bids: dict[int, DesiredOrder] = {}
-    asks: dict[int, DesiredOrder] = {}
+    # Hot path (every book event): rounding inlined; layers move away from mid monotonically, so after
+    # the clamps equal prices can only be neighbours and one comparison de-duplicates.
+    floor, ceil, buy, sell = math.floor, math.ceil, Side.BUY, Side.SELL
+    bids: list[DesiredOrder] = []
+    asks: list[DesiredOrder] = []
+    last_bid = last_ask = -1
     for layer in range(strategy.grid_layers):
         distance = mid * (half_spread + layer * spacing)
-        bid = min(bid_ticks(center - distance, tick), max_bid)
-        ask = max(ask_ticks(center + distance, tick), min_ask)
-        if bid > 0:
-            bids.setdefault(bid, DesiredOrder(Side.BUY, bid, size_lots, layer))
-        asks.setdefault(ask, DesiredOrder(Side.SELL, ask, size_lots, layer))
+        bid = floor((center - distance) / tick + _EPS)
+        ask = ceil((center + distance) / tick - _EPS)
+        bid = min(bid, max_bid)
+        ask = max(ask, min_ask)
+        if bid != last_bid and bid > 0:
+            bids.append(DesiredOrder(buy, bid, size_lots, layer))
+            last_bid = bid
+        if ask != last_ask:
+            asks.append(DesiredOrder(sell, ask, size_lots, layer))
+            last_ask = ask
     if strategy.signal_boost and signal is not Signal.NEUTRAL:
         # Boosts sit near the mid, so a skewed grid may have our own opposite orders there: stay behind them.
         if signal is Signal.BUY:
-            cap = min(max_bid, min(asks) - 1)
-            for layer, offset in enumerate(strategy.boost_offsets_pct):
-                price = min(bid_ticks(mid * (1.0 - offset), tick), cap)
-                if price > 0:
-                    bids.setdefault(price, DesiredOrder(Side.BUY, price, size_lots, layer, OrderKind.BOOST))
+            cap = min(max_bid, asks[0].price_ticks - 1)
+            boosts = [
+                DesiredOrder(buy, price, size_lots, layer, OrderKind.BOOST)
+                for layer, offset in enumerate(strategy.boost_offsets_pct)
+                if (price := min(bid_ticks(mid * (1.0 - offset), tick), cap)) > 0
+            ]
+            bids = _merge(boosts, bids, descending=True)
         else:
-            floor = max(min_ask, max(bids, default=0) + 1)
-            for layer, offset in enumerate(strategy.boost_offsets_pct):
-                price = max(ask_ticks(mid * (1.0 + offset), tick), floor)
-                asks.setdefault(price, DesiredOrder(Side.SELL, price, size_lots, layer, OrderKind.BOOST))
-    ordered = [bids[p] for p in sorted(bids, reverse=True)]
-    ordered.extend(asks[p] for p in sorted(asks))
-    return ordered
+            lowest = max(min_ask, bids[0].price_ticks + 1 if bids else 0)
+            boosts = [
+                DesiredOrder(
+                    sell,
+                    max(ask_ticks(mid * (1.0 + offset), tick), lowest),
+                    size_lots,
+                    layer,
+                    OrderKind.BOOST,
+                )
+                for layer, offset in enumerate(strategy.boost_offsets_pct)
+            ]
+            asks = _merge(boosts, asks, descending=False)
+    bids.extend(asks)
+    return bids
+
+
+def _merge(boosts: list[DesiredOrder], grid: list[DesiredOrder], *, descending: bool) -> list[DesiredOrder]:
+    """Boosts and grid of one side, best price first, one order per price (a boost wins a tie)."""
+    merged: dict[int, DesiredOrder] = {}
+    for order in (*boosts, *grid):
+        merged.setdefault(order.price_ticks, order)
+    return [merged[p] for p in sorted(merged, reverse=descending)]

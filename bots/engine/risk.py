@@ -34,6 +34,10 @@ class RiskVerdict:
     risk_state: RiskState
 
 
+_CLEAR = RiskState()
+_ACTIVE = RiskVerdict(TradingState.ACTIVE, False, (), _CLEAR)
+
+
 def drawdown_ratio(equity_usd: float, peak_equity_usd: float) -> float:
     """Fraction lost from the peak; 0 at or above the peak."""
     if peak_equity_usd <= 0:
@@ -57,7 +61,11 @@ def assess(
     """
     breaker = prev.breaker_tripped or unrealized_pnl_usd <= -risk.max_loss_usd
     drawdown = prev.drawdown_tripped or (drawdown_ratio(equity_usd, peak_equity_usd) >= risk.max_drawdown_pct)
-    state_after = RiskState(breaker_tripped=breaker, drawdown_tripped=drawdown)
+    state_after = (
+        prev
+        if (breaker, drawdown) == (prev.breaker_tripped, prev.drawdown_tripped)
+        else RiskState(breaker_tripped=breaker, drawdown_tripped=drawdown)
+    )
     if drawdown:
         reason = f"drawdown >= {risk.max_drawdown_pct:.2%} of peak equity {peak_equity_usd:.2f}: close all"
         return RiskVerdict(TradingState.HALTED, position_usd != 0.0, (reason,), state_after)
@@ -67,6 +75,8 @@ def assess(
     if abs(position_usd) >= risk.max_position_usd:
         reason = f"|position| {abs(position_usd):.2f} USD at max_position_usd: reduce only"
         return RiskVerdict(TradingState.REDUCING, False, (reason,), state_after)
+    if not (breaker or drawdown) and prev == _CLEAR:
+        return _ACTIVE  # the common case allocates nothing
     return RiskVerdict(TradingState.ACTIVE, False, (), state_after)
 
 
@@ -100,6 +110,11 @@ def clamp_to_limit(
         Side.BUY: (-position_lots if reducing else max_lots - position_lots),
         Side.SELL: (position_lots if reducing else max_lots + position_lots),
     }
+    wanted = {Side.BUY: 0, Side.SELL: 0}
+    for order in orders:
+        wanted[order.side] += order.size_lots
+    if wanted[Side.BUY] <= room[Side.BUY] and wanted[Side.SELL] <= room[Side.SELL]:
+        return orders  # everything fits: the common case
     kept: list[DesiredOrder] = []
     for order in orders:
         left = room[order.side]

@@ -54,9 +54,13 @@ class Book:
         return 0.5 * (self.bid_price + self.ask_price)
 
     def is_quotable(self) -> bool:
-        """A finite, positive, uncrossed book with size on both sides."""
-        values = (self.bid_price, self.ask_price, self.bid_size, self.ask_size)
-        return all(math.isfinite(v) and v > 0 for v in values) and self.bid_price < self.ask_price
+        """A finite, positive, uncrossed book with size on both sides (NaN fails every comparison)."""
+        inf = math.inf
+        return (
+            0.0 < self.bid_price < self.ask_price < inf
+            and 0.0 < self.bid_size < inf
+            and 0.0 < self.ask_size < inf
+        )
 
 
 class DesiredOrder(NamedTuple):

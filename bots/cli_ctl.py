@@ -1,0 +1,108 @@
+"""`mmfleet ctl ...`: commands to bots through the store, and the fleet's state as the ledger has it."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bots.cli_common import fail, load_or_exit
+from bots.store import Ledger
+from bots.store.control import ALL_BOTS
+from bots.worker import ENABLED_KEY, RISK_KEY
+
+__all__ = ["ctl_app"]
+
+ctl_app = typer.Typer(no_args_is_help=True, help="Send commands to bots and show their state.")
+
+ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Fleet YAML file.")]
+BotOption = Annotated[str | None, typer.Option("--bot", help="Bot name; omit with --all.")]
+AllOption = Annotated[bool, typer.Option("--all", help="Every bot of the fleet.")]
+WaitOption = Annotated[float, typer.Option(help="Seconds to wait for acks (0: don't wait).")]
+
+
+def _send(config: Path, command: str, bot: str | None, all_bots: bool, wait_s: float) -> None:
+    fleet = load_or_exit(config)
+    names = [b.name for b in fleet.bots]
+    if all_bots == (bot is not None):
+        fail(["give exactly one of --bot NAME or --all"])
+    if bot is not None and bot not in names:
+        fail([f"--bot: no bot named {bot!r}; known: {', '.join(names)}"])
+    with Ledger(fleet.ledger_url()) as ledger:
+        command_id = ledger.enqueue_command(ALL_BOTS if all_bots else str(bot), command, author="cli")
+        typer.echo(f"command {command_id}: {command} -> {'all bots' if all_bots else bot}")
+        expected = set(names) if all_bots else {str(bot)}
+        deadline = time.monotonic() + wait_s
+        acked: dict[str, str] = {}
+        while wait_s > 0 and time.monotonic() < deadline and set(acked) != expected:
+            acked = {ack.bot: f"{ack.status}: {ack.outcome}" for ack in ledger.command_acks(command_id)}
+            time.sleep(0.2)
+        for name in sorted(expected):
+            typer.echo(f"  {name}: {acked.get(name, 'no ack yet')}")
+
+
+def _command(name: str, doc: str) -> None:
+    def run(
+        config: ConfigOption, bot: BotOption = None, all_bots: AllOption = False, wait: WaitOption = 10.0
+    ) -> None:
+        _send(config, name, bot, all_bots, wait)
+
+    run.__doc__ = doc
+    ctl_app.command(name.replace("_", "-"))(run)
+
+
+for _name, _doc in (
+    ("start", "Resume trading (also clears a tripped circuit breaker)."),
+    ("stop", "Stop quoting and cancel every order; the position stays."),
+    ("stop_close", "Stop quoting, cancel every order and close the position."),
+    ("reload_config", "Reload the fleet file and apply it without a restart."),
+    ("restart", "Restart the worker's exchange connection and state."),
+    ("shutdown", "Stop the worker process cleanly."),
+):
+    _command(_name, _doc)
+
+
+@ctl_app.command("status")
+def status(config: ConfigOption) -> None:
+    """Every bot as the ledger has it: position, equity, PnL, state, config version, last command ack."""
+    fleet = load_or_exit(config)
+    table = Table(title="mmfleet bots (ledger)")
+    for column in (
+        "bot",
+        "mode",
+        "position",
+        "equity $",
+        "realized $",
+        "grid $",
+        "state",
+        "config",
+        "last ack",
+    ):
+        table.add_column(column, justify="left" if column in ("bot", "last ack") else "right")
+    with Ledger(fleet.ledger_url()) as ledger:
+        recent = ledger.recent_commands(200)
+        for bot in fleet.bots:
+            mark = (ledger.latest_position_snapshot(bot.name) or {}).get("mark")
+            portfolio = ledger.restore_portfolio(bot.name, bot.symbol, bot.paper.starting_balance_usd)
+            enabled = ledger.get_state(bot.name, ENABLED_KEY, True)
+            tripped = any((ledger.get_state(bot.name, RISK_KEY, {}) or {}).values())
+            state = "halted" if tripped else ("trading" if enabled else "stopped")
+            applied = ledger.applied_config(bot.name)
+            last = next((c for c in recent if c.bot in (bot.name, ALL_BOTS) and c.outcome), None)
+            table.add_row(
+                bot.name,
+                bot.exchange.mode,
+                str(portfolio.position),
+                f"{portfolio.equity(Decimal(str(mark))):.2f}" if mark is not None else "-",
+                f"{portfolio.realized_pnl:.2f}",
+                f"{portfolio.grid_profit:.2f}",
+                state,
+                str(applied.version) if applied else "file",
+                f"{last.command}: {last.outcome}" if last else "-",
+            )
+    Console().print(table)

@@ -1,0 +1,133 @@
+"""The worker's side of the control plane: obey queued commands and apply config versions, acking each.
+
+Runs between two quote cycles (one asyncio task), so a new config never meets half a cycle. A config
+version is a patch of this bot's settings: it is validated whole by the settings models and either
+applied entirely or rejected with the reason, changing nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from bots.errors import ConfigError
+from bots.store.control import ALL_BOTS, Command
+from settings.fleet import deep_merge, validation_problems
+from settings.models import BotSettings
+
+if TYPE_CHECKING:
+    from bots.worker import BotWorker
+
+__all__ = ["WorkerExit", "merged_settings", "poll_control"]
+
+log = logging.getLogger("mmfleet.control")
+
+
+class WorkerExit(StrEnum):
+    """Why a worker's run ended."""
+
+    STOPPED = "stopped"  # a signal or the shutdown command: exit 0
+    RESTART = "restart"  # the restart command: rebuild the exchange connection and run again
+
+
+# Fields that define which bot this is; a hot reload may not change them.
+_IDENTITY = (("symbol",), ("name",), ("exchange", "mode"), ("exchange", "env"))
+
+
+def merged_settings(current: BotSettings, patch: Mapping[str, Any]) -> BotSettings:
+    """`current` with `patch` deep-merged over it, validated; ConfigError names every bad field."""
+    merged = deep_merge(current.model_dump(mode="json"), patch)
+    try:
+        settings = BotSettings.model_validate(merged)
+    except ValidationError as exc:
+        problems = validation_problems(exc)
+        raise ConfigError("; ".join(problems), problems) from None
+    for path in _IDENTITY:
+        old: Any = current
+        new: Any = settings
+        for part in path:
+            old, new = getattr(old, part), getattr(new, part)
+        if old != new:
+            raise ConfigError(f"{'.'.join(path)} cannot change without a restart (got {new!r})")
+    return settings
+
+
+async def _start(worker: BotWorker, command: Command) -> str:
+    worker.set_enabled(True)
+    return "trading enabled"
+
+
+async def _stop(worker: BotWorker, command: Command) -> str:
+    worker.set_enabled(False)
+    count = len(worker.resting)
+    await worker.cancel_everything()
+    return f"stopped; {count} orders cancelled"
+
+
+async def _stop_close(worker: BotWorker, command: Command) -> str:
+    outcome = await _stop(worker, command)
+    if worker.last_book is not None:
+        await worker.close_position(worker.last_book)
+    return f"{outcome}; position now {worker.portfolio.position}"
+
+
+async def _reload_config(worker: BotWorker, command: Command) -> str:
+    if worker.reload_settings is None:
+        raise ConfigError("this worker was not started from a config file")
+    fresh = worker.reload_settings()
+    worker.apply_settings(fresh, "file")
+    return "config reloaded from file"
+
+
+async def _restart(worker: BotWorker, command: Command) -> str:
+    worker.request_stop(WorkerExit.RESTART)
+    return "restarting"
+
+
+async def _shutdown(worker: BotWorker, command: Command) -> str:
+    worker.request_stop()
+    return "shutting down"
+
+
+_HANDLERS: dict[str, Callable[[BotWorker, Command], Awaitable[str]]] = {
+    "start": _start,
+    "stop": _stop,
+    "stop_close": _stop_close,
+    "reload_config": _reload_config,
+    "restart": _restart,
+    "shutdown": _shutdown,
+}
+
+
+async def poll_control(worker: BotWorker) -> None:
+    """Act on every pending command, then on a pending config version."""
+    ledger = worker.ledger
+    for command in ledger.pending_commands(worker.name):
+        if command.bot == ALL_BOTS and command.created_at_ns < worker.started_ns:
+            ledger.ack_command(command.id, "skipped: issued before this worker started", bot=worker.name)
+            continue
+        try:
+            outcome, ok = await _HANDLERS[command.command](worker, command), True
+        except ConfigError as exc:
+            outcome, ok = f"rejected: {exc}", False
+        ledger.ack_command(command.id, outcome, bot=worker.name, ok=ok)
+        log.info(
+            "command",
+            extra={"fields": {"bot": worker.name, "command": command.command, "author": command.author,
+                              "outcome": outcome}},
+        )  # fmt: skip
+    version = ledger.pending_config(worker.name)
+    if version is None:
+        return
+    try:
+        settings = merged_settings(worker.settings, version.config)
+    except ConfigError as exc:
+        ledger.ack_config(version.version, worker.name, "rejected", str(exc))
+        log.warning("config rejected", extra={"fields": {"bot": worker.name, "version": version.version}})
+        return
+    worker.apply_settings(settings, str(version.version))
+    ledger.ack_config(version.version, worker.name, "applied")

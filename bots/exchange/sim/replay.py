@@ -1,0 +1,242 @@
+"""Recorded market data: write `(BookUpdate, list[Trade])` steps to CSV or Parquet and replay them.
+
+One row per event, in the order the events happened. A step is a `book` row followed by the `trade`
+rows that came after it, up to the next `book` row (trade rows before the first book are skipped).
+
+Columns (N = `levels`, 10 by default; level 0 is the best price):
+
+    ts_ns            int     exchange time of the event, nanoseconds since the epoch
+    kind             str     "book" or "trade"
+    symbol           str     instrument, e.g. BTC_USDT_Perp
+    bid_px_0..N-1    decimal bid prices, best first (book rows; empty past the book's depth)
+    bid_sz_0..N-1    decimal bid sizes, base currency
+    ask_px_0..N-1    decimal ask prices, best first
+    ask_sz_0..N-1    decimal ask sizes
+    price            decimal trade price (trade rows)
+    size             decimal trade size, base currency
+    side             str     "buy" or "sell": the taker's side
+    trade_id         str     the exchange's trade id
+
+Decimals are written as plain strings (exact; in Parquet as string columns too), empty cells are
+empty strings in CSV and nulls in Parquet. The format is chosen by suffix: `.csv`, `.csv.gz`,
+`.parquet` or `.pq`. Parquet needs `pyarrow` (a project dependency); pandas is never imported here, so
+the worker can record and replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import gzip
+from collections.abc import AsyncIterator, Iterable, Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import IO, Any, cast
+
+from bots.engine.types import Side
+from bots.exchange.base import BookLevel, BookUpdate, Trade
+from bots.exchange.sim.market import Step
+
+__all__ = ["columns", "paced", "read_recording", "write_recording"]
+
+Row = list[str | int | None]
+
+_NS_PER_S = 1_000_000_000
+_BATCH_ROWS = 65_536
+_CACHE_LIMIT = 200_000
+
+
+def columns(levels: int = 10) -> list[str]:
+    """The column names of a recording with `levels` book levels per side."""
+    names = ["ts_ns", "kind", "symbol"]
+    for side in ("bid", "ask"):
+        names += [f"{side}_px_{i}" for i in range(levels)] + [f"{side}_sz_{i}" for i in range(levels)]
+    return [*names, "price", "size", "side", "trade_id"]
+
+
+def _format(path: Path) -> str:
+    name = path.name.lower()
+    if name.endswith((".parquet", ".pq")):
+        return "parquet"
+    if name.endswith((".csv", ".csv.gz")):
+        return "csv"
+    raise ValueError(f"{path}: unknown recording format; use .csv, .csv.gz, .parquet or .pq")
+
+
+def _pyarrow() -> tuple[Any, Any]:
+    try:
+        import pyarrow as pa  # type: ignore[import-untyped]  # noqa: PLC0415 - optional, only for Parquet
+        import pyarrow.parquet as pq  # type: ignore[import-untyped]  # noqa: PLC0415
+    except ImportError as exc:  # pragma: no cover - pyarrow is a declared dependency
+        raise RuntimeError("Parquet recordings need pyarrow: pip install pyarrow (or use .csv)") from exc
+    return pa, pq
+
+
+def _open_text(path: Path, mode: str) -> IO[str]:
+    if path.name.lower().endswith(".gz"):
+        return cast(IO[str], gzip.open(path, mode + "t", newline="", encoding="utf-8"))
+    return path.open(mode, newline="", encoding="utf-8")
+
+
+# -- writing ------------------------------------------------------------------------------------------
+def _rows(steps: Iterable[Step], levels: int) -> Iterator[Row]:
+    blank: Row = [None] * (2 * levels)
+    for book, trades in steps:
+        row: Row = [book.ts_ns, "book", book.symbol]
+        for side in (book.bids, book.asks):
+            shown = side[:levels]
+            pad = blank[: levels - len(shown)]
+            row += [format(level.price, "f") for level in shown] + pad
+            row += [format(level.size, "f") for level in shown] + pad
+        yield [*row, None, None, None, None]
+        for trade in trades:
+            yield [
+                trade.ts_ns,
+                "trade",
+                trade.symbol,
+                *blank,
+                *blank,
+                format(trade.price, "f"),
+                format(trade.size, "f"),
+                trade.taker_side.value,
+                trade.trade_id,
+            ]
+
+
+def write_recording(path: str | Path, steps: Iterable[Step], *, levels: int = 10) -> int:
+    """Write `steps` to `path` (format from the suffix), keeping the top `levels` levels per side.
+
+    Returns the number of rows written. Streams: memory stays bounded for any number of steps.
+    """
+    path = Path(path)
+    names = columns(levels)
+    count = 0
+    if _format(path) == "csv":
+        with _open_text(path, "w") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(names)
+            for row in _rows(steps, levels):
+                writer.writerow(["" if value is None else value for value in row])
+                count += 1
+        return count
+    pa, pq = _pyarrow()
+    schema = pa.schema([(name, pa.int64() if name == "ts_ns" else pa.string()) for name in names])
+    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+        batch: list[Row] = []
+        for row in _rows(steps, levels):
+            batch.append(row)
+            if len(batch) >= _BATCH_ROWS:
+                arrays = list(map(list, zip(*batch, strict=True)))
+                writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
+                count += len(batch)
+                batch = []
+        arrays = list(map(list, zip(*batch, strict=True))) if batch else [[] for _ in names]
+        writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
+        count += len(batch)
+    return count
+
+
+# -- reading ------------------------------------------------------------------------------------------
+def _raw_rows(path: Path) -> tuple[list[str], Iterator[list[Any]]]:
+    """Header and rows (lists of cells) of a recording, read lazily."""
+    if _format(path) == "csv":
+
+        def csv_rows() -> Iterator[list[Any]]:
+            with _open_text(path, "r") as handle:
+                reader = csv.reader(handle)
+                next(reader, None)
+                yield from reader
+
+        with _open_text(path, "r") as handle:
+            header = next(csv.reader(handle), [])
+        return header, csv_rows()
+    _, pq = _pyarrow()
+    parquet = pq.ParquetFile(path)
+    header = list(parquet.schema_arrow.names)
+
+    def parquet_rows() -> Iterator[list[Any]]:
+        for batch in parquet.iter_batches(batch_size=_BATCH_ROWS):
+            cols = batch.to_pydict()
+            yield from map(list, zip(*(cols[name] for name in header), strict=True))
+
+    return header, parquet_rows()
+
+
+def read_recording(path: str | Path, *, symbol: str | None = None) -> Iterator[Step]:
+    """Replay a recording as `(BookUpdate, list[Trade])` steps, lazily; only `symbol`'s rows when set."""
+    path = Path(path)
+    header, rows = _raw_rows(path)
+    index = {name: i for i, name in enumerate(header)}
+    missing = {"ts_ns", "kind", "symbol", "price", "size", "side", "trade_id"} - index.keys()
+    if missing:
+        raise ValueError(f"{path}: not a recording, missing columns {sorted(missing)}")
+    levels = sum(1 for name in header if name.startswith("bid_px_"))
+    sides = [
+        [(index[f"{side}_px_{i}"], index[f"{side}_sz_{i}"]) for i in range(levels)] for side in ("bid", "ask")
+    ]
+    i_ts, i_kind, i_sym = index["ts_ns"], index["kind"], index["symbol"]
+    i_px, i_sz, i_side, i_id = index["price"], index["size"], index["side"], index["trade_id"]
+    decimals: dict[str, Decimal] = {}
+    book_levels: dict[tuple[str, str], BookLevel] = {}
+
+    def dec(text: str) -> Decimal:
+        value = decimals.get(text)
+        if value is None:
+            if len(decimals) >= _CACHE_LIMIT:
+                decimals.clear()
+            value = decimals[text] = Decimal(text)
+        return value
+
+    def level(px: str, sz: str) -> BookLevel:
+        key = (px, sz)
+        found = book_levels.get(key)
+        if found is None:
+            if len(book_levels) >= _CACHE_LIMIT:
+                book_levels.clear()
+            found = book_levels[key] = BookLevel(dec(px), dec(sz))
+        return found
+
+    book: BookUpdate | None = None
+    trades: list[Trade] = []
+    for row in rows:
+        if symbol is not None and row[i_sym] != symbol:
+            continue
+        kind = row[i_kind]
+        if kind == "book":
+            if book is not None:
+                yield book, trades
+            bids, asks = (
+                tuple(level(row[p], row[s]) for p, s in pairs if row[p] not in ("", None)) for pairs in sides
+            )
+            book, trades = BookUpdate(row[i_sym], int(row[i_ts]), bids, asks), []
+        elif kind == "trade":
+            if book is not None:
+                trades.append(
+                    Trade(
+                        row[i_sym],
+                        int(row[i_ts]),
+                        dec(row[i_px]),
+                        dec(row[i_sz]),
+                        Side(row[i_side]),
+                        row[i_id],
+                    )
+                )
+        else:
+            raise ValueError(f"{path}: unknown row kind {kind!r}")
+    if book is not None:
+        yield book, trades
+
+
+async def paced(steps: Iterable[Step], *, speed: float | None = None) -> AsyncIterator[Step]:
+    """Steps (a `SimMarket`, a recording) as an async market-data source: as fast as possible when
+    `speed` is None (yielding to other tasks between steps), else at `speed` times exchange time."""
+    loop = asyncio.get_running_loop()
+    origin: tuple[float, int] | None = None
+    for step in steps:
+        delay = 0.0
+        if speed is not None:
+            if origin is None:
+                origin = (loop.time(), step[0].ts_ns)
+            delay = origin[0] + (step[0].ts_ns - origin[1]) / _NS_PER_S / speed - loop.time()
+        await asyncio.sleep(max(delay, 0.0))
+        yield step

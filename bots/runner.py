@@ -1,0 +1,146 @@
+"""One bot process: the lock, the metrics port, signals, and the restart loop around a `BotWorker`."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+
+from bots.control import WorkerExit
+from bots.errors import ConfigError
+from bots.exchange.factory import make_exchange
+from bots.http import start_http
+from bots.metrics import BotMetrics
+from bots.store import Ledger
+from bots.worker import BotWorker
+from settings import FleetSettings, bot_settings, load_fleet
+from settings.credentials import resolve_credentials
+from settings.models import BotSettings
+
+__all__ = ["BotProcess", "account_key", "run_bot"]
+
+log = logging.getLogger("mmfleet.runner")
+
+_HEARTBEAT_S = 5.0
+
+
+def account_key(settings: BotSettings) -> str:
+    """The exchange account a bot trades on, as the lock's key; never the raw account id."""
+    mode = settings.exchange.mode
+    if mode != "live":
+        return f"{mode}:{settings.name}"  # simulated accounts are per bot
+    account_id = resolve_credentials(settings.exchange.credentials).trading_account_id.get_secret_value()
+    digest = hashlib.sha256(account_id.encode()).hexdigest()[:16]
+    return f"live:{settings.exchange.env}:{digest}"
+
+
+@dataclass(frozen=True, slots=True)
+class BotProcess:
+    """What `mmfleet bot run` was asked to run."""
+
+    config_path: Path
+    bot: str
+    metrics_port: int | None
+    metrics_host: str = "127.0.0.1"
+    allow_live: bool = False
+
+
+def _load(process: BotProcess) -> tuple[FleetSettings, BotSettings, int]:
+    fleet = load_fleet(process.config_path)
+    settings = bot_settings(fleet, process.bot)
+    if settings.exchange.mode == "live" and not process.allow_live:
+        raise ConfigError(
+            f"{settings.name}: exchange.mode is live; pass --i-understand-live-trading to trade real money"
+        )
+    index = [b.name for b in fleet.bots].index(settings.name)
+    port = process.metrics_port if process.metrics_port is not None else fleet.metrics_base_port + index
+    return fleet, settings, port
+
+
+def run_bot(process: BotProcess) -> int:
+    """Run one bot until a signal or a shutdown command; the process exit code.
+
+    Raises ConfigError (exit 2) before any order is sent when the config or the lock says no.
+    """
+    fleet, settings, port = _load(process)
+    ledger = Ledger(fleet.ledger_url())
+    account = account_key(settings)
+    if not ledger.acquire_lock(account, settings.symbol):
+        holder = ledger.lock_holder(account, settings.symbol)
+        who = f"pid {holder.pid} on {holder.host}" if holder else "another worker"
+        ledger.close()
+        raise ConfigError(f"{settings.name}: {settings.symbol} on this account is already run by {who}")
+    try:
+        asyncio.run(_serve(process, settings, ledger, account, port))
+    finally:
+        ledger.release_lock(account, settings.symbol)
+        ledger.close()
+    return 0
+
+
+async def _serve(process: BotProcess, settings: BotSettings, ledger: Ledger, account: str, port: int) -> None:
+    registry = CollectorRegistry()
+    metrics = BotMetrics(
+        registry, settings.name, settings.symbol, settings.exchange.mode, settings.strategy.grid_layers
+    )
+    current: list[BotWorker] = []
+
+    def readiness() -> str | None:
+        return current[0].readiness() if current else "starting"
+
+    runner = await start_http(registry, readiness, process.metrics_host, port)
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+
+    def on_signal() -> None:
+        stopping.set()
+        if current:
+            current[0].request_stop()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal)
+    heartbeat = asyncio.create_task(_heartbeat(ledger, account, settings.symbol, on_signal))
+    log.info("serving metrics", extra={"fields": {"bot": settings.name, "port": port}})
+    try:
+        while not stopping.is_set():
+            reload: Callable[[], BotSettings] = lambda: _load(process)[1]  # noqa: E731
+            exchange = await make_exchange(
+                settings,
+                ledger.restore_portfolio(settings.name, settings.symbol, settings.paper.starting_balance_usd),
+                _last_mid(ledger, settings.symbol),
+            )
+            worker = BotWorker(settings, exchange, ledger, metrics, reload_settings=reload)
+            current[:] = [worker]
+            try:
+                outcome = await worker.run()
+            finally:
+                await exchange.close()
+            settings = worker.settings
+            if outcome is not WorkerExit.RESTART:
+                break
+            log.info("restarting", extra={"fields": {"bot": settings.name}})
+    finally:
+        heartbeat.cancel()
+        await runner.cleanup()
+
+
+def _last_mid(ledger: Ledger, symbol: str) -> float | None:
+    rows = ledger.features(symbol, since_ts_ns=time.time_ns() - 3600 * 1_000_000_000)
+    return rows[-1].values.get("mid") if rows else None
+
+
+async def _heartbeat(ledger: Ledger, account: str, symbol: str, lost: Callable[[], None]) -> None:
+    """Keep the lease alive; if another worker took it, stop trading at once."""
+    while True:
+        await asyncio.sleep(_HEARTBEAT_S)
+        if not ledger.heartbeat_lock(account, symbol):
+            log.error("lost the worker lock: stopping", extra={"fields": {"symbol": symbol}})
+            lost()
+            return

@@ -1,0 +1,450 @@
+"""The asyncio main loop of one bot: book in, quotes out, fills into the ledger, metrics out.
+
+Data flow per book event: fills first (durable in the ledger before they move the position), then the
+engine's desired orders, then the diff against resting orders, then exchange calls. A timer recomputes
+when the market is quiet (and cancels everything when data goes stale); a control task applies
+commands and config versions between two quote cycles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import partial
+from typing import TypeVar
+
+from bots.control import WorkerExit, merged_settings, poll_control
+from bots.engine.orders import OpenOrder, OrderDiff, diff_orders
+from bots.engine.portfolio import Portfolio
+from bots.engine.quoter import Inventory, QuoteDecision, QuoteEngine
+from bots.engine.risk import RiskState, drawdown_ratio
+from bots.engine.types import DesiredOrder, Side, TradingState
+from bots.errors import Rejected, TransientExchangeError
+from bots.exchange.base import BookUpdate, Exchange, OrderRequest
+from bots.metrics import BotMetrics
+from bots.retry import Backoff, error_kind, retrying
+from bots.store import Ledger
+from settings.models import BotSettings
+
+__all__ = ["BotWorker", "WorkerExit"]
+
+log = logging.getLogger("mmfleet.worker")
+T = TypeVar("T")
+
+_NS_PER_S = 1_000_000_000
+ENABLED_KEY = "trading_enabled"
+RISK_KEY = "risk_state"
+
+
+@dataclass(slots=True)
+class _Resting:
+    order: OpenOrder
+    price: Decimal
+
+
+class BotWorker:
+    """One bot on one symbol. Owns its engine, portfolio and resting orders; the exchange is injected."""
+
+    def __init__(
+        self,
+        settings: BotSettings,
+        exchange: Exchange,
+        ledger: Ledger,
+        metrics: BotMetrics,
+        *,
+        backoff: Backoff | None = None,
+        reload_settings: Callable[[], BotSettings] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.exchange = exchange
+        self.ledger = ledger
+        self.metrics = metrics
+        self.backoff = backoff or Backoff()
+        self.reload_settings = reload_settings
+        self.name = settings.name
+        self.symbol = settings.symbol
+        self.engine = QuoteEngine(settings)
+        self.portfolio = Portfolio(symbol=self.symbol, starting_balance=settings.paper.starting_balance_usd)
+        self.resting: dict[str, _Resting] = {}
+        self.enabled = True
+        self.peak_equity = Decimal(0)
+        self.config_version = "file"
+        self.last_book: BookUpdate | None = None
+        self.last_decision: QuoteDecision | None = None
+        self.started_ns = time.time_ns()
+        self._cursor: str | None = None
+        self._coid_base = random.SystemRandom().getrandbits(40) << 20
+        self._coid_seq = 0
+        self._exit = WorkerExit.STOPPED
+        self._stop = asyncio.Event()
+        self._errors_in_a_row = 0
+        self._persisted_risk: dict[str, bool] = {}
+        self._tick = settings.spec.tick_size
+        self._lot = settings.spec.lot_size
+
+    # ----- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Rebuild state from the ledger, reconcile with the exchange, seed the indicators."""
+        self.portfolio = self.ledger.restore_portfolio(
+            self.name, self.symbol, self.settings.paper.starting_balance_usd
+        )
+        self._cursor = self.ledger.fill_cursor(self.name)
+        self.enabled = bool(self.ledger.get_state(self.name, ENABLED_KEY, True))
+        tripped = self.ledger.get_state(self.name, RISK_KEY, {}) or {}
+        self.engine.risk_state = RiskState(**tripped)
+        peak = self.ledger.peak_equity(self.name)
+        self.peak_equity = peak if peak is not None else self.portfolio.cash
+        applied = self.ledger.applied_config(self.name)
+        if applied is not None:  # a rollout applied before this restart still holds
+            self.apply_settings(merged_settings(self.settings, applied.config), str(applied.version))
+        await self._sync_fills()
+        await self._call(lambda: self.exchange.cancel_all(self.symbol))  # orders of a previous life
+        self._seed_indicators()
+        self.metrics.set_config_version(self.config_version)
+        log.info(
+            "started",
+            extra={
+                "fields": {
+                    "bot": self.name,
+                    "position": str(self.portfolio.position),
+                    "enabled": self.enabled,
+                }
+            },
+        )
+
+    def request_stop(self, exit_as: WorkerExit = WorkerExit.STOPPED) -> None:
+        self._exit = exit_as
+        self._stop.set()
+
+    async def run(self) -> WorkerExit:
+        """Trade until stopped; always leaves no order of ours resting."""
+        await self.start()
+        tasks = [
+            asyncio.create_task(self._market_loop(), name="market"),
+            asyncio.create_task(self._timer_loop(), name="timer"),
+            asyncio.create_task(self._control_loop(), name="control"),
+        ]
+        stopper = asyncio.create_task(self._stop.wait(), name="stop")
+        try:
+            done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is not stopper and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            for task in [*tasks, stopper]:
+                task.cancel()
+            await asyncio.gather(*tasks, stopper, return_exceptions=True)
+            await self.shutdown()
+        return self._exit
+
+    async def shutdown(self) -> None:
+        """Cancel everything, take the last fills, persist a snapshot."""
+        try:
+            await self._call(lambda: self.exchange.cancel_all(self.symbol))
+            self.resting.clear()
+            await self._sync_fills()
+        finally:
+            self.ledger.snapshot_position(self.name, self.portfolio, mark=self._mark())
+            self._publish_orders()
+            log.info(
+                "stopped", extra={"fields": {"bot": self.name, "position": str(self.portfolio.position)}}
+            )
+
+    # ----- loops -----------------------------------------------------------------------------------
+
+    async def _market_loop(self) -> None:
+        async for update in self.exchange.stream_books(self.symbol):
+            self.last_book = update
+            self.metrics.last_book_ns = update.ts_ns
+            await self._sync_fills()
+            await self.quote(update)
+
+    async def _timer_loop(self) -> None:
+        """Quiet-market refresh, stale-data cancel, equity and feature records, lock heartbeat."""
+        interval = self.settings.strategy.refresh_interval_s
+        last_record = 0.0
+        while True:
+            await asyncio.sleep(interval)
+            if self.last_book is not None:
+                await self._sync_fills()
+                await self.quote(self.last_book)
+            now = time.monotonic()
+            if now - last_record >= 1.0:
+                last_record = now
+                self._record()
+
+    async def _control_loop(self) -> None:
+        while True:
+            await poll_control(self)
+            await asyncio.sleep(0.25)
+
+    # ----- quoting ---------------------------------------------------------------------------------
+
+    def _mark(self) -> Decimal | None:
+        if self.last_book is None or not self.last_book.bids or not self.last_book.asks:
+            return None
+        return (self.last_book.bids[0].price + self.last_book.asks[0].price) / 2
+
+    def inventory(self, mark: Decimal) -> Inventory:
+        entry = self.portfolio.entry_price
+        equity = self.portfolio.equity(mark)
+        self.peak_equity = max(self.peak_equity, equity)
+        return Inventory(
+            position_base=float(self.portfolio.position),
+            entry_price=float(entry) if entry is not None else math.nan,
+            unrealized_pnl_usd=float(self.portfolio.unrealized_pnl(mark)),
+            equity_usd=float(equity),
+            peak_equity_usd=float(self.peak_equity),
+        )
+
+    async def quote(self, update: BookUpdate) -> None:
+        """One quote cycle on `update`: engine, diff, exchange calls, metrics."""
+        started = time.perf_counter()
+        book = update.top()
+        mark = self._mark()
+        inventory = self.inventory(mark) if mark is not None else Inventory()
+        decision = self.engine.on_book(book, inventory, time.time_ns())
+        desired: list[DesiredOrder] = list(decision.orders) if self.enabled else []
+        diff = diff_orders(
+            [r.order for r in self.resting.values()], desired, self.settings.strategy.price_tolerance_pct
+        )
+        self.metrics.tick_to_quote_seconds.observe(time.perf_counter() - started)
+        self.last_decision = decision
+        await self._execute(diff)
+        self._persist_risk()
+        if decision.close_position and self.portfolio.position != 0:
+            await self.close_position(update)
+        self._publish(decision, inventory)
+
+    async def _execute(self, diff: OrderDiff) -> None:
+        for coid in diff.cancels:
+            await self._call(partial(self.exchange.cancel_order, self.symbol, coid))
+            self.resting.pop(coid, None)
+            self.metrics.orders_cancelled.inc()
+        for want in diff.places:
+            await self._place(want)
+
+    def _next_coid(self) -> str:
+        self._coid_seq += 1
+        return str(self._coid_base + self._coid_seq)
+
+    async def _place(self, want: DesiredOrder, *, post_only: bool = True, reduce_only: bool = False) -> None:
+        request = OrderRequest(
+            symbol=self.symbol,
+            side=want.side,
+            price=self._tick * want.price_ticks,
+            size=self._lot * want.size_lots,
+            client_order_id=self._next_coid(),
+            post_only=post_only,
+            reduce_only=reduce_only,
+        )
+        # Known before the call: a timeout may still have placed it, and the next diff cancels it.
+        self.resting[request.client_order_id] = _Resting(
+            OpenOrder(request.client_order_id, want.side, want.price_ticks, want.size_lots), request.price
+        )
+        try:
+            update = await retrying(
+                lambda: self.exchange.place_order(request), policy=self.backoff, on_error=self._count_error
+            )
+        except Rejected as exc:
+            self.resting.pop(request.client_order_id, None)
+            self.metrics.reject(exc.reason)
+            log.info("rejected", extra={"fields": {"bot": self.name, "reason": exc.reason}})
+            return
+        except TransientExchangeError:
+            self._errors_in_a_row += 1
+            return
+        self._errors_in_a_row = 0
+        self.ledger.record_order(self.name, update)
+        self.metrics.orders_placed.inc()
+        if update.status.is_final:
+            self.resting.pop(request.client_order_id, None)
+
+    async def close_position(self, update: BookUpdate) -> None:
+        """Flatten with a reduce-only order at the touch on the other side (it takes liquidity)."""
+        lots = int(abs(self.portfolio.position) / self._lot)
+        if lots == 0:
+            return
+        if self.portfolio.position > 0 and update.bids:
+            price = int(update.bids[0].price / self._tick)
+            side = Side.SELL
+        elif self.portfolio.position < 0 and update.asks:
+            price = int(update.asks[0].price / self._tick)
+            side = Side.BUY
+        else:
+            return
+        await self._place(DesiredOrder(side, price, lots, 0), post_only=False, reduce_only=True)
+        await self._sync_fills()
+
+    async def cancel_everything(self) -> None:
+        await self._call(lambda: self.exchange.cancel_all(self.symbol))
+        self.metrics.orders_cancelled.inc(len(self.resting))
+        self.resting.clear()
+
+    # ----- fills and exchange calls ---------------------------------------------------------------
+
+    async def _sync_fills(self) -> None:
+        """New fills: into the ledger (committed) first, then into the portfolio and metrics."""
+        result = await self._call(lambda: self.exchange.fills_since(self.symbol, self._cursor))
+        if result is None:
+            return
+        fills, cursor = result
+        for fill in fills:
+            if not self.ledger.record_fill(self.name, fill, cursor=cursor):
+                continue  # already in the ledger: applied in a previous life
+            self.portfolio.apply(fill)
+            self.metrics.fills[fill.side].inc()
+            self.metrics.fill_volume_usd.inc(float(fill.notional))
+            if fill.fee < 0:
+                self.metrics.maker_rebate_usd.inc(float(-fill.fee))
+            resting = self.resting.get(fill.client_order_id)
+            if resting is not None:
+                left = resting.order.size_lots - round(fill.size / self._lot)
+                if left <= 0:
+                    del self.resting[fill.client_order_id]
+                else:
+                    resting.order = OpenOrder(resting.order.client_order_id, resting.order.side,
+                                              resting.order.price_ticks, left)  # fmt: skip
+        if cursor is not None and cursor != self._cursor:
+            self._cursor = cursor
+            self.ledger.set_fill_cursor(self.name, cursor)
+
+    def _count_error(self, exc: TransientExchangeError) -> None:
+        self.metrics.error(error_kind(exc))
+        log.warning("exchange error, retrying", extra={"fields": {"bot": self.name, "error": str(exc)}})
+
+    async def _call(self, call: Callable[[], Awaitable[T]]) -> T | None:
+        """An exchange call with retries; None when it still fails (counted, logged, loop goes on)."""
+        try:
+            result = await retrying(call, policy=self.backoff, on_error=self._count_error)
+        except TransientExchangeError:
+            self._errors_in_a_row += 1
+            return None
+        self._errors_in_a_row = 0
+        return result
+
+    def readiness(self) -> str | None:
+        """None when fit to trade: fresh market data and a reachable exchange; else the reason."""
+        if self.last_book is None:
+            return "no market data yet"
+        age_s = (time.time_ns() - self.last_book.ts_ns) / _NS_PER_S
+        if age_s > self.settings.risk.max_book_age_s:
+            return f"market data {age_s:.1f}s old"
+        if self._errors_in_a_row:
+            return f"exchange failing ({self._errors_in_a_row} calls in a row)"
+        return None
+
+    # ----- records and metrics ---------------------------------------------------------------------
+
+    def _persist_risk(self) -> None:
+        state = self.engine.risk_state
+        wanted = {"breaker_tripped": state.breaker_tripped, "drawdown_tripped": state.drawdown_tripped}
+        if wanted != self._persisted_risk:
+            self.ledger.set_state(self.name, RISK_KEY, wanted)
+            self._persisted_risk = wanted
+
+    def _record(self) -> None:
+        """Once a second: equity (the ledger keeps the peak), position snapshot, market features."""
+        mark = self._mark()
+        if mark is None:
+            return
+        now = time.time_ns()
+        self.peak_equity = max(self.peak_equity, self.ledger.record_equity(
+            self.name, self.symbol, self.portfolio.equity(mark), ts_ns=now
+        ))  # fmt: skip
+        self.ledger.snapshot_position(self.name, self.portfolio, mark=mark, ts_ns=now)
+        decision = self.last_decision
+        book = self.last_book
+        if decision is None or book is None or math.isnan(decision.mid):
+            return
+        bid, ask = book.bids[0], book.asks[0]
+        depth = float(bid.size + ask.size)
+        self.ledger.record_features(
+            self.name,
+            self.symbol,
+            book.ts_ns,
+            {
+                "mid": decision.mid,
+                "spread": float(ask.price - bid.price) / decision.mid,
+                "sigma": decision.sigma,
+                "imbalance": float(bid.size - ask.size) / depth if depth > 0 else 0.0,
+                "reservation_price": decision.reservation_price,
+                "gamma": decision.gamma,
+                "kappa": decision.kappa,
+            },
+        )
+
+    def _seed_indicators(self) -> None:
+        """No warm-up wait: replay the last hour of recorded mids of this symbol into the indicators."""
+        since = time.time_ns() - 3600 * _NS_PER_S
+        rows = self.ledger.features(self.symbol, since_ts_ns=since)
+        flat = self.portfolio.position == 0
+        for row in rows[-5_000:]:
+            mid = row.values.get("mid")
+            if mid is not None and mid > 0:
+                self.engine.observe(mid, row.ts_ns, flat)
+        if rows:
+            log.info(
+                "indicators seeded", extra={"fields": {"bot": self.name, "ticks": min(len(rows), 5_000)}}
+            )
+
+    def _publish(self, decision: QuoteDecision, inventory: Inventory) -> None:
+        m = self.metrics
+        p = self.portfolio
+        m.position_base.set(inventory.position_base)
+        m.position_usd.set(inventory.position_base * decision.mid if not math.isnan(decision.mid) else 0.0)
+        m.equity_usd.set(inventory.equity_usd)
+        m.peak_equity_usd.set(inventory.peak_equity_usd)
+        m.drawdown_ratio.set(drawdown_ratio(inventory.equity_usd, inventory.peak_equity_usd))
+        m.realized_pnl_usd.set(float(p.realized_pnl))
+        m.unrealized_pnl_usd.set(inventory.unrealized_pnl_usd)
+        m.grid_profit_usd.set(float(p.grid_profit))
+        if not math.isnan(decision.mid):
+            m.mid_price.set(decision.mid)
+            m.reservation_price.set(decision.reservation_price)
+            m.optimal_spread.set(decision.spread_pct)
+            m.volatility.set(decision.sigma)
+        m.gamma.set(self.engine.gamma)
+        m.kappa.set(self.engine.kappa)
+        for signal, child in m.signal_latched.items():
+            child.set(1.0 if decision.latched is signal else 0.0)
+        for child in m.quote_price.values():
+            child.set(math.nan)
+        tick = float(self._tick)
+        for order in decision.orders if self.enabled else ():
+            quote_child = m.quote_price.get((order.side, order.kind, order.layer))
+            if quote_child is not None:
+                quote_child.set(order.price_ticks * tick)
+        state = decision.state if self.enabled else TradingState.HALTED
+        m.set_state(state)
+        m.trading_enabled.set(1.0 if self.enabled and state is not TradingState.HALTED else 0.0)
+        m.circuit_breaker_tripped.set(1.0 if self.engine.risk_state.breaker_tripped else 0.0)
+        self._publish_orders()
+
+    def _publish_orders(self) -> None:
+        for side, child in self.metrics.orders_open.items():
+            child.set(sum(1 for r in self.resting.values() if r.order.side is side))
+
+    # ----- control ---------------------------------------------------------------------------------
+
+    def set_enabled(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.ledger.set_state(self.name, ENABLED_KEY, enabled)
+        if enabled:
+            self.engine.risk_state = RiskState()  # an operator's start clears the trips
+            self._persist_risk()
+
+    def apply_settings(self, settings: BotSettings, version: str) -> None:
+        """Swap settings between two cycles; warmed-up indicators survive when their windows are equal."""
+        self.settings = settings
+        self.engine = self.engine.reconfigured(settings)
+        self.config_version = version
+        self.metrics.set_config_version(version)
+        log.info("config applied", extra={"fields": {"bot": self.name, "version": version}})
