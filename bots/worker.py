@@ -235,7 +235,10 @@ class BotWorker:
         self._coid_seq += 1
         return str(self._coid_base + self._coid_seq)
 
-    async def _place(self, want: DesiredOrder, *, post_only: bool = True, reduce_only: bool = False) -> None:
+    async def _place(
+        self, want: DesiredOrder, *, post_only: bool = True, reduce_only: bool = False
+    ) -> str | None:
+        """Place one order; its client order id, or None when it was rejected or could not be sent."""
         request = OrderRequest(
             symbol=self.symbol,
             side=want.side,
@@ -257,31 +260,35 @@ class BotWorker:
             self.resting.pop(request.client_order_id, None)
             self.metrics.reject(exc.reason)
             log.info("rejected", extra={"fields": {"bot": self.name, "reason": exc.reason}})
-            return
+            return None
         except TransientExchangeError:
             self._errors_in_a_row += 1
-            return
+            return None
         self._errors_in_a_row = 0
         self.ledger.record_order(self.name, update)
         self.metrics.orders_placed.inc()
         if update.status.is_final:
             self.resting.pop(request.client_order_id, None)
+        return request.client_order_id
 
     async def close_position(self, update: BookUpdate) -> None:
-        """Flatten with a reduce-only order at the touch on the other side (it takes liquidity)."""
-        lots = int(abs(self.portfolio.position) / self._lot)
-        if lots == 0:
+        """Flatten with a reduce-only order priced at the far end of the visible book, so it sweeps the
+        levels it needs (it takes liquidity); what is left, if the book was too thin, is cancelled."""
+        await self._sync_fills()  # the position must include every fill before we size the close
+        lots = round(abs(self.portfolio.position) / self._lot)
+        levels = update.bids if self.portfolio.position > 0 else update.asks
+        if lots == 0 or not levels:
             return
-        if self.portfolio.position > 0 and update.bids:
-            price = int(update.bids[0].price / self._tick)
-            side = Side.SELL
-        elif self.portfolio.position < 0 and update.asks:
-            price = int(update.asks[0].price / self._tick)
-            side = Side.BUY
-        else:
-            return
-        await self._place(DesiredOrder(side, price, lots, 0), post_only=False, reduce_only=True)
+        side = Side.SELL if self.portfolio.position > 0 else Side.BUY
+        price = int(levels[-1].price / self._tick)
+        coid = await self._place(DesiredOrder(side, price, lots, 0), post_only=False, reduce_only=True)
         await self._sync_fills()
+        if coid is not None and coid in self.resting:
+            await self._call(partial(self.exchange.cancel_order, self.symbol, coid))
+            self.resting.pop(coid, None)
+        log.info(
+            "closed position", extra={"fields": {"bot": self.name, "position": str(self.portfolio.position)}}
+        )
 
     async def cancel_everything(self) -> None:
         await self._call(lambda: self.exchange.cancel_all(self.symbol))

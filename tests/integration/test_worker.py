@@ -1,0 +1,188 @@
+"""A real worker on the real sim exchange and a real SQLite ledger, driven through the control plane."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from bots.control import WorkerExit
+from bots.engine.portfolio import Portfolio
+from bots.exchange.factory import make_exchange
+from bots.metrics import BotMetrics
+from bots.store import Ledger
+from bots.worker import BotWorker
+from settings.models import BotSettings
+
+BUSY = {
+    # A lively, fast sim so a few seconds hold many fills: 20x real time, deep trades.
+    "sim": {"seed": 11, "speed": 20.0, "trade_intensity_a": 20.0, "trade_decay_k": 400.0},
+    "strategy": {
+        "spread_pct": 0.001,
+        "grid_layers": 3,
+        "grid_spacing_pct": 0.0005,
+        "refresh_interval_s": 0.2,
+    },
+    "risk": {"max_loss_usd": 1_000.0, "max_drawdown_pct": 0.5},
+}
+
+
+def _settings(**overrides: Any) -> BotSettings:
+    data: dict[str, Any] = {"symbol": "BTC_USDT_Perp", **BUSY}
+    for key, value in overrides.items():
+        data[key] = {**data.get(key, {}), **value}
+    return BotSettings.model_validate(data)
+
+
+async def _until(check: Callable[[], bool], timeout_s: float = 20.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def _with_worker(
+    tmp_path: Path, settings: BotSettings, body: Callable[[BotWorker, Ledger], Awaitable[None]]
+) -> tuple[BotWorker, Ledger]:
+    ledger = Ledger(tmp_path / "ledger.db")
+    exchange = await make_exchange(
+        settings, Portfolio(symbol=settings.symbol, starting_balance=settings.paper.starting_balance_usd)
+    )
+    metrics = BotMetrics(
+        CollectorRegistry(), settings.name, settings.symbol, "sim", settings.strategy.grid_layers
+    )
+    worker = BotWorker(settings, exchange, ledger, metrics)
+    run = asyncio.create_task(worker.run())
+    try:
+        await _until(lambda: worker.last_book is not None, what="first book")
+        await body(worker, ledger)
+    finally:
+        worker.request_stop()
+        outcome = await asyncio.wait_for(run, timeout=20)
+        assert outcome is WorkerExit.STOPPED
+        assert await exchange.open_orders(settings.symbol) == []  # nothing left resting
+        await exchange.close()
+    return worker, ledger
+
+
+def _ack(ledger: Ledger, command_id: int) -> str | None:
+    acks = ledger.command_acks(command_id)
+    return acks[0].outcome if acks else None
+
+
+def test_worker_trades_and_the_ledger_holds_every_fill(tmp_path: Path) -> None:
+    async def body(worker: BotWorker, ledger: Ledger) -> None:
+        await _until(lambda: worker.portfolio.fill_count >= 5, what="five fills")
+
+    worker, ledger = asyncio.run(_with_worker(tmp_path, _settings(), body))
+    fills = ledger.fills(worker.name)
+    assert len(fills) == worker.portfolio.fill_count >= 5
+    assert sum(f.size * f.side.sign for f in fills) == worker.portfolio.position
+    restored = ledger.restore_portfolio(
+        worker.name, worker.symbol, worker.settings.paper.starting_balance_usd
+    )
+    assert (restored.position, restored.cash, restored.grid_profit) == (
+        worker.portfolio.position,
+        worker.portfolio.cash,
+        worker.portfolio.grid_profit,
+    )
+    assert all(f.fee < 0 for f in fills if not f.is_taker)  # maker rebate received
+
+
+def test_stop_cancels_everything_and_start_resumes(tmp_path: Path) -> None:
+    async def body(worker: BotWorker, ledger: Ledger) -> None:
+        await _until(lambda: len(worker.resting) > 0, what="resting orders")
+        stop = ledger.enqueue_command(worker.name, "stop", author="test")
+        await _until(lambda: _ack(ledger, stop) is not None, what="stop ack")
+        assert worker.resting == {}
+        assert await worker.exchange.open_orders(worker.symbol) == []
+        await asyncio.sleep(0.5)  # further book events must not bring orders back
+        assert worker.resting == {}
+        assert ledger.get_state(worker.name, "trading_enabled") is False
+        start = ledger.enqueue_command(worker.name, "start", author="test")
+        await _until(lambda: _ack(ledger, start) is not None and len(worker.resting) > 0, what="quotes again")
+
+    asyncio.run(_with_worker(tmp_path, _settings(), body))
+
+
+def test_stop_close_flattens_the_position(tmp_path: Path) -> None:
+    async def body(worker: BotWorker, ledger: Ledger) -> None:
+        await _until(lambda: worker.portfolio.position != 0, what="a position")
+        command = ledger.enqueue_command(worker.name, "stop_close", author="test")
+        await _until(lambda: _ack(ledger, command) is not None, what="stop_close ack")
+        assert worker.portfolio.position == 0
+        assert await worker.exchange.open_orders(worker.symbol) == []
+
+    worker, ledger = asyncio.run(_with_worker(tmp_path, _settings(), body))
+    assert sum(f.size * f.side.sign for f in ledger.fills(worker.name)) == 0
+
+
+def test_config_version_changes_gamma_without_a_restart_and_a_bad_one_changes_nothing(tmp_path: Path) -> None:
+    async def body(worker: BotWorker, ledger: Ledger) -> None:
+        engine_before = worker.engine
+        good = ledger.publish_config({"strategy": {"gamma": 2.5}}, [worker.name], author="test")
+        await _until(lambda: bool(ledger.config_acks(good)), what="ack of the good version")
+        assert ledger.config_acks(good)[0].status == "applied"
+        assert worker.engine.gamma == 2.5 and worker.settings.strategy.gamma == 2.5
+        assert worker.engine is not engine_before
+        await _until(lambda: worker.metrics.gamma._value.get() == 2.5, what="gamma metric")
+
+        bad = ledger.publish_config(
+            {"strategy": {"gamma": -1, "grid_layers": 3}}, [worker.name], author="test"
+        )
+        await _until(lambda: bool(ledger.config_acks(bad)), what="ack of the bad version")
+        ack = ledger.config_acks(bad)[0]
+        assert ack.status == "rejected"
+        assert ack.reason is not None and "gamma" in ack.reason
+        assert worker.settings.strategy.gamma == 2.5 and worker.config_version == str(good)
+        fills = worker.portfolio.fill_count
+        await _until(lambda: worker.portfolio.fill_count > fills, what="trading on after the rejection")
+
+    asyncio.run(_with_worker(tmp_path, _settings(), body))
+
+
+def test_a_restart_rebuilds_the_same_state_from_the_ledger(tmp_path: Path) -> None:
+    async def trade(worker: BotWorker, ledger: Ledger) -> None:
+        await _until(
+            lambda: worker.portfolio.fill_count >= 3 and worker.portfolio.position != 0, what="fills"
+        )
+        halt = ledger.enqueue_command(worker.name, "stop", author="test")
+        await _until(lambda: _ack(ledger, halt) is not None, what="stop ack")
+
+    settings = _settings()
+    first, ledger = asyncio.run(_with_worker(tmp_path, settings, trade))
+    ledger.close()
+
+    def numbers(p: Portfolio) -> tuple[object, ...]:
+        return (
+            p.position,
+            p.cash,
+            p.realized_pnl,
+            p.grid_profit,
+            p.fees,
+            p.volume,
+            p.entry_price,
+            list(p.lots),
+        )
+
+    async def restart() -> BotWorker:
+        with Ledger(tmp_path / "ledger.db") as reopened:
+            exchange = await make_exchange(
+                settings, reopened.restore_portfolio(settings.name, settings.symbol, Decimal(10_000))
+            )
+            metrics = BotMetrics(CollectorRegistry(), settings.name, settings.symbol, "sim", 3)
+            worker = BotWorker(settings, exchange, reopened, metrics)
+            await worker.start()
+            assert reopened.peak_equity(settings.name) == worker.peak_equity
+            await exchange.close()
+            return worker
+
+    second = asyncio.run(restart())
+    assert numbers(second.portfolio) == numbers(first.portfolio)
+    assert second.enabled is False  # a stopped bot stays stopped across a restart
