@@ -6,6 +6,7 @@ import typer
 
 from bots.cli_config import config_app
 from bots.cli_ctl import ctl_app
+from bots.cli_record import record
 from bots.cli_run import bot_app, fleet_app
 
 __all__ = ["app"]
@@ -20,6 +21,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(bot_app, name="bot")
 app.add_typer(fleet_app, name="fleet")
 app.add_typer(ctl_app, name="ctl")
+app.command("record")(record)
 
 if __name__ == "__main__":
     app()

@@ -66,29 +66,39 @@ def _money(value: float) -> str:
 
 
 def fleet_table(children: Sequence[ChildStatus], rows: dict[str, Sample | None]) -> Table:
+    """One row per bot; the last-error column appears only when some worker has one."""
+    errors = any(child.last_error for child in children)
     table = Table(title="mmfleet", expand=False)
-    for column in ("bot", "mode", "process", "state", "mid", "position", "position $", "equity $",
-                   "PnL $", "drawdown", "fills", "orders", "config", "port", "last error"):  # fmt: skip
-        table.add_column(column, justify="left" if column in ("bot", "last error") else "right")
+    headers = [
+        "bot",
+        "process",
+        "state",
+        "mid",
+        "position",
+        "equity $",
+        "PnL $",
+        "drawdown",
+        "fills",
+        "orders",
+    ]
+    for column in [*headers, "config", *(["last error"] if errors else [])]:
+        table.add_column(column, justify="left" if column in ("bot", "last error") else "right", no_wrap=True)
     for child in children:
         row = rows.get(child.name)
         if row is None:
-            cells = ["-"] * 10
+            cells = ["-"] * 8
         else:
             pnl = row["realized_pnl_usd"] + row["unrealized_pnl_usd"]
             cells = [
                 _tagged(row, "state:"),
                 _money(row["mid_price"]),
-                f"{row['position_base']:.4f}",
-                _money(row["position_usd"]),
+                f"{row['position_base']:.4g}",
                 _money(row["equity_usd"]),
                 _money(pnl),
                 "-" if math.isnan(row["drawdown_ratio"]) else f"{row['drawdown_ratio']:.2%}",
                 f"{row['fills_total']:.0f}",
                 f"{row['orders_open']:.0f}",
-                _tagged(row, "config:"),
             ]
-        table.add_row(
-            child.name, child.mode, child.state, *cells, str(child.port), child.last_error[-60:] or ""
-        )
+        extra = [child.last_error[-50:]] if errors else []
+        table.add_row(child.name, child.state, *cells, _tagged(row or {}, "config:"), *extra)
     return table

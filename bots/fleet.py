@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -27,7 +28,16 @@ __all__ = ["ChildStatus", "Supervisor", "fleet_dir", "read_status", "write_json_
 log = logging.getLogger("mmfleet.fleet")
 
 _STOP_GRACE_S = 30.0
+_PR_SET_PDEATHSIG = 1
 _TAIL_LINES = 20
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGTERM the worker if the supervisor dies without stopping it (e.g. SIGKILL), so a
+    worker never trades unsupervised; it then cancels its orders as on any SIGTERM."""
+    if sys.platform == "linux":
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def fleet_dir(fleet: FleetSettings) -> Path:
@@ -144,6 +154,7 @@ class Supervisor:
             child.process = await asyncio.create_subprocess_exec(
                 *self._command(child), stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+                preexec_fn=_die_with_parent,
             )  # fmt: skip
             status.state, status.pid = "running", child.process.pid
             self._changed(on_change)

@@ -102,11 +102,21 @@ class PaperSettings(Frozen):
     maker_rebate_bps: float = Field(
         default=1.0, ge=-100, le=100, description="Maker rebate in basis points of notional (1 = 0.01%)."
     )
+    taker_fee_bps: float = Field(
+        default=5.0,
+        ge=-100,
+        le=100,
+        description="Taker fee in basis points of notional, paid when a non-post-only order crosses.",
+    )
     starting_balance_usd: Decimal = Field(default=Decimal("10000"), gt=0, description="Paper cash at start.")
 
 
+_RECORDING_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")  # the formats of bots.exchange.sim.replay
+
+
 class SimSettings(Frozen):
-    """The offline market of sim mode: a seeded random walk with bursts, trends and A*exp(-k*delta) trades."""
+    """The offline market of sim mode: a seeded random walk with bursts, trends and A*exp(-k*delta) trades,
+    or the replay of a recorded file."""
 
     seed: int | None = Field(default=None, description="Random seed; a fresh one per start when unset.")
     start_price: float | None = Field(
@@ -117,6 +127,21 @@ class SimSettings(Frozen):
     trade_intensity_a: float = Field(default=2.0, ge=0, le=1e6, description="Trades per second at depth 0.")
     trade_decay_k: float = Field(default=1000.0, gt=0, le=1e9, description="Intensity decay with depth.")
     speed: float = Field(default=1.0, gt=0, le=1000, description="Simulated seconds per wall-clock second.")
+    replay_file: Path | None = Field(
+        default=None,
+        description=(
+            "A CSV/Parquet market recording in the format of bots/exchange/sim/replay.py (what"
+            " `mmfleet record` writes); when set, sim mode replays it at `speed`, moved to start now,"
+            " instead of generating a market."
+        ),
+    )
+
+    @field_validator("replay_file")
+    @classmethod
+    def _recording_suffix(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.name.lower().endswith(_RECORDING_SUFFIXES):
+            raise ValueError(f"a recording ends in {', '.join(_RECORDING_SUFFIXES)}")
+        return value
 
 
 class FilterSettings(Frozen):

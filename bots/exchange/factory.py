@@ -1,19 +1,28 @@
-"""Build the exchange a bot's mode asks for; the only place that knows which class serves which mode."""
+"""Build the exchange a bot's mode asks for; the only place that knows which class serves which mode.
+
+`market_source` is the market-data stream a bot's mode trades on, as async `(BookUpdate, list[Trade])`
+steps; `make_exchange` wraps it in the exchange the worker talks to, and `mmfleet record` writes it to
+a file.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import random
 import time
+from collections.abc import AsyncIterator, Iterable, Iterator
+from pathlib import Path
 
 from bots.engine.portfolio import Portfolio
 from bots.errors import ConfigError
 from bots.exchange.base import Exchange
-from bots.exchange.paper import PaperExchange
-from bots.exchange.sim.market import SimMarket
-from bots.exchange.sim.replay import paced
+from bots.exchange.paper_exchange import PaperExchange
+from bots.exchange.sim.market import SimMarket, Step
+from bots.exchange.sim.replay import paced, read_recording
 from settings.models import BotSettings
 
-__all__ = ["BUILTIN_START_PRICES", "make_exchange"]
+__all__ = ["BUILTIN_START_PRICES", "make_exchange", "market_source"]
 
 # Where a fresh sim market starts when the ledger has no recorded mid for the symbol.
 BUILTIN_START_PRICES: dict[str, float] = {
@@ -23,9 +32,42 @@ BUILTIN_START_PRICES: dict[str, float] = {
 }
 
 
-def _sim(settings: BotSettings, portfolio: Portfolio, last_mid: float | None) -> PaperExchange:
+def _sim_seed(settings: BotSettings) -> int:
+    seed = settings.sim.seed
+    return seed if seed is not None else random.SystemRandom().getrandbits(32)
+
+
+def _retimed(steps: Iterable[Step]) -> Iterator[Step]:
+    """Recorded steps moved in time so that the first one happens now: the bot judges staleness
+    against its clock, so a replayed hour from last week must look live (like the generated sim)."""
+    offset: int | None = None
+    for book, trades in steps:
+        if offset is None:
+            offset = time.time_ns() - book.ts_ns
+        yield (
+            dataclasses.replace(book, ts_ns=book.ts_ns + offset),
+            [dataclasses.replace(trade, ts_ns=trade.ts_ns + offset) for trade in trades],
+        )
+
+
+def _replay_steps(settings: BotSettings, path: Path) -> Iterator[Step]:
+    problem = f"{settings.name}: sim.replay_file {path}"
+    if not path.is_file():
+        raise ConfigError(f"{problem}: no such file")
+    try:
+        steps = read_recording(path, symbol=settings.symbol)
+        first = next(steps, None)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise ConfigError(f"{problem}: not a readable recording ({exc})") from exc
+    if first is None:
+        raise ConfigError(f"{problem}: no market data for {settings.symbol}")
+    return _retimed(itertools.chain([first], steps))
+
+
+def _sim_steps(settings: BotSettings, seed: int, last_mid: float | None) -> Iterator[Step]:
     sim = settings.sim
-    seed = sim.seed if sim.seed is not None else random.SystemRandom().getrandbits(32)
+    if sim.replay_file is not None:
+        return _replay_steps(settings, sim.replay_file)
     start = sim.start_price or last_mid or BUILTIN_START_PRICES.get(settings.symbol, 100.0)
     market = SimMarket(
         settings.symbol,
@@ -38,16 +80,36 @@ def _sim(settings: BotSettings, portfolio: Portfolio, last_mid: float | None) ->
         trade_intensity_a=sim.trade_intensity_a,
         trade_decay_k=sim.trade_decay_k,
     )
-    exchange = PaperExchange(
+    return market.steps()
+
+
+def market_source(
+    settings: BotSettings, last_mid: float | None = None, *, seed: int | None = None
+) -> AsyncIterator[Step]:
+    """The market data a bot with `settings` trades on, paced like the bot sees it.
+
+    sim: the generated market (seeded by `seed`, else `sim.seed`, else at random; starting at
+    `sim.start_price`, else `last_mid`, else a built-in price), or the replay of `sim.replay_file`
+    moved to start now; either at `sim.speed`. Raises ConfigError for a mode without a source yet.
+    """
+    mode = settings.exchange.mode
+    if mode == "sim":
+        steps = _sim_steps(settings, _sim_seed(settings) if seed is None else seed, last_mid)
+        return paced(steps, speed=settings.sim.speed)
+    raise ConfigError(f"{settings.name}: exchange.mode {mode} has no market-data source in this build yet")
+
+
+def _sim(settings: BotSettings, portfolio: Portfolio, last_mid: float | None) -> PaperExchange:
+    seed = _sim_seed(settings)
+    return PaperExchange(
         settings.symbol,
         settings.spec,
-        paced(market.steps(), speed=sim.speed),
+        market_source(settings, last_mid, seed=seed),
         settings.paper,
         seed=seed,
         fill_id_prefix=f"{settings.name}-{time.time_ns():x}-",  # unique across restarts: the ledger's key
+        portfolio=portfolio,  # the ledger's position: reduce-only checks must see it
     )
-    exchange.portfolio = portfolio  # the ledger's position: reduce-only checks must see it
-    return exchange
 
 
 async def make_exchange(

@@ -1,4 +1,4 @@
-"""Paper trading: one fill model for paper, sim and backtests, and the Exchange built on it.
+"""Paper trading: the one fill model shared by paper, sim and backtests.
 
 `PaperFillModel` holds our resting orders against someone else's market data and decides fills:
 - cross: a buy fills in full when the best ask drops below its price or a trade prints below it
@@ -11,42 +11,23 @@
   at that level (cancellations ahead of us), and is 0 when we are alone at a price inside the spread.
 Maker fills pay `-maker_rebate_bps` of notional (`Fill.fee` negative = rebate received). Fill ids are
 `{prefix}{symbol}-{n}`, deterministic for a run. Fills are returned, never booked here: the caller
-feeds each to `Portfolio.apply`, which owns increase/reduce and FIFO grid profit.
+feeds each to `Portfolio.apply`, which owns increase/reduce and FIFO grid profit. A non-post-only
+order that crosses takes the visible levels and pays `taker_fee_bps`.
 
-`PaperExchange` is the `Exchange` protocol over any async source of `(BookUpdate, list[Trade])` steps
-(`paced(SimMarket(...).steps())`, `paced(read_recording(path))`, later GRVT public data), the fill
-model and a `Portfolio`. Orders never leave the process.
+The `Exchange` built on this model lives in `bots.exchange.paper_exchange` (`PaperExchange`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import random
-from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Generic, TypeVar
 
-from bots.engine.portfolio import Portfolio
 from bots.engine.types import Side
-from bots.errors import ExchangeError, Rejected
-from bots.exchange.base import (
-    BookLevel,
-    BookUpdate,
-    Fill,
-    InstrumentInfo,
-    OrderRequest,
-    OrderStatus,
-    OrderUpdate,
-    Trade,
-)
+from bots.exchange.base import BookLevel, BookUpdate, Fill, OrderRequest, OrderStatus, OrderUpdate, Trade
 from settings.models import InstrumentSpec, PaperSettings
 
-__all__ = ["PaperExchange", "PaperFillModel"]
-
-Step = tuple[BookUpdate, list[Trade]]
-T = TypeVar("T")
+__all__ = ["PaperFillModel"]
 
 _ZERO = Decimal(0)
 _BPS = Decimal(10_000)
@@ -97,10 +78,9 @@ class PaperFillModel:
         rng: random.Random,
         *,
         fill_id_prefix: str = "",
-        taker_fee_bps: float = 5.0,
     ) -> None:
-        """`taker_fee_bps` only applies to a non-post-only order that crosses (e.g. closing a position);
-        `fill_id_prefix` keeps fill ids unique across runs that share a ledger."""
+        """Fees come from `settings` (`maker_rebate_bps`, `taker_fee_bps`); `fill_id_prefix` keeps fill
+        ids unique across runs that share a ledger."""
         self.spec = spec
         self.rng = rng
         self.book: BookUpdate | None = None  # the latest book seen
@@ -109,7 +89,7 @@ class PaperFillModel:
         self._p_touch = settings.touch_fill_probability
         self._queue = settings.queue_model
         self._maker_fee = -_rate(settings.maker_rebate_bps)  # per unit of notional; negative = rebate
-        self._taker_fee = _rate(taker_fee_bps)
+        self._taker_fee = _rate(settings.taker_fee_bps)
         self._prefix = fill_id_prefix
         self._orders: dict[str, _Resting] = {}  # insertion order = time priority
         self._finished: dict[str, OrderUpdate] = {}
@@ -313,206 +293,3 @@ class PaperFillModel:
             del self._finished[next(iter(self._finished))]
         self._finished[update.client_order_id] = update
         return update
-
-
-class _Topic(Generic[T]):
-    """Fan-out of one event kind to bounded per-subscriber queues (a slow reader slows the source)."""
-
-    def __init__(self, maxsize: int) -> None:
-        self._maxsize = maxsize
-        self._queues: list[asyncio.Queue[T | None]] = []
-        self.closed = False
-
-    async def publish(self, item: T) -> None:
-        for queue in self._queues:
-            await queue.put(item)
-
-    def close(self) -> None:
-        self.closed = True
-        for queue in self._queues:
-            if queue.full():  # shutting down: make room for the end marker
-                queue.get_nowait()
-            queue.put_nowait(None)
-
-    async def subscribe(self) -> AsyncIterator[T]:
-        if self.closed:
-            return
-        queue: asyncio.Queue[T | None] = asyncio.Queue(self._maxsize)
-        self._queues.append(queue)
-        try:
-            while (item := await queue.get()) is not None:
-                yield item
-        finally:
-            self._queues.remove(queue)
-
-
-class PaperExchange:
-    """The `Exchange` protocol on a market-data source, `PaperFillModel` and a `Portfolio`.
-
-    A pump task reads the source, updates the fill model, books fills into the portfolio and fans
-    books, trades and fills out to the streams. It starts with `start()`, `run()`, `book()` or the
-    first stream read; it stops when the source ends or on `close()`. Stream queues hold
-    `queue_size` items and the pump waits for the slowest reader, so in a backtest the market never
-    runs more than a step or two ahead of the bot reading it.
-    """
-
-    def __init__(
-        self,
-        symbol: str,
-        spec: InstrumentSpec,
-        source: AsyncIterable[Step],
-        settings: PaperSettings | None = None,
-        *,
-        seed: int = 0,
-        fill_id_prefix: str = "",
-        taker_fee_bps: float = 5.0,
-        queue_size: int = 1,
-    ) -> None:
-        settings = settings or PaperSettings()
-        self.symbol = symbol
-        self.info = InstrumentInfo(symbol, spec.tick_size, spec.lot_size, spec.effective_min_size)
-        self.model = PaperFillModel(
-            spec, settings, random.Random(seed), fill_id_prefix=fill_id_prefix, taker_fee_bps=taker_fee_bps
-        )
-        self.portfolio = Portfolio(symbol=symbol, starting_balance=settings.starting_balance_usd)
-        self.steps = 0  # market-data steps processed
-        self._source = source
-        self._fills: list[Fill] = []
-        self._books: _Topic[BookUpdate] = _Topic(queue_size)
-        self._trades: _Topic[Trade] = _Topic(queue_size)
-        self._fill_topic: _Topic[Fill] = _Topic(queue_size)
-        self._first_book = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._closed = False
-
-    # -- lifecycle -------------------------------------------------------------------------------
-    def start(self) -> None:
-        """Start pumping market data (idempotent; needs a running event loop)."""
-        if self._task is None and not self._closed:
-            self._task = asyncio.get_running_loop().create_task(self._pump(), name=f"paper-{self.symbol}")
-
-    async def run(self) -> None:
-        """Pump until the source ends (or `close()`): the whole backtest in one await."""
-        self.start()
-        if self._task is not None:
-            await asyncio.wait({self._task})  # a close() ends the wait; a source error is raised here
-            if not self._task.cancelled() and (error := self._task.exception()) is not None:
-                raise error
-
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        self._end_streams()
-
-    async def _pump(self) -> None:
-        try:
-            async for book, trades in self._source:
-                fills = self.model.on_book(book)
-                for trade in trades:
-                    fills += self.model.on_trade(trade)
-                for fill in fills:
-                    self._book_fill(fill)
-                self._first_book.set()
-                self.steps += 1
-                await self._books.publish(book)
-                for trade in trades:
-                    await self._trades.publish(trade)
-                for fill in fills:
-                    await self._fill_topic.publish(fill)
-        finally:
-            self._end_streams()
-
-    def _end_streams(self) -> None:
-        for topic in (self._books, self._trades, self._fill_topic):
-            if not topic.closed:
-                topic.close()
-        self._first_book.set()  # wake book() waiters: there will be no (more) data
-
-    def _book_fill(self, fill: Fill) -> None:
-        self.portfolio.apply(fill)
-        self._fills.append(fill)
-
-    def _check(self, symbol: str) -> None:
-        if symbol != self.symbol:
-            raise ExchangeError(f"this paper exchange trades {self.symbol}, not {symbol}")
-
-    # -- the Exchange protocol -------------------------------------------------------------------
-    async def instrument(self, symbol: str) -> InstrumentInfo:
-        self._check(symbol)
-        return self.info
-
-    async def book(self, symbol: str) -> BookUpdate:
-        self._check(symbol)
-        if self.model.book is None:
-            self.start()
-            await self._first_book.wait()
-        if self.model.book is None:
-            raise ExchangeError(f"{symbol}: the market-data source ended without a book")
-        return self.model.book
-
-    async def stream_books(self, symbol: str) -> AsyncIterator[BookUpdate]:
-        self._check(symbol)
-        self.start()
-        async for book in self._books.subscribe():
-            yield book
-
-    async def stream_trades(self, symbol: str) -> AsyncIterator[Trade]:
-        self._check(symbol)
-        self.start()
-        async for trade in self._trades.subscribe():
-            yield trade
-
-    async def stream_fills(self, symbol: str) -> AsyncIterator[Fill]:
-        """Our fills as they happen (already booked in `portfolio`), until the source ends."""
-        self._check(symbol)
-        self.start()
-        async for fill in self._fill_topic.subscribe():
-            yield fill
-
-    async def place_order(self, request: OrderRequest) -> OrderUpdate:
-        self._check(request.symbol)
-        if request.reduce_only:
-            position = self.portfolio.position
-            if not (position * request.side.sign < 0 and request.size <= abs(position)):
-                raise Rejected("reduce_only_would_increase")
-        update = self.model.submit(request, self.model.book.ts_ns if self.model.book else 0, self.model.book)
-        taken, self.model.immediate_fills = self.model.immediate_fills, []
-        for fill in taken:
-            self._book_fill(fill)
-            await self._fill_topic.publish(fill)
-        if update.status is OrderStatus.REJECTED:
-            raise Rejected(update.reason or "rejected")
-        return update
-
-    async def cancel_order(self, symbol: str, client_order_id: str) -> None:
-        self._check(symbol)
-        self.model.cancel(client_order_id)
-
-    async def cancel_all(self, symbol: str) -> int:
-        self._check(symbol)
-        return len(self.model.cancel_all())
-
-    async def open_orders(self, symbol: str) -> list[OrderUpdate]:
-        self._check(symbol)
-        return self.model.open_orders()
-
-    async def position(self, symbol: str) -> Decimal:
-        self._check(symbol)
-        return self.portfolio.position
-
-    async def balance(self) -> Decimal:
-        return self.portfolio.cash
-
-    async def fills_since(self, symbol: str, cursor: str | None) -> tuple[list[Fill], str | None]:
-        """Cursor = how many fills the caller has seen, as a string."""
-        self._check(symbol)
-        try:
-            start = int(cursor) if cursor else 0
-        except ValueError as exc:
-            raise ExchangeError(f"bad fills cursor {cursor!r}") from exc
-        return self._fills[start:], str(len(self._fills))

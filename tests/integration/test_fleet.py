@@ -114,8 +114,12 @@ def processes() -> Iterator[list[subprocess.Popen[str]]]:
     yield started
     for process in started:
         if process.poll() is None:
-            process.kill()
-            process.wait()
+            process.terminate()  # a supervisor stops its workers on SIGTERM
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def stop_via_cli(config: Path, bot: str) -> None:
@@ -227,3 +231,15 @@ def test_live_mode_needs_the_explicit_flag(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 2
     assert "--i-understand-live-trading" in result.stderr
+
+
+def test_workers_stop_when_the_supervisor_is_killed(
+    tmp_path: Path, processes: list[subprocess.Popen[str]]
+) -> None:
+    config, base = write_fleet(tmp_path, ["BTC_USDT_Perp"])
+    supervisor = mmfleet("fleet", "up", "--config", str(config), "--no-table")
+    processes.append(supervisor)
+    wait_for(partial(ready, base), what="worker ready")
+    supervisor.kill()
+    supervisor.wait()
+    wait_for(lambda: http(base, "/healthz")[0] == 0, timeout_s=30, what="orphaned worker to stop")

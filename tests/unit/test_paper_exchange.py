@@ -1,4 +1,5 @@
-"""PaperExchange end to end on the synthetic market and on a replayed recording (asyncio.run, no plugin)."""
+"""PaperExchange end to end on the synthetic market and on a replayed recording, and the sim factory
+(asyncio.run, no plugin)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,16 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from bots.engine.portfolio import Portfolio
 from bots.engine.types import Side
-from bots.errors import ExchangeError, Rejected
+from bots.errors import ConfigError, ExchangeError, Rejected
 from bots.exchange.base import BookUpdate, Exchange, Fill, OrderRequest, OrderStatus, Trade
-from bots.exchange.paper import PaperExchange
+from bots.exchange.factory import make_exchange, market_source
+from bots.exchange.paper_exchange import PaperExchange
 from bots.exchange.sim import SimMarket, paced, read_recording, write_recording
-from settings.models import BUILTIN_INSTRUMENTS, PaperSettings
+from settings.models import BUILTIN_INSTRUMENTS, BotSettings, PaperSettings
 
 SYMBOL = "BTC_USDT_Perp"
 SPEC = BUILTIN_INSTRUMENTS[SYMBOL]
@@ -70,7 +73,7 @@ def test_end_to_end_fills_position_and_cancel_all() -> None:
         await ex.run()
         await consumer
         fills, cursor = await ex.fills_since(SYMBOL, None)
-        assert cursor == str(len(fills))
+        assert cursor == f"{ex.session_id}:{len(fills)}"
         assert await ex.fills_since(SYMBOL, cursor) == ([], cursor)
         left = len(await ex.open_orders(SYMBOL))
         assert await ex.cancel_all(SYMBOL) == left
@@ -198,3 +201,147 @@ def test_paced_follows_exchange_time_at_the_given_speed() -> None:
         return time.perf_counter() - start
 
     assert 0.04 < asyncio.run(main()) < 1.0
+
+
+# -- fill cursors across restarts -------------------------------------------------------------------
+async def _filled(ex: PaperExchange) -> list[Fill]:
+    await place_grid(ex, layers=3)
+    await ex.run()
+    return (await ex.fills_since(SYMBOL, None))[0]
+
+
+def test_cursor_of_another_session_reads_from_the_start() -> None:
+    """After a restart the ledger hands a NEW exchange the old exchange's cursor: nothing is skipped."""
+
+    async def main() -> None:
+        old = exchange(sim_steps(600, seed=3))
+        old_fills = await _filled(old)
+        _, old_cursor = await old.fills_since(SYMBOL, None)
+        await old.close()
+        assert old_fills and old_cursor is not None
+
+        new = exchange(sim_steps(600, seed=4))
+        new_fills = await _filled(new)
+        assert new_fills and new.session_id != old.session_id
+        for stale in (old_cursor, str(len(old_fills)), "57", "someone-else:3"):
+            assert (await new.fills_since(SYMBOL, stale))[0] == new_fills
+        _, cursor = await new.fills_since(SYMBOL, old_cursor)
+        assert cursor == f"{new.session_id}:{len(new_fills)}"
+        assert await new.fills_since(SYMBOL, cursor) == ([], cursor)
+        middle = f"{new.session_id}:1"
+        assert (await new.fills_since(SYMBOL, middle))[0] == new_fills[1:]
+        for bad in (f"{new.session_id}:x", f"{new.session_id}:-1", f"{new.session_id}:{len(new_fills) + 1}"):
+            with pytest.raises(ExchangeError, match="bad fills cursor"):
+                await new.fills_since(SYMBOL, bad)
+        await new.close()
+
+    asyncio.run(main())
+
+
+def test_starts_from_the_given_portfolio() -> None:
+    held = Portfolio(symbol=SYMBOL, starting_balance=D(5_000))
+    held.apply(Fill("old-1", SYMBOL, "c0", Side.BUY, D("50000"), D("0.02"), D(0), 1, is_taker=False))
+
+    async def main() -> PaperExchange:
+        ex = PaperExchange(SYMBOL, SPEC, paced(sim_steps(20)), portfolio=held)
+        book = await ex.book(SYMBOL)
+        assert await ex.position(SYMBOL) == D("0.02")
+        assert await ex.balance() == held.cash
+        # Long 0.02: a reduce-only sell up to that size is accepted, a bigger one is refused.
+        price = book.asks[0].price + 100 * SPEC.tick_size
+        await ex.place_order(OrderRequest(SYMBOL, Side.SELL, price, D("0.02"), "r1", reduce_only=True))
+        with pytest.raises(Rejected, match="reduce_only"):
+            await ex.place_order(OrderRequest(SYMBOL, Side.SELL, price, D("0.03"), "r2", reduce_only=True))
+        await ex.close()
+        return ex
+
+    assert asyncio.run(main()).portfolio is held
+    with pytest.raises(ValueError, match="portfolio is for"):
+        PaperExchange("ETH_USDT_Perp", SPEC, paced([]), portfolio=held)
+
+
+def test_taker_fee_comes_from_the_settings() -> None:
+    async def main() -> Fill:
+        ex = exchange(sim_steps(20), PaperSettings(taker_fee_bps=2.0))
+        book = await ex.book(SYMBOL)
+        best = book.asks[0]
+        await ex.place_order(OrderRequest(SYMBOL, Side.BUY, best.price, best.size, "t", post_only=False))
+        await ex.close()
+        return (await ex.fills_since(SYMBOL, None))[0][0]
+
+    fill = asyncio.run(main())
+    assert fill.is_taker and fill.fee == fill.price * fill.size * D("0.0002")
+
+
+# -- the sim factory --------------------------------------------------------------------------------
+def _bot(**sim: object) -> BotSettings:
+    return BotSettings.model_validate({"symbol": SYMBOL, "sim": {"seed": 11, "speed": 1000.0, **sim}})
+
+
+def test_factory_sim_replays_a_recording_as_if_live(tmp_path: Path) -> None:
+    path = tmp_path / "rec.parquet"
+    recorded = list(sim_steps(300, seed=21))
+    write_recording(path, recorded)
+    held = Portfolio(symbol=SYMBOL, starting_balance=D(10_000))
+
+    async def main() -> tuple[list[Step], PaperExchange]:
+        ex = await make_exchange(_bot(replay_file=str(path)), held)
+        assert isinstance(ex, PaperExchange) and ex.portfolio is held
+        seen: list[Step] = []
+
+        async def read() -> None:
+            async for book in ex.stream_books(SYMBOL):
+                seen.append((book, []))
+
+        await asyncio.gather(read(), ex.run())
+        await ex.close()
+        return seen, ex
+
+    started = time.time_ns()
+    seen, ex = asyncio.run(main())
+    assert ex.steps == len(seen) == 300
+    shift = seen[0][0].ts_ns - recorded[0][0].ts_ns
+    assert abs(seen[0][0].ts_ns - started) < 60 * 1_000_000_000  # moved to now: not stale to the bot
+    for (book, _), (original, _) in zip(seen, recorded, strict=True):
+        assert (book.bids, book.asks) == (original.bids, original.asks)
+        assert book.ts_ns - original.ts_ns == shift
+
+
+def test_factory_replay_steps_keep_their_trades(tmp_path: Path) -> None:
+    path = tmp_path / "rec.csv"
+    recorded = list(sim_steps(200, seed=22))
+    write_recording(path, recorded)
+
+    async def main() -> list[Step]:
+        return [step async for step in market_source(_bot(replay_file=str(path)))]
+
+    replayed = asyncio.run(main())
+    assert [[(t.price, t.size, t.taker_side, t.trade_id) for t in trades] for _, trades in replayed] == [
+        [(t.price, t.size, t.taker_side, t.trade_id) for t in trades] for _, trades in recorded
+    ]
+    assert sum(len(trades) for _, trades in replayed) > 0
+
+
+def test_factory_rejects_unusable_replay_files(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="a recording ends in"):
+        _bot(replay_file="market.txt")
+    with pytest.raises(ConfigError, match="no such file"):
+        market_source(_bot(replay_file=str(tmp_path / "missing.csv")))
+    other = tmp_path / "eth.csv"
+    eth = "ETH_USDT_Perp"
+    write_recording(other, SimMarket(eth, BUILTIN_INSTRUMENTS[eth], seed=1, s0=3_000.0).steps(5))
+    with pytest.raises(ConfigError, match="no market data for BTC_USDT_Perp"):
+        market_source(_bot(replay_file=str(other)))
+    junk = tmp_path / "junk.csv"
+    junk.write_text("a,b\n1,2\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not a readable recording"):
+        market_source(_bot(replay_file=str(junk)))
+
+
+def test_factory_generated_sim_is_seeded() -> None:
+    async def first_steps(seed: int) -> list[tuple[object, ...]]:
+        source = market_source(_bot(), seed=seed)
+        steps = [await anext(source) for _ in range(20)]
+        return [(book.bids, book.asks, [(t.price, t.size) for t in trades]) for book, trades in steps]
+
+    assert asyncio.run(first_steps(5)) == asyncio.run(first_steps(5)) != asyncio.run(first_steps(6))

@@ -276,7 +276,7 @@ def test_fill_ids_are_deterministic_and_prefixed() -> None:
 
 
 def test_crossing_taker_order_takes_the_visible_levels_then_rests() -> None:
-    m = PaperFillModel(SPEC, PaperSettings(), random.Random(1), taker_fee_bps=5.0)
+    m = PaperFillModel(SPEC, PaperSettings(taker_fee_bps=7.5), random.Random(1))
     asks = book("100.0", "100.2", ask_size="0.002")  # 100.2, 100.3, 100.4, 0.002 each
     update = m.submit(order(BUY, "100.3", "0.005", post_only=False), 3, asks)
     assert update.status is OrderStatus.OPEN and update.filled_size == D("0.004")
@@ -285,7 +285,7 @@ def test_crossing_taker_order_takes_the_visible_levels_then_rests() -> None:
         (D("100.2"), D("0.002"), True),
         (D("100.3"), D("0.002"), True),
     ]
-    assert taken[0].fee == D("100.2") * D("0.002") * D("0.0005")
+    assert taken[0].fee == D("100.2") * D("0.002") * D("0.00075")
     assert m.open_orders()[0].remaining_size == D("0.001")
 
 

@@ -65,8 +65,8 @@ def _format(path: Path) -> str:
 
 def _pyarrow() -> tuple[Any, Any]:
     try:
-        import pyarrow as pa  # type: ignore[import-untyped]  # noqa: PLC0415 - optional, only for Parquet
-        import pyarrow.parquet as pq  # type: ignore[import-untyped]  # noqa: PLC0415
+        import pyarrow as pa  # noqa: PLC0415 - optional, only for Parquet
+        import pyarrow.parquet as pq  # noqa: PLC0415
     except ImportError as exc:  # pragma: no cover - pyarrow is a declared dependency
         raise RuntimeError("Parquet recordings need pyarrow: pip install pyarrow (or use .csv)") from exc
     return pa, pq

@@ -1,0 +1,267 @@
+"""`PaperExchange`: the `Exchange` protocol over any market-data source, with local fills.
+
+The source is any async iterable of `(BookUpdate, list[Trade])` steps (`paced(SimMarket(...).steps())`,
+`paced(read_recording(path))`, later GRVT public data). Orders never leave the process: the
+`PaperFillModel` (`bots.exchange.paper`) decides fills and a `Portfolio` books them.
+
+Fill cursor: `fills_since` hands out `"<session id>:<count>"`, where the session id is unique to this
+instance. The worker keeps the cursor in its ledger across restarts; after a restart a new exchange
+starts counting from zero, so a cursor from another session (or an older plain count) means "from the
+start of this session", never "skip that many fills".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator
+from decimal import Decimal
+from typing import Generic, TypeVar
+
+from bots.engine.portfolio import Portfolio
+from bots.errors import ExchangeError, Rejected
+from bots.exchange.base import BookUpdate, Fill, InstrumentInfo, OrderRequest, OrderStatus, OrderUpdate, Trade
+from bots.exchange.paper import PaperFillModel
+from settings.models import InstrumentSpec, PaperSettings
+
+__all__ = ["PaperExchange"]
+
+Step = tuple[BookUpdate, list[Trade]]
+T = TypeVar("T")
+
+
+class _Topic(Generic[T]):
+    """Fan-out of one event kind to bounded per-subscriber queues (a slow reader slows the source)."""
+
+    def __init__(self, maxsize: int) -> None:
+        self._maxsize = maxsize
+        self._queues: list[asyncio.Queue[T | None]] = []
+        self._ended: list[asyncio.Queue[T | None]] = []  # queues that hold their end marker
+        self.closed = False
+
+    async def publish(self, item: T) -> None:
+        for queue in self._queues:
+            await queue.put(item)
+
+    async def finish(self) -> None:
+        """End the streams after every reader took what is queued (the source ended)."""
+        self.closed = True
+        for queue in list(self._queues):
+            await queue.put(None)
+            self._ended.append(queue)
+
+    def close(self) -> None:
+        """End the streams now (shutting down or failed), dropping an item where the queue is full."""
+        self.closed = True
+        for queue in self._queues:
+            if queue in self._ended:
+                continue
+            if queue.full():  # shutting down: make room for the end marker
+                queue.get_nowait()
+            queue.put_nowait(None)
+            self._ended.append(queue)
+
+    async def subscribe(self) -> AsyncIterator[T]:
+        if self.closed:
+            return
+        queue: asyncio.Queue[T | None] = asyncio.Queue(self._maxsize)
+        self._queues.append(queue)
+        try:
+            while (item := await queue.get()) is not None:
+                yield item
+        finally:
+            self._queues.remove(queue)
+
+
+class PaperExchange:
+    """The `Exchange` protocol on a market-data source, `PaperFillModel` and a `Portfolio`.
+
+    A pump task reads the source, updates the fill model, books fills into the portfolio and fans
+    books, trades and fills out to the streams. It starts with `start()`, `run()`, `book()` or the
+    first stream read; it stops when the source ends or on `close()`. Stream queues hold
+    `queue_size` items and the pump waits for the slowest reader, so in a backtest the market never
+    runs more than a step or two ahead of the bot reading it.
+
+    `portfolio` is the account to start from (the ledger's state after a restart, so reduce-only
+    checks and `position()` see the real position); a fresh one with `starting_balance_usd` when None.
+    The exchange books its fills into it.
+    """
+
+    def __init__(
+        self,
+        symbol: str,
+        spec: InstrumentSpec,
+        source: AsyncIterable[Step],
+        settings: PaperSettings | None = None,
+        *,
+        seed: int = 0,
+        fill_id_prefix: str = "",
+        queue_size: int = 1,
+        portfolio: Portfolio | None = None,
+    ) -> None:
+        settings = settings or PaperSettings()
+        if portfolio is not None and portfolio.symbol not in (None, symbol):
+            raise ValueError(f"portfolio is for {portfolio.symbol}, this paper exchange trades {symbol}")
+        self.symbol = symbol
+        self.info = InstrumentInfo(symbol, spec.tick_size, spec.lot_size, spec.effective_min_size)
+        self.model = PaperFillModel(spec, settings, random.Random(seed), fill_id_prefix=fill_id_prefix)
+        self.portfolio = (
+            portfolio if portfolio is not None else Portfolio(symbol, settings.starting_balance_usd)
+        )
+        self.session_id = uuid.uuid4().hex[:16]  # scopes fill cursors to this instance
+        self.steps = 0  # market-data steps processed
+        self._source = source
+        self._fills: list[Fill] = []
+        self._books: _Topic[BookUpdate] = _Topic(queue_size)
+        self._trades: _Topic[Trade] = _Topic(queue_size)
+        self._fill_topic: _Topic[Fill] = _Topic(queue_size)
+        self._first_book = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start pumping market data (idempotent; needs a running event loop)."""
+        if self._task is None and not self._closed:
+            self._task = asyncio.get_running_loop().create_task(self._pump(), name=f"paper-{self.symbol}")
+
+    async def run(self) -> None:
+        """Pump until the source ends (or `close()`): the whole backtest in one await."""
+        self.start()
+        if self._task is not None:
+            await asyncio.wait({self._task})  # a close() ends the wait; a source error is raised here
+            if not self._task.cancelled() and (error := self._task.exception()) is not None:
+                raise error
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._end_streams()
+
+    async def _pump(self) -> None:
+        try:
+            async for book, trades in self._source:
+                fills = self.model.on_book(book)
+                for trade in trades:
+                    fills += self.model.on_trade(trade)
+                for fill in fills:
+                    self._book_fill(fill)
+                self._first_book.set()
+                self.steps += 1
+                await self._books.publish(book)
+                for trade in trades:
+                    await self._trades.publish(trade)
+                for fill in fills:
+                    await self._fill_topic.publish(fill)
+            for topic in (self._books, self._trades, self._fill_topic):
+                await topic.finish()  # the last items are delivered, not dropped
+        finally:
+            self._end_streams()
+
+    def _end_streams(self) -> None:
+        for topic in (self._books, self._trades, self._fill_topic):
+            topic.close()  # a no-op for the streams that already ended
+        self._first_book.set()  # wake book() waiters: there will be no (more) data
+
+    def _book_fill(self, fill: Fill) -> None:
+        self.portfolio.apply(fill)
+        self._fills.append(fill)
+
+    def _check(self, symbol: str) -> None:
+        if symbol != self.symbol:
+            raise ExchangeError(f"this paper exchange trades {self.symbol}, not {symbol}")
+
+    # -- the Exchange protocol -------------------------------------------------------------------
+    async def instrument(self, symbol: str) -> InstrumentInfo:
+        self._check(symbol)
+        return self.info
+
+    async def book(self, symbol: str) -> BookUpdate:
+        self._check(symbol)
+        if self.model.book is None:
+            self.start()
+            await self._first_book.wait()
+        if self.model.book is None:
+            raise ExchangeError(f"{symbol}: the market-data source ended without a book")
+        return self.model.book
+
+    async def stream_books(self, symbol: str) -> AsyncIterator[BookUpdate]:
+        self._check(symbol)
+        self.start()
+        async for book in self._books.subscribe():
+            yield book
+
+    async def stream_trades(self, symbol: str) -> AsyncIterator[Trade]:
+        self._check(symbol)
+        self.start()
+        async for trade in self._trades.subscribe():
+            yield trade
+
+    async def stream_fills(self, symbol: str) -> AsyncIterator[Fill]:
+        """Our fills as they happen (already booked in `portfolio`), until the source ends."""
+        self._check(symbol)
+        self.start()
+        async for fill in self._fill_topic.subscribe():
+            yield fill
+
+    async def place_order(self, request: OrderRequest) -> OrderUpdate:
+        self._check(request.symbol)
+        if request.reduce_only:
+            position = self.portfolio.position
+            if not (position * request.side.sign < 0 and request.size <= abs(position)):
+                raise Rejected("reduce_only_would_increase")
+        update = self.model.submit(request, self.model.book.ts_ns if self.model.book else 0, self.model.book)
+        taken, self.model.immediate_fills = self.model.immediate_fills, []
+        for fill in taken:
+            self._book_fill(fill)
+            await self._fill_topic.publish(fill)
+        if update.status is OrderStatus.REJECTED:
+            raise Rejected(update.reason or "rejected")
+        return update
+
+    async def cancel_order(self, symbol: str, client_order_id: str) -> None:
+        self._check(symbol)
+        self.model.cancel(client_order_id)
+
+    async def cancel_all(self, symbol: str) -> int:
+        self._check(symbol)
+        return len(self.model.cancel_all())
+
+    async def open_orders(self, symbol: str) -> list[OrderUpdate]:
+        self._check(symbol)
+        return self.model.open_orders()
+
+    async def position(self, symbol: str) -> Decimal:
+        self._check(symbol)
+        return self.portfolio.position
+
+    async def balance(self) -> Decimal:
+        return self.portfolio.cash
+
+    async def fills_since(self, symbol: str, cursor: str | None) -> tuple[list[Fill], str | None]:
+        """Cursor `"<session id>:<count>"`; one from another session (an earlier instance, e.g. before
+        a restart, or an old plain count) reads from the start of this session."""
+        self._check(symbol)
+        start = self._cursor_position(cursor)
+        return self._fills[start:], f"{self.session_id}:{len(self._fills)}"
+
+    def _cursor_position(self, cursor: str | None) -> int:
+        if not cursor:
+            return 0
+        session, sep, count = cursor.rpartition(":")
+        if not sep or session != self.session_id:
+            return 0  # another session's count says nothing about this one's fills
+        try:
+            start = int(count)
+        except ValueError:
+            start = -1
+        if not 0 <= start <= len(self._fills):
+            raise ExchangeError(f"bad fills cursor {cursor!r}")
+        return start
