@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/mmfleet demo --config config/fleet.example.yaml
+	$(VENV)/bin/mmfleet fleet up --config config/fleet.example.yaml
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
