@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from bots.control import WorkerExit
@@ -186,3 +188,30 @@ def test_a_restart_rebuilds_the_same_state_from_the_ledger(tmp_path: Path) -> No
     second = asyncio.run(restart())
     assert numbers(second.portfolio) == numbers(first.portfolio)
     assert second.enabled is False  # a stopped bot stays stopped across a restart
+
+
+def test_indicators_are_seeded_from_recorded_features_so_there_is_no_warm_up(tmp_path: Path) -> None:
+    settings = _settings()
+    now = time.time_ns()
+    with Ledger(tmp_path / "ledger.db") as ledger:
+        for i in range(60):  # a minute of recorded mids, one per second, ending now
+            mid = 65_000.0 * (1 + 0.0004 * ((-1) ** i))
+            ledger.record_features(
+                "another-bot", settings.symbol, now - (60 - i) * 1_000_000_000, {"mid": mid}
+            )
+
+    async def fresh_start() -> BotWorker:
+        with Ledger(tmp_path / "ledger.db") as ledger:
+            exchange = await make_exchange(settings, Portfolio(symbol=settings.symbol))
+            worker = BotWorker(
+                settings, exchange, ledger, BotMetrics(CollectorRegistry(), "b", settings.symbol, "sim", 3)
+            )
+            assert worker.engine.sigma() != worker.engine.sigma()  # NaN before seeding
+            await worker.start()
+            await exchange.close()
+            return worker
+
+    worker = asyncio.run(fresh_start())
+    sigma = worker.engine.sigma()
+    # log returns alternate +-ln(1.0004/0.9996) ~ 0.0008 once a second: sample std over 20 of them
+    assert sigma == pytest.approx(math.log(1.0004 / 0.9996) * math.sqrt(20 / 19), rel=1e-3)
