@@ -63,6 +63,10 @@ def fleet_up(
     config: ConfigOption,
     live: LiveFlag = False,
     table: Annotated[bool, typer.Option(help="Show a live-updating table of the fleet.")] = True,
+    max_crashes: Annotated[
+        int, typer.Option(min=1, help="Crashes within the window that mark a bot failed.")
+    ] = 5,
+    crash_window_s: Annotated[float, typer.Option(min=1, help="Window for --max-crashes, seconds.")] = 300.0,
 ) -> None:
     """Start every bot, restart crashed ones with backoff, stop them all on Ctrl-C."""
     fleet = load_or_exit(config)
@@ -71,7 +75,9 @@ def fleet_up(
         fail([f"{', '.join(live_bots)}: mode live needs --i-understand-live-trading"])
     setup_logging("supervisor", fleet.data_dir, fleet.log_level, console=not table)
     extra = ("--i-understand-live-trading",) if live else ()
-    supervisor = Supervisor(config, fleet, extra_args=extra)
+    supervisor = Supervisor(
+        config, fleet, max_crashes=max_crashes, crash_window_s=crash_window_s, extra_args=extra
+    )
     console = Console()
     console.print(
         f"mmfleet: {len(fleet.bots)} bots from {config}; data in {fleet.data_dir}/; Ctrl-C stops all."
@@ -106,7 +112,10 @@ def fleet_status(config: ConfigOption) -> None:
         fail([f"no fleet status under {fleet_dir(fleet)}: is `mmfleet fleet up` running?"])
     children = [ChildStatus(**row) for row in status["bots"]]
     rows = asyncio.run(scrape_fleet(children))
-    Console().print(fleet_table(children, rows))
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=200)  # piped or logged: never truncate a state or an error
+    console.print(fleet_table(children, rows))
 
 
 @fleet_app.command("down")
@@ -124,9 +133,7 @@ def fleet_down(
         fail(["no running supervisor for this fleet"])
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not pid_file.exists():  # removed by the supervisor once every worker has stopped
             typer.echo("fleet stopped")
             return
         time.sleep(0.2)

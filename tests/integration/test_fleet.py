@@ -243,3 +243,37 @@ def test_workers_stop_when_the_supervisor_is_killed(
     supervisor.kill()
     supervisor.wait()
     wait_for(lambda: http(base, "/healthz")[0] == 0, timeout_s=30, what="orphaned worker to stop")
+
+
+def test_a_crash_looping_worker_is_marked_failed_and_fleet_status_and_down_work(
+    tmp_path: Path, processes: list[subprocess.Popen[str]]
+) -> None:
+    config, base = write_fleet(tmp_path, ["BTC_USDT_Perp"])
+    supervisor = mmfleet("fleet", "up", "--config", str(config), "--no-table", "--max-crashes", "2")
+    processes.append(supervisor)
+    status_file = tmp_path / "data" / "fleet" / "status.json"
+
+    def bot() -> dict[str, Any]:
+        row: dict[str, Any] = json.loads(status_file.read_text())["bots"][0]
+        return row
+
+    for crash in range(2):
+        wait_for(partial(ready, base), what=f"worker up before crash {crash + 1}")
+        os.kill(bot()["pid"], signal.SIGKILL)
+        if crash == 0:
+            wait_for(lambda: bot()["restarts"] == 1, what="first restart")
+    wait_for(lambda: bot()["state"] == "failed", what="failed state")
+    assert "2 crashes" in bot()["last_error"]
+    assert bot()["last_exit_code"] == -signal.SIGKILL
+
+    status = subprocess.run(
+        [sys.executable, "-m", "bots.cli", "fleet", "status", "--config", str(config)],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert "failed" in status.stdout
+    down = subprocess.run(
+        [sys.executable, "-m", "bots.cli", "fleet", "down", "--config", str(config)],
+        capture_output=True, text=True, timeout=90, check=True,
+    )  # fmt: skip
+    assert "fleet stopped" in down.stdout
+    assert supervisor.wait(timeout=10) == 0
