@@ -14,7 +14,7 @@ import math
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import partial
 from typing import TypeVar
@@ -26,7 +26,7 @@ from bots.engine.quoter import Inventory, QuoteDecision, QuoteEngine
 from bots.engine.risk import RiskState, drawdown_ratio
 from bots.engine.types import DesiredOrder, Side, TradingState
 from bots.errors import Rejected, TransientExchangeError
-from bots.exchange.base import BookUpdate, Exchange, OrderRequest
+from bots.exchange.base import BookUpdate, Exchange, OrderRequest, OrderStatus, OrderUpdate
 from bots.metrics import BotMetrics
 from bots.retry import Backoff, error_kind, retrying
 from bots.store import Ledger
@@ -39,13 +39,15 @@ T = TypeVar("T")
 
 _NS_PER_S = 1_000_000_000
 ENABLED_KEY = "trading_enabled"
+_CLOSE_ATTEMPTS = 5
+_CLOSE_SLIPPAGE = Decimal("0.01")  # a close may pay up to 1% beyond the touch, never more
 RISK_KEY = "risk_state"
 
 
 @dataclass(slots=True)
 class _Resting:
     order: OpenOrder
-    price: Decimal
+    update: OrderUpdate  # as the exchange acknowledged it (or as sent, until it answers)
 
 
 class BotWorker:
@@ -85,6 +87,7 @@ class BotWorker:
         self._stop = asyncio.Event()
         self._errors_in_a_row = 0
         self._persisted_risk: dict[str, bool] = {}
+        self._order_log: list[OrderUpdate] = []
         self._tick = settings.spec.tick_size
         self._lot = settings.spec.lot_size
 
@@ -147,10 +150,10 @@ class BotWorker:
     async def shutdown(self) -> None:
         """Cancel everything, take the last fills, persist a snapshot."""
         try:
-            await self._call(lambda: self.exchange.cancel_all(self.symbol))
-            self.resting.clear()
+            await self.cancel_everything()
             await self._sync_fills()
         finally:
+            self._flush_orders()
             self.ledger.snapshot_position(self.name, self.portfolio, mark=self._mark())
             self._publish_orders()
             log.info(
@@ -226,10 +229,20 @@ class BotWorker:
     async def _execute(self, diff: OrderDiff) -> None:
         for coid in diff.cancels:
             await self._call(partial(self.exchange.cancel_order, self.symbol, coid))
-            self.resting.pop(coid, None)
-            self.metrics.orders_cancelled.inc()
+            self._forget(coid)
         for want in diff.places:
             await self._place(want)
+
+    def _forget(self, coid: str) -> None:
+        """A cancelled order: out of the book we keep, into the order log as CANCELLED."""
+        resting = self.resting.pop(coid, None)
+        self.metrics.orders_cancelled.inc()
+        if resting is not None:
+            self._order_log.append(
+                replace(
+                    resting.update, status=OrderStatus.CANCELLED, reason="client_cancel", ts_ns=time.time_ns()
+                )
+            )
 
     def _next_coid(self) -> str:
         self._coid_seq += 1
@@ -249,8 +262,12 @@ class BotWorker:
             reduce_only=reduce_only,
         )
         # Known before the call: a timeout may still have placed it, and the next diff cancels it.
+        sent = OrderUpdate(
+            self.symbol, request.client_order_id, None, want.side, request.price, request.size,
+            Decimal(0), OrderStatus.PENDING, None, time.time_ns(),
+        )  # fmt: skip
         self.resting[request.client_order_id] = _Resting(
-            OpenOrder(request.client_order_id, want.side, want.price_ticks, want.size_lots), request.price
+            OpenOrder(request.client_order_id, want.side, want.price_ticks, want.size_lots), sent
         )
         try:
             update = await retrying(
@@ -265,35 +282,42 @@ class BotWorker:
             self._errors_in_a_row += 1
             return None
         self._errors_in_a_row = 0
-        self.ledger.record_order(self.name, update)
+        self._order_log.append(update)
+        if request.client_order_id in self.resting:
+            self.resting[request.client_order_id].update = update
         self.metrics.orders_placed.inc()
         if update.status.is_final:
             self.resting.pop(request.client_order_id, None)
         return request.client_order_id
 
     async def close_position(self, update: BookUpdate) -> None:
-        """Flatten with a reduce-only order priced at the far end of the visible book, so it sweeps the
-        levels it needs (it takes liquidity); what is left, if the book was too thin, is cancelled."""
-        await self._sync_fills()  # the position must include every fill before we size the close
-        lots = round(abs(self.portfolio.position) / self._lot)
-        levels = update.bids if self.portfolio.position > 0 else update.asks
-        if lots == 0 or not levels:
-            return
-        side = Side.SELL if self.portfolio.position > 0 else Side.BUY
-        price = int(levels[-1].price / self._tick)
-        coid = await self._place(DesiredOrder(side, price, lots, 0), post_only=False, reduce_only=True)
-        await self._sync_fills()
-        if coid is not None and coid in self.resting:
-            await self._call(partial(self.exchange.cancel_order, self.symbol, coid))
-            self.resting.pop(coid, None)
+        """Flatten with reduce-only orders that take liquidity, priced up to `_CLOSE_SLIPPAGE` beyond the
+        best price on the far side of a fresh book; what a thin book leaves is cancelled and retried."""
+        book: BookUpdate | None = update
+        for _ in range(_CLOSE_ATTEMPTS):
+            await self._sync_fills()  # the position must include every fill before we size the close
+            lots = round(abs(self.portfolio.position) / self._lot)
+            if lots == 0 or book is None or not book.bids or not book.asks:
+                break
+            if self.portfolio.position > 0:
+                side, limit = Side.SELL, book.bids[0].price * (1 - _CLOSE_SLIPPAGE)
+            else:
+                side, limit = Side.BUY, book.asks[0].price * (1 + _CLOSE_SLIPPAGE)
+            price = int(limit / self._tick)  # rounds toward the book: still marketable
+            coid = await self._place(DesiredOrder(side, price, lots, 0), post_only=False, reduce_only=True)
+            await self._sync_fills()
+            if coid is not None and coid in self.resting:
+                await self._call(partial(self.exchange.cancel_order, self.symbol, coid))
+                self._forget(coid)
+            book = await self._call(partial(self.exchange.book, self.symbol))
         log.info(
             "closed position", extra={"fields": {"bot": self.name, "position": str(self.portfolio.position)}}
         )
 
     async def cancel_everything(self) -> None:
         await self._call(lambda: self.exchange.cancel_all(self.symbol))
-        self.metrics.orders_cancelled.inc(len(self.resting))
-        self.resting.clear()
+        for coid in list(self.resting):
+            self._forget(coid)
 
     # ----- fills and exchange calls ---------------------------------------------------------------
 
@@ -316,6 +340,10 @@ class BotWorker:
                 left = resting.order.size_lots - round(fill.size / self._lot)
                 if left <= 0:
                     del self.resting[fill.client_order_id]
+                    done = resting.update
+                    self._order_log.append(
+                        replace(done, status=OrderStatus.FILLED, filled_size=done.size, ts_ns=fill.ts_ns)
+                    )
                 else:
                     resting.order = OpenOrder(resting.order.client_order_id, resting.order.side,
                                               resting.order.price_ticks, left)  # fmt: skip
@@ -357,8 +385,15 @@ class BotWorker:
             self.ledger.set_state(self.name, RISK_KEY, wanted)
             self._persisted_risk = wanted
 
+    def _flush_orders(self) -> None:
+        """Order states go to the ledger in one transaction per second: they are history, not money
+        (fills are written one by one, durably, before they count)."""
+        log_, self._order_log = self._order_log, []
+        self.ledger.record_orders(self.name, log_)
+
     def _record(self) -> None:
         """Once a second: equity (the ledger keeps the peak), position snapshot, market features."""
+        self._flush_orders()
         mark = self._mark()
         if mark is None:
             return

@@ -9,7 +9,7 @@ were recorded, which is the order the live bot applied them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Row, func, select
 from bots.engine.portfolio import Portfolio
 from bots.engine.types import Side
 from bots.exchange.base import Fill, OrderStatus, OrderUpdate
+from bots.store.alerts import AlertLog
 from bots.store.control import ControlPlane
 from bots.store.locks import WorkerLocks
 from bots.store.schema import (
@@ -95,9 +96,10 @@ def _order(row: Row[Any]) -> OrderUpdate:
     )
 
 
-class Ledger(ControlPlane, WorkerLocks):
-    """The store of one fleet: fills, orders, positions, equity, features, bot state, commands, configs
-    and worker locks. Open with a SQLite path or a PostgreSQL URL (see `bots.store.db.normalise_url`)."""
+class Ledger(ControlPlane, WorkerLocks, AlertLog):
+    """The store of one fleet: fills, orders, positions, equity, features, bot state, commands, configs,
+    worker locks and alerts. Open with a SQLite path or a PostgreSQL URL (see
+    `bots.store.db.normalise_url`)."""
 
     # --- fills -------------------------------------------------------------------------------------
 
@@ -163,22 +165,32 @@ class Ledger(ControlPlane, WorkerLocks):
 
     def record_order(self, bot: str, update: OrderUpdate) -> None:
         """Append one state of an order; the history of a client_order_id is its rows in order."""
-        values = {
-            "bot": bot,
-            "symbol": update.symbol,
-            "client_order_id": update.client_order_id,
-            "exchange_order_id": update.exchange_order_id,
-            "side": update.side.value,
-            "price": update.price,
-            "size": update.size,
-            "filled_size": update.filled_size,
-            "status": update.status.value,
-            "reason": update.reason,
-            "ts_ns": update.ts_ns,
-            "recorded_at_ns": self._now(),
-        }
+        self.record_orders(bot, [update])
+
+    def record_orders(self, bot: str, updates: Sequence[OrderUpdate]) -> None:
+        """Append several order states in one transaction (one fsync: workers batch them per second)."""
+        if not updates:
+            return
+        now = self._now()
+        rows = [
+            {
+                "bot": bot,
+                "symbol": update.symbol,
+                "client_order_id": update.client_order_id,
+                "exchange_order_id": update.exchange_order_id,
+                "side": update.side.value,
+                "price": update.price,
+                "size": update.size,
+                "filled_size": update.filled_size,
+                "status": update.status.value,
+                "reason": update.reason,
+                "ts_ns": update.ts_ns,
+                "recorded_at_ns": now,
+            }
+            for update in updates
+        ]
         with self._engine.begin() as connection:
-            connection.execute(orders.insert().values(**values))
+            connection.execute(orders.insert(), rows)
 
     def order_history(self, bot: str, client_order_id: str) -> list[OrderUpdate]:
         """Every recorded state of one order, oldest first."""

@@ -69,6 +69,8 @@ async def _with_worker(
         outcome = await asyncio.wait_for(run, timeout=20)
         assert outcome is WorkerExit.STOPPED
         assert await exchange.open_orders(settings.symbol) == []  # nothing left resting
+        assert ledger.latest_orders(settings.name, open_only=True) == []  # and the order log agrees
+        assert ledger.latest_orders(settings.name)  # every placement was recorded
         await exchange.close()
     return worker, ledger
 
