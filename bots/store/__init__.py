@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bots.store.alerts import AlertNotice, AlertRecord
 from bots.store.control import ALL_BOTS, Command, CommandAck, ConfigAck, ConfigVersion
 from bots.store.db import DATABASE_URL_ENV, SchemaVersionError, StoreError, normalise_url
 from bots.store.ledger import EquityPoint, FeatureRow, Ledger
@@ -14,6 +15,8 @@ __all__ = [
     "DATABASE_URL_ENV",
     "FEATURE_COLUMNS",
     "SCHEMA_VERSION",
+    "AlertNotice",
+    "AlertRecord",
     "Command",
     "CommandAck",
     "ConfigAck",

@@ -35,6 +35,7 @@ __all__ = [
     "MONEY_SCALE",
     "SCHEMA_VERSION",
     "Money",
+    "alerts",
     "bot_state",
     "command_acks",
     "commands",
@@ -278,4 +279,29 @@ worker_locks = Table(
     Column("pid", Integer, nullable=False),
     Column("acquired_at_ns", BigInteger, nullable=False),
     Column("heartbeat_ns", BigInteger, nullable=False),
+)
+
+# Alertmanager notifications, one row per (alert fingerprint, firing episode, status): a repeated
+# delivery of the same notification changes nothing. `command_id` is the stop command a halting alert
+# issued. Added beside schema version 1 without a bump: `create_all` adds a missing table to an
+# existing database, and no existing table changed.
+alerts = Table(
+    "alerts",
+    metadata,
+    _id_column(),
+    Column("fingerprint", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("alertname", String(256), nullable=False),
+    Column("bot", String(128)),  # the alert's `bot` label; None for fleet-level alerts
+    Column("starts_at_ns", BigInteger, nullable=False),
+    Column("ends_at_ns", BigInteger),
+    Column("labels", JSON, nullable=False),
+    Column("annotations", JSON, nullable=False),
+    Column("generator_url", Text),
+    Column("receiver", String(256)),
+    Column("received_at_ns", BigInteger, nullable=False),
+    Column("command_id", BigInteger),
+    UniqueConstraint("fingerprint", "starts_at_ns", "status", name="uq_alerts_episode_status"),
+    CheckConstraint("status IN ('firing', 'resolved')", name="ck_alerts_status"),
+    Index("ix_alerts_received", "received_at_ns"),
 )

@@ -1,0 +1,204 @@
+"""The backtester: PnL equals the sum of its fills' PnL, latency, recorded = synthetic, report, sweep, CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from bots.cli import app
+from bots.engine.portfolio import Portfolio
+from bots.exchange.sim import write_recording
+from ml.backtest import (
+    BacktestConfig,
+    BacktestResult,
+    RecordedMarket,
+    SyntheticMarket,
+    run_backtest,
+)
+from ml.report import write_report, write_sweep_csv
+from ml.sweep import parse_grid, sweep, with_params
+from settings.models import BotSettings
+
+SYMBOL = "BTC_USDT_Perp"
+CENT = Decimal("0.01")
+runner = CliRunner()
+
+
+def bot(**sections: dict[str, Any]) -> BotSettings:
+    return BotSettings.model_validate({"symbol": SYMBOL, **sections})
+
+
+def bot_of(symbol: str) -> BotSettings:
+    return BotSettings(symbol=symbol)
+
+
+def fills_pnl(result: BacktestResult) -> Decimal:
+    """Independent of the backtester: cash flows of the fills, fees, and the inventory at the last mid."""
+    cash = sum((-f.side.sign * f.price * f.size - f.fee for f in result.fills), Decimal(0))
+    position = sum((f.side.sign * f.size for f in result.fills), Decimal(0))
+    return cash + position * result.final_mark
+
+
+CASES = {
+    "touch fills, no latency": (bot(), BacktestConfig()),
+    "touch fills, 350 ms latency": (bot(), BacktestConfig(latency_ms=350, seed=3)),
+    "queue model, 1 s latency": (bot(paper={"queue_model": True}), BacktestConfig(latency_ms=1000)),
+    # a tight drawdown limit trips: the close is a reduce-only taker order paying taker fees
+    "drawdown close, taker fees": (
+        bot(risk={"max_drawdown_pct": 0.0003}, paper={"starting_balance_usd": "1000"}, sim={"sigma": 5e-4}),
+        BacktestConfig(latency_ms=300),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_total_pnl_equals_the_sum_of_its_fills_pnl(case: str) -> None:
+    settings, config = CASES[case]
+    result = run_backtest(settings, SyntheticMarket(seconds=300, seed=4), config)
+    assert result.stats.fills > 10
+    total = result.total_pnl
+    assert total.quantize(CENT) == fills_pnl(result).quantize(CENT)
+    replayed = Portfolio.replay(result.fills, symbol=SYMBOL)
+    by_portfolio = replayed.realized_pnl - replayed.fees + replayed.unrealized_pnl(result.final_mark)
+    assert total.quantize(CENT) == by_portfolio.quantize(CENT)
+    assert result.breakdown.total.quantize(CENT) == total.quantize(CENT)
+    assert result.final_position == replayed.position
+    assert result.curve.equity[-1] - float(result.starting_balance) == pytest.approx(float(total), abs=0.01)
+    if case.startswith("drawdown"):
+        assert result.breakdown.taker_fees > 0 and any(f.is_taker for f in result.fills)
+    else:
+        assert result.breakdown.rebates > 0 and not any(f.is_taker for f in result.fills)
+
+
+def test_orders_act_only_after_the_entry_latency() -> None:
+    latency_ms = 20_000.0
+    market = SyntheticMarket(seconds=200, seed=2)
+    late = run_backtest(bot(), market, BacktestConfig(latency_ms=latency_ms))
+    prompt = run_backtest(bot(), market, BacktestConfig())
+    first_book_ns = int(late.curve.ts_ns[0])
+    assert late.fills and prompt.fills
+    assert min(f.ts_ns for f in late.fills) >= first_book_ns + latency_ms * 1_000_000
+    assert min(f.ts_ns for f in prompt.fills) < first_book_ns + latency_ms * 1_000_000
+
+
+def test_a_recording_replays_like_the_market_it_recorded(tmp_path: Path) -> None:
+    settings = bot()
+    market = SyntheticMarket(seconds=120, seed=5)
+    path = tmp_path / "btc.csv"
+    write_recording(path, market.steps(settings))
+    recorded = run_backtest(settings, RecordedMarket(path), BacktestConfig(latency_ms=150))
+    synthetic = run_backtest(settings, market, BacktestConfig(latency_ms=150))
+    assert recorded.stats == synthetic.stats
+    assert recorded.fills == synthetic.fills
+
+
+def test_figures_are_consistent() -> None:
+    result = run_backtest(bot(), SyntheticMarket(seconds=300, seed=1), progress=True)
+    stats = result.stats
+    assert stats.events == 3000 and len(result.curve.ts_ns) == 3000
+    assert 0 < stats.fill_rate <= 1 and stats.orders_filled <= stats.orders_placed
+    assert stats.max_drawdown_usd >= 0 and 0 <= stats.max_drawdown_pct < 1
+    assert stats.volume_usd == pytest.approx(float(sum(f.price * f.size for f in result.fills)))
+    assert stats.rebates_usd == pytest.approx(stats.volume_usd * 1e-4)  # 1 bp maker rebate
+    assert stats.sharpe == stats.sharpe  # defined: 5 one-minute windows
+
+
+def test_report_writes_html_with_png_plots(tmp_path: Path) -> None:
+    result = run_backtest(bot(), SyntheticMarket(seconds=60, seed=1))
+    page = write_report(result, tmp_path / "report")
+    text = page.read_text(encoding="utf-8")
+    for name in ("equity.png", "inventory.png", "fills.png"):
+        assert f'src="{name}"' in text
+        assert (page.parent / name).read_bytes().startswith(b"\x89PNG")
+    summary = json.loads((page.parent / "summary.json").read_text(encoding="utf-8"))
+    assert Decimal(summary["pnl"]["total"]) == result.total_pnl
+    assert len((page.parent / "fills.csv").read_text().splitlines()) == len(result.fills) + 1
+
+
+def test_sweep_runs_the_grid_in_parallel_processes(tmp_path: Path) -> None:
+    settings = bot()
+    market = SyntheticMarket(seconds=60, seed=3)
+    grid = parse_grid(["gamma=0.5,2", "spread=0.004,0.006"])
+    rows = sweep(settings, market, grid, workers=2)
+    assert [row.params for row in rows] == [
+        {"gamma": 0.5, "spread_pct": 0.004},
+        {"gamma": 0.5, "spread_pct": 0.006},
+        {"gamma": 2.0, "spread_pct": 0.004},
+        {"gamma": 2.0, "spread_pct": 0.006},
+    ]
+    direct = run_backtest(with_params(settings, rows[1].params), market)
+    assert rows[1].stats.as_dict() == direct.stats.as_dict()  # as_dict: nan (one window) becomes None
+    path = write_sweep_csv(rows, tmp_path / "sweep.csv")
+    lines = path.read_text().splitlines()
+    assert len(lines) == 5 and lines[0].startswith("gamma,spread_pct,events,")
+
+
+def test_grid_and_params_are_checked() -> None:
+    assert parse_grid(["kappa=500,1000", "layers=3"]) == {"kappa": [500.0, 1000.0], "grid_layers": [3.0]}
+    for bad in ("gamma", "gamma=", "gamma=a,b"):
+        with pytest.raises(ValueError):
+            parse_grid([bad])
+    assert with_params(bot(), {"grid_layers": 3.0}).strategy.grid_layers == 3
+    with pytest.raises(ValueError, match="not a strategy parameter"):
+        with_params(bot(), {"nope": 1.0})
+    with pytest.raises(ValueError):
+        with_params(bot(), {"gamma": -1.0})
+    with pytest.raises(ValueError):
+        sweep(bot(), SyntheticMarket(seconds=1), {"grid_layers": [2.5]}, workers=1)
+
+
+def test_cli_runs_a_backtest_and_writes_the_report(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    args = ["backtest", "run", "--synthetic", "--seconds", "30", "--seed", "2", "--latency-ms", "100"]
+    result = runner.invoke(app, [*args, "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["params"]["latency_ms"] == 100.0 and data["stats"]["events"] == 300
+    assert (out / "report.html").is_file()
+
+
+def test_cli_replays_a_recording_of_its_symbol(tmp_path: Path) -> None:
+    path = tmp_path / "eth.csv.gz"
+    eth = bot_of("ETH_USDT_Perp")
+    write_recording(path, SyntheticMarket(seconds=20, seed=1).steps(eth))
+    result = runner.invoke(app, ["backtest", "run", "--file", str(path), "--json", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["symbol"] == "ETH_USDT_Perp" and data["stats"]["events"] == 200
+    result = runner.invoke(app, ["backtest", "run", "--file", str(path), "--symbol", SYMBOL])
+    assert result.exit_code == 2 and f"no market data for {SYMBOL}" in result.output
+
+
+def test_cli_refuses_bad_arguments(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["backtest", "run", "--seconds", "1", "--sweep", "gamma"])
+    assert result.exit_code == 2 and "name=v1,v2" in result.output
+    result = runner.invoke(app, ["backtest", "run", "--file", str(tmp_path / "none.csv")])
+    assert result.exit_code == 2 and "no such file" in result.output
+    result = runner.invoke(app, ["backtest", "run", "kappa=1"])
+    assert result.exit_code == 2 and "follow --sweep" in result.output
+
+
+def test_the_cli_module_imports_no_backtest_library() -> None:
+    """The worker imports bots.cli: the backtest, report and plotting code must load only on demand."""
+    heavy = (
+        "ml.backtest",
+        "ml.report",
+        "ml.sweep",
+        "ml.as_paper",
+        "ml.tuner",
+        "matplotlib",
+        "pandas",
+        "sklearn",
+    )
+    code = f"import sys, bots.cli\nprint(sorted(m for m in {heavy!r} if m in sys.modules))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert result.stdout.strip() == "[]"
