@@ -30,6 +30,9 @@ from bots.exchange.base import BookUpdate, Exchange, OrderRequest, OrderStatus, 
 from bots.metrics import BotMetrics
 from bots.retry import Backoff, error_kind, retrying
 from bots.store import Ledger
+from ml.features import LiveFeatures
+from ml.inference import blend
+from ml.registry import RegistryWatcher
 from settings.models import BotSettings
 
 __all__ = ["BotWorker", "WorkerExit"]
@@ -88,6 +91,8 @@ class BotWorker:
         self._errors_in_a_row = 0
         self._persisted_risk: dict[str, bool] = {}
         self._order_log: list[OrderUpdate] = []
+        self.live_features = LiveFeatures()
+        self.models = RegistryWatcher(settings.ml.model_dir, max_age_s=settings.ml.max_model_age_s)
         self._tick = settings.spec.tick_size
         self._lot = settings.spec.lot_size
 
@@ -408,20 +413,46 @@ class BotWorker:
             return
         bid, ask = book.bids[0], book.asks[0]
         depth = float(bid.size + ask.size)
+        spread = float(ask.price - bid.price) / decision.mid
+        imbalance = float(bid.size - ask.size) / depth if depth > 0 else 0.0
         self.ledger.record_features(
             self.name,
             self.symbol,
             book.ts_ns,
             {
                 "mid": decision.mid,
-                "spread": float(ask.price - bid.price) / decision.mid,
+                "spread": spread,
                 "sigma": decision.sigma,
-                "imbalance": float(bid.size - ask.size) / depth if depth > 0 else 0.0,
+                "imbalance": imbalance,
                 "reservation_price": decision.reservation_price,
                 "gamma": decision.gamma,
                 "kappa": decision.kappa,
             },
         )
+        self.live_features.update(book.ts_ns, decision.mid, spread, imbalance)
+        self._use_regime_model()
+
+    def _use_regime_model(self) -> None:
+        """Once a second: hot-reload a newer model version, then blend gamma/kappa by regime.
+
+        Without a usable model (none, too old, features not warm) the config's gamma/kappa apply.
+        """
+        ml, strategy = self.settings.ml, self.settings.strategy
+        if not ml.regime_enabled:
+            return
+        now = time.time()
+        if self.models.poll(now) is not None:
+            self.metrics.set_model_version(str(self.models.version))
+        model = self.models.active(now)
+        gamma, kappa = strategy.gamma, strategy.kappa
+        if model is not None and self.live_features.ready:
+            probabilities = model.regime_probabilities(self.live_features.vector())
+            for name, child in self.metrics.regime_probability.items():
+                child.set(probabilities.get(name, 0.0))
+            gamma, kappa = blend(
+                probabilities, ml.regime_params, default_gamma=strategy.gamma, default_kappa=strategy.kappa
+            )
+        self.engine.gamma, self.engine.kappa = gamma, kappa
 
     def _seed_indicators(self) -> None:
         """No warm-up wait: replay the last hour of recorded mids of this symbol into the indicators."""
@@ -432,6 +463,8 @@ class BotWorker:
             mid = row.values.get("mid")
             if mid is not None and mid > 0:
                 self.engine.observe(mid, row.ts_ns, flat)
+        for row in self.ledger.features(self.symbol, since_ts_ns=since, bot=self.name):
+            self.live_features.update_row(row)  # the regime model's features: this bot's own history
         if rows:
             log.info(
                 "indicators seeded", extra={"fields": {"bot": self.name, "ticks": min(len(rows), 5_000)}}
@@ -485,6 +518,9 @@ class BotWorker:
 
     def apply_settings(self, settings: BotSettings, version: str) -> None:
         """Swap settings between two cycles; warmed-up indicators survive when their windows are equal."""
+        if settings.ml.model_dir != self.settings.ml.model_dir:
+            self.models = RegistryWatcher(settings.ml.model_dir, max_age_s=settings.ml.max_model_age_s)
+        self.models.max_age_s = settings.ml.max_model_age_s
         self.settings = settings
         self.engine = self.engine.reconfigured(settings)
         self.config_version = version
