@@ -1,0 +1,207 @@
+"""GRVT JSON objects built from the local exchange's state: Instrument, Order, OrderStateFeed, Fill,
+Positions, SubAccount, Ticker/MiniTicker. Field sets follow `pysdk.grvt_raw_types` exactly."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from bots.exchange.sim.grvt_accounts import SubAccount
+from bots.exchange.sim.grvt_book import BookOrder, Match
+from bots.exchange.sim.grvt_wire import ZERO, fmt
+
+if TYPE_CHECKING:
+    from bots.exchange.sim.grvt_instruments import Instrument
+
+__all__ = [
+    "account_summary",
+    "fill_payload",
+    "instrument_payload",
+    "order_payload",
+    "order_state_feed",
+    "position_payload",
+    "ticker_payload",
+]
+
+_QUOTE_DECIMALS = 6  # USDT
+
+
+def instrument_payload(instrument: Instrument, base_decimals: int) -> dict[str, Any]:
+    spec = instrument.spec
+    return {
+        "instrument": instrument.name,
+        "instrument_hash": instrument.hash,
+        "base": instrument.base,
+        "quote": instrument.quote,
+        "kind": "PERPETUAL",
+        "venues": ["ORDERBOOK"],
+        "settlement_period": "PERPETUAL",
+        "base_decimals": base_decimals,
+        "quote_decimals": _QUOTE_DECIMALS,
+        "tick_size": fmt(spec.tick_size),
+        "min_size": fmt(spec.effective_min_size),
+        "create_time": str(instrument.create_time_ns),
+        "max_position_size": fmt(spec.lot_size * 1_000_000),
+    }
+
+
+def _state(order: BookOrder) -> dict[str, Any]:
+    return {
+        "status": order.status,
+        "reject_reason": order.reject_reason,
+        "book_size": [fmt(order.remaining if order.status == "OPEN" else ZERO)],
+        "traded_size": [fmt(order.traded)],
+        "update_time": str(order.update_time_ns),
+        "avg_fill_price": [fmt(order.avg_fill_price)],
+    }
+
+
+def order_payload(order: BookOrder) -> dict[str, Any]:
+    return {
+        "order_id": order.order_id,
+        "sub_account_id": order.sub_account_id,
+        "is_market": order.price is None,
+        "time_in_force": order.time_in_force,
+        "post_only": order.post_only,
+        "reduce_only": order.reduce_only,
+        "legs": [
+            {
+                "instrument": order.instrument,
+                "size": fmt(order.size),
+                "limit_price": fmt(order.price if order.price is not None else ZERO),
+                "is_buying_asset": order.is_buy,
+            }
+        ],
+        "signature": dict(order.signature),
+        "metadata": {"client_order_id": order.client_order_id, "create_time": str(order.create_time_ns)},
+        "state": _state(order),
+    }
+
+
+def order_state_feed(order: BookOrder) -> dict[str, Any]:
+    """The `state` stream's `OrderStateFeed`."""
+    return {
+        "order_id": order.order_id,
+        "client_order_id": order.client_order_id,
+        "order_state": _state(order),
+    }
+
+
+def fill_payload(
+    match: Match, now_ns: int, fee: Decimal, fee_rate: Decimal, realized: Decimal, mark: Decimal
+) -> dict[str, Any]:
+    """A private `Fill`; `fee` negative is a rebate, `fee_rate` a fraction of notional."""
+    order = match.order
+    return {
+        "event_time": str(now_ns),
+        "sub_account_id": order.sub_account_id,
+        "instrument": order.instrument,
+        "is_buyer": order.is_buy,
+        "is_taker": match.is_taker,
+        "size": fmt(match.size),
+        "price": fmt(match.price),
+        "mark_price": fmt(mark),
+        "index_price": fmt(mark),
+        "interest_rate": "0",
+        "forward_price": "0",
+        "realized_pnl": fmt(realized),
+        "fee": fmt(fee),
+        "fee_rate": fmt(fee_rate),
+        "trade_id": match.trade_id,
+        "order_id": order.order_id,
+        "venue": "ORDERBOOK",
+        "client_order_id": order.client_order_id,
+        "signer": order.signer,
+        "is_rpi": False,
+    }
+
+
+def position_payload(
+    account: SubAccount, instrument: str, mark: Decimal, now_ns: int, leverage: Decimal
+) -> dict[str, Any]:
+    position = account.position(instrument)
+    unrealized = (mark - position.entry_price) * position.size if position.size else ZERO
+    total = unrealized + position.realized_pnl
+    cost = position.entry_price * abs(position.size)
+    return {
+        "event_time": str(now_ns),
+        "sub_account_id": account.sub_account_id,
+        "instrument": instrument,
+        "size": fmt(position.size),
+        "notional": fmt(position.size * mark),
+        "entry_price": fmt(position.entry_price),
+        "exit_price": fmt(position.exit_price),
+        "mark_price": fmt(mark),
+        "unrealized_pnl": fmt(unrealized),
+        "realized_pnl": fmt(position.realized_pnl),
+        "total_pnl": fmt(total),
+        "roi": fmt((total / cost * 100).quantize(Decimal("0.0001")) if cost else ZERO),
+        "quote_index_price": "1",
+        "est_liquidation_price": "0",
+        "leverage": fmt(leverage),
+    }
+
+
+def account_summary(
+    account: SubAccount, marks: Mapping[str, Decimal], now_ns: int, leverage: Decimal
+) -> dict[str, Any]:
+    """`SubAccount`: equity = USDT balance + unrealized PnL; initial margin = |notional| / leverage,
+    maintenance half of it; available = equity - initial margin - min(unrealized, 0)."""
+    held = [(n, p) for n, p in account.positions.items() if p.size]
+    unrealized = sum(((marks[n] - p.entry_price) * p.size for n, p in held), ZERO)
+    initial = sum((abs(p.size) * marks[n] for n, p in held), ZERO) / leverage
+    equity = account.balance + unrealized
+    return {
+        "event_time": str(now_ns),
+        "sub_account_id": account.sub_account_id,
+        "margin_type": "SIMPLE_CROSS_MARGIN",
+        "settle_currency": "USDT",
+        "unrealized_pnl": fmt(unrealized),
+        "total_equity": fmt(equity),
+        "initial_margin": fmt(initial),
+        "maintenance_margin": fmt(initial / 2),
+        "available_balance": fmt(equity - initial - min(unrealized, ZERO)),
+        "spot_balances": [{"currency": "USDT", "balance": fmt(account.balance), "index_price": "1"}],
+        "positions": [position_payload(account, n, marks[n], now_ns, leverage) for n, _ in held],
+        "settle_index_price": "1",
+        "derisk_margin": "0",
+        "derisk_to_maintenance_margin_ratio": "1",
+        "is_vault": False,
+    }
+
+
+def ticker_payload(instrument: Instrument, now_ns: int, *, mini: bool) -> dict[str, Any]:
+    """`MiniTicker` (`mini`) or `Ticker` of the synthetic market."""
+    book = instrument.last
+    mark = instrument.mark
+    last = instrument.trades[-1] if instrument.trades else None
+    bid = book.bids[0] if book is not None and book.bids else None
+    ask = book.asks[0] if book is not None and book.asks else None
+    ticker: dict[str, Any] = {
+        "event_time": str(now_ns),
+        "instrument": instrument.name,
+        "mark_price": fmt(mark),
+        "index_price": fmt(mark),
+        "last_price": last["price"] if last else fmt(mark),
+        "last_size": last["size"] if last else "0",
+        "mid_price": fmt(mark),
+        "best_bid_price": fmt(bid.price) if bid else "0",
+        "best_bid_size": fmt(bid.size) if bid else "0",
+        "best_ask_price": fmt(ask.price) if ask else "0",
+        "best_ask_size": fmt(ask.size) if ask else "0",
+    }
+    if mini:
+        return ticker
+    prices = [Decimal(t["price"]) for t in instrument.trades] or [mark]
+    return ticker | {
+        "funding_rate_8h_curr": "0",
+        "funding_rate_8h_avg": "0",
+        "interest_rate": "0",
+        "forward_price": "0",
+        "high_price": fmt(max(prices)),
+        "low_price": fmt(min(prices)),
+        "open_price": fmt(prices[0]),
+        "open_interest": "0",
+        "long_short_ratio": "1",
+    }
