@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean infra-deps check-infra
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,10 +18,36 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy bots settings ml flows bench tests
+	$(VENV)/bin/mypy bots settings ml flows bench tests dashboards
 
-test: lint
+test: infra-deps lint check-infra
 	$(PY) -m pytest -q
+
+# Prometheus, promtool, Alertmanager and amtool from Debian, installed only when missing. Debian names
+# the Alertmanager binary prometheus-alertmanager; `alertmanager` is linked to it in /usr/local/bin.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get
+INFRA_PACKAGES := prometheus prometheus-alertmanager
+
+infra-deps:
+	@if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null \
+	    || ! command -v amtool >/dev/null || ! command -v prometheus-alertmanager >/dev/null; then \
+	  $(APT) install -y --no-install-recommends $(INFRA_PACKAGES) \
+	    || { $(APT) update && $(APT) install -y --no-install-recommends $(INFRA_PACKAGES); }; \
+	fi
+	@command -v alertmanager >/dev/null || $(SUDO) ln -sf "$$(command -v prometheus-alertmanager)" /usr/local/bin/alertmanager
+
+# The Prometheus and Alertmanager files as the real tools read them.
+check-infra: infra-deps
+	promtool check config infra/prometheus/prometheus.yml
+	promtool check config infra/prometheus/prometheus.compose.yml
+	promtool check rules infra/prometheus/rules/*.yml
+	promtool test rules infra/prometheus/tests/*.yml
+	amtool check-config infra/alertmanager/alertmanager.yml infra/alertmanager/alertmanager.compose.yml
+	amtool config routes test --config.file=infra/alertmanager/alertmanager.yml \
+	  --verify.receivers=mmfleet-critical severity=critical action=halt bot=b 2>/dev/null
+	amtool config routes test --config.file=infra/alertmanager/alertmanager.yml \
+	  --verify.receivers=mmfleet-warning severity=warning bot=b 2>/dev/null
 
 bench: $(STAMP)
 	$(PY) bench/engine_latency.py

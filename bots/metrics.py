@@ -51,7 +51,7 @@ class _MarketDataAge(Collector):
 class BotMetrics:
     """Every metric of one bot, label children resolved at construction."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0915  # one statement per metric
         self, registry: CollectorRegistry, bot: str, symbol: str, mode: str, grid_layers: int
     ) -> None:
         self.registry = registry
@@ -68,6 +68,9 @@ class BotMetrics:
             *base
         )
         self.position_usd = gauge("position_usd", "Position marked at mid, USD.").labels(*base)
+        self.max_position_usd = gauge(
+            "max_position_usd", "risk.max_position_usd in use: the largest |position|, USD (0 = unset)."
+        ).labels(*base)
         self.equity_usd = gauge("equity_usd", "Cash plus position marked at mid, USD.").labels(*base)
         self.peak_equity_usd = gauge("peak_equity_usd", "Highest equity seen, USD.").labels(*base)
         self.drawdown_ratio = gauge("drawdown_ratio", "Fraction of equity lost from the peak.").labels(*base)

@@ -116,6 +116,7 @@ class BotWorker:
         await self._call(lambda: self.exchange.cancel_all(self.symbol))  # orders of a previous life
         self._seed_indicators()
         self.metrics.set_config_version(self.config_version)
+        self.metrics.max_position_usd.set(self.settings.risk.max_position_usd)
         log.info(
             "started",
             extra={
@@ -525,4 +526,5 @@ class BotWorker:
         self.engine = self.engine.reconfigured(settings)
         self.config_version = version
         self.metrics.set_config_version(version)
+        self.metrics.max_position_usd.set(settings.risk.max_position_usd)
         log.info("config applied", extra={"fields": {"bot": self.name, "version": version}})
