@@ -22,7 +22,7 @@ from bots.store import Ledger
 from bots.worker import BotWorker
 from settings import FleetSettings, bot_settings, load_fleet
 from settings.credentials import resolve_credentials
-from settings.models import BotSettings
+from settings.models import BotSettings, InstrumentSpec
 
 __all__ = ["BotProcess", "account_key", "run_bot"]
 
@@ -116,6 +116,12 @@ async def _serve(process: BotProcess, settings: BotSettings, ledger: Ledger, acc
                 ledger.restore_portfolio(settings.name, settings.symbol, settings.paper.starting_balance_usd),
                 _last_mid(ledger, settings.symbol),
             )
+            if settings.exchange.mode == "live":  # tick, lot and minimum size as the exchange says today
+                info = await exchange.instrument(settings.symbol)
+                spec = InstrumentSpec(
+                    tick_size=info.tick_size, lot_size=info.lot_size, min_size=info.min_size
+                )
+                settings = settings.model_copy(update={"instrument": spec})
             worker = BotWorker(settings, exchange, ledger, metrics, reload_settings=reload)
             current[:] = [worker]
             try:

@@ -9,11 +9,11 @@ commands and config versions between two quote cycles.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import math
-import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import partial
@@ -26,7 +26,8 @@ from bots.engine.quoter import Inventory, QuoteDecision, QuoteEngine
 from bots.engine.risk import RiskState, drawdown_ratio
 from bots.engine.types import DesiredOrder, Side, TradingState
 from bots.errors import Rejected, TransientExchangeError
-from bots.exchange.base import BookUpdate, Exchange, OrderRequest, OrderStatus, OrderUpdate
+from bots.exchange.base import BookUpdate, Exchange, Fill, OrderRequest, OrderStatus, OrderUpdate
+from bots.exchange.reconcile import Reconciling
 from bots.metrics import BotMetrics
 from bots.retry import Backoff, error_kind, retrying
 from bots.store import Ledger
@@ -43,6 +44,8 @@ T = TypeVar("T")
 _NS_PER_S = 1_000_000_000
 ENABLED_KEY = "trading_enabled"
 _CLOSE_ATTEMPTS = 5
+_COID_COUNTER_BITS = 48  # + a 14-bit tag: ids stay below 2**62, a positive int64
+_COID_COUNTER_MASK = (1 << _COID_COUNTER_BITS) - 1
 _CLOSE_SLIPPAGE = Decimal("0.01")  # a close may pay up to 1% beyond the touch, never more
 RISK_KEY = "risk_state"
 
@@ -84,8 +87,10 @@ class BotWorker:
         self.last_decision: QuoteDecision | None = None
         self.started_ns = time.time_ns()
         self._cursor: str | None = None
-        self._coid_base = random.SystemRandom().getrandbits(40) << 20
-        self._coid_seq = 0
+        # Client order ids: a 14-bit tag of the bot name, then a microsecond counter from the start time,
+        # so ids are unique across restarts and an order of an earlier life is recognisably ours.
+        self._coid_tag = int.from_bytes(hashlib.sha256(self.name.encode()).digest()[:2]) >> 2
+        self._coid_seq = time.time_ns() // 1_000 & _COID_COUNTER_MASK
         self._exit = WorkerExit.STOPPED
         self._stop = asyncio.Event()
         self._errors_in_a_row = 0
@@ -113,7 +118,7 @@ class BotWorker:
         if applied is not None:  # a rollout applied before this restart still holds
             self.apply_settings(merged_settings(self.settings, applied.config), str(applied.version))
         await self._sync_fills()
-        await self._call(lambda: self.exchange.cancel_all(self.symbol))  # orders of a previous life
+        await self._reconcile(starting=True)  # orders of a previous life, fills missed while down
         self._seed_indicators()
         self.metrics.set_config_version(self.config_version)
         self.metrics.max_position_usd.set(self.settings.risk.max_position_usd)
@@ -181,6 +186,9 @@ class BotWorker:
         last_record = 0.0
         while True:
             await asyncio.sleep(interval)
+            exchange = self.exchange
+            if isinstance(exchange, Reconciling) and exchange.needs_reconcile:
+                await self._reconcile(starting=False)  # after a reconnect or a call that may have happened
             if self.last_book is not None:
                 await self._sync_fills()
                 await self.quote(self.last_book)
@@ -251,8 +259,11 @@ class BotWorker:
             )
 
     def _next_coid(self) -> str:
-        self._coid_seq += 1
-        return str(self._coid_base + self._coid_seq)
+        self._coid_seq = (self._coid_seq + 1) & _COID_COUNTER_MASK
+        return str(self._coid_tag << _COID_COUNTER_BITS | self._coid_seq)
+
+    def _is_ours(self, client_order_id: str) -> bool:
+        return client_order_id.isdigit() and int(client_order_id) >> _COID_COUNTER_BITS == self._coid_tag
 
     async def _place(
         self, want: DesiredOrder, *, post_only: bool = True, reduce_only: bool = False
@@ -330,32 +341,68 @@ class BotWorker:
     async def _sync_fills(self) -> None:
         """New fills: into the ledger (committed) first, then into the portfolio and metrics."""
         result = await self._call(lambda: self.exchange.fills_since(self.symbol, self._cursor))
-        if result is None:
-            return
-        fills, cursor = result
+        if result is not None:
+            self._book_fills(*result)
+
+    def _book_fills(self, fills: Sequence[Fill], cursor: str | None) -> None:
+        """Each fill committed before it counts; the cursor advances only after the whole batch, so a
+        crash in between re-reads the batch and the ledger's idempotency drops what it already has."""
         for fill in fills:
-            if not self.ledger.record_fill(self.name, fill, cursor=cursor):
-                continue  # already in the ledger: applied in a previous life
-            self.portfolio.apply(fill)
-            self.metrics.fills[fill.side].inc()
-            self.metrics.fill_volume_usd.inc(float(fill.notional))
-            if fill.fee < 0:
-                self.metrics.maker_rebate_usd.inc(float(-fill.fee))
-            resting = self.resting.get(fill.client_order_id)
-            if resting is not None:
-                left = resting.order.size_lots - round(fill.size / self._lot)
-                if left <= 0:
-                    del self.resting[fill.client_order_id]
-                    done = resting.update
-                    self._order_log.append(
-                        replace(done, status=OrderStatus.FILLED, filled_size=done.size, ts_ns=fill.ts_ns)
-                    )
-                else:
-                    resting.order = OpenOrder(resting.order.client_order_id, resting.order.side,
-                                              resting.order.price_ticks, left)  # fmt: skip
+            if self.ledger.record_fill(self.name, fill):
+                self._apply_fill(fill)
         if cursor is not None and cursor != self._cursor:
             self._cursor = cursor
             self.ledger.set_fill_cursor(self.name, cursor)
+
+    def _apply_fill(self, fill: Fill) -> None:
+        self.portfolio.apply(fill)
+        self.metrics.fills[fill.side].inc()
+        self.metrics.fill_volume_usd.inc(float(fill.notional))
+        if fill.fee < 0:
+            self.metrics.maker_rebate_usd.inc(float(-fill.fee))
+        resting = self.resting.get(fill.client_order_id)
+        if resting is None:
+            return
+        left = resting.order.size_lots - round(fill.size / self._lot)
+        if left > 0:
+            resting.order = replace(resting.order, size_lots=left)
+            return
+        del self.resting[fill.client_order_id]
+        done = resting.update
+        self._order_log.append(
+            replace(done, status=OrderStatus.FILLED, filled_size=done.size, ts_ns=fill.ts_ns)
+        )
+
+    async def _reconcile(self, *, starting: bool) -> None:
+        """Agree with the exchange: missed fills, vanished orders, our orphans, and the position.
+
+        Exchanges that cannot tell (sim, paper: a fresh in-process book) just get a cancel-all at start.
+        An order with our bot tag that we do not track is ours from an earlier life: always cancelled.
+        """
+        if not isinstance(self.exchange, Reconciling):
+            if starting:
+                await self._call(lambda: self.exchange.cancel_all(self.symbol))
+            return
+        known = set() if starting else set(self.resting)
+        exchange = self.exchange
+        report = await self._call(lambda: exchange.reconcile(known, self._cursor))
+        if report is None:
+            return
+        self._book_fills(report.fills, report.cursor)
+        for coid in report.missing_client_order_ids:
+            self.resting.pop(coid, None)
+        for order in report.unknown_orders:
+            if self._is_ours(order.client_order_id) and order.client_order_id not in report.cancelled_unknown:
+                await self._call(partial(self.exchange.cancel_order, self.symbol, order.client_order_id))
+        adjustment = report.adjustment_fill(self.portfolio.position, fill_id_prefix=f"reconcile-{self.name}")
+        if adjustment is not None and self.ledger.record_fill(self.name, adjustment):
+            log.warning(
+                "position adjusted to the exchange's",
+                extra={
+                    "fields": {"bot": self.name, "size": str(adjustment.size), "side": adjustment.side.value}
+                },
+            )
+            self._apply_fill(adjustment)
 
     def _count_error(self, exc: TransientExchangeError) -> None:
         self.metrics.error(error_kind(exc))
@@ -519,6 +566,8 @@ class BotWorker:
 
     def apply_settings(self, settings: BotSettings, version: str) -> None:
         """Swap settings between two cycles; warmed-up indicators survive when their windows are equal."""
+        if settings.instrument is None:  # live: keep the tick and lot the exchange gave at start
+            settings = settings.model_copy(update={"instrument": self.settings.instrument})
         if settings.ml.model_dir != self.settings.ml.model_dir:
             self.models = RegistryWatcher(settings.ml.model_dir, max_age_s=settings.ml.max_model_age_s)
         self.models.max_age_s = settings.ml.max_model_age_s

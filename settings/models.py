@@ -90,6 +90,14 @@ class ExchangeSettings(Frozen):
         description="Point every GRVT REST and websocket endpoint at this host (tests, staging).",
     )
     request_timeout_s: float = Field(default=10.0, gt=0, le=120, description="Per-request timeout.")
+    cancel_unknown_orders: bool = Field(
+        default=False,
+        description=(
+            "Live: at reconciliation (start, reconnect), cancel resting orders on the symbol that the"
+            " bot has no record of (placed by hand or by another process); when false they are only"
+            " reported."
+        ),
+    )
 
 
 class PaperSettings(Frozen):

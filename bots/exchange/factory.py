@@ -90,12 +90,18 @@ def market_source(
 
     sim: the generated market (seeded by `seed`, else `sim.seed`, else at random; starting at
     `sim.start_price`, else `last_mid`, else a built-in price), or the replay of `sim.replay_file`
-    moved to start now; either at `sim.speed`. Raises ConfigError for a mode without a source yet.
+    moved to start now; either at `sim.speed`. paper: GRVT's public book and trades (`GrvtMarketData`,
+    at `exchange.base_url` when set). Raises ConfigError for a mode without a source (live trades on
+    the exchange's own streams).
     """
     mode = settings.exchange.mode
     if mode == "sim":
         steps = _sim_steps(settings, _sim_seed(settings) if seed is None else seed, last_mid)
         return paced(steps, speed=settings.sim.speed)
+    if mode == "paper":
+        from bots.exchange.grvt import GrvtMarketData  # noqa: PLC0415 - the SDK loads only when used
+
+        return GrvtMarketData.from_settings(settings).steps()
     raise ConfigError(f"{settings.name}: exchange.mode {mode} has no market-data source in this build yet")
 
 
@@ -115,12 +121,29 @@ def _sim(settings: BotSettings, portfolio: Portfolio, last_mid: float | None) ->
 async def make_exchange(
     settings: BotSettings, portfolio: Portfolio, last_mid: float | None = None
 ) -> Exchange:
-    """The exchange for `settings.exchange.mode`.
+    """The exchange for `settings.exchange.mode`: sim and paper are a `PaperExchange` (local fills) on
+    the sim market or on GRVT's public data; live is a `GrvtExchange` (credentials resolved here, a
+    missing one is a ConfigError).
 
     `portfolio` is a copy of the ledger's state for the simulated account (not the worker's own object:
-    a paper exchange books its fills into it); `last_mid` lets a restarted sim continue where it was.
+    a paper exchange books its fills into it; live ignores it: the exchange holds the position);
+    `last_mid` lets a restarted sim continue where it was.
     """
     mode = settings.exchange.mode
     if mode == "sim":
         return _sim(settings, portfolio, last_mid)
+    if mode == "paper":  # GRVT public data, local fills: no order leaves the process
+        return PaperExchange(
+            settings.symbol,
+            settings.spec,
+            market_source(settings, last_mid),
+            settings.paper,
+            seed=_sim_seed(settings),
+            fill_id_prefix=f"{settings.name}-{time.time_ns():x}-",
+            portfolio=portfolio,
+        )
+    if mode == "live":
+        from bots.exchange.grvt import GrvtExchange  # noqa: PLC0415 - the SDK loads only when used
+
+        return GrvtExchange(settings)  # credentials from settings.exchange.credentials
     raise ConfigError(f"{settings.name}: exchange.mode {mode} is not available in this build yet")
