@@ -49,8 +49,11 @@ check-infra: infra-deps
 	amtool config routes test --config.file=infra/alertmanager/alertmanager.yml \
 	  --verify.receivers=mmfleet-warning severity=warning bot=b 2>/dev/null
 
+# Each benchmark prints a ratio against a baseline measured in the same run and ends with a JSON line.
+BENCHES := engine_latency replay_throughput backtest_throughput gmm_retrain fleet_scale
+
 bench: $(STAMP)
-	$(PY) bench/engine_latency.py
+	@for b in $(BENCHES); do echo "== bench/$$b.py"; $(PY) bench/$$b.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info
