@@ -12,8 +12,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)
-	$(VENV)/bin/mmfleet fleet up --config config/fleet.example.yaml
+run: $(STAMP) infra-deps
+	$(VENV)/bin/mmfleet stack up --config config/fleet.example.yaml
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import typer
 
+from bots.cli_alerts import alerts_app
+from bots.cli_backtest import backtest_app
 from bots.cli_config import config_app
 from bots.cli_ctl import ctl_app
+from bots.cli_flows import flows_app, stack_app
 from bots.cli_record import record
 from bots.cli_run import bot_app, fleet_app
+from bots.cli_sim import sim_app
 
 __all__ = ["app"]
 
@@ -21,6 +25,11 @@ app.add_typer(config_app, name="config")
 app.add_typer(bot_app, name="bot")
 app.add_typer(fleet_app, name="fleet")
 app.add_typer(ctl_app, name="ctl")
+app.add_typer(flows_app, name="flows")
+app.add_typer(stack_app, name="stack")
+app.add_typer(alerts_app, name="alerts")
+app.add_typer(backtest_app, name="backtest")
+app.add_typer(sim_app, name="sim")
 app.command("record")(record)
 
 if __name__ == "__main__":

@@ -1,0 +1,60 @@
+"""`mmfleet flows serve` (the Prefect deployments) and `mmfleet stack up` (the whole local stack).
+
+Prefect and the flows are imported inside the commands only: a bot worker imports `bots.cli`, and must
+never load Prefect (memory, start time).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bots.cli_common import load_or_exit
+
+__all__ = ["flows_app", "stack_app"]
+
+flows_app = typer.Typer(no_args_is_help=True, help="Prefect flows: retrain, tune, PnL reports, rollouts.")
+stack_app = typer.Typer(
+    no_args_is_help=True, help="The local stack: fleet, Prefect server and flows, Prometheus, Alertmanager."
+)
+
+ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Fleet YAML file.")]
+PrometheusOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Prometheus the canary guards query ($MMFLEET_PROMETHEUS_URL, else http://127.0.0.1:9090)."
+    ),
+]
+
+
+@flows_app.command("serve")
+def flows_serve(config: ConfigOption, prometheus_url: PrometheusOption = None) -> None:
+    """Register the five deployments (with their schedules) with the Prefect API at $PREFECT_API_URL
+    and run their flows until Ctrl-C. Flows read the fleet file given here ($MMFLEET_CONFIG)."""
+    load_or_exit(config)  # a bad fleet file exits 2 here, not in every scheduled run
+    if prometheus_url:  # before the flows are imported: the guard's default (shown in the UI) reads it
+        os.environ["MMFLEET_PROMETHEUS_URL"] = prometheus_url
+    from flows.serve import serve_fleet  # noqa: PLC0415 - Prefect only in this command
+
+    serve_fleet(config, prometheus_url)
+
+
+@stack_app.command("up")
+def stack_up(
+    config: ConfigOption,
+    prefect_port: Annotated[int, typer.Option(min=1, max=65535, help="Prefect server and UI port.")] = 4200,
+    prometheus_port: Annotated[int, typer.Option(min=1, max=65535, help="Prometheus port.")] = 9090,
+    alertmanager_port: Annotated[int, typer.Option(min=1, max=65535, help="Alertmanager port.")] = 9093,
+    live: Annotated[
+        bool, typer.Option("--i-understand-live-trading", help="Passed to the fleet for mode: live bots.")
+    ] = False,
+) -> None:
+    """Fleet supervisor, Prefect server (SQLite under data_dir/prefect) with the served flows, and
+    Prometheus + Alertmanager + the alert receiver when installed; prints their URLs; Ctrl-C stops all."""
+    from bots.stack import StackPorts, run_local_stack  # noqa: PLC0415 - subprocess plumbing only here
+
+    ports = StackPorts(prefect=prefect_port, prometheus=prometheus_port, alertmanager=alertmanager_port)
+    raise typer.Exit(run_local_stack(config, ports=ports, live=live))

@@ -1,0 +1,102 @@
+"""The deployments of the five flows, served by one process: `mmfleet flows serve --config FLEET`.
+
+| deployment                          | schedule (UTC)      |
+|-------------------------------------|---------------------|
+| retrain-regime-model/daily          | every day at 00:30  |
+| tune-parameters/hourly              | every hour at :15   |
+| daily-pnl-report/daily              | every day at 00:05  |
+| rollout-config/on-demand            | none: run from the UI or `prefect deployment run` |
+| fleet-control/on-demand             | none              |
+
+Each deployment carries the fleet file as its `config` parameter (and the process sets
+$MMFLEET_CONFIG), so a run from the UI needs only the flow's own parameters. `--prometheus-url` sets
+$MMFLEET_PROMETHEUS_URL, the default Prometheus of every canary guard (a guard given in full from the
+UI still finds it). The Prefect API is $PREFECT_API_URL (`mmfleet stack up` points it at its server).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from prefect import serve
+from prefect.deployments.runner import RunnerDeployment
+from prefect.schedules import Cron
+from prefect.types.entrypoint import EntrypointType
+
+from flows.canary import PROMETHEUS_URL_ENV
+from flows.common import CONFIG_ENV
+from flows.fleet_control import fleet_control
+from flows.pnl_report import daily_pnl_report
+from flows.retrain import retrain_regime_model
+from flows.rollout import rollout_config
+from flows.tune import tune_parameters
+
+__all__ = ["REPORT_CRON", "RETRAIN_CRON", "TUNE_CRON", "deployments", "serve_fleet"]
+
+RETRAIN_CRON = "30 0 * * *"
+TUNE_CRON = "15 * * * *"
+REPORT_CRON = "5 0 * * *"
+_TAGS = ["mmfleet"]
+
+
+def deployments(config: Path) -> list[RunnerDeployment]:
+    """The five deployments for the fleet file `config`."""
+    base: dict[str, Any] = {"config": str(config)}
+    module = EntrypointType.MODULE_PATH  # importable from any working directory: the package is installed
+    made = [
+        retrain_regime_model.to_deployment(
+            name="daily",
+            schedules=[Cron(RETRAIN_CRON, timezone="UTC")],
+            parameters=base,
+            tags=_TAGS,
+            entrypoint_type=module,
+            description="Fit the regime GMM on recent features; publish it when not worse on the holdout.",
+        ),
+        tune_parameters.to_deployment(
+            name="hourly",
+            schedules=[Cron(TUNE_CRON, timezone="UTC")],
+            concurrency_limit=1,  # an hour's tuning never overlaps the next one's
+            parameters=base,
+            tags=_TAGS,
+            entrypoint_type=module,
+            description="Adaptive gamma/kappa per bot; accepted proposals go out through rollout-config.",
+        ),
+        daily_pnl_report.to_deployment(
+            name="daily",
+            schedules=[Cron(REPORT_CRON, timezone="UTC")],
+            parameters=base,
+            tags=_TAGS,
+            entrypoint_type=module,
+            description="Yesterday's PnL per bot and fleet: HTML, PNG plots, CSV under data_dir/reports.",
+        ),
+        rollout_config.to_deployment(
+            name="on-demand",
+            concurrency_limit=1,  # one rollout at a time: two canaries would judge each other's changes
+            parameters=base,
+            tags=_TAGS,
+            entrypoint_type=module,
+            description="Validate a config patch, canary it under Prometheus' eye, then batches or rollback.",
+        ),
+        fleet_control.to_deployment(
+            name="on-demand",
+            parameters=base,
+            tags=_TAGS,
+            entrypoint_type=module,
+            description="start / stop / stop_close / restart / shutdown one bot or all, and their acks.",
+        ),
+    ]
+    # `to_deployment` is sync outside an event loop; its signature also admits the async form.
+    if not all(isinstance(d, RunnerDeployment) for d in made):
+        raise TypeError("deployments() must be called outside a running event loop")
+    return [d for d in made if isinstance(d, RunnerDeployment)]
+
+
+def serve_fleet(config: Path, prometheus_url: str | None = None) -> None:
+    """Register the deployments with the Prefect API and run their flows until interrupted."""
+    path = config.resolve()
+    os.environ[CONFIG_ENV] = str(path)
+    if prometheus_url:
+        os.environ[PROMETHEUS_URL_ENV] = prometheus_url
+    serve(*deployments(path))
