@@ -7,6 +7,7 @@ is on the same side, within `tolerance_pct` of a desired price, and no larger th
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass
 
 from bots.engine.types import DesiredOrder, Side
@@ -39,7 +40,20 @@ def diff_orders(open_orders: list[OpenOrder], desired: list[DesiredOrder], toler
 
     Each desired order, best price first, claims the nearest unclaimed open order that matches;
     ties go to the earlier open order, so the result is deterministic.
+
+    Runs on every book event, and on most of them every open order is kept: `_all_kept` proves that
+    case in O(n log n) and the answer is then "no change"; otherwise `_diff_scan` decides.
+    `tests/unit/test_orders_fast_path.py` holds the paths to the definition, `_diff_reference`.
     """
+    if len(open_orders) == len(desired) and _all_kept(open_orders, desired, tolerance_pct):
+        return _NO_CHANGE
+    return _diff_scan(open_orders, desired, tolerance_pct)
+
+
+def _diff_reference(
+    open_orders: list[OpenOrder], desired: list[DesiredOrder], tolerance_pct: float
+) -> OrderDiff:
+    """The definition: for each desired order in turn, scan every unclaimed open order. O(n*m)."""
     unclaimed = list(open_orders)
     places: list[DesiredOrder] = []
     for want in desired:
@@ -60,3 +74,92 @@ def diff_orders(open_orders: list[OpenOrder], desired: list[DesiredOrder], toler
         else:
             del unclaimed[best_index]
     return OrderDiff(cancels=tuple(o.client_order_id for o in unclaimed), places=tuple(places))
+
+
+_NO_CHANGE = OrderDiff(cancels=(), places=())
+
+
+def _diff_scan(open_orders: list[OpenOrder], desired: list[DesiredOrder], tolerance_pct: float) -> OrderDiff:
+    """`_diff_reference` with the open orders split by side first (each desired order scans only its
+    side's, in their original order, so ties still go to the earlier one) and claimed ones flagged."""
+    buy, sell = Side.BUY, Side.SELL
+    buys: list[tuple[int, int, int]] = []  # (index, price, size) in open_orders order
+    sells: list[tuple[int, int, int]] = []
+    others: list[tuple[int, int, int]] = []
+    for index, have in enumerate(open_orders):
+        side = have.side
+        (buys if side is buy else sells if side is sell else others).append(
+            (index, have.price_ticks, have.size_lots)
+        )
+    free = [True] * len(open_orders)
+    places: list[DesiredOrder] = []
+    for want in desired:
+        side = want.side
+        if side is buy:
+            same = buys
+        elif side is sell:
+            same = sells
+        else:
+            same = [row for row in others if open_orders[row[0]].side is side]
+        target = want.price_ticks
+        size = want.size_lots
+        limit = tolerance_pct * target
+        best = -1
+        best_gap = 0
+        for index, price, have_size in same:
+            if free[index]:
+                gap = abs(price - target)
+                if gap <= limit and 0 < have_size <= size and (best < 0 or gap < best_gap):
+                    best, best_gap = index, gap
+        if best < 0:
+            places.append(want)
+        else:
+            free[best] = False
+    return OrderDiff(
+        cancels=tuple(o.client_order_id for o, keep in zip(open_orders, free, strict=True) if keep),
+        places=tuple(places),
+    )
+
+
+def _all_kept(open_orders: list[OpenOrder], desired: list[DesiredOrder], tolerance_pct: float) -> bool:
+    """True only if the scan would keep every open order and place nothing; needs equal counts.
+
+    Sort the open orders by (side, price) and guess that the k-th buy in `desired` keeps the k-th
+    highest open buy and the k-th sell the k-th lowest open sell. Replay the scan's steps against that
+    guess: when the k-th buy comes, the open buys claimed so far are exactly the k-1 highest, so its
+    partner is the highest unclaimed one; along sorted prices the distance to a price falls, then
+    rises, so the partner is the strictly nearest unclaimed buy if it beats the next lower one. Then it
+    must be on the same side, within tolerance, and of a size that qualifies. Sells mirrored. Any doubt
+    (a tie, NaN, unorderable values, a desired order out of that order) answers False: the scan decides.
+    """
+    buy, sell = Side.BUY, Side.SELL
+    try:
+        have = sorted([(o.side, o.price_ticks, o.size_lots) for o in open_orders])
+        bid_rank = ask_rank = bisect_left(have, (sell,))  # bids are have[:bid_rank], asks the rest
+    except TypeError:
+        return False
+    n = len(have)
+    for want in desired:
+        side = want.side
+        target = want.price_ticks
+        if side is buy:
+            bid_rank -= 1  # the highest unclaimed bid
+            if bid_rank < 0:
+                return False
+            have_side, price, size = have[bid_rank]
+            gap = abs(price - target)
+            if bid_rank and not abs(have[bid_rank - 1][1] - target) > gap:
+                return False
+        elif side is sell:
+            if ask_rank >= n:
+                return False
+            have_side, price, size = have[ask_rank]  # the lowest unclaimed ask
+            gap = abs(price - target)
+            ask_rank += 1
+            if ask_rank < n and not abs(have[ask_rank][1] - target) > gap:
+                return False
+        else:
+            return False
+        if have_side is not side or not gap <= tolerance_pct * target or not 0 < size <= want.size_lots:
+            return False
+    return bid_rank == 0

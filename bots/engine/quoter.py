@@ -2,29 +2,46 @@
 
 Per event: volatility and regime update in O(1), the model's reservation price and spread, the spread
 floor, inventory skew, the grid with boost and entry anchor, then risk: state, reduce-only, limit.
+
+`on_book` runs on every book event, so it is written for speed with the same arithmetic as the pieces
+it stands for (`avellaneda`, `risk.assess`, `quoting.entry_anchor`/`build_quotes`, `risk.keep_reducing`/
+`clamp_to_limit`): settings are read once into slots at construction (a config change builds a new
+engine with `reconfigured`), the model terms that depend only on gamma and kappa are recomputed when
+those change, and the common cases (risk all clear, every order within the limit) skip the general code,
+which still decides every other case. `tests/unit/test_quoter_fast_path.py` holds it to the pieces.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from typing import NamedTuple
 
-from bots.engine import avellaneda
 from bots.engine.indicators import LogReturnVolatility
-from bots.engine.quoting import build_quotes, entry_anchor, lots_for_notional
+from bots.engine.quoting import grid_steps, quote_sides
 from bots.engine.regime import RegimeTracker, RegimeView
-from bots.engine.risk import RiskState, assess, clamp_to_limit, inventory_skew, keep_reducing
+from bots.engine.risk import CLEAR, RiskState, assess, clamp_to_limit, keep_reducing
 from bots.engine.types import Book, DesiredOrder, Signal, TradingState
 from settings.models import BotSettings
 
 __all__ = ["Inventory", "QuoteDecision", "QuoteEngine"]
 
 _NS_PER_S = 1_000_000_000
+_EPS = 1e-9  # as in quoting: guards float division before floor/ceil
+_INF = math.inf
+_NAN = math.nan
+_ACTIVE = TradingState.ACTIVE
+_HALTED = TradingState.HALTED
+_REDUCING = TradingState.REDUCING
+_NEUTRAL = Signal.NEUTRAL
+_WARMING_UP = ("volatility warming up: sigma taken as 0",)
 
 
-@dataclass(frozen=True, slots=True)
-class Inventory:
-    """What the bot holds, as the ledger says: position in base units, money in USD."""
+class Inventory(NamedTuple):
+    """What the bot holds, as the ledger says: position in base units, money in USD.
+
+    A NamedTuple (immutable, built on every book event): several times cheaper than a frozen dataclass.
+    """
 
     position_base: float = 0.0
     entry_price: float = math.nan
@@ -33,9 +50,11 @@ class Inventory:
     peak_equity_usd: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
-class QuoteDecision:
-    """The engine's answer to one book event, with everything a metric or a log line needs."""
+class QuoteDecision(NamedTuple):
+    """The engine's answer to one book event, with everything a metric or a log line needs.
+
+    A NamedTuple (immutable, one per book event): several times cheaper than a frozen dataclass.
+    """
 
     orders: tuple[DesiredOrder, ...]
     state: TradingState
@@ -51,41 +70,134 @@ class QuoteDecision:
     latched: Signal = Signal.NEUTRAL
 
 
+_DecisionFields = tuple[
+    tuple[DesiredOrder, ...],
+    TradingState,
+    bool,
+    tuple[str, ...],
+    float,
+    float,
+    float,
+    float,
+    float,
+    float,
+    Signal,
+    Signal,
+]
+# QuoteDecision(...) is tuple.__new__(QuoteDecision, (...)) behind a Python-level __new__; on the hot
+# path all twelve fields are given, so the direct call builds the very same object for less.
+_new_decision: Callable[[type[QuoteDecision], _DecisionFields], QuoteDecision] = tuple.__new__
+
+
 class QuoteEngine:
     """Avellaneda-Stoikov (or GLFT) quoting with grid, regime filter, latch and risk, for one symbol."""
 
     __slots__ = (
+        "_alpha",
+        "_anchor_mode",
+        "_boost_offsets",
         "_dt_s",
+        "_gamma",
+        "_glft",
+        "_glft_base",
+        "_glft_omega",
+        "_horizon_s",
+        "_kappa",
         "_last_ts_ns",
         "_lot",
+        "_max_age_ns",
+        "_max_drawdown",
+        "_max_loss",
+        "_max_position_usd",
         "_min_lots",
+        "_order_size_usd",
         "_regime",
+        "_settings",
+        "_skew_factor",
+        "_spread_floor",
+        "_spread_term",
+        "_steps",
         "_tick",
+        "_tolerance_neutral",
+        "_tolerance_signal",
         "_vol",
-        "gamma",
-        "kappa",
         "risk_state",
-        "settings",
     )
 
     def __init__(self, settings: BotSettings) -> None:
-        self.settings = settings
-        spec = settings.spec
-        self._tick = float(spec.tick_size)
-        self._lot = float(spec.lot_size)
-        self._min_lots = math.ceil(spec.effective_min_size / spec.lot_size)
+        self._configure(settings)
         self._vol = LogReturnVolatility(settings.strategy.volatility_window_ticks)
         self._regime = RegimeTracker(settings.strategy)
         self._dt_s = math.nan  # smoothed seconds between book events, to scale per-tick sigma
         self._last_ts_ns = 0
-        self.gamma = settings.strategy.gamma
-        self.kappa = settings.strategy.kappa
         self.risk_state = RiskState()
+
+    def _configure(self, settings: BotSettings) -> None:
+        """Read everything the per-event path needs from `settings` into slots."""
+        self._settings = settings
+        spec = settings.spec
+        strategy = settings.strategy
+        risk = settings.risk
+        self._tick = float(spec.tick_size)
+        self._lot = float(spec.lot_size)
+        self._min_lots = math.ceil(spec.effective_min_size / spec.lot_size)
+        self._alpha = 2.0 / (strategy.volatility_window_ticks + 1)
+        self._max_age_ns = risk.max_book_age_s * _NS_PER_S
+        self._order_size_usd = strategy.order_size_usd
+        self._glft = strategy.model == "glft"
+        self._horizon_s = strategy.horizon_s
+        self._spread_floor = strategy.spread_pct
+        self._max_position_usd = risk.max_position_usd
+        self._skew_factor = risk.inventory_skew_factor
+        self._max_loss = risk.max_loss_usd
+        self._max_drawdown = risk.max_drawdown_pct
+        self._anchor_mode = strategy.entry_anchor_mode
+        self._tolerance_signal = strategy.loss_tolerance_signal_pct
+        self._tolerance_neutral = strategy.loss_tolerance_neutral_pct
+        self._steps = grid_steps(strategy)
+        self._boost_offsets = strategy.boost_offsets_pct if strategy.signal_boost else None
+        self._set_model(strategy.gamma, strategy.kappa)
+
+    def _set_model(self, gamma: float, kappa: float) -> None:
+        """gamma and kappa, and the model's terms that depend on them alone, computed as `avellaneda` does."""
+        self._gamma = gamma
+        self._kappa = kappa
+        self._spread_term = self._glft_base = self._glft_omega = math.nan
+        if self._glft:
+            # half spread = ln(1 + gamma/kappa)/gamma + omega/2; skew = omega = sigma * _glft_omega
+            intensity_a = self._settings.strategy.glft_intensity_a
+            growth = math.exp((1.0 + kappa / gamma) * math.log1p(gamma / kappa))
+            self._glft_base = math.log1p(gamma / kappa) / gamma
+            self._glft_omega = math.sqrt(gamma / (2.0 * kappa * intensity_a) * growth)
+        else:
+            # optimal_spread = gamma*sigma^2*tau + _spread_term
+            self._spread_term = (2.0 / gamma) * math.log1p(gamma / kappa)
+
+    @property
+    def settings(self) -> BotSettings:
+        """Read-only: the per-event path holds values read from it; new settings go through `reconfigured`."""
+        return self._settings
+
+    @property
+    def gamma(self) -> float:
+        return self._gamma
+
+    @gamma.setter
+    def gamma(self, gamma: float) -> None:
+        self._set_model(gamma, self._kappa)
+
+    @property
+    def kappa(self) -> float:
+        return self._kappa
+
+    @kappa.setter
+    def kappa(self, kappa: float) -> None:
+        self._set_model(self._gamma, kappa)
 
     def reconfigured(self, settings: BotSettings) -> QuoteEngine:
         """An engine on new settings that keeps the warmed-up indicators when their parameters are equal."""
         engine = QuoteEngine(settings)
-        old, new = self.settings.strategy, settings.strategy
+        old, new = self._settings.strategy, settings.strategy
         if old.volatility_window_ticks == new.volatility_window_ticks:
             engine._vol, engine._dt_s, engine._last_ts_ns = self._vol, self._dt_s, self._last_ts_ns
         if (old.trend_strategy, old.filters) == (new.trend_strategy, new.filters):
@@ -100,103 +212,167 @@ class QuoteEngine:
             return math.nan
         return per_tick / math.sqrt(self._dt_s)
 
+    def _advance_clock(self, ts_ns: int) -> None:
+        last = self._last_ts_ns
+        if last and ts_ns > last:
+            dt = (ts_ns - last) / _NS_PER_S
+            dt_s = self._dt_s
+            self._dt_s = dt if math.isnan(dt_s) else dt_s + self._alpha * (dt - dt_s)
+        self._last_ts_ns = ts_ns
+
     def observe(self, mid: float, ts_ns: int, position_is_flat: bool = True) -> RegimeView:
         """Feed one mid price to the indicators (also used to seed them from history)."""
-        if self._last_ts_ns and ts_ns > self._last_ts_ns:
-            dt = (ts_ns - self._last_ts_ns) / _NS_PER_S
-            alpha = 2.0 / (self.settings.strategy.volatility_window_ticks + 1)
-            self._dt_s = dt if math.isnan(self._dt_s) else self._dt_s + alpha * (dt - self._dt_s)
-        self._last_ts_ns = ts_ns
+        self._advance_clock(ts_ns)
         self._vol.update(mid)
         return self._regime.update(mid, position_is_flat)
 
-    def on_book(self, book: Book, inventory: Inventory, now_ns: int) -> QuoteDecision:
+    def on_book(self, book: Book, inventory: Inventory, now_ns: int) -> QuoteDecision:  # noqa: PLR0915 - inlined hot path
         """Desired orders for this book; none on a stale, crossed, empty or NaN book."""
-        strategy = self.settings.strategy
-        risk = self.settings.risk
-        if not book.is_quotable():
+        bid_price = book.bid_price
+        ask_price = book.ask_price
+        # Book.is_quotable(), inlined: finite, positive, uncrossed, size on both sides (NaN fails all)
+        if not (
+            0.0 < bid_price < ask_price < _INF and 0.0 < book.bid_size < _INF and 0.0 < book.ask_size < _INF
+        ):
             return self._no_quotes("book not quotable (crossed, empty or NaN)")
-        if now_ns - book.ts_ns > risk.max_book_age_s * _NS_PER_S:
-            return self._no_quotes(f"book older than {risk.max_book_age_s}s: stale")
-        mid = book.mid
-        position_lots = round(inventory.position_base / self._lot)
-        view = self.observe(mid, book.ts_ns, position_lots == 0)
-        reasons: list[str] = []
-        sigma = self.sigma()
+        ts_ns = book.ts_ns
+        if now_ns - ts_ns > self._max_age_ns:
+            return self._no_quotes(f"book older than {self._settings.risk.max_book_age_s}s: stale")
+        mid = 0.5 * (bid_price + ask_price)  # Book.mid
+        lot = self._lot
+        tick = self._tick
+        position_base = inventory.position_base
+        position_lots = round(position_base / lot)
+
+        # observe(), without building the RegimeView
+        last_ts_ns = self._last_ts_ns
+        if last_ts_ns and ts_ns > last_ts_ns:  # _advance_clock
+            dt = (ts_ns - last_ts_ns) / _NS_PER_S
+            dt_s = self._dt_s
+            self._dt_s = dt if math.isnan(dt_s) else dt_s + self._alpha * (dt - dt_s)
+        self._last_ts_ns = ts_ns
+        self._vol.update(mid)
+        raw, latched = self._regime.step(mid, position_lots == 0)
+
+        # sigma()
+        dt_s = self._dt_s
+        sigma = self._vol.value / math.sqrt(dt_s) if dt_s > 0 else _NAN
+        reasons: tuple[str, ...] = ()
         if math.isnan(sigma):
-            reasons.append("volatility warming up: sigma taken as 0")
+            reasons = _WARMING_UP
             sigma = 0.0
 
-        position_usd = inventory.position_base * mid
-        q = position_usd / strategy.order_size_usd
-        gamma, kappa = self.gamma, self.kappa
-        if strategy.model == "glft":
-            half = avellaneda.glft_half_spread(gamma, sigma, kappa, strategy.glft_intensity_a)
-            reservation = 1.0 - avellaneda.glft_skew(gamma, sigma, kappa, strategy.glft_intensity_a) * q
-            model_spread = 2.0 * half
+        position_usd = position_base * mid
+        q = position_usd / self._order_size_usd
+        gamma = self._gamma
+        if self._glft:
+            omega = sigma * self._glft_omega  # avellaneda.glft_skew
+            reservation = 1.0 - omega * q
+            model_spread = 2.0 * (self._glft_base + 0.5 * omega)  # 2 * avellaneda.glft_half_spread
         else:
-            reservation = avellaneda.reservation_price(1.0, q, gamma, sigma, strategy.horizon_s)
-            model_spread = avellaneda.optimal_spread(gamma, sigma, strategy.horizon_s, kappa)
-        spread = max(model_spread, strategy.spread_pct)  # spread_pct is a floor, never a cap
+            reservation = 1.0 - q * gamma * sigma * sigma * self._horizon_s  # avellaneda.reservation_price
+            model_spread = gamma * sigma * sigma * self._horizon_s + self._spread_term  # .optimal_spread
+        spread_floor = self._spread_floor
+        spread = spread_floor if spread_floor > model_spread else model_spread  # floor, never a cap
         half_spread = 0.5 * spread
-        skew = inventory_skew(position_usd, risk.max_position_usd, risk.inventory_skew_factor)
+        max_position_usd = self._max_position_usd
+        # risk.inventory_skew
+        ratio = position_usd / max_position_usd
+        ratio = ratio if ratio < 1.0 else 1.0  # min(1.0, ratio), NaN included
+        skew = self._skew_factor * (ratio if ratio > -1.0 else -1.0)  # max(-1.0, ratio)
         center = mid * (reservation - skew * half_spread)
 
-        verdict = assess(
-            risk,
-            self.risk_state,
-            position_usd,
-            inventory.unrealized_pnl_usd,
-            inventory.equity_usd,
-            inventory.peak_equity_usd,
-        )
-        self.risk_state = verdict.risk_state
-        reasons.extend(verdict.reasons)
-        orders: list[DesiredOrder] = []
-        size_lots = lots_for_notional(strategy.order_size_usd, mid, self._lot)
+        # risk.assess: the common case (no trip latched or due, within the limit) is ACTIVE with nothing
+        # to say; anything else goes through assess itself
+        risk_state = self.risk_state
+        equity = inventory.equity_usd
+        peak = inventory.peak_equity_usd
+        if (
+            not risk_state.breaker_tripped
+            and not risk_state.drawdown_tripped
+            and inventory.unrealized_pnl_usd > -self._max_loss
+            and (peak <= 0 or (peak - equity) / peak < self._max_drawdown)
+            and self._max_drawdown > 0.0
+            and abs(position_usd) < max_position_usd
+        ):
+            state = _ACTIVE
+            close_position = False
+            self.risk_state = CLEAR  # what assess carries on in this case
+        else:
+            verdict = assess(
+                self._settings.risk,
+                risk_state,
+                position_usd,
+                inventory.unrealized_pnl_usd,
+                equity,
+                peak,
+            )
+            self.risk_state = verdict.risk_state
+            state = verdict.state
+            close_position = verdict.close_position
+            reasons += verdict.reasons
+
+        orders: tuple[DesiredOrder, ...] = ()
+        size_lots = math.floor(self._order_size_usd / mid / lot + _EPS)  # quoting.lots_for_notional
         if size_lots < self._min_lots:
-            reasons.append(f"order_size_usd {strategy.order_size_usd} is below the minimum size")
-        elif verdict.state is not TradingState.HALTED:
-            tolerance = (
-                strategy.loss_tolerance_signal_pct
-                if view.latched is not Signal.NEUTRAL
-                else strategy.loss_tolerance_neutral_pct
+            reasons += (f"order_size_usd {self._order_size_usd} is below the minimum size",)
+        elif state is not _HALTED:
+            max_bid = round(ask_price / tick) - 1  # post-only: a bid at the best ask would take
+            min_ask = round(bid_price / tick) + 1
+            entry_price = inventory.entry_price
+            if self._anchor_mode and position_lots != 0 and entry_price > 0:  # quoting.entry_anchor
+                tolerance = self._tolerance_signal if latched is not _NEUTRAL else self._tolerance_neutral
+                if position_lots > 0:
+                    anchor_bid = math.floor(entry_price / tick + _EPS)
+                    anchor_ask = math.ceil(entry_price * (1 - tolerance) / tick - _EPS)
+                else:
+                    anchor_bid = math.floor(entry_price * (1 + tolerance) / tick + _EPS)
+                    anchor_ask = math.ceil(entry_price / tick - _EPS)
+                max_bid = max_bid if max_bid <= anchor_bid else anchor_bid  # min()
+                min_ask = min_ask if min_ask >= anchor_ask else anchor_ask  # max()
+            bids, asks = quote_sides(
+                mid,
+                center,
+                half_spread,
+                tick,
+                size_lots,
+                max_bid,
+                min_ask,
+                latched,
+                self._steps,
+                self._boost_offsets,
             )
-            anchor = (
-                entry_anchor(position_lots, inventory.entry_price, tolerance, self._tick)
-                if strategy.entry_anchor_mode
-                else None
-            )
-            orders = build_quotes(
-                strategy=strategy,
-                mid=mid,
-                center=center,
-                half_spread=half_spread,
-                tick=self._tick,
-                size_lots=size_lots,
-                best_bid_ticks=round(book.bid_price / self._tick),
-                best_ask_ticks=round(book.ask_price / self._tick),
-                signal=view.latched,
-                anchor=anchor,
-            )
-            reducing = verdict.state is TradingState.REDUCING
-            if reducing:
-                orders = keep_reducing(orders, position_lots)
-            max_lots = math.floor(risk.max_position_usd / mid / self._lot + 1e-9)
-            orders = clamp_to_limit(orders, position_lots, max_lots, reducing)
-        return QuoteDecision(
-            orders=tuple(orders),
-            state=verdict.state,
-            close_position=verdict.close_position,
-            reasons=tuple(reasons),
-            mid=mid,
-            reservation_price=mid * reservation,
-            spread_pct=spread,
-            sigma=sigma,
-            gamma=gamma,
-            kappa=kappa,
-            signal=view.raw,
-            latched=view.latched,
+            max_lots = math.floor(max_position_usd / mid / lot + 1e-9)
+            if state is _REDUCING:
+                bids.extend(asks)
+                kept = clamp_to_limit(keep_reducing(bids, position_lots), position_lots, max_lots, True)
+                orders = tuple(kept)
+            elif (
+                len(bids) * size_lots <= max_lots - position_lots
+                and len(asks) * size_lots <= max_lots + position_lots
+            ):
+                # clamp_to_limit's "everything fits" case: every order is size_lots
+                bids.extend(asks)
+                orders = tuple(bids)
+            else:
+                bids.extend(asks)
+                orders = tuple(clamp_to_limit(bids, position_lots, max_lots, False))
+        return _new_decision(
+            QuoteDecision,
+            (
+                orders,
+                state,
+                close_position,
+                reasons,
+                mid,
+                mid * reservation,
+                spread,
+                sigma,
+                gamma,
+                self._kappa,
+                raw,
+                latched,
+            ),
         )
 
     def _no_quotes(self, reason: str) -> QuoteDecision:

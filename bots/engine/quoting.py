@@ -7,15 +7,39 @@ clamped so it can never cross the book, then the entry anchor moves exits and ad
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 from bots.engine.types import DesiredOrder, OrderKind, Side, Signal
 from settings.models import StrategySettings
 
-__all__ = ["Anchor", "ask_ticks", "bid_ticks", "build_quotes", "entry_anchor", "lots_for_notional"]
+__all__ = [
+    "Anchor",
+    "ask_ticks",
+    "bid_ticks",
+    "build_quotes",
+    "entry_anchor",
+    "grid_steps",
+    "lots_for_notional",
+    "quote_sides",
+]
 
 # Guards the float division against values like 50000.1/0.1 = 500000.99999999994.
 _EPS = 1e-9
+# The hot path's globals: enum members and math functions looked up once, not per order.
+_floor = math.floor
+_ceil = math.ceil
+_BUY = Side.BUY
+_SELL = Side.SELL
+_GRID = OrderKind.GRID
+_BOOST = OrderKind.BOOST
+_NEUTRAL = Signal.NEUTRAL
+_SIGNAL_BUY = Signal.BUY
+# DesiredOrder(side, price, size, layer, kind) is tuple.__new__(DesiredOrder, (side, ...)) behind a
+# Python-level __new__; calling tuple.__new__ directly builds the very same object for less.
+_tuple_new: Callable[[type[DesiredOrder], tuple[Side, int, int, int, OrderKind]], DesiredOrder] = (
+    tuple.__new__
+)
 
 
 def bid_ticks(price: float, tick: float) -> int:
@@ -57,6 +81,12 @@ def entry_anchor(position_lots: int, entry_price: float, tolerance_pct: float, t
     )
 
 
+def grid_steps(strategy: StrategySettings) -> tuple[float, ...]:
+    """Each grid layer's distance beyond the half spread, as a fraction of mid: `layer * grid_spacing_pct`."""
+    spacing = strategy.grid_spacing_pct
+    return tuple(layer * spacing for layer in range(strategy.grid_layers))
+
+
 def build_quotes(
     *,
     strategy: StrategySettings,
@@ -79,50 +109,79 @@ def build_quotes(
     if anchor is not None:
         max_bid = min(max_bid, anchor.max_bid)
         min_ask = max(min_ask, anchor.min_ask)
-    spacing = strategy.grid_spacing_pct
-    # Hot path (every book event): rounding inlined; layers move away from mid monotonically, so after
-    # the clamps equal prices can only be neighbours and one comparison de-duplicates.
-    floor, ceil, buy, sell = math.floor, math.ceil, Side.BUY, Side.SELL
+    boosts = strategy.boost_offsets_pct if strategy.signal_boost else None
+    bids, asks = quote_sides(
+        mid, center, half_spread, tick, size_lots, max_bid, min_ask, signal, grid_steps(strategy), boosts
+    )
+    bids.extend(asks)
+    return bids
+
+
+def quote_sides(
+    mid: float,
+    center: float,
+    half_spread: float,
+    tick: float,
+    size_lots: int,
+    max_bid: int,
+    min_ask: int,
+    signal: Signal,
+    steps: tuple[float, ...],
+    boost_offsets: tuple[float, ...] | None,
+) -> tuple[list[DesiredOrder], list[DesiredOrder]]:
+    """`build_quotes` once the price limits are known, positional and with the per-settings constants
+    precomputed (`steps` from `grid_steps`, `boost_offsets` None when boosting is off); bids and asks
+    separately, each best first. The engine calls this on every book event.
+    """
+    # Hot path: rounding and min/max inlined, orders built by tuple.__new__ (what DesiredOrder(...) does,
+    # without its Python-level __new__). Layers move away from mid monotonically, so after the clamps
+    # equal prices can only be neighbours and one comparison de-duplicates.
     bids: list[DesiredOrder] = []
     asks: list[DesiredOrder] = []
     last_bid = last_ask = -1
-    for layer in range(strategy.grid_layers):
-        distance = mid * (half_spread + layer * spacing)
-        bid = floor((center - distance) / tick + _EPS)
-        ask = ceil((center + distance) / tick - _EPS)
-        bid = min(bid, max_bid)
-        ask = max(ask, min_ask)
+    for layer, step in enumerate(steps):
+        distance = mid * (half_spread + step)
+        bid = _floor((center - distance) / tick + _EPS)
+        ask = _ceil((center + distance) / tick - _EPS)
+        bid = bid if bid <= max_bid else max_bid  # min(), max() without the calls
+        ask = ask if ask >= min_ask else min_ask
         if bid != last_bid and bid > 0:
-            bids.append(DesiredOrder(buy, bid, size_lots, layer))
+            bids.append(_tuple_new(DesiredOrder, (_BUY, bid, size_lots, layer, _GRID)))
             last_bid = bid
         if ask != last_ask:
-            asks.append(DesiredOrder(sell, ask, size_lots, layer))
+            asks.append(_tuple_new(DesiredOrder, (_SELL, ask, size_lots, layer, _GRID)))
             last_ask = ask
-    if strategy.signal_boost and signal is not Signal.NEUTRAL:
-        # Boosts sit near the mid, so a skewed grid may have our own opposite orders there: stay behind them.
-        if signal is Signal.BUY:
-            cap = min(max_bid, asks[0].price_ticks - 1)
-            boosts = [
-                DesiredOrder(buy, price, size_lots, layer, OrderKind.BOOST)
-                for layer, offset in enumerate(strategy.boost_offsets_pct)
-                if (price := min(bid_ticks(mid * (1.0 - offset), tick), cap)) > 0
-            ]
-            bids = _merge(boosts, bids, descending=True)
-        else:
-            lowest = max(min_ask, bids[0].price_ticks + 1 if bids else 0)
-            boosts = [
-                DesiredOrder(
-                    sell,
-                    max(ask_ticks(mid * (1.0 + offset), tick), lowest),
-                    size_lots,
-                    layer,
-                    OrderKind.BOOST,
-                )
-                for layer, offset in enumerate(strategy.boost_offsets_pct)
-            ]
-            asks = _merge(boosts, asks, descending=False)
-    bids.extend(asks)
-    return bids
+    if boost_offsets is None or signal is _NEUTRAL:
+        return bids, asks
+    # Boosts sit near the mid, so a skewed grid may have our own opposite orders there: stay behind them.
+    # When the boosts come strictly in price order and all better than the grid's best, `_merge` would
+    # just put them in front; otherwise it sorts and de-duplicates.
+    boosts: list[DesiredOrder] = []
+    in_order = True
+    if signal is _SIGNAL_BUY:
+        cap = min(max_bid, asks[0].price_ticks - 1)
+        for layer, offset in enumerate(boost_offsets):
+            price = _floor(mid * (1.0 - offset) / tick + _EPS)
+            price = price if price <= cap else cap
+            if price > 0:
+                if boosts and price >= boosts[-1][1]:
+                    in_order = False
+                boosts.append(_tuple_new(DesiredOrder, (_BUY, price, size_lots, layer, _BOOST)))
+        if in_order and (not boosts or not bids or boosts[-1][1] > bids[0][1]):
+            boosts.extend(bids)
+            return boosts, asks
+        return _merge(boosts, bids, descending=True), asks
+    lowest = max(min_ask, bids[0].price_ticks + 1 if bids else 0)
+    for layer, offset in enumerate(boost_offsets):
+        price = _ceil(mid * (1.0 + offset) / tick - _EPS)
+        price = price if price >= lowest else lowest
+        if boosts and price <= boosts[-1][1]:
+            in_order = False
+        boosts.append(_tuple_new(DesiredOrder, (_SELL, price, size_lots, layer, _BOOST)))
+    if in_order and (not boosts or not asks or boosts[-1][1] < asks[0][1]):
+        boosts.extend(asks)
+        return bids, boosts
+    return bids, _merge(boosts, asks, descending=False)
 
 
 def _merge(boosts: list[DesiredOrder], grid: list[DesiredOrder], *, descending: bool) -> list[DesiredOrder]:

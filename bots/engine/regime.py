@@ -242,12 +242,26 @@ class RegimeTracker:
         return self._latched
 
     def update(self, price: float, position_is_flat: bool) -> RegimeView:
+        raw, latched = self.step(price, position_is_flat)
+        return RegimeView(raw, latched, self._rsi.value)
+
+    def step(self, price: float, position_is_flat: bool) -> tuple[Signal, Signal]:
+        """`update` without building the view: (raw, latched). The engine's per-event path."""
         raw = self._filter.update(price, price, price)
         rsi = self._rsi
         rsi.update(price)
-        value = rsi.value
-        latched = next_latch(
-            self._latched, raw, value, position_is_flat, self._release_buy, self._release_sell
-        )
+        # next_latch, inlined
+        if raw is not _NEUTRAL:
+            latched = raw
+        else:
+            latched = self._latched
+            if latched is not _NEUTRAL:
+                if position_is_flat:
+                    latched = _NEUTRAL
+                elif latched is _BUY:
+                    if rsi.value > self._release_buy:
+                        latched = _NEUTRAL
+                elif rsi.value < self._release_sell:
+                    latched = _NEUTRAL
         self._latched = latched
-        return RegimeView(raw, latched, value)
+        return raw, latched

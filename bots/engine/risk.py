@@ -8,6 +8,7 @@ from bots.engine.types import DesiredOrder, Side, TradingState
 from settings.models import RiskSettings
 
 __all__ = [
+    "CLEAR",
     "RiskState",
     "RiskVerdict",
     "assess",
@@ -34,7 +35,7 @@ class RiskVerdict:
     risk_state: RiskState
 
 
-_CLEAR = RiskState()
+CLEAR = _CLEAR = RiskState()  # no trip latched: the risk state `assess` returns in the common case
 _ACTIVE = RiskVerdict(TradingState.ACTIVE, False, (), _CLEAR)
 
 

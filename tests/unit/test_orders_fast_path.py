@@ -1,0 +1,137 @@
+"""`diff_orders`' fast paths give exactly the answer of the definition, `_diff_reference`."""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+
+from bots.engine.orders import OpenOrder, _all_kept, _diff_reference, _diff_scan, diff_orders
+from bots.engine.types import DesiredOrder, OrderKind, Side
+
+
+@st.composite
+def market_states(draw: st.DrawFn) -> tuple[list[OpenOrder], list[DesiredOrder], float]:
+    """Desired orders as the engine makes them (bids best first, then asks best first) and open orders
+    placed for an earlier grid: moved by part of a layer or more, some filled, some gone."""
+    mid = draw(st.integers(1_000, 1_000_000))
+    spacing = draw(st.integers(1, 2_000))
+    half = draw(st.integers(1, 5_000))
+    size = draw(st.integers(1, 5))
+    bids = [
+        DesiredOrder(Side.BUY, price, size, layer)
+        for layer in range(draw(st.integers(0, 8)))
+        if (price := mid - half - layer * spacing) > 0
+    ]
+    asks = [
+        DesiredOrder(Side.SELL, mid + half + layer * spacing, size, layer)
+        for layer in range(draw(st.integers(0, 8)))
+    ]
+    desired = bids + asks
+    if draw(st.integers(0, 3)) == 0 and desired:
+        desired.insert(0, desired[-1]._replace(kind=OrderKind.BOOST))
+    if draw(st.integers(0, 4)) == 0:
+        desired = draw(st.permutations(desired))
+    # moves and tolerances of about a layer's spacing are where the nearest open order changes
+    shift = round(spacing * draw(st.sampled_from([0.0, 0.25, 0.4, 0.5, 0.6, 0.75, 1.0, 1.5]))) * draw(
+        st.sampled_from([1, -1])
+    ) + draw(st.integers(-2, 2))
+    tolerance = draw(
+        st.sampled_from([0.0, 1e-4, 0.001])
+        | st.sampled_from([0.3, 0.5, 0.7, 1.0, 1.3, 2.0, 3.0]).map(lambda k: k * spacing / mid)
+    )
+    calm = draw(st.booleans())  # nothing filled or moved by hand: the fast path's case
+    opens: list[OpenOrder] = []
+    for number, want in enumerate(desired):
+        roll = 99 if calm else draw(st.integers(0, 19))
+        if roll == 0:
+            continue  # filled and gone
+        price = want.price_ticks + shift + (draw(st.integers(-spacing, spacing)) if roll == 1 else 0)
+        size = want.size_lots - 1 if roll == 2 else want.size_lots + 1 if roll == 3 else want.size_lots
+        side = (Side.SELL if want.side is Side.BUY else Side.BUY) if roll == 4 else want.side
+        opens.append(OpenOrder(f"o{number}", side, price, size))
+    if not calm and draw(st.integers(0, 9)) == 0:
+        opens.append(OpenOrder("stray", draw(st.sampled_from(Side)), draw(st.integers(1, 2_000_000)), 1))
+    return draw(st.permutations(opens)), desired, tolerance
+
+
+@settings(max_examples=1000, deadline=None)
+@given(state=market_states())
+def test_diff_orders_is_the_reference_scan(state: tuple[list[OpenOrder], list[DesiredOrder], float]) -> None:
+    opens, desired, tolerance = state
+    expected = _diff_reference(opens, desired, tolerance)
+    assert diff_orders(opens, desired, tolerance) == expected
+    assert _diff_scan(opens, desired, tolerance) == expected
+    if len(opens) == len(desired) and _all_kept(opens, desired, tolerance):
+        event("all kept: fast path")
+        assert expected.empty
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    opens=st.lists(
+        st.builds(
+            OpenOrder,
+            st.text("abc", min_size=1, max_size=3),
+            st.sampled_from(Side),
+            st.integers(-5, 60),
+            st.integers(-1, 4),
+        ),
+        max_size=8,
+    ),
+    desired=st.lists(
+        st.builds(
+            DesiredOrder, st.sampled_from(Side), st.integers(-5, 60), st.integers(0, 4), st.integers(0, 3)
+        ),
+        max_size=8,
+    ),
+    tolerance=st.sampled_from([-0.1, 0.0, 0.05, 0.2, 1.0, math.nan]),
+)
+def test_small_crowded_books_agree_with_the_reference(
+    opens: list[OpenOrder], desired: list[DesiredOrder], tolerance: float
+) -> None:
+    """Ties, duplicates, zero and negative sizes and prices, odd tolerances: the cases the fast paths
+    must hand over rather than decide."""
+    expected = _diff_reference(opens, desired, tolerance)
+    assert diff_orders(opens, desired, tolerance) == expected
+    assert _diff_scan(opens, desired, tolerance) == expected
+
+
+def test_a_grid_that_only_widened_is_kept_by_the_fast_path() -> None:
+    desired = [DesiredOrder(Side.BUY, 499_000 - 600 * i, 4, i) for i in range(7)]
+    desired += [DesiredOrder(Side.SELL, 501_000 + 600 * i, 4, i) for i in range(7)]
+    # every open order 350 ticks further from mid: from the second layer on, the nearest open order
+    # (250 ticks, the previous layer's) is already claimed, and the scan takes the one 350 away
+    opens = [
+        OpenOrder(f"o{i}", w.side, w.price_ticks + (350 if w.side is Side.SELL else -350), 4)
+        for i, w in enumerate(reversed(desired))
+    ]
+    assert _all_kept(opens, desired, 0.001)
+    assert diff_orders(opens, desired, 0.001).empty
+    assert _diff_reference(opens, desired, 0.001).empty
+
+
+def test_a_grid_that_narrowed_is_left_to_the_scan() -> None:
+    desired = [DesiredOrder(Side.BUY, 499_000 - 600 * i, 4, i) for i in range(3)]
+    # 350 ticks nearer mid: the top desired bid's nearest open bid is the second one (250 ticks)
+    opens = [OpenOrder(f"o{i}", Side.BUY, w.price_ticks + 350, 4) for i, w in enumerate(desired)]
+    assert not _all_kept(opens, desired, 0.001)
+    diff = diff_orders(opens, desired, 0.001)
+    assert diff == _diff_reference(opens, desired, 0.001)
+    assert diff.cancels == ("o0",)
+    assert diff.places == (desired[-1],)
+
+
+def test_nan_prices_are_left_to_the_scan() -> None:
+    desired = [DesiredOrder(Side.BUY, 100, 1, 0), DesiredOrder(Side.BUY, 90, 1, 1)]
+    opens = [OpenOrder("a", Side.BUY, 100, 1), OpenOrder("b", Side.BUY, math.nan, 1)]  # type: ignore[arg-type]
+    assert not _all_kept(opens, desired, 0.5)
+    assert diff_orders(opens, desired, 0.5) == _diff_reference(opens, desired, 0.5)
+
+
+def test_sides_are_matched_by_identity_as_in_the_definition() -> None:
+    desired = [DesiredOrder(Side.BUY, 100, 1, 0)]
+    opens = [OpenOrder("a", "buy", 100, 1)]  # type: ignore[arg-type]  # equal to Side.BUY, not it
+    assert diff_orders(opens, desired, 0.01) == _diff_reference(opens, desired, 0.01)
+    assert diff_orders(opens, desired, 0.01).cancels == ("a",)
