@@ -41,10 +41,20 @@ BUSY_BOT: dict[str, Any] = {
 }
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port free now and never handed out before in this session: two callers that have not bound
+    theirs yet (a bot and a receiver, say) must not get the same one."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        # fleets use consecutive ports from a base: keep every handed-out port 25 apart
+        if port < 65_000 and all(abs(port - other) > 25 for other in _HANDED_OUT):
+            _HANDED_OUT.add(port)
+            return port
 
 
 def write_fleet(tmp_path: Path, symbols: list[str], **bot_overrides: Any) -> tuple[Path, int]:
@@ -174,6 +184,12 @@ def test_worker_exposes_the_vocabulary_matching_the_ledger(
 
     stop_via_cli(config, "BTC_USDT_Perp")
     assert_metrics_match_ledger(port, "BTC_USDT_Perp", tmp_path / "data")
+    status = subprocess.run(
+        [sys.executable, "-m", "bots.cli", "ctl", "status", "--config", str(config)],
+        capture_output=True, text=True, timeout=60, check=True, env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    row = next(line for line in status.stdout.splitlines() if "BTC_USDT_Perp" in line)
+    assert "stopped" in row and "stop: stopped" in row and " sim " in row
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=30) == 0
     log_lines = (tmp_path / "data" / "logs" / "BTC_USDT_Perp.log").read_text().splitlines()

@@ -6,6 +6,7 @@ import asyncio
 import math
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,12 @@ from prometheus_client import CollectorRegistry
 from bots.control import WorkerExit
 from bots.engine.portfolio import Portfolio
 from bots.exchange.factory import make_exchange
+from bots.exchange.sim.market import SimMarket
+from bots.exchange.sim.replay import write_recording
 from bots.metrics import BotMetrics
 from bots.store import Ledger
 from bots.worker import BotWorker
-from settings.models import BotSettings
+from settings.models import BUILTIN_INSTRUMENTS, BotSettings
 
 BUSY = {
     # A lively, fast sim so a few seconds hold many fills: 20x real time, deep trades.
@@ -217,3 +220,26 @@ def test_indicators_are_seeded_from_recorded_features_so_there_is_no_warm_up(tmp
     sigma = worker.engine.sigma()
     # log returns alternate +-ln(1.0004/0.9996) ~ 0.0008 once a second: sample std over 20 of them
     assert sigma == pytest.approx(math.log(1.0004 / 0.9996) * math.sqrt(20 / 19), rel=1e-3)
+
+
+def test_stale_market_data_cancels_every_order_and_quoting_resumes_with_fresh_data(tmp_path: Path) -> None:
+    market = SimMarket("BTC_USDT_Perp", BUILTIN_INSTRUMENTS["BTC_USDT_Perp"], seed=4, s0=65_000.0)
+    # Real time (speed 1): staleness compares exchange time with the wall clock.
+    steps = list(market.steps(40))  # 4 s of data
+    gap_ns = 5 * 1_000_000_000  # then the feed goes silent for 5 s
+    steps += [(replace(book, ts_ns=book.ts_ns + gap_ns), trades) for book, trades in market.steps(60)]
+    recording = tmp_path / "gap.csv"
+    write_recording(recording, steps)
+    settings = _settings(sim={"replay_file": str(recording), "speed": 1.0}, risk={"max_book_age_s": 1.0})
+
+    async def body(worker: BotWorker, ledger: Ledger) -> None:
+        await _until(lambda: len(worker.resting) > 0, what="quotes on fresh data")
+        await _until(
+            lambda: worker.readiness() is not None and "old" in str(worker.readiness()), what="stale"
+        )
+        await _until(lambda: worker.resting == {}, timeout_s=5, what="orders cancelled on stale data")
+        assert await worker.exchange.open_orders(worker.symbol) == []
+        await _until(lambda: len(worker.resting) > 0, what="quotes again after the gap")
+        assert worker.readiness() is None
+
+    asyncio.run(_with_worker(tmp_path, settings, body))
