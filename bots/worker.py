@@ -23,17 +23,15 @@ from bots.control import WorkerExit, merged_settings, poll_control
 from bots.engine.orders import OpenOrder, OrderDiff, diff_orders
 from bots.engine.portfolio import Portfolio
 from bots.engine.quoter import Inventory, QuoteDecision, QuoteEngine
-from bots.engine.risk import RiskState, drawdown_ratio
-from bots.engine.types import DesiredOrder, Side, TradingState
+from bots.engine.risk import RiskState
+from bots.engine.types import DesiredOrder, Side
 from bots.errors import Rejected, TransientExchangeError
 from bots.exchange.base import BookUpdate, Exchange, Fill, OrderRequest, OrderStatus, OrderUpdate
 from bots.exchange.reconcile import Reconciling
 from bots.metrics import BotMetrics
+from bots.regime_blend import RegimeBlend
 from bots.retry import Backoff, error_kind, retrying
 from bots.store import Ledger
-from ml.features import LiveFeatures
-from ml.inference import blend
-from ml.registry import RegistryWatcher
 from settings.models import BotSettings
 
 __all__ = ["BotWorker", "WorkerExit"]
@@ -96,8 +94,7 @@ class BotWorker:
         self._errors_in_a_row = 0
         self._persisted_risk: dict[str, bool] = {}
         self._order_log: list[OrderUpdate] = []
-        self.live_features = LiveFeatures()
-        self.models = RegistryWatcher(settings.ml.model_dir, max_age_s=settings.ml.max_model_age_s)
+        self.regime = RegimeBlend(settings)
         self._tick = settings.spec.tick_size
         self._lot = settings.spec.lot_size
 
@@ -477,29 +474,17 @@ class BotWorker:
                 "kappa": decision.kappa,
             },
         )
-        self.live_features.update(book.ts_ns, decision.mid, spread, imbalance)
-        self._use_regime_model()
+        self.regime.observe(book.ts_ns, decision.mid, spread, imbalance)
+        if self.settings.ml.regime_enabled:
+            self._blend_parameters()
 
-    def _use_regime_model(self) -> None:
-        """Once a second: hot-reload a newer model version, then blend gamma/kappa by regime.
-
-        Without a usable model (none, too old, features not warm) the config's gamma/kappa apply.
-        """
-        ml, strategy = self.settings.ml, self.settings.strategy
-        if not ml.regime_enabled:
-            return
-        now = time.time()
-        if self.models.poll(now) is not None:
-            self.metrics.set_model_version(str(self.models.version))
-        model = self.models.active(now)
-        gamma, kappa = strategy.gamma, strategy.kappa
-        if model is not None and self.live_features.ready:
-            probabilities = model.regime_probabilities(self.live_features.vector())
-            for name, child in self.metrics.regime_probability.items():
-                child.set(probabilities.get(name, 0.0))
-            gamma, kappa = blend(
-                probabilities, ml.regime_params, default_gamma=strategy.gamma, default_kappa=strategy.kappa
-            )
+    def _blend_parameters(self) -> None:
+        """Once a second: hot-reload a newer model version, then quote with the regime-blended gamma/kappa."""
+        gamma, kappa, probabilities, adopted = self.regime.parameters(self.settings, time.time())
+        if adopted:
+            self.metrics.set_model_version(str(self.regime.models.version))
+        for name, child in self.metrics.regime_probability.items():
+            child.set((probabilities or {}).get(name, 0.0))
         self.engine.gamma, self.engine.kappa = gamma, kappa
 
     def _seed_indicators(self) -> None:
@@ -511,49 +496,27 @@ class BotWorker:
             mid = row.values.get("mid")
             if mid is not None and mid > 0:
                 self.engine.observe(mid, row.ts_ns, flat)
-        for row in self.ledger.features(self.symbol, since_ts_ns=since, bot=self.name):
-            self.live_features.update_row(row)  # the regime model's features: this bot's own history
+        self.regime.seed(self.ledger.features(self.symbol, since_ts_ns=since, bot=self.name))
         if rows:
             log.info(
                 "indicators seeded", extra={"fields": {"bot": self.name, "ticks": min(len(rows), 5_000)}}
             )
 
     def _publish(self, decision: QuoteDecision, inventory: Inventory) -> None:
-        m = self.metrics
-        p = self.portfolio
-        m.position_base.set(inventory.position_base)
-        m.position_usd.set(inventory.position_base * decision.mid if not math.isnan(decision.mid) else 0.0)
-        m.equity_usd.set(inventory.equity_usd)
-        m.peak_equity_usd.set(inventory.peak_equity_usd)
-        m.drawdown_ratio.set(drawdown_ratio(inventory.equity_usd, inventory.peak_equity_usd))
-        m.realized_pnl_usd.set(float(p.realized_pnl))
-        m.unrealized_pnl_usd.set(inventory.unrealized_pnl_usd)
-        m.grid_profit_usd.set(float(p.grid_profit))
-        if not math.isnan(decision.mid):
-            m.mid_price.set(decision.mid)
-            m.reservation_price.set(decision.reservation_price)
-            m.optimal_spread.set(decision.spread_pct)
-            m.volatility.set(decision.sigma)
-        m.gamma.set(self.engine.gamma)
-        m.kappa.set(self.engine.kappa)
-        for signal, child in m.signal_latched.items():
-            child.set(1.0 if decision.latched is signal else 0.0)
-        for child in m.quote_price.values():
-            child.set(math.nan)
-        tick = float(self._tick)
-        for order in decision.orders if self.enabled else ():
-            quote_child = m.quote_price.get((order.side, order.kind, order.layer))
-            if quote_child is not None:
-                quote_child.set(order.price_ticks * tick)
-        state = decision.state if self.enabled else TradingState.HALTED
-        m.set_state(state)
-        m.trading_enabled.set(1.0 if self.enabled and state is not TradingState.HALTED else 0.0)
-        m.circuit_breaker_tripped.set(1.0 if self.engine.risk_state.breaker_tripped else 0.0)
+        self.metrics.publish_cycle(
+            decision,
+            inventory,
+            self.portfolio,
+            gamma=self.engine.gamma,
+            kappa=self.engine.kappa,
+            breaker_tripped=self.engine.risk_state.breaker_tripped,
+            enabled=self.enabled,
+            tick=float(self._tick),
+        )
         self._publish_orders()
 
     def _publish_orders(self) -> None:
-        for side, child in self.metrics.orders_open.items():
-            child.set(sum(1 for r in self.resting.values() if r.order.side is side))
+        self.metrics.publish_open_orders(r.order.side for r in self.resting.values())
 
     # ----- control ---------------------------------------------------------------------------------
 
@@ -568,9 +531,7 @@ class BotWorker:
         """Swap settings between two cycles; warmed-up indicators survive when their windows are equal."""
         if settings.instrument is None:  # live: keep the tick and lot the exchange gave at start
             settings = settings.model_copy(update={"instrument": self.settings.instrument})
-        if settings.ml.model_dir != self.settings.ml.model_dir:
-            self.models = RegistryWatcher(settings.ml.model_dir, max_age_s=settings.ml.max_model_age_s)
-        self.models.max_age_s = settings.ml.max_model_age_s
+        self.regime.reconfigure(self.settings, settings)
         self.settings = settings
         self.engine = self.engine.reconfigured(settings)
         self.config_version = version

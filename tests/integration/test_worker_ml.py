@@ -68,7 +68,7 @@ def test_a_running_bot_hot_reloads_newer_models_and_refuses_bad_ones(tmp_path: P
         exchange = await make_exchange(settings, Portfolio(symbol=settings.symbol))
         metrics = BotMetrics(CollectorRegistry(), settings.name, settings.symbol, "sim", 7)
         worker = BotWorker(settings, exchange, ledger, metrics)
-        worker.models.poll_interval_s = 0.2
+        worker.regime.models.poll_interval_s = 0.2
         run = asyncio.create_task(worker.run())
 
         async def until(check: object, what: str) -> None:
@@ -101,7 +101,7 @@ def test_a_running_bot_hot_reloads_newer_models_and_refuses_bad_ones(tmp_path: P
             assert publish(model_dir, fit.artifact(), stale) == 4  # older than max_model_age_s
             await asyncio.sleep(1.5)
             assert _metric(worker, "model_info") == {"2": 1.0}  # both refused; version 2 kept
-            assert worker.models.version == 2
+            assert worker.regime.models.version == 2
         finally:
             worker.request_stop()
             await asyncio.wait_for(run, timeout=20)
