@@ -30,10 +30,11 @@ from bots.control import WorkerExit
 from bots.engine.portfolio import Portfolio
 from bots.engine.types import Side
 from bots.errors import RateLimited, Rejected, Timeout, TransientExchangeError, Unavailable
-from bots.exchange import grvt
+from bots.exchange import grvt, grvt_parse
 from bots.exchange.base import Exchange, OrderRequest, OrderStatus
 from bots.exchange.factory import make_exchange, market_source
-from bots.exchange.grvt import SDK_LOGGER_NAME, GrvtExchange, GrvtMarketData
+from bots.exchange.grvt import GrvtExchange, GrvtMarketData
+from bots.exchange.grvt_client import SDK_LOGGER_NAME
 from bots.exchange.grvt_endpoints import base_url_override, current_base_url
 from bots.exchange.paper_exchange import PaperExchange
 from bots.exchange.reconcile import Reconciling
@@ -614,7 +615,7 @@ def test_a_restarted_bot_ends_up_with_the_exchanges_position(auto: GrvtSimServer
                 await first.place_order(_order(side, price, post_only=False))
             every, _ = await first.fills_since(SYMBOL, None)
             early = [f for f in every if f.ts_ns < every[-1].ts_ns]  # the ledger saw all but the last order
-            cursor = grvt.encode_cursor(
+            cursor = grvt_parse.encode_cursor(
                 early[-1].ts_ns, {f.fill_id for f in early if f.ts_ns == early[-1].ts_ns}
             )
         finally:
