@@ -9,26 +9,25 @@ commands and config versions between two quote cycles.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import partial
 from typing import TypeVar
 
 from bots.control import WorkerExit, merged_settings, poll_control
-from bots.engine.orders import OpenOrder, OrderDiff, diff_orders
+from bots.engine.orders import OrderDiff, diff_orders
 from bots.engine.portfolio import Portfolio
 from bots.engine.quoter import Inventory, QuoteDecision, QuoteEngine
 from bots.engine.risk import RiskState
 from bots.engine.types import DesiredOrder, Side
 from bots.errors import Rejected, TransientExchangeError
-from bots.exchange.base import BookUpdate, Exchange, Fill, OrderRequest, OrderStatus, OrderUpdate
+from bots.exchange.base import BookUpdate, Exchange, Fill, OrderRequest
 from bots.exchange.reconcile import Reconciling
 from bots.metrics import BotMetrics
+from bots.order_book import RestingOrders, _Resting
 from bots.regime_blend import RegimeBlend
 from bots.retry import Backoff, error_kind, retrying
 from bots.store import Ledger
@@ -42,16 +41,8 @@ T = TypeVar("T")
 _NS_PER_S = 1_000_000_000
 ENABLED_KEY = "trading_enabled"
 _CLOSE_ATTEMPTS = 5
-_COID_COUNTER_BITS = 48  # + a 14-bit tag: ids stay below 2**62, a positive int64
-_COID_COUNTER_MASK = (1 << _COID_COUNTER_BITS) - 1
 _CLOSE_SLIPPAGE = Decimal("0.01")  # a close may pay up to 1% beyond the touch, never more
 RISK_KEY = "risk_state"
-
-
-@dataclass(slots=True)
-class _Resting:
-    order: OpenOrder
-    update: OrderUpdate  # as the exchange acknowledged it (or as sent, until it answers)
 
 
 class BotWorker:
@@ -77,7 +68,7 @@ class BotWorker:
         self.symbol = settings.symbol
         self.engine = QuoteEngine(settings)
         self.portfolio = Portfolio(symbol=self.symbol, starting_balance=settings.paper.starting_balance_usd)
-        self.resting: dict[str, _Resting] = {}
+        self.orders = RestingOrders(self.name)  # what rests, our client order ids, the order log
         self.enabled = True
         self.peak_equity = Decimal(0)
         self.config_version = "file"
@@ -85,18 +76,17 @@ class BotWorker:
         self.last_decision: QuoteDecision | None = None
         self.started_ns = time.time_ns()
         self._cursor: str | None = None
-        # Client order ids: a 14-bit tag of the bot name, then a microsecond counter from the start time,
-        # so ids are unique across restarts and an order of an earlier life is recognisably ours.
-        self._coid_tag = int.from_bytes(hashlib.sha256(self.name.encode()).digest()[:2]) >> 2
-        self._coid_seq = time.time_ns() // 1_000 & _COID_COUNTER_MASK
         self._exit = WorkerExit.STOPPED
         self._stop = asyncio.Event()
         self._errors_in_a_row = 0
         self._persisted_risk: dict[str, bool] = {}
-        self._order_log: list[OrderUpdate] = []
         self.regime = RegimeBlend(settings)
         self._tick = settings.spec.tick_size
         self._lot = settings.spec.lot_size
+
+    @property
+    def resting(self) -> dict[str, _Resting]:
+        return self.orders.resting
 
     # ----- lifecycle -------------------------------------------------------------------------------
 
@@ -226,9 +216,7 @@ class BotWorker:
         inventory = self.inventory(mark) if mark is not None else Inventory()
         decision = self.engine.on_book(book, inventory, time.time_ns())
         desired: list[DesiredOrder] = list(decision.orders) if self.enabled else []
-        diff = diff_orders(
-            [r.order for r in self.resting.values()], desired, self.settings.strategy.price_tolerance_pct
-        )
+        diff = diff_orders(self.orders.open_orders(), desired, self.settings.strategy.price_tolerance_pct)
         self.metrics.tick_to_quote_seconds.observe(time.perf_counter() - started)
         self.last_decision = decision
         await self._execute(diff)
@@ -245,22 +233,8 @@ class BotWorker:
             await self._place(want)
 
     def _forget(self, coid: str) -> None:
-        """A cancelled order: out of the book we keep, into the order log as CANCELLED."""
-        resting = self.resting.pop(coid, None)
+        self.orders.forget(coid)
         self.metrics.orders_cancelled.inc()
-        if resting is not None:
-            self._order_log.append(
-                replace(
-                    resting.update, status=OrderStatus.CANCELLED, reason="client_cancel", ts_ns=time.time_ns()
-                )
-            )
-
-    def _next_coid(self) -> str:
-        self._coid_seq = (self._coid_seq + 1) & _COID_COUNTER_MASK
-        return str(self._coid_tag << _COID_COUNTER_BITS | self._coid_seq)
-
-    def _is_ours(self, client_order_id: str) -> bool:
-        return client_order_id.isdigit() and int(client_order_id) >> _COID_COUNTER_BITS == self._coid_tag
 
     async def _place(
         self, want: DesiredOrder, *, post_only: bool = True, reduce_only: bool = False
@@ -271,24 +245,17 @@ class BotWorker:
             side=want.side,
             price=self._tick * want.price_ticks,
             size=self._lot * want.size_lots,
-            client_order_id=self._next_coid(),
+            client_order_id=self.orders.next_coid(),
             post_only=post_only,
             reduce_only=reduce_only,
         )
-        # Known before the call: a timeout may still have placed it, and the next diff cancels it.
-        sent = OrderUpdate(
-            self.symbol, request.client_order_id, None, want.side, request.price, request.size,
-            Decimal(0), OrderStatus.PENDING, None, time.time_ns(),
-        )  # fmt: skip
-        self.resting[request.client_order_id] = _Resting(
-            OpenOrder(request.client_order_id, want.side, want.price_ticks, want.size_lots), sent
-        )
+        self.orders.sent(request, want)  # known before the call: a timeout may still have placed it
         try:
             update = await retrying(
                 lambda: self.exchange.place_order(request), policy=self.backoff, on_error=self._count_error
             )
         except Rejected as exc:
-            self.resting.pop(request.client_order_id, None)
+            self.orders.drop(request.client_order_id)
             self.metrics.reject(exc.reason)
             log.info("rejected", extra={"fields": {"bot": self.name, "reason": exc.reason}})
             return None
@@ -296,12 +263,8 @@ class BotWorker:
             self._errors_in_a_row += 1
             return None
         self._errors_in_a_row = 0
-        self._order_log.append(update)
-        if request.client_order_id in self.resting:
-            self.resting[request.client_order_id].update = update
+        self.orders.acknowledged(request.client_order_id, update)
         self.metrics.orders_placed.inc()
-        if update.status.is_final:
-            self.resting.pop(request.client_order_id, None)
         return request.client_order_id
 
     async def close_position(self, update: BookUpdate) -> None:
@@ -357,18 +320,7 @@ class BotWorker:
         self.metrics.fill_volume_usd.inc(float(fill.notional))
         if fill.fee < 0:
             self.metrics.maker_rebate_usd.inc(float(-fill.fee))
-        resting = self.resting.get(fill.client_order_id)
-        if resting is None:
-            return
-        left = resting.order.size_lots - round(fill.size / self._lot)
-        if left > 0:
-            resting.order = replace(resting.order, size_lots=left)
-            return
-        del self.resting[fill.client_order_id]
-        done = resting.update
-        self._order_log.append(
-            replace(done, status=OrderStatus.FILLED, filled_size=done.size, ts_ns=fill.ts_ns)
-        )
+        self.orders.fill(fill, self._lot)
 
     async def _reconcile(self, *, starting: bool) -> None:
         """Agree with the exchange: missed fills, vanished orders, our orphans, and the position.
@@ -387,10 +339,11 @@ class BotWorker:
             return
         self._book_fills(report.fills, report.cursor)
         for coid in report.missing_client_order_ids:
-            self.resting.pop(coid, None)
+            self.orders.drop(coid)
         for order in report.unknown_orders:
-            if self._is_ours(order.client_order_id) and order.client_order_id not in report.cancelled_unknown:
-                await self._call(partial(self.exchange.cancel_order, self.symbol, order.client_order_id))
+            coid = order.client_order_id
+            if self.orders.is_ours(coid) and coid not in report.cancelled_unknown:
+                await self._call(partial(self.exchange.cancel_order, self.symbol, coid))
         adjustment = report.adjustment_fill(self.portfolio.position, fill_id_prefix=f"reconcile-{self.name}")
         if adjustment is not None and self.ledger.record_fill(self.name, adjustment):
             log.warning(
@@ -438,8 +391,7 @@ class BotWorker:
     def _flush_orders(self) -> None:
         """Order states go to the ledger in one transaction per second: they are history, not money
         (fills are written one by one, durably, before they count)."""
-        log_, self._order_log = self._order_log, []
-        self.ledger.record_orders(self.name, log_)
+        self.ledger.record_orders(self.name, self.orders.take_log())
 
     def _record(self) -> None:
         """Once a second: equity (the ledger keeps the peak), position snapshot, market features."""
@@ -516,7 +468,7 @@ class BotWorker:
         self._publish_orders()
 
     def _publish_orders(self) -> None:
-        self.metrics.publish_open_orders(r.order.side for r in self.resting.values())
+        self.metrics.publish_open_orders(self.orders.sides())
 
     # ----- control ---------------------------------------------------------------------------------
 
