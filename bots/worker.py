@@ -28,6 +28,7 @@ from bots.exchange.base import BookUpdate, Exchange, Fill, OrderRequest
 from bots.exchange.reconcile import Reconciling
 from bots.metrics import BotMetrics
 from bots.order_book import RestingOrders, _Resting
+from bots.records import market_features, seed_from_history
 from bots.regime_blend import RegimeBlend
 from bots.retry import Backoff, error_kind, retrying
 from bots.store import Ledger
@@ -404,29 +405,12 @@ class BotWorker:
             self.name, self.symbol, self.portfolio.equity(mark), ts_ns=now
         ))  # fmt: skip
         self.ledger.snapshot_position(self.name, self.portfolio, mark=mark, ts_ns=now)
-        decision = self.last_decision
-        book = self.last_book
-        if decision is None or book is None or math.isnan(decision.mid):
+        decision, book = self.last_decision, self.last_book
+        features = market_features(book, decision) if decision is not None and book is not None else None
+        if features is None or book is None:
             return
-        bid, ask = book.bids[0], book.asks[0]
-        depth = float(bid.size + ask.size)
-        spread = float(ask.price - bid.price) / decision.mid
-        imbalance = float(bid.size - ask.size) / depth if depth > 0 else 0.0
-        self.ledger.record_features(
-            self.name,
-            self.symbol,
-            book.ts_ns,
-            {
-                "mid": decision.mid,
-                "spread": spread,
-                "sigma": decision.sigma,
-                "imbalance": imbalance,
-                "reservation_price": decision.reservation_price,
-                "gamma": decision.gamma,
-                "kappa": decision.kappa,
-            },
-        )
-        self.regime.observe(book.ts_ns, decision.mid, spread, imbalance)
+        self.ledger.record_features(self.name, self.symbol, book.ts_ns, features)
+        self.regime.observe(book.ts_ns, features["mid"], features["spread"], features["imbalance"])
         if self.settings.ml.regime_enabled:
             self._blend_parameters()
 
@@ -440,19 +424,12 @@ class BotWorker:
         self.engine.gamma, self.engine.kappa = gamma, kappa
 
     def _seed_indicators(self) -> None:
-        """No warm-up wait: replay the last hour of recorded mids of this symbol into the indicators."""
-        since = time.time_ns() - 3600 * _NS_PER_S
-        rows = self.ledger.features(self.symbol, since_ts_ns=since)
-        flat = self.portfolio.position == 0
-        for row in rows[-5_000:]:
-            mid = row.values.get("mid")
-            if mid is not None and mid > 0:
-                self.engine.observe(mid, row.ts_ns, flat)
-        self.regime.seed(self.ledger.features(self.symbol, since_ts_ns=since, bot=self.name))
-        if rows:
-            log.info(
-                "indicators seeded", extra={"fields": {"bot": self.name, "ticks": min(len(rows), 5_000)}}
-            )
+        ticks = seed_from_history(
+            self.engine, self.regime, self.ledger,
+            symbol=self.symbol, bot=self.name, flat=self.portfolio.position == 0, now_ns=time.time_ns(),
+        )  # fmt: skip
+        if ticks:
+            log.info("indicators seeded", extra={"fields": {"bot": self.name, "ticks": ticks}})
 
     def _publish(self, decision: QuoteDecision, inventory: Inventory) -> None:
         self.metrics.publish_cycle(
