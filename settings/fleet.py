@@ -37,6 +37,7 @@ from settings.models import (
     RiskSettings,
     SimSettings,
     StrategySettings,
+    check_position_holds_an_order,
 )
 
 __all__ = [
@@ -70,8 +71,7 @@ class BotDefaults(Frozen):
     @model_validator(mode="after")
     def _position_holds_an_order(self) -> BotDefaults:
         # Same rule as BotSettings, checked here so a bad default is reported once, not once per bot.
-        if self.risk.max_position_usd < self.strategy.order_size_usd:
-            raise ValueError("risk.max_position_usd must be at least strategy.order_size_usd")
+        check_position_holds_an_order(self.risk, self.strategy)
         return self
 
 

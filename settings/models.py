@@ -26,6 +26,7 @@ __all__ = [
     "SimSettings",
     "StrategySettings",
     "TunerSettings",
+    "check_position_holds_an_order",
 ]
 
 Mode = Literal["sim", "paper", "live"]
@@ -317,6 +318,12 @@ class MLSettings(Frozen):
     tuner: TunerSettings = Field(default_factory=TunerSettings)
 
 
+def check_position_holds_an_order(risk: RiskSettings, strategy: StrategySettings) -> None:
+    """The position limit must leave room for at least one order (fleet defaults and every bot)."""
+    if risk.max_position_usd < strategy.order_size_usd:
+        raise ValueError("risk.max_position_usd must be at least strategy.order_size_usd")
+
+
 class BotSettings(Frozen):
     """The effective configuration of one bot: fleet defaults with this bot's overrides applied."""
 
@@ -343,8 +350,7 @@ class BotSettings(Frozen):
             if builtin is None and self.exchange.mode != "live":
                 raise ValueError(f"instrument: no built-in tick/lot for {self.symbol}; set instrument")
             object.__setattr__(self, "instrument", builtin)
-        if self.risk.max_position_usd < self.strategy.order_size_usd:
-            raise ValueError("risk.max_position_usd must be at least strategy.order_size_usd")
+        check_position_holds_an_order(self.risk, self.strategy)
         return self
 
     @property
