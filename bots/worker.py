@@ -81,6 +81,7 @@ class BotWorker:
         self._stop = asyncio.Event()
         self._errors_in_a_row = 0
         self._persisted_risk: dict[str, bool] = {}
+        self._last_quote_at = 0.0
         self.regime = RegimeBlend(settings)
         self._tick = settings.spec.tick_size
         self._lot = settings.spec.lot_size
@@ -177,7 +178,8 @@ class BotWorker:
             exchange = self.exchange
             if isinstance(exchange, Reconciling) and exchange.needs_reconcile:
                 await self._reconcile(starting=False)  # after a reconnect or a call that may have happened
-            if self.last_book is not None:
+            quiet = time.monotonic() - self._last_quote_at >= interval
+            if self.last_book is not None and quiet:  # a busy market already requotes on every book
                 await self._sync_fills()
                 await self.quote(self.last_book)
             now = time.monotonic()
@@ -212,6 +214,7 @@ class BotWorker:
     async def quote(self, update: BookUpdate) -> None:
         """One quote cycle on `update`: engine, diff, exchange calls, metrics."""
         started = time.perf_counter()
+        self._last_quote_at = time.monotonic()
         book = update.top()
         mark = self._mark()
         inventory = self.inventory(mark) if mark is not None else Inventory()
