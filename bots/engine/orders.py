@@ -7,9 +7,10 @@ is on the same side, within `tolerance_pct` of a desired price, and no larger th
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from dataclasses import dataclass
+from typing import Final
 
+from bots.engine import pickling
 from bots.engine.types import DesiredOrder, Side
 
 __all__ = ["OpenOrder", "OrderDiff", "diff_orders"]
@@ -76,7 +77,11 @@ def _diff_reference(
     return OrderDiff(cancels=tuple(o.client_order_id for o in unclaimed), places=tuple(places))
 
 
-_NO_CHANGE = OrderDiff(cancels=(), places=())
+_BUY: Final[Side] = Side.BUY
+_SELL: Final[Side] = Side.SELL
+_SIZE_LIMIT: Final = 1 << 32
+_SIZE_MASK: Final = _SIZE_LIMIT - 1
+_NO_CHANGE: Final = OrderDiff(cancels=(), places=())
 
 
 def _diff_scan(open_orders: list[OpenOrder], desired: list[DesiredOrder], tolerance_pct: float) -> OrderDiff:
@@ -124,42 +129,61 @@ def _diff_scan(open_orders: list[OpenOrder], desired: list[DesiredOrder], tolera
 def _all_kept(open_orders: list[OpenOrder], desired: list[DesiredOrder], tolerance_pct: float) -> bool:
     """True only if the scan would keep every open order and place nothing; needs equal counts.
 
-    Sort the open orders by (side, price) and guess that the k-th buy in `desired` keeps the k-th
+    Sort the open orders of each side by price and guess that the k-th buy in `desired` keeps the k-th
     highest open buy and the k-th sell the k-th lowest open sell. Replay the scan's steps against that
     guess: when the k-th buy comes, the open buys claimed so far are exactly the k-1 highest, so its
     partner is the highest unclaimed one; along sorted prices the distance to a price falls, then
     rises, so the partner is the strictly nearest unclaimed buy if it beats the next lower one. Then it
-    must be on the same side, within tolerance, and of a size that qualifies. Sells mirrored. Any doubt
-    (a tie, NaN, unorderable values, a desired order out of that order) answers False: the scan decides.
+    must be within tolerance and of a size that qualifies. Sells mirrored. Any doubt (a tie, a size
+    that cannot qualify, a side that is neither buy nor sell, a desired order out of that order)
+    answers False: the scan decides. Each order is one int, `price << 32 | size`, so the sort compares
+    ints (sizes qualify only in 1 .. 2**32 - 1).
     """
-    buy, sell = Side.BUY, Side.SELL
+    bids: list[int] = []
+    asks: list[int] = []
     try:
-        have = sorted([(o.side, o.price_ticks, o.size_lots) for o in open_orders])
-        bid_rank = ask_rank = bisect_left(have, (sell,))  # bids are have[:bid_rank], asks the rest
-    except TypeError:
+        for order in open_orders:
+            size = order.size_lots
+            if not 0 < size < _SIZE_LIMIT:
+                return False
+            side = order.side
+            if side is _BUY:
+                bids.append((order.price_ticks << 32) + size)
+            elif side is _SELL:
+                asks.append((order.price_ticks << 32) + size)
+            else:
+                return False
+    except TypeError:  # a price that is not an int (only uncompiled code lets one in)
         return False
-    n = len(have)
+    bids.sort()
+    asks.sort()
+    bid_rank = len(bids)
+    ask_rank = 0
+    n_asks = len(asks)
     for want in desired:
         side = want.side
         target = want.price_ticks
-        if side is buy:
+        if side is _BUY:
             bid_rank -= 1  # the highest unclaimed bid
             if bid_rank < 0:
                 return False
-            have_side, price, size = have[bid_rank]
-            gap = abs(price - target)
-            if bid_rank and not abs(have[bid_rank - 1][1] - target) > gap:
+            key = bids[bid_rank]
+            gap = abs((key >> 32) - target)
+            if bid_rank and not abs((bids[bid_rank - 1] >> 32) - target) > gap:
                 return False
-        elif side is sell:
-            if ask_rank >= n:
+        elif side is _SELL:
+            if ask_rank >= n_asks:
                 return False
-            have_side, price, size = have[ask_rank]  # the lowest unclaimed ask
-            gap = abs(price - target)
+            key = asks[ask_rank]  # the lowest unclaimed ask
+            gap = abs((key >> 32) - target)
             ask_rank += 1
-            if ask_rank < n and not abs(have[ask_rank][1] - target) > gap:
+            if ask_rank < n_asks and not abs((asks[ask_rank] >> 32) - target) > gap:
                 return False
         else:
             return False
-        if have_side is not side or not gap <= tolerance_pct * target or not 0 < size <= want.size_lots:
+        if not gap <= tolerance_pct * target or (key & _SIZE_MASK) > want.size_lots:
             return False
-    return bid_rank == 0
+    return bid_rank == 0 and ask_rank == n_asks
+
+
+pickling.register(OpenOrder, OrderDiff)

@@ -20,8 +20,9 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
+from bots.engine import pickling
 from bots.engine.types import Side
 
 if TYPE_CHECKING:
@@ -31,8 +32,8 @@ __all__ = ["FillEffect", "FillKind", "Lot", "Portfolio"]
 
 FillKind = Literal["increase", "reduce", "flip"]
 
-_ZERO = Decimal(0)
-_CONTEXT = Context(prec=38, rounding=ROUND_HALF_EVEN)
+_ZERO: Final = Decimal(0)
+_CONTEXT: Final = Context(prec=38, rounding=ROUND_HALF_EVEN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,3 +180,6 @@ class Portfolio:
             raise ValueError(f"fill {fill.fill_id}: fee must be finite, got {fill.fee}")
         if not isinstance(fill.side, Side):
             raise ValueError(f"fill {fill.fill_id}: side must be a Side, got {fill.side!r}")
+
+
+pickling.register(Lot, FillEffect)

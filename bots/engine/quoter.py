@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from bots.engine.indicators import LogReturnVolatility
 from bots.engine.quoting import grid_steps, quote_sides
@@ -26,15 +26,15 @@ from settings.models import BotSettings
 
 __all__ = ["Inventory", "QuoteDecision", "QuoteEngine"]
 
-_NS_PER_S = 1_000_000_000
-_EPS = 1e-9  # as in quoting: guards float division before floor/ceil
-_INF = math.inf
-_NAN = math.nan
-_ACTIVE = TradingState.ACTIVE
-_HALTED = TradingState.HALTED
-_REDUCING = TradingState.REDUCING
-_NEUTRAL = Signal.NEUTRAL
-_WARMING_UP = ("volatility warming up: sigma taken as 0",)
+_NS_PER_S: Final = 1_000_000_000
+_EPS: Final = 1e-9  # as in quoting: guards float division before floor/ceil
+_INF: Final = math.inf
+_NAN: Final = math.nan
+_ACTIVE: Final[TradingState] = TradingState.ACTIVE
+_HALTED: Final[TradingState] = TradingState.HALTED
+_REDUCING: Final[TradingState] = TradingState.REDUCING
+_NEUTRAL: Final[Signal] = Signal.NEUTRAL
+_WARMING_UP: Final = ("volatility warming up: sigma taken as 0",)
 
 
 class Inventory(NamedTuple):

@@ -7,8 +7,7 @@ clamped so it can never cross the book, then the entry anchor moves exits and ad
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from bots.engine.types import DesiredOrder, OrderKind, Side, Signal
 from settings.models import StrategySettings
@@ -25,21 +24,14 @@ __all__ = [
 ]
 
 # Guards the float division against values like 50000.1/0.1 = 500000.99999999994.
-_EPS = 1e-9
-# The hot path's globals: enum members and math functions looked up once, not per order.
-_floor = math.floor
-_ceil = math.ceil
-_BUY = Side.BUY
-_SELL = Side.SELL
-_GRID = OrderKind.GRID
-_BOOST = OrderKind.BOOST
-_NEUTRAL = Signal.NEUTRAL
-_SIGNAL_BUY = Signal.BUY
-# DesiredOrder(side, price, size, layer, kind) is tuple.__new__(DesiredOrder, (side, ...)) behind a
-# Python-level __new__; calling tuple.__new__ directly builds the very same object for less.
-_tuple_new: Callable[[type[DesiredOrder], tuple[Side, int, int, int, OrderKind]], DesiredOrder] = (
-    tuple.__new__
-)
+_EPS: Final = 1e-9
+# The hot path's globals: Final, so compiled code (mypyc) keeps them in C statics, not the module dict.
+_BUY: Final[Side] = Side.BUY
+_SELL: Final[Side] = Side.SELL
+_GRID: Final[OrderKind] = OrderKind.GRID
+_BOOST: Final[OrderKind] = OrderKind.BOOST
+_NEUTRAL: Final[Signal] = Signal.NEUTRAL
+_SIGNAL_BUY: Final[Signal] = Signal.BUY
 
 
 def bid_ticks(price: float, tick: float) -> int:
@@ -133,23 +125,22 @@ def quote_sides(
     precomputed (`steps` from `grid_steps`, `boost_offsets` None when boosting is off); bids and asks
     separately, each best first. The engine calls this on every book event.
     """
-    # Hot path: rounding and min/max inlined, orders built by tuple.__new__ (what DesiredOrder(...) does,
-    # without its Python-level __new__). Layers move away from mid monotonically, so after the clamps
-    # equal prices can only be neighbours and one comparison de-duplicates.
+    # Hot path: rounding and min/max inlined. Layers move away from mid monotonically, so after the
+    # clamps equal prices can only be neighbours and one comparison de-duplicates.
     bids: list[DesiredOrder] = []
     asks: list[DesiredOrder] = []
     last_bid = last_ask = -1
     for layer, step in enumerate(steps):
         distance = mid * (half_spread + step)
-        bid = _floor((center - distance) / tick + _EPS)
-        ask = _ceil((center + distance) / tick - _EPS)
+        bid = math.floor((center - distance) / tick + _EPS)
+        ask = math.ceil((center + distance) / tick - _EPS)
         bid = bid if bid <= max_bid else max_bid  # min(), max() without the calls
         ask = ask if ask >= min_ask else min_ask
         if bid != last_bid and bid > 0:
-            bids.append(_tuple_new(DesiredOrder, (_BUY, bid, size_lots, layer, _GRID)))
+            bids.append(DesiredOrder(_BUY, bid, size_lots, layer, _GRID))
             last_bid = bid
         if ask != last_ask:
-            asks.append(_tuple_new(DesiredOrder, (_SELL, ask, size_lots, layer, _GRID)))
+            asks.append(DesiredOrder(_SELL, ask, size_lots, layer, _GRID))
             last_ask = ask
     if boost_offsets is None or signal is _NEUTRAL:
         return bids, asks
@@ -161,24 +152,24 @@ def quote_sides(
     if signal is _SIGNAL_BUY:
         cap = min(max_bid, asks[0].price_ticks - 1)
         for layer, offset in enumerate(boost_offsets):
-            price = _floor(mid * (1.0 - offset) / tick + _EPS)
+            price = math.floor(mid * (1.0 - offset) / tick + _EPS)
             price = price if price <= cap else cap
             if price > 0:
-                if boosts and price >= boosts[-1][1]:
+                if boosts and price >= boosts[-1].price_ticks:
                     in_order = False
-                boosts.append(_tuple_new(DesiredOrder, (_BUY, price, size_lots, layer, _BOOST)))
-        if in_order and (not boosts or not bids or boosts[-1][1] > bids[0][1]):
+                boosts.append(DesiredOrder(_BUY, price, size_lots, layer, _BOOST))
+        if in_order and (not boosts or not bids or boosts[-1].price_ticks > bids[0].price_ticks):
             boosts.extend(bids)
             return boosts, asks
         return _merge(boosts, bids, descending=True), asks
     lowest = max(min_ask, bids[0].price_ticks + 1 if bids else 0)
     for layer, offset in enumerate(boost_offsets):
-        price = _ceil(mid * (1.0 + offset) / tick - _EPS)
+        price = math.ceil(mid * (1.0 + offset) / tick - _EPS)
         price = price if price >= lowest else lowest
-        if boosts and price <= boosts[-1][1]:
+        if boosts and price <= boosts[-1].price_ticks:
             in_order = False
-        boosts.append(_tuple_new(DesiredOrder, (_SELL, price, size_lots, layer, _BOOST)))
-    if in_order and (not boosts or not asks or boosts[-1][1] < asks[0][1]):
+        boosts.append(DesiredOrder(_SELL, price, size_lots, layer, _BOOST))
+    if in_order and (not boosts or not asks or boosts[-1].price_ticks < asks[0].price_ticks):
         boosts.extend(asks)
         return bids, boosts
     return bids, _merge(boosts, asks, descending=False)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar
+from typing import TYPE_CHECKING, ClassVar, Final, Protocol, TypeVar
 
+from bots.engine import pickling
 from bots.engine.indicators import ADX, ATR, RSI, Bollinger, Choppiness
 from bots.engine.types import Signal
 
@@ -32,9 +33,9 @@ __all__ = [
     "register",
 ]
 
-_NEUTRAL = Signal.NEUTRAL
-_BUY = Signal.BUY
-_SELL = Signal.SELL
+_NEUTRAL: Final[Signal] = Signal.NEUTRAL
+_BUY: Final[Signal] = Signal.BUY
+_SELL: Final[Signal] = Signal.SELL
 
 
 class RegimeFilter(Protocol):
@@ -265,3 +266,6 @@ class RegimeTracker:
                     latched = _NEUTRAL
         self._latched = latched
         return raw, latched
+
+
+pickling.register(RegimeView)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
+from bots.engine import pickling
 from bots.engine.types import DesiredOrder, Side, TradingState
 from settings.models import RiskSettings
 
@@ -36,7 +38,7 @@ class RiskVerdict:
 
 
 CLEAR = _CLEAR = RiskState()  # no trip latched: the risk state `assess` returns in the common case
-_ACTIVE = RiskVerdict(TradingState.ACTIVE, False, (), _CLEAR)
+_ACTIVE: Final = RiskVerdict(TradingState.ACTIVE, False, (), _CLEAR)
 
 
 def drawdown_ratio(equity_usd: float, peak_equity_usd: float) -> float:
@@ -121,7 +123,14 @@ def clamp_to_limit(
         left = room[order.side]
         if left <= 0:
             continue
-        fitted = order if order.size_lots <= left else order._replace(size_lots=left)
+        fitted = (
+            order
+            if order.size_lots <= left
+            else DesiredOrder(order.side, order.price_ticks, left, order.layer, order.kind)
+        )
         room[order.side] = left - fitted.size_lots
         kept.append(fitted)
     return kept
+
+
+pickling.register(RiskState, RiskVerdict)

@@ -1,8 +1,5 @@
-"""The `Exchange` protocol every mode implements (live GRVT, paper, sim) and its value types.
-
-Prices, sizes, balances and fees cross this boundary as `Decimal`, never float: the exchange speaks
-exact decimal strings and the ledger stores them exactly. Floats appear only when a book is handed
-to the model (`BookUpdate.top`).
+"""The `Exchange` protocol every mode implements (live GRVT, paper, sim); its value types live in
+`bots.exchange.events` and are re-exported here.
 
 Errors: every method may raise the `bots.errors` family. `TransientExchangeError` (`Unavailable`,
 `Timeout`, `RateLimited` with `retry_after_s`) is worth a retry with backoff; `Rejected(reason)` is a
@@ -12,14 +9,20 @@ final answer for that request (post-only would cross, size below minimum, unknow
 
 from __future__ import annotations
 
-import math
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from decimal import Decimal
-from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
-from bots.engine.types import Book, Side
+from bots.exchange.events import (
+    BookLevel,
+    BookUpdate,
+    Fill,
+    InstrumentInfo,
+    OrderRequest,
+    OrderStatus,
+    OrderUpdate,
+    Trade,
+)
 
 __all__ = [
     "BookLevel",
@@ -32,132 +35,6 @@ __all__ = [
     "OrderUpdate",
     "Trade",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class InstrumentInfo:
-    """Trading rules of one instrument: every order price is a multiple of `tick_size`, every size a
-    multiple of `lot_size` and at least `min_size`."""
-
-    symbol: str
-    tick_size: Decimal
-    lot_size: Decimal
-    min_size: Decimal
-
-
-@dataclass(frozen=True, slots=True)
-class BookLevel:
-    """One price level of the order book."""
-
-    price: Decimal
-    size: Decimal
-
-
-@dataclass(frozen=True, slots=True)
-class BookUpdate:
-    """A full snapshot of the book's top levels at `ts_ns` (exchange time, nanoseconds).
-
-    `bids` are best (highest) first, `asks` best (lowest) first; either side may be empty.
-    """
-
-    symbol: str
-    ts_ns: int
-    bids: tuple[BookLevel, ...]
-    asks: tuple[BookLevel, ...]
-
-    def top(self) -> Book:
-        """The best bid and ask as floats for the model; an empty side becomes NaN (not quotable)."""
-        nan = math.nan
-        bid = self.bids[0] if self.bids else None
-        ask = self.asks[0] if self.asks else None
-        return Book(
-            ts_ns=self.ts_ns,
-            bid_price=float(bid.price) if bid else nan,
-            bid_size=float(bid.size) if bid else nan,
-            ask_price=float(ask.price) if ask else nan,
-            ask_size=float(ask.size) if ask else nan,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Trade:
-    """A public trade on the instrument; `taker_side` is the aggressor's side."""
-
-    symbol: str
-    ts_ns: int
-    price: Decimal
-    size: Decimal
-    taker_side: Side
-    trade_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class OrderRequest:
-    """A limit order to place. Post-only by default: a market maker never wants to take."""
-
-    symbol: str
-    side: Side
-    price: Decimal
-    size: Decimal
-    client_order_id: str
-    post_only: bool = True
-    reduce_only: bool = False
-
-
-class OrderStatus(StrEnum):
-    """Lifecycle of an order; FILLED, CANCELLED and REJECTED are final."""
-
-    PENDING = "pending"
-    OPEN = "open"
-    FILLED = "filled"
-    CANCELLED = "cancelled"
-    REJECTED = "rejected"
-
-    @property
-    def is_final(self) -> bool:
-        return self in (OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED)
-
-
-@dataclass(frozen=True, slots=True)
-class OrderUpdate:
-    """The exchange's view of one order; `reason` explains a rejection or cancellation."""
-
-    symbol: str
-    client_order_id: str
-    exchange_order_id: str | None
-    side: Side
-    price: Decimal
-    size: Decimal
-    filled_size: Decimal
-    status: OrderStatus
-    reason: str | None
-    ts_ns: int
-
-    @property
-    def remaining_size(self) -> Decimal:
-        return self.size - self.filled_size
-
-
-@dataclass(frozen=True, slots=True)
-class Fill:
-    """One execution of one of our orders. `fee` is what we paid: negative means a rebate received.
-
-    `fill_id` is unique per account and is the ledger's idempotency key.
-    """
-
-    fill_id: str
-    symbol: str
-    client_order_id: str
-    side: Side
-    price: Decimal
-    size: Decimal
-    fee: Decimal
-    ts_ns: int
-    is_taker: bool
-
-    @property
-    def notional(self) -> Decimal:
-        return self.price * self.size
 
 
 @runtime_checkable

@@ -22,6 +22,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Final
 
 from bots.engine.types import Side
 from bots.exchange.base import BookLevel, BookUpdate, Fill, OrderRequest, OrderStatus, OrderUpdate, Trade
@@ -29,9 +30,9 @@ from settings.models import InstrumentSpec, PaperSettings
 
 __all__ = ["PaperFillModel"]
 
-_ZERO = Decimal(0)
-_BPS = Decimal(10_000)
-_FINISHED_KEPT = 10_000  # final order states kept so a repeated client_order_id stays idempotent
+_ZERO: Final = Decimal(0)
+_BPS: Final = Decimal(10_000)
+_FINISHED_KEPT: Final = 10_000  # final order states kept so a repeated client_order_id stays idempotent
 
 
 def _rate(bps: float) -> Decimal:

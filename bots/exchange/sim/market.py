@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import Final
 
 import numpy as np
 
@@ -37,11 +38,11 @@ Step = tuple[BookUpdate, list[Trade]]
 # ts_ns, best bid ticks, best ask ticks, trades as (taker is buyer, price ticks, size lots)
 RawStep = tuple[int, int, int, list[tuple[bool, int, int]]]
 
-_NS_PER_S = 1_000_000_000
-_DEFAULT_START_NS = 1_704_067_200 * _NS_PER_S  # 2024-01-01T00:00:00Z
-_BLOCK = 4096  # steps of random numbers drawn per numpy call
-_LADDER_MARGIN = 256  # ticks of levels added beyond the view when the price ladder grows
-_LADDER_MAX = 65_536  # ticks; a wider ladder is dropped and rebuilt around the price
+_NS_PER_S: Final = 1_000_000_000
+_DEFAULT_START_NS: Final = 1_704_067_200 * _NS_PER_S  # 2024-01-01T00:00:00Z
+_BLOCK: Final = 4096  # steps of random numbers drawn per numpy call
+_LADDER_MARGIN: Final = 256  # ticks of levels added beyond the view when the price ladder grows
+_LADDER_MAX: Final = 65_536  # ticks; a wider ladder is dropped and rebuilt around the price
 
 
 class SimMarket:

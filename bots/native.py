@@ -1,0 +1,55 @@
+"""Which of our modules run compiled (mypyc extensions built by `make native`), and which are stale.
+
+The modules to compile are listed once, under `[tool.mmfleet] native` in pyproject.toml. Python
+imports an extension before the .py beside it, so an extension built from an older source would
+silently run old code: `stale()` finds those, and the test session refuses to start on them.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from importlib.machinery import EXTENSION_SUFFIXES
+from pathlib import Path
+
+__all__ = ["compiled", "configured", "stale"]
+
+_ROOT = Path(__file__).resolve().parent.parent
+_PACKAGES = ("bots", "ml")
+
+
+def configured() -> list[str]:
+    """Source paths (relative to the project root) that `make native` compiles; [] outside a checkout."""
+    try:
+        with (_ROOT / "pyproject.toml").open("rb") as file:
+            paths: list[str] = tomllib.load(file)["tool"]["mmfleet"]["native"]
+    except (OSError, KeyError):
+        return []
+    return paths
+
+
+def _extensions() -> list[tuple[str, Path, Path]]:
+    """(module name, source, extension) for every source with an extension beside it."""
+    found = []
+    for package in _PACKAGES:
+        for source in sorted((_ROOT / package).rglob("*.py")):
+            for suffix in EXTENSION_SUFFIXES:
+                extension = source.with_name(source.stem + suffix)
+                if extension.exists():
+                    module = ".".join(source.relative_to(_ROOT).with_suffix("").parts)
+                    found.append((module, source, extension))
+                    break
+    return found
+
+
+def compiled() -> list[str]:
+    """Names of the modules that import as compiled extensions."""
+    return [module for module, _, _ in _extensions()]
+
+
+def stale() -> list[str]:
+    """Compiled modules whose source changed after their extension was built."""
+    return [
+        module
+        for module, source, extension in _extensions()
+        if source.stat().st_mtime > extension.stat().st_mtime
+    ]

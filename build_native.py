@@ -1,0 +1,34 @@
+"""Compile the per-event path with mypyc: `python build_native.py` (the Makefile's `native`).
+
+The modules are those listed under `[tool.mmfleet] native` in pyproject.toml (`bots.native.configured`).
+
+Each module gets a C extension next to its .py, which Python imports first; their shared runtime is
+`bots/native__mypyc`, inside the package so an editable install finds it. Without the extensions the
+same .py files run unchanged, only slower. Intermediate files go to build/native. The extensions are
+touched after a build: setuptools copies an unchanged one with its old time, and `bots.native.stale`
+compares times.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from importlib.machinery import EXTENSION_SUFFIXES
+from pathlib import Path
+
+from mypyc.build import mypycify
+from setuptools import setup
+
+from bots.native import configured
+
+if __name__ == "__main__":
+    sources = sys.argv[1:] or configured()
+    setup(
+        name="mmfleet-native",
+        ext_modules=mypycify(sources, group_name="bots.native", target_dir="build/native"),
+        script_args=["build_ext", "--inplace", "--build-temp", "build/native"],
+    )
+    for source in map(Path, sources):
+        for suffix in EXTENSION_SUFFIXES:
+            if (extension := source.with_name(source.stem + suffix)).exists():
+                os.utime(extension)
