@@ -147,7 +147,7 @@ def _result(loop: BacktestLoop, curve: EquityCurve, events: int) -> BacktestResu
         else:
             rebates -= fill.fee
     portfolio = loop.portfolio
-    mark = loop.mid
+    mark = loop.mid()
     inventory += portfolio.position * mark
     breakdown = PnLBreakdown(spread, inventory, rebates, taker)
     total = portfolio.equity(mark) - portfolio.starting_balance

@@ -21,11 +21,11 @@ from decimal import Decimal
 from typing import Final
 
 from bots.engine import pickling
-from bots.engine.orders import OpenOrder, diff_orders
+from bots.engine.orders import OpenOrder, OrderKeys, diff_orders, order_keys
 from bots.engine.portfolio import Portfolio
 from bots.engine.quoter import Inventory, QuoteEngine
 from bots.engine.types import DesiredOrder, Side
-from bots.exchange.events import BookUpdate, Fill, OrderRequest, OrderStatus, Trade
+from bots.exchange.events import BookLevel, BookUpdate, Fill, OrderRequest, OrderStatus, Trade
 from bots.exchange.paper import PaperFillModel
 from settings.models import BotSettings
 
@@ -71,7 +71,11 @@ class BacktestLoop:
     rejected: int = 0
     closing: bool = False
     latency_ns: int = 0
-    mid: Decimal = _ZERO
+    mid_bid: BookLevel | None = None  # best bid and ask of the last two-sided book
+    mid_ask: BookLevel | None = None
+    open_list: list[OpenOrder] | None = None  # `opens` as diff_orders takes them; None after a change
+    open_keys: OrderKeys | None = None  # order_keys(open_list)
+    tolerance: float = 0.0
     position: float = 0.0
     entry: float = math.nan
     cash: float = 0.0
@@ -88,6 +92,7 @@ class BacktestLoop:
         )
         self.cash = self.peak = float(self.portfolio.cash)
         self.latency_ns = round(self.config.latency_ms * _NS_PER_MS)
+        self.tolerance = settings.strategy.price_tolerance_pct
 
     # -- orders: sent now, acting `latency` later --------------------------------------------------
     def send(self, ts_ns: int, cid: str, request: OrderRequest | None) -> None:
@@ -109,6 +114,7 @@ class BacktestLoop:
         )
         if post_only:
             self.opens[cid] = OpenOrder(cid, want.side, want.price_ticks, want.size_lots)
+            self.open_list = None
         self.send(ts_ns, cid, request)
 
     def arrive(self, ts_ns: int) -> None:
@@ -126,6 +132,7 @@ class BacktestLoop:
             if model.submit(request, arrive, model.book).status is OrderStatus.REJECTED:
                 self.rejected += 1
                 self.opens.pop(cid, None)
+                self.open_list = None
             else:
                 self.accepted += 1
 
@@ -153,11 +160,12 @@ class BacktestLoop:
         for fill in fills:
             portfolio.apply(fill)
             self.fills.append(fill)
-            self.fill_mids.append(self.mid)
+            self.fill_mids.append(self.mid())
             cid = fill.client_order_id
             self.filled_orders.add(cid)
             have = self.opens.get(cid)
             if have is not None:
+                self.open_list = None
                 left = have.size_lots - round(fill.size / lot)
                 if left > 0:
                     self.opens[cid] = OpenOrder(cid, have.side, have.price_ticks, left)
@@ -167,6 +175,13 @@ class BacktestLoop:
         self.entry = float(portfolio.avg_entry) if portfolio.position else math.nan
         self.cash = float(portfolio.cash)
 
+    def mid(self) -> Decimal:
+        """The exact mid of the last two-sided book (0 before one): the mark of fills and of the end."""
+        bid, ask = self.mid_bid, self.mid_ask
+        if bid is None or ask is None:
+            return _ZERO
+        return (bid.price + ask.price) / _TWO
+
     # -- one market step ---------------------------------------------------------------------------
     def step(self, book: BookUpdate, trades: list[Trade]) -> float:
         """Process one step; returns the mid it quoted on (nan on a book that is not quotable)."""
@@ -174,7 +189,8 @@ class BacktestLoop:
         if self.inflight:
             self.arrive(ts_ns)
         if book.bids and book.asks:
-            self.mid = (book.bids[0].price + book.asks[0].price) / _TWO
+            self.mid_bid = book.bids[0]
+            self.mid_ask = book.asks[0]
         model = self.model
         fills = model.on_book(book)
         for trade in trades:
@@ -190,10 +206,14 @@ class BacktestLoop:
         decision = self.engine.on_book(
             top, Inventory(position, self.entry, unrealized, equity, self.peak), ts_ns
         )
-        tolerance = self.settings.strategy.price_tolerance_pct
-        diff = diff_orders(list(self.opens.values()), list(decision.orders), tolerance)
+        opens = self.open_list
+        if opens is None:
+            opens = self.open_list = list(self.opens.values())
+            self.open_keys = order_keys(opens)
+        diff = diff_orders(opens, list(decision.orders), self.tolerance, self.open_keys)
         for cid in diff.cancels:
             del self.opens[cid]
+            self.open_list = None
             self.send(ts_ns, cid, None)
         for want in diff.places:
             self.place(want, ts_ns)

@@ -10,13 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from mypy_extensions import mypyc_attr
+
 from bots.engine import pickling
 from bots.engine.types import DesiredOrder, Side
 
-__all__ = ["OpenOrder", "OrderDiff", "diff_orders"]
+__all__ = ["OpenOrder", "OrderDiff", "OrderKeys", "diff_orders", "order_keys"]
 
 
-@dataclass(frozen=True, slots=True)
+@mypyc_attr(acyclic=True)
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class OpenOrder:
     """A resting order as the bot knows it: remaining size in lots, price in ticks."""
 
@@ -24,6 +27,12 @@ class OpenOrder:
     side: Side
     price_ticks: int
     size_lots: int
+
+    def __init__(self, client_order_id: str, side: Side, price_ticks: int, size_lots: int) -> None:
+        self.client_order_id = client_order_id
+        self.side = side
+        self.price_ticks = price_ticks
+        self.size_lots = size_lots
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,19 +45,59 @@ class OrderDiff:
         return not self.cancels and not self.places
 
 
-def diff_orders(open_orders: list[OpenOrder], desired: list[DesiredOrder], tolerance_pct: float) -> OrderDiff:
+OrderKeys = tuple[list[int], list[int]]  # open bids and asks, sorted, as `order_keys` makes them
+
+
+def _distance(a: int, b: int) -> int:
+    """|a - b| on ints: compiled, a native comparison where `abs` is a generic call."""
+    return a - b if a >= b else b - a
+
+
+def diff_orders(
+    open_orders: list[OpenOrder],
+    desired: list[DesiredOrder],
+    tolerance_pct: float,
+    keys: OrderKeys | None = None,
+) -> OrderDiff:
     """Cancels (client order ids) and placements that turn `open_orders` into `desired`.
 
     Each desired order, best price first, claims the nearest unclaimed open order that matches;
     ties go to the earlier open order, so the result is deterministic.
 
     Runs on every book event, and on most of them every open order is kept: `_all_kept` proves that
-    case in O(n log n) and the answer is then "no change"; otherwise `_diff_scan` decides.
+    case in O(n log n) and the answer is then "no change"; otherwise `_diff_scan` decides. A caller
+    whose open orders change less often than books come may pass their `order_keys` (computed when
+    they last changed) to save sorting them on every call.
     `tests/unit/test_orders_fast_path.py` holds the paths to the definition, `_diff_reference`.
     """
-    if len(open_orders) == len(desired) and _all_kept(open_orders, desired, tolerance_pct):
+    if len(open_orders) == len(desired) and _all_kept(open_orders, desired, tolerance_pct, keys):
         return _NO_CHANGE
     return _diff_scan(open_orders, desired, tolerance_pct)
+
+
+def order_keys(open_orders: list[OpenOrder]) -> OrderKeys | None:
+    """The open bids and asks as sorted ints `price << 32 | size`, which `_all_kept` walks; None when
+    an order cannot be keyed (a side that is neither buy nor sell, a size outside 1 .. 2**32 - 1, a
+    price that is not an int): only the scan can decide about those."""
+    bids: list[int] = []
+    asks: list[int] = []
+    try:
+        for order in open_orders:
+            size = order.size_lots
+            if not 0 < size < _SIZE_LIMIT:
+                return None
+            side = order.side
+            if side is _BUY:
+                bids.append((order.price_ticks << 32) + size)
+            elif side is _SELL:
+                asks.append((order.price_ticks << 32) + size)
+            else:
+                return None
+    except TypeError:  # a price that is not an int (only uncompiled code lets one in)
+        return None
+    bids.sort()
+    asks.sort()
+    return bids, asks
 
 
 def _diff_reference(
@@ -113,7 +162,7 @@ def _diff_scan(open_orders: list[OpenOrder], desired: list[DesiredOrder], tolera
         best_gap = 0
         for index, price, have_size in same:
             if free[index]:
-                gap = abs(price - target)
+                gap = _distance(price, target)
                 if gap <= limit and 0 < have_size <= size and (best < 0 or gap < best_gap):
                     best, best_gap = index, gap
         if best < 0:
@@ -126,7 +175,12 @@ def _diff_scan(open_orders: list[OpenOrder], desired: list[DesiredOrder], tolera
     )
 
 
-def _all_kept(open_orders: list[OpenOrder], desired: list[DesiredOrder], tolerance_pct: float) -> bool:
+def _all_kept(
+    open_orders: list[OpenOrder],
+    desired: list[DesiredOrder],
+    tolerance_pct: float,
+    keys: OrderKeys | None = None,
+) -> bool:
     """True only if the scan would keep every open order and place nothing; needs equal counts.
 
     Sort the open orders of each side by price and guess that the k-th buy in `desired` keeps the k-th
@@ -134,29 +188,15 @@ def _all_kept(open_orders: list[OpenOrder], desired: list[DesiredOrder], toleran
     guess: when the k-th buy comes, the open buys claimed so far are exactly the k-1 highest, so its
     partner is the highest unclaimed one; along sorted prices the distance to a price falls, then
     rises, so the partner is the strictly nearest unclaimed buy if it beats the next lower one. Then it
-    must be within tolerance and of a size that qualifies. Sells mirrored. Any doubt (a tie, a size
-    that cannot qualify, a side that is neither buy nor sell, a desired order out of that order)
-    answers False: the scan decides. Each order is one int, `price << 32 | size`, so the sort compares
-    ints (sizes qualify only in 1 .. 2**32 - 1).
+    must be within tolerance and of a size that qualifies. Sells mirrored. Any doubt (a tie, an order
+    `order_keys` cannot key, a desired order out of that order) answers False: the scan decides.
+    `keys` are `order_keys(open_orders)` when the caller has them.
     """
-    bids: list[int] = []
-    asks: list[int] = []
-    try:
-        for order in open_orders:
-            size = order.size_lots
-            if not 0 < size < _SIZE_LIMIT:
-                return False
-            side = order.side
-            if side is _BUY:
-                bids.append((order.price_ticks << 32) + size)
-            elif side is _SELL:
-                asks.append((order.price_ticks << 32) + size)
-            else:
-                return False
-    except TypeError:  # a price that is not an int (only uncompiled code lets one in)
-        return False
-    bids.sort()
-    asks.sort()
+    if keys is None:
+        keys = order_keys(open_orders)
+        if keys is None:
+            return False
+    bids, asks = keys
     bid_rank = len(bids)
     ask_rank = 0
     n_asks = len(asks)
@@ -168,16 +208,16 @@ def _all_kept(open_orders: list[OpenOrder], desired: list[DesiredOrder], toleran
             if bid_rank < 0:
                 return False
             key = bids[bid_rank]
-            gap = abs((key >> 32) - target)
-            if bid_rank and not abs((bids[bid_rank - 1] >> 32) - target) > gap:
+            gap = _distance((key >> 32), target)
+            if bid_rank and not _distance((bids[bid_rank - 1] >> 32), target) > gap:
                 return False
         elif side is _SELL:
             if ask_rank >= n_asks:
                 return False
             key = asks[ask_rank]  # the lowest unclaimed ask
-            gap = abs((key >> 32) - target)
+            gap = _distance((key >> 32), target)
             ask_rank += 1
-            if ask_rank < n_asks and not abs((asks[ask_rank] >> 32) - target) > gap:
+            if ask_rank < n_asks and not _distance((asks[ask_rank] >> 32), target) > gap:
                 return False
         else:
             return False

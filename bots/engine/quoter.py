@@ -14,9 +14,12 @@ which still decides every other case. `tests/unit/test_quoter_fast_path.py` hold
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Final, NamedTuple
+from dataclasses import dataclass
+from typing import Final
 
+from mypy_extensions import mypyc_attr
+
+from bots.engine import pickling
 from bots.engine.indicators import LogReturnVolatility
 from bots.engine.quoting import grid_steps, quote_sides
 from bots.engine.regime import RegimeTracker, RegimeView
@@ -37,56 +40,79 @@ _NEUTRAL: Final[Signal] = Signal.NEUTRAL
 _WARMING_UP: Final = ("volatility warming up: sigma taken as 0",)
 
 
-class Inventory(NamedTuple):
-    """What the bot holds, as the ledger says: position in base units, money in USD.
+@mypyc_attr(acyclic=True, free_list_len=1)
+@dataclass(slots=True, init=False, unsafe_hash=True)
+class Inventory:
+    """What the bot holds, as the ledger says: position in base units, money in USD. Built on every
+    book event, so the constructor is written out (see `bots.engine.types`); treat it as immutable."""
 
-    A NamedTuple (immutable, built on every book event): several times cheaper than a frozen dataclass.
-    """
+    position_base: float
+    entry_price: float
+    unrealized_pnl_usd: float
+    equity_usd: float
+    peak_equity_usd: float
 
-    position_base: float = 0.0
-    entry_price: float = math.nan
-    unrealized_pnl_usd: float = 0.0
-    equity_usd: float = 0.0
-    peak_equity_usd: float = 0.0
+    def __init__(
+        self,
+        position_base: float = 0.0,
+        entry_price: float = math.nan,
+        unrealized_pnl_usd: float = 0.0,
+        equity_usd: float = 0.0,
+        peak_equity_usd: float = 0.0,
+    ) -> None:
+        self.position_base = position_base
+        self.entry_price = entry_price
+        self.unrealized_pnl_usd = unrealized_pnl_usd
+        self.equity_usd = equity_usd
+        self.peak_equity_usd = peak_equity_usd
 
 
-class QuoteDecision(NamedTuple):
-    """The engine's answer to one book event, with everything a metric or a log line needs.
-
-    A NamedTuple (immutable, one per book event): several times cheaper than a frozen dataclass.
-    """
+@mypyc_attr(acyclic=True, free_list_len=1)
+@dataclass(slots=True, init=False, unsafe_hash=True)
+class QuoteDecision:
+    """The engine's answer to one book event, with everything a metric or a log line needs. One per
+    book event, so the constructor is written out (see `bots.engine.types`); treat it as immutable."""
 
     orders: tuple[DesiredOrder, ...]
     state: TradingState
     close_position: bool
     reasons: tuple[str, ...]
-    mid: float = math.nan
-    reservation_price: float = math.nan
-    spread_pct: float = math.nan
-    sigma: float = math.nan
-    gamma: float = math.nan
-    kappa: float = math.nan
-    signal: Signal = Signal.NEUTRAL
-    latched: Signal = Signal.NEUTRAL
+    mid: float
+    reservation_price: float
+    spread_pct: float
+    sigma: float
+    gamma: float
+    kappa: float
+    signal: Signal
+    latched: Signal
 
-
-_DecisionFields = tuple[
-    tuple[DesiredOrder, ...],
-    TradingState,
-    bool,
-    tuple[str, ...],
-    float,
-    float,
-    float,
-    float,
-    float,
-    float,
-    Signal,
-    Signal,
-]
-# QuoteDecision(...) is tuple.__new__(QuoteDecision, (...)) behind a Python-level __new__; on the hot
-# path all twelve fields are given, so the direct call builds the very same object for less.
-_new_decision: Callable[[type[QuoteDecision], _DecisionFields], QuoteDecision] = tuple.__new__
+    def __init__(
+        self,
+        orders: tuple[DesiredOrder, ...],
+        state: TradingState,
+        close_position: bool,
+        reasons: tuple[str, ...],
+        mid: float = math.nan,
+        reservation_price: float = math.nan,
+        spread_pct: float = math.nan,
+        sigma: float = math.nan,
+        gamma: float = math.nan,
+        kappa: float = math.nan,
+        signal: Signal = Signal.NEUTRAL,
+        latched: Signal = Signal.NEUTRAL,
+    ) -> None:
+        self.orders = orders
+        self.state = state
+        self.close_position = close_position
+        self.reasons = reasons
+        self.mid = mid
+        self.reservation_price = reservation_price
+        self.spread_pct = spread_pct
+        self.sigma = sigma
+        self.gamma = gamma
+        self.kappa = kappa
+        self.signal = signal
+        self.latched = latched
 
 
 class QuoteEngine:
@@ -357,22 +383,19 @@ class QuoteEngine:
             else:
                 bids.extend(asks)
                 orders = tuple(clamp_to_limit(bids, position_lots, max_lots, False))
-        return _new_decision(
-            QuoteDecision,
-            (
-                orders,
-                state,
-                close_position,
-                reasons,
-                mid,
-                mid * reservation,
-                spread,
-                sigma,
-                gamma,
-                self._kappa,
-                raw,
-                latched,
-            ),
+        return QuoteDecision(
+            orders,
+            state,
+            close_position,
+            reasons,
+            mid,
+            mid * reservation,
+            spread,
+            sigma,
+            gamma,
+            self._kappa,
+            raw,
+            latched,
         )
 
     def _no_quotes(self, reason: str) -> QuoteDecision:
@@ -380,3 +403,6 @@ class QuoteEngine:
         tripped = self.risk_state.breaker_tripped or self.risk_state.drawdown_tripped
         state = TradingState.HALTED if tripped else TradingState.ACTIVE
         return QuoteDecision(orders=(), state=state, close_position=False, reasons=(reason,))
+
+
+pickling.register(Inventory, QuoteDecision)

@@ -1,10 +1,20 @@
-"""Small value types the engine consumes and produces; no I/O, no clock."""
+"""Small value types the engine consumes and produces; no I/O, no clock.
+
+`Book` and `DesiredOrder` are built on every book event. mypyc compiles this module, but not the
+`__init__` a dataclass generates (that stays interpreted, and a frozen one sets each field through
+`object.__setattr__`), so the hot value types write their constructor out (`init=False`) and keep the
+decorator for equality, hashing and repr. They are not frozen at run time: treat them as immutable.
+`mypyc_attr(acyclic=True)` keeps such values out of the garbage collector (they never hold a cycle);
+`free_list_len=1` lets a type made once per event reuse the memory of the one before.
+"""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 from enum import StrEnum
+
+from mypy_extensions import mypyc_attr
 
 from bots.engine import pickling
 
@@ -40,7 +50,8 @@ class OrderKind(StrEnum):
     BOOST = "boost"
 
 
-@dataclass(frozen=True, slots=True)
+@mypyc_attr(acyclic=True, free_list_len=1)
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class Book:
     """Top of the order book at `ts_ns` (exchange time, nanoseconds)."""
 
@@ -49,6 +60,15 @@ class Book:
     bid_size: float
     ask_price: float
     ask_size: float
+
+    def __init__(
+        self, ts_ns: int, bid_price: float, bid_size: float, ask_price: float, ask_size: float
+    ) -> None:
+        self.ts_ns = ts_ns
+        self.bid_price = bid_price
+        self.bid_size = bid_size
+        self.ask_price = ask_price
+        self.ask_size = ask_size
 
     @property
     def mid(self) -> float:
@@ -64,14 +84,11 @@ class Book:
         )
 
 
+@mypyc_attr(acyclic=True)
 @dataclass(slots=True, init=False, unsafe_hash=True)
 class DesiredOrder:
-    """An order the engine wants resting: price in integer ticks, size in integer lots.
-
-    A quote cycle builds a dozen of these per book event. Compiled (mypyc), a dataclass's generated
-    `__init__` would stay interpreted, so the constructor is written out and compiled with the rest;
-    the decorator still gives equality, hashing and repr. Treat it as immutable.
-    """
+    """An order the engine wants resting: price in integer ticks, size in integer lots (a dozen per
+    book event: see the module docstring on the written-out constructor)."""
 
     side: Side
     price_ticks: int

@@ -2,16 +2,20 @@
 
 Prices, sizes, balances and fees are `Decimal`, never float: the exchange speaks exact decimal strings
 and the ledger stores them exactly. Floats appear only when a book is handed to the model
-(`BookUpdate.top`). A module of its own, with no protocol in it, so mypyc can compile it: these objects
-are built on every market event.
+(`BookUpdate.top`). A module of its own, with no protocol in it, so mypyc can compile it: books, levels
+and trades are built on every market event, orders and fills on most cycles. As in `bots.engine.types`,
+those write their constructor out (compiled, where a dataclass's generated one is not) and are not
+frozen at run time: treat them as immutable.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
+
+from mypy_extensions import mypyc_attr
 
 from bots.engine import pickling
 from bots.engine.types import Book, Side
@@ -39,28 +43,53 @@ class InstrumentInfo:
     min_size: Decimal
 
 
-@dataclass(frozen=True, slots=True)
+@mypyc_attr(acyclic=True)
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class BookLevel:
     """One price level of the order book."""
 
     price: Decimal
     size: Decimal
 
+    def __init__(self, price: Decimal, size: Decimal) -> None:
+        self.price = price
+        self.size = size
 
-@dataclass(frozen=True, slots=True)
+
+@mypyc_attr(acyclic=True)
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class BookUpdate:
     """A full snapshot of the book's top levels at `ts_ns` (exchange time, nanoseconds).
 
-    `bids` are best (highest) first, `asks` best (lowest) first; either side may be empty.
+    `bids` are best (highest) first, `asks` best (lowest) first; either side may be empty. A source
+    that knows the best levels as exact floats already (the sim market: ticks times an int ratio) may
+    pass them as `top_book`, which `top()` then returns instead of converting the Decimals.
     """
 
     symbol: str
     ts_ns: int
     bids: tuple[BookLevel, ...]
     asks: tuple[BookLevel, ...]
+    top_book: Book | None = field(default=None, compare=False, repr=False)
+
+    def __init__(
+        self,
+        symbol: str,
+        ts_ns: int,
+        bids: tuple[BookLevel, ...],
+        asks: tuple[BookLevel, ...],
+        top_book: Book | None = None,
+    ) -> None:
+        self.symbol = symbol
+        self.ts_ns = ts_ns
+        self.bids = bids
+        self.asks = asks
+        self.top_book = top_book
 
     def top(self) -> Book:
         """The best bid and ask as floats for the model; an empty side becomes NaN (not quotable)."""
+        if self.top_book is not None:
+            return self.top_book
         nan = math.nan
         bid = self.bids[0] if self.bids else None
         ask = self.asks[0] if self.asks else None
@@ -73,7 +102,8 @@ class BookUpdate:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@mypyc_attr(acyclic=True)
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class Trade:
     """A public trade on the instrument; `taker_side` is the aggressor's side."""
 
@@ -84,8 +114,19 @@ class Trade:
     taker_side: Side
     trade_id: str
 
+    def __init__(
+        self, symbol: str, ts_ns: int, price: Decimal, size: Decimal, taker_side: Side, trade_id: str
+    ) -> None:
+        self.symbol = symbol
+        self.ts_ns = ts_ns
+        self.price = price
+        self.size = size
+        self.taker_side = taker_side
+        self.trade_id = trade_id
 
-@dataclass(frozen=True, slots=True)
+
+@mypyc_attr(acyclic=True)
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class OrderRequest:
     """A limit order to place. Post-only by default: a market maker never wants to take."""
 
@@ -96,6 +137,24 @@ class OrderRequest:
     client_order_id: str
     post_only: bool = True
     reduce_only: bool = False
+
+    def __init__(
+        self,
+        symbol: str,
+        side: Side,
+        price: Decimal,
+        size: Decimal,
+        client_order_id: str,
+        post_only: bool = True,
+        reduce_only: bool = False,
+    ) -> None:
+        self.symbol = symbol
+        self.side = side
+        self.price = price
+        self.size = size
+        self.client_order_id = client_order_id
+        self.post_only = post_only
+        self.reduce_only = reduce_only
 
 
 class OrderStatus(StrEnum):
@@ -112,7 +171,8 @@ class OrderStatus(StrEnum):
         return self in (OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED)
 
 
-@dataclass(frozen=True, slots=True)
+@mypyc_attr(acyclic=True)
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class OrderUpdate:
     """The exchange's view of one order; `reason` explains a rejection or cancellation."""
 
@@ -127,12 +187,37 @@ class OrderUpdate:
     reason: str | None
     ts_ns: int
 
+    def __init__(
+        self,
+        symbol: str,
+        client_order_id: str,
+        exchange_order_id: str | None,
+        side: Side,
+        price: Decimal,
+        size: Decimal,
+        filled_size: Decimal,
+        status: OrderStatus,
+        reason: str | None,
+        ts_ns: int,
+    ) -> None:
+        self.symbol = symbol
+        self.client_order_id = client_order_id
+        self.exchange_order_id = exchange_order_id
+        self.side = side
+        self.price = price
+        self.size = size
+        self.filled_size = filled_size
+        self.status = status
+        self.reason = reason
+        self.ts_ns = ts_ns
+
     @property
     def remaining_size(self) -> Decimal:
         return self.size - self.filled_size
 
 
-@dataclass(frozen=True, slots=True)
+@mypyc_attr(acyclic=True)
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class Fill:
     """One execution of one of our orders. `fee` is what we paid: negative means a rebate received.
 
@@ -148,6 +233,28 @@ class Fill:
     fee: Decimal
     ts_ns: int
     is_taker: bool
+
+    def __init__(
+        self,
+        fill_id: str,
+        symbol: str,
+        client_order_id: str,
+        side: Side,
+        price: Decimal,
+        size: Decimal,
+        fee: Decimal,
+        ts_ns: int,
+        is_taker: bool,
+    ) -> None:
+        self.fill_id = fill_id
+        self.symbol = symbol
+        self.client_order_id = client_order_id
+        self.side = side
+        self.price = price
+        self.size = size
+        self.fee = fee
+        self.ts_ns = ts_ns
+        self.is_taker = is_taker
 
     @property
     def notional(self) -> Decimal:

@@ -30,6 +30,12 @@ from settings.models import InstrumentSpec, PaperSettings
 
 __all__ = ["PaperFillModel"]
 
+_BUY: Final[Side] = Side.BUY
+_SELL: Final[Side] = Side.SELL
+_OPEN: Final[OrderStatus] = OrderStatus.OPEN
+_REJECTED: Final[OrderStatus] = OrderStatus.REJECTED
+_CANCELLED: Final[OrderStatus] = OrderStatus.CANCELLED
+_FILLED: Final[OrderStatus] = OrderStatus.FILLED
 _ZERO: Final = Decimal(0)
 _BPS: Final = Decimal(10_000)
 _FINISHED_KEPT: Final = 10_000  # final order states kept so a repeated client_order_id stays idempotent
@@ -106,12 +112,12 @@ class PaperFillModel:
         self._now_ns = max(self._now_ns, ts_ns)
         known = self._orders.get(request.client_order_id)
         if known is not None:
-            return known.update(OrderStatus.OPEN, None, ts_ns)
+            return known.update(_OPEN, None, ts_ns)
         if request.client_order_id in self._finished:
             return self._finished[request.client_order_id]
         self._placed += 1
         order = _Resting(request, f"paper-{self._placed}", ts_ns)
-        is_buy = request.side is Side.BUY
+        is_buy = request.side is _BUY
         reason = self._invalid(request)
         opposite = (book.asks if is_buy else book.bids) if book is not None else ()
         crosses = reason is None and bool(opposite)
@@ -121,7 +127,7 @@ class PaperFillModel:
         if reason is None and crosses and request.post_only:
             reason = "post_only_would_cross"
         if reason is not None:
-            return self._finish(order.update(OrderStatus.REJECTED, reason, ts_ns))
+            return self._finish(order.update(_REJECTED, reason, ts_ns))
         self._orders[request.client_order_id] = order
         if crosses:
             self._take(order, opposite, ts_ns)
@@ -135,7 +141,7 @@ class PaperFillModel:
             self._max_buy = price
         elif not is_buy and (self._min_sell is None or price < self._min_sell):
             self._min_sell = price
-        return order.update(OrderStatus.OPEN, None, ts_ns)
+        return order.update(_OPEN, None, ts_ns)
 
     def cancel(self, client_order_id: str) -> OrderUpdate | None:
         """Cancel one resting order; None when it is not resting (filled, cancelled or unknown)."""
@@ -143,7 +149,7 @@ class PaperFillModel:
         if order is None:
             return None
         self._removed(order.request)
-        return self._finish(order.update(OrderStatus.CANCELLED, "cancelled", self._now_ns))
+        return self._finish(order.update(_CANCELLED, "cancelled", self._now_ns))
 
     def cancel_all(self) -> list[OrderUpdate]:
         """Cancel every resting order; returns their final states."""
@@ -151,13 +157,13 @@ class PaperFillModel:
 
     def open_orders(self) -> list[OrderUpdate]:
         """The resting orders, oldest first."""
-        return [order.update(OrderStatus.OPEN, None, self._now_ns) for order in self._orders.values()]
+        return [order.update(_OPEN, None, self._now_ns) for order in self._orders.values()]
 
     def order(self, client_order_id: str) -> OrderUpdate | None:
         """The current state of a resting or recently finished order."""
         order = self._orders.get(client_order_id)
         if order is not None:
-            return order.update(OrderStatus.OPEN, None, self._now_ns)
+            return order.update(_OPEN, None, self._now_ns)
         return self._finished.get(client_order_id)
 
     # -- market events ---------------------------------------------------------------------------
@@ -172,9 +178,9 @@ class PaperFillModel:
             self._clip_queues(book)
         asks, bids = book.asks, book.bids
         if asks and self._max_buy is not None and asks[0].price <= self._max_buy:
-            self._sweep(Side.BUY, asks[0].price, book.ts_ns, fills, None)
+            self._sweep(_BUY, asks[0].price, book.ts_ns, fills, None)
         if bids and self._min_sell is not None and bids[0].price >= self._min_sell:
-            self._sweep(Side.SELL, bids[0].price, book.ts_ns, fills, None)
+            self._sweep(_SELL, bids[0].price, book.ts_ns, fills, None)
         return fills
 
     def on_trade(self, trade: Trade) -> list[Fill]:
@@ -182,11 +188,11 @@ class PaperFillModel:
         taker lifts our asks at or below it."""
         self._now_ns = max(self._now_ns, trade.ts_ns)
         fills: list[Fill] = []
-        if trade.taker_side is Side.SELL:
+        if trade.taker_side is _SELL:
             if self._max_buy is not None and trade.price <= self._max_buy:
-                self._sweep(Side.BUY, trade.price, trade.ts_ns, fills, trade.size)
+                self._sweep(_BUY, trade.price, trade.ts_ns, fills, trade.size)
         elif self._min_sell is not None and trade.price >= self._min_sell:
-            self._sweep(Side.SELL, trade.price, trade.ts_ns, fills, trade.size)
+            self._sweep(_SELL, trade.price, trade.ts_ns, fills, trade.size)
         return fills
 
     # -- internals -------------------------------------------------------------------------------
@@ -195,7 +201,7 @@ class PaperFillModel:
     ) -> None:
         """Fill our `side` orders that the opposite price `price` crossed or touched; `volume` is the
         trade size (None for a book event, which never advances a queue)."""
-        is_buy = side is Side.BUY
+        is_buy = side is _BUY
         at_level: list[_Resting] = []
         for order in list(self._orders.values()):
             request = order.request
@@ -224,7 +230,7 @@ class PaperFillModel:
         """A crossing non-post-only order trades with the visible levels up to its limit, as a taker."""
         request = order.request
         for level in levels:
-            beyond = level.price > request.price if request.side is Side.BUY else level.price < request.price
+            beyond = level.price > request.price if request.side is _BUY else level.price < request.price
             remaining = request.size - order.filled
             if beyond or remaining <= 0:
                 break
@@ -254,7 +260,7 @@ class PaperFillModel:
         order.filled += qty
         if order.filled >= request.size:
             del self._orders[request.client_order_id]
-            self._finish(order.update(OrderStatus.FILLED, None, ts_ns))
+            self._finish(order.update(_FILLED, None, ts_ns))
             self._removed(request)
 
     def _invalid(self, request: OrderRequest) -> str | None:
@@ -274,7 +280,7 @@ class PaperFillModel:
     def _clip_queues(self, book: BookUpdate) -> None:
         for order in self._orders.values():
             if order.queue_ahead > 0:
-                is_buy = order.request.side is Side.BUY
+                is_buy = order.request.side is _BUY
                 shown = _visible_size(book.bids if is_buy else book.asks, order.request.price, is_buy)
                 if shown is not None and shown < order.queue_ahead:
                     order.queue_ahead = shown
@@ -282,9 +288,9 @@ class PaperFillModel:
     def _removed(self, request: OrderRequest) -> None:
         """Keep the best resting prices right after an order leaves (a rescan only when it was best)."""
         side = request.side
-        if request.price == (self._max_buy if side is Side.BUY else self._min_sell):
+        if request.price == (self._max_buy if side is _BUY else self._min_sell):
             prices = [o.request.price for o in self._orders.values() if o.request.side is side]
-            if side is Side.BUY:
+            if side is _BUY:
                 self._max_buy = max(prices) if prices else None
             else:
                 self._min_sell = min(prices) if prices else None

@@ -10,7 +10,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from bots import native
-from bots.engine.orders import OpenOrder, _all_kept, _diff_reference, _diff_scan, diff_orders
+from bots.engine.orders import OpenOrder, _all_kept, _diff_reference, _diff_scan, diff_orders, order_keys
 from bots.engine.types import DesiredOrder, OrderKind, Side
 
 
@@ -65,6 +65,7 @@ def test_diff_orders_is_the_reference_scan(state: tuple[list[OpenOrder], list[De
     opens, desired, tolerance = state
     expected = _diff_reference(opens, desired, tolerance)
     assert diff_orders(opens, desired, tolerance) == expected
+    assert diff_orders(opens, desired, tolerance, order_keys(opens)) == expected  # keys kept by a caller
     assert _diff_scan(opens, desired, tolerance) == expected
     if len(opens) == len(desired) and _all_kept(opens, desired, tolerance):
         event("all kept: fast path")

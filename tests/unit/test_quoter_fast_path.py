@@ -8,6 +8,7 @@ same events and must agree on every field, bit for bit, and on the risk state af
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from typing import Any
@@ -281,7 +282,7 @@ def test_on_book_decides_as_its_pieces_do(
             reference.gamma, reference.kappa = retune
         got = engine.on_book(book, inventory, now_ns)
         want = reference.on_book(book, inventory, now_ns)
-        for field in QuoteDecision._fields:
+        for field in (f.name for f in dataclasses.fields(QuoteDecision)):
             assert _same(getattr(got, field), getattr(want, field)), (number, field, got, want)
         assert engine.risk_state == reference.risk_state
 

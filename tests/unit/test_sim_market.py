@@ -71,6 +71,21 @@ def test_book_on_the_tick_and_lot_and_never_crossed(symbol: str) -> None:
         previous = book.ts_ns
 
 
+@pytest.mark.parametrize(
+    ("tick", "lot"), [("0.1", "0.001"), ("0.01", "0.01"), ("0.5", "0.25"), ("0.001", "1")]
+)
+def test_the_top_of_book_floats_are_exactly_those_of_the_decimals(tick: str, lot: str) -> None:
+    spec = BUILTIN_INSTRUMENTS[SYMBOL].model_copy(
+        update={"tick_size": Decimal(tick), "lot_size": Decimal(lot), "min_size": Decimal(lot)}
+    )
+    sim = SimMarket(SYMBOL, spec, seed=5, s0=123.456, sigma=1e-3)
+    for _ in range(3_000):
+        book, _ = sim.step()
+        assert book.top_book is not None
+        converted = BookUpdate(book.symbol, book.ts_ns, book.bids, book.asks).top()
+        assert book.top() == converted  # float(Decimal), field for field
+
+
 def test_trade_intensity_decays_exponentially_with_depth() -> None:
     """Counts of trades per depth bucket follow A*exp(-k*delta)*dt: fit the log-counts."""
     k, a, dt = 1_000.0, 40.0, 0.1

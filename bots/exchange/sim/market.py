@@ -28,7 +28,7 @@ from typing import Final
 
 import numpy as np
 
-from bots.engine.types import Side
+from bots.engine.types import Book, Side
 from bots.exchange.base import BookLevel, BookUpdate, Trade
 from settings.models import InstrumentSpec
 
@@ -38,6 +38,8 @@ Step = tuple[BookUpdate, list[Trade]]
 # ts_ns, best bid ticks, best ask ticks, trades as (taker is buyer, price ticks, size lots)
 RawStep = tuple[int, int, int, list[tuple[bool, int, int]]]
 
+_BUY: Final[Side] = Side.BUY
+_SELL: Final[Side] = Side.SELL
 _NS_PER_S: Final = 1_000_000_000
 _DEFAULT_START_NS: Final = 1_704_067_200 * _NS_PER_S  # 2024-01-01T00:00:00Z
 _BLOCK: Final = 4096  # steps of random numbers drawn per numpy call
@@ -92,11 +94,13 @@ class SimMarket:
         self.level_spacing_ticks = level_spacing_ticks
         self._tick_d = spec.tick_size
         self._tick = float(spec.tick_size)
-        self._max_spread = max_spread_ticks
-        self._refresh = refresh_levels
-        self._level_lots = level_lots
-        self._trade_lots = trade_lots
+        self._max_spread, self._refresh = max_spread_ticks, refresh_levels
+        self._level_lots, self._trade_lots = level_lots, trade_lots
         self._lot_d = [spec.lot_size * n for n in range(max(level_lots[1], trade_lots[1]) + 1)]
+        # The top of each book as floats, exactly float(Decimal) (an int ratio divides correctly rounded)
+        # without that conversion's string round trip: ticks * tick_num / tick_den.
+        self._tick_num, self._tick_den = spec.tick_size.as_integer_ratio()
+        self._lot_f = [float(size) for size in self._lot_d]
         self._dt_ns = round(dt_s * _NS_PER_S)
         self._p_burst = (burst_rate_per_s * dt_s, burst_end_rate_per_s * dt_s)
         self._burst_mult = burst_sigma_mult
@@ -114,6 +118,7 @@ class SimMarket:
         self._trade_count = 0
 
         self._ladder: list[BookLevel] = []
+        self._ladder_lots: list[int] = []  # each ladder level's size in lots
         self._base = 0  # ticks of _ladder[0]
         self._i = _BLOCK  # forces a refill on the first step
         self._ti = 0
@@ -194,7 +199,7 @@ class SimMarket:
     def step(self) -> Step:
         """Advance one step: the book snapshot after it and the trades that printed during it."""
         ts, bid, ask, raw_trades = self.step_raw()
-        book = BookUpdate(self.symbol, ts, *self._book_sides(bid, ask))
+        book = self._book(ts, bid, ask)
         if not raw_trades:
             return book, []
         trades: list[Trade] = []
@@ -208,7 +213,7 @@ class SimMarket:
                         ts,
                         self._tick_d * price_ticks,
                         lot_d[lots],
-                        Side.BUY if is_buy else Side.SELL,
+                        _BUY if is_buy else _SELL,
                         f"sim-{self._trade_count}",
                     )
                 )
@@ -222,23 +227,27 @@ class SimMarket:
             produced += 1
 
     # -- the book from the price ladder ---------------------------------------------------------------
-    def _book_sides(self, bid: int, ask: int) -> tuple[tuple[BookLevel, ...], tuple[BookLevel, ...]]:
+    def _book(self, ts: int, bid: int, ask: int) -> BookUpdate:
         n, sp = self.levels, self.level_spacing_ticks
         lo, hi = bid - (n - 1) * sp, ask + (n - 1) * sp
         if lo < self._base or hi >= self._base + len(self._ladder):
             self._grow(lo, hi)
-        ladder, base = self._ladder, self._base
+        ladder, lots, base = self._ladder, self._ladder_lots, self._base
         j = (self._i - 1) * self._refresh
         for q in range(j, j + self._refresh):  # new sizes for a few visible levels
             k = self._refresh_k[q]
             index = (bid - k * sp if k < n else ask + (k - n) * sp) - base
             if index >= 0:
-                ladder[index] = BookLevel(ladder[index].price, self._lot_d[self._refresh_lots[q]])
+                size = lots[index] = self._refresh_lots[q]
+                ladder[index] = BookLevel(ladder[index].price, self._lot_d[size])
         b, a = bid - base, ask - base
         asks = tuple(ladder[a : a + n * sp : sp])
-        if b - n * sp >= 0:
-            return tuple(ladder[b : b - n * sp : -sp]), asks
-        return (tuple(ladder[b::-sp]) if b >= 0 else ()), asks  # price near zero: fewer bid levels
+        if b < 0:  # price near zero: no bid levels
+            return BookUpdate(self.symbol, ts, (), asks)
+        bids = tuple(ladder[b : b - n * sp : -sp]) if b - n * sp >= 0 else tuple(ladder[b::-sp])
+        num, den, lot_f = self._tick_num, self._tick_den, self._lot_f
+        top = Book(ts, bid * num / den, lot_f[lots[b]], ask * num / den, lot_f[lots[a]])
+        return BookUpdate(self.symbol, ts, bids, asks, top)
 
     def _grow(self, lo: int, hi: int) -> None:
         """Extend the ladder to cover ticks [lo, hi] (never below 1 tick), or start over around them
@@ -247,17 +256,22 @@ class SimMarket:
         base, end = self._base, self._base + len(self._ladder)
         if not self._ladder or max(hi, end) - min(lo, base) > _LADDER_MAX:
             self._base = max(1, lo - _LADDER_MARGIN)
-            self._ladder = self._new_levels(self._base, hi + _LADDER_MARGIN + 1)
+            self._ladder, self._ladder_lots = self._new_levels(self._base, hi + _LADDER_MARGIN + 1)
             return
         if lo < base:
             self._base = max(1, lo - _LADDER_MARGIN)
-            self._ladder[0:0] = self._new_levels(self._base, base)
+            levels, lots = self._new_levels(self._base, base)
+            self._ladder[0:0] = levels
+            self._ladder_lots[0:0] = lots
         if hi >= end:
-            self._ladder.extend(self._new_levels(end, hi + _LADDER_MARGIN + 1))
+            levels, lots = self._new_levels(end, hi + _LADDER_MARGIN + 1)
+            self._ladder.extend(levels)
+            self._ladder_lots.extend(lots)
 
-    def _new_levels(self, start: int, stop: int) -> list[BookLevel]:
-        """Levels for ticks [start, stop), each with a fresh random size."""
+    def _new_levels(self, start: int, stop: int) -> tuple[list[BookLevel], list[int]]:
+        """Levels for ticks [start, stop), each with a fresh random size, and those sizes in lots."""
         low, high = self._level_lots
-        lots = self._rng_sizes.integers(low, high + 1, max(stop - start, 0)).tolist()
+        lots: list[int] = self._rng_sizes.integers(low, high + 1, max(stop - start, 0)).tolist()
         tick, lot_d = self._tick_d, self._lot_d
-        return [BookLevel(tick * ticks, lot_d[n]) for ticks, n in zip(range(start, stop), lots, strict=True)]
+        ticks = range(start, stop)
+        return [BookLevel(tick * price, lot_d[n]) for price, n in zip(ticks, lots, strict=True)], lots
