@@ -75,7 +75,10 @@ class BacktestLoop:
     mid_ask: BookLevel | None = None
     open_list: list[OpenOrder] | None = None  # `opens` as diff_orders takes them; None after a change
     open_keys: OrderKeys | None = None  # order_keys(open_list)
-    tolerance: float = 0.0
+    tolerance: float = 0.0  # settings read once: a pydantic attribute costs on every event
+    symbol: str = ""
+    tick: Decimal = _ZERO
+    lot: Decimal = _ZERO
     position: float = 0.0
     entry: float = math.nan
     cash: float = 0.0
@@ -93,6 +96,8 @@ class BacktestLoop:
         self.cash = self.peak = float(self.portfolio.cash)
         self.latency_ns = round(self.config.latency_ms * _NS_PER_MS)
         self.tolerance = settings.strategy.price_tolerance_pct
+        self.symbol = settings.symbol
+        self.tick, self.lot = settings.spec.tick_size, settings.spec.lot_size
 
     # -- orders: sent now, acting `latency` later --------------------------------------------------
     def send(self, ts_ns: int, cid: str, request: OrderRequest | None) -> None:
@@ -100,14 +105,13 @@ class BacktestLoop:
         self.inflight.append((ts_ns + self.latency_ns, cid, request))
 
     def place(self, want: DesiredOrder, ts_ns: int, *, post_only: bool = True) -> None:
-        spec = self.settings.spec
         self.placed += 1
         cid = f"bt-{self.placed}"
         request = OrderRequest(
-            self.settings.symbol,
+            self.symbol,
             want.side,
-            spec.tick_size * want.price_ticks,
-            spec.lot_size * want.size_lots,
+            self.tick * want.price_ticks,
+            self.lot * want.size_lots,
             cid,
             post_only=post_only,
             reduce_only=not post_only,
@@ -156,7 +160,7 @@ class BacktestLoop:
     def book_fills(self, fills: list[Fill]) -> None:
         if not fills:
             return
-        portfolio, lot = self.portfolio, self.settings.spec.lot_size
+        portfolio, lot = self.portfolio, self.lot
         for fill in fills:
             portfolio.apply(fill)
             self.fills.append(fill)
@@ -223,12 +227,12 @@ class BacktestLoop:
 
     def send_close(self, book: BookUpdate, ts_ns: int) -> None:
         position = self.portfolio.position
-        lots = round(abs(position) / self.settings.spec.lot_size)
+        lots = round(abs(position) / self.lot)
         levels = book.bids if position > 0 else book.asks
         if lots == 0 or not levels:
             return
         side = Side.SELL if position > 0 else Side.BUY
-        price_ticks = int(levels[-1].price / self.settings.spec.tick_size)
+        price_ticks = int(levels[-1].price / self.tick)
         self.closing = True
         self.place(DesiredOrder(side, price_ticks, lots, 0), ts_ns, post_only=False)
 

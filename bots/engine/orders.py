@@ -35,10 +35,18 @@ class OpenOrder:
         self.size_lots = size_lots
 
 
-@dataclass(frozen=True, slots=True)
+@mypyc_attr(acyclic=True)
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class OrderDiff:
+    """What to cancel (client order ids) and what to place; see `bots.engine.types` on the
+    written-out constructor. Treat it as immutable."""
+
     cancels: tuple[str, ...]
     places: tuple[DesiredOrder, ...]
+
+    def __init__(self, cancels: tuple[str, ...], places: tuple[DesiredOrder, ...]) -> None:
+        self.cancels = cancels
+        self.places = places
 
     @property
     def empty(self) -> bool:
@@ -135,44 +143,54 @@ _NO_CHANGE: Final = OrderDiff(cancels=(), places=())
 
 def _diff_scan(open_orders: list[OpenOrder], desired: list[DesiredOrder], tolerance_pct: float) -> OrderDiff:
     """`_diff_reference` with the open orders split by side first (each desired order scans only its
-    side's, in their original order, so ties still go to the earlier one) and claimed ones flagged."""
-    buy, sell = Side.BUY, Side.SELL
-    buys: list[tuple[int, int, int]] = []  # (index, price, size) in open_orders order
-    sells: list[tuple[int, int, int]] = []
-    others: list[tuple[int, int, int]] = []
+    side's, in their original order, so ties still go to the earlier one) and claimed ones flagged.
+    Each side is three parallel int lists (index, price, size): compiled, the inner loop is C ints."""
+    buy_at: list[int] = []
+    buy_price: list[int] = []
+    buy_size: list[int] = []
+    sell_at: list[int] = []
+    sell_price: list[int] = []
+    sell_size: list[int] = []
     for index, have in enumerate(open_orders):
         side = have.side
-        (buys if side is buy else sells if side is sell else others).append(
-            (index, have.price_ticks, have.size_lots)
-        )
-    free = [True] * len(open_orders)
+        if side is _BUY:
+            buy_at.append(index)
+            buy_price.append(have.price_ticks)
+            buy_size.append(have.size_lots)
+        elif side is _SELL:
+            sell_at.append(index)
+            sell_price.append(have.price_ticks)
+            sell_size.append(have.size_lots)
+    taken = [False] * len(open_orders)
     places: list[DesiredOrder] = []
     for want in desired:
         side = want.side
-        if side is buy:
-            same = buys
-        elif side is sell:
-            same = sells
-        else:
-            same = [row for row in others if open_orders[row[0]].side is side]
+        if side is _BUY:
+            at, prices, sizes = buy_at, buy_price, buy_size
+        elif side is _SELL:
+            at, prices, sizes = sell_at, sell_price, sell_size
+        else:  # a side that is neither (only uncompiled code lets one in): matched by identity
+            at = [i for i, have in enumerate(open_orders) if have.side is side]
+            prices = [open_orders[i].price_ticks for i in at]
+            sizes = [open_orders[i].size_lots for i in at]
         target = want.price_ticks
         size = want.size_lots
         limit = tolerance_pct * target
         best = -1
         best_gap = 0
-        for index, price, have_size in same:
-            if free[index]:
-                gap = _distance(price, target)
-                if gap <= limit and 0 < have_size <= size and (best < 0 or gap < best_gap):
+        for k in range(len(at)):
+            index = at[k]
+            if not taken[index]:
+                price = prices[k]
+                gap = price - target if price >= target else target - price  # _distance, inlined
+                if gap <= limit and 0 < sizes[k] <= size and (best < 0 or gap < best_gap):
                     best, best_gap = index, gap
         if best < 0:
             places.append(want)
         else:
-            free[best] = False
-    return OrderDiff(
-        cancels=tuple(o.client_order_id for o, keep in zip(open_orders, free, strict=True) if keep),
-        places=tuple(places),
-    )
+            taken[best] = True
+    cancels = [open_orders[index].client_order_id for index in range(len(taken)) if not taken[index]]
+    return OrderDiff(tuple(cancels), tuple(places))
 
 
 def _all_kept(

@@ -21,7 +21,7 @@ from mypy_extensions import mypyc_attr
 
 from bots.engine import pickling
 from bots.engine.indicators import LogReturnVolatility
-from bots.engine.quoting import grid_steps, quote_sides
+from bots.engine.quoting import grid_steps, nearest_int, quote_sides
 from bots.engine.regime import RegimeTracker, RegimeView
 from bots.engine.risk import CLEAR, RiskState, assess, clamp_to_limit, keep_reducing
 from bots.engine.types import Book, DesiredOrder, Signal, TradingState
@@ -268,7 +268,7 @@ class QuoteEngine:
         lot = self._lot
         tick = self._tick
         position_base = inventory.position_base
-        position_lots = round(position_base / lot)
+        position_lots = nearest_int(position_base / lot)
 
         # observe(), without building the RegimeView
         last_ts_ns = self._last_ts_ns
@@ -343,8 +343,8 @@ class QuoteEngine:
         if size_lots < self._min_lots:
             reasons += (f"order_size_usd {self._order_size_usd} is below the minimum size",)
         elif state is not _HALTED:
-            max_bid = round(ask_price / tick) - 1  # post-only: a bid at the best ask would take
-            min_ask = round(bid_price / tick) + 1
+            max_bid = nearest_int(ask_price / tick) - 1  # post-only: a bid at the best ask would take
+            min_ask = nearest_int(bid_price / tick) + 1
             entry_price = inventory.entry_price
             if self._anchor_mode and position_lots != 0 and entry_price > 0:  # quoting.entry_anchor
                 tolerance = self._tolerance_signal if latched is not _NEUTRAL else self._tolerance_neutral

@@ -1,7 +1,7 @@
 """Regime filters (one indicator each, turned into a Signal) and the signal latch; pure, no I/O.
 
-A filter is a class with a `name` registered in `FILTERS` by the `@register` decorator, so adding
-one is a class plus one line. `RegimeTracker` feeds tick bars (h = l = c = price) to the filter
+A filter is a `RegimeFilter` subclass with a `name`, listed in `FILTERS`, so adding one is a class
+plus one entry. `RegimeTracker` feeds tick bars (h = l = c = price) to the filter
 chosen by `StrategySettings.trend_strategy` and latches its signals until RSI or a flat position
 releases them.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Final, Protocol, TypeVar
+from typing import TYPE_CHECKING, ClassVar, Final
 
 from bots.engine import pickling
 from bots.engine.indicators import ADX, ATR, RSI, Bollinger, Choppiness
@@ -30,7 +30,6 @@ __all__ = [
     "RegimeTracker",
     "RegimeView",
     "next_latch",
-    "register",
 ]
 
 _NEUTRAL: Final[Signal] = Signal.NEUTRAL
@@ -38,38 +37,29 @@ _BUY: Final[Signal] = Signal.BUY
 _SELL: Final[Signal] = Signal.SELL
 
 
-class RegimeFilter(Protocol):
-    """One indicator turned into a signal; NEUTRAL until its indicator has warmed up."""
+class RegimeFilter:
+    """One indicator turned into a signal; NEUTRAL until its indicator has warmed up.
+
+    A base class rather than a Protocol: compiled (mypyc), the tracker then calls `update` through a
+    native method table on every book event instead of a generic Python method call.
+    """
 
     name: ClassVar[str]
 
-    def __init__(self, params: FilterSettings) -> None: ...
+    def __init__(self, params: FilterSettings) -> None:
+        """Build the filter's indicator from `params`."""
 
-    def update(self, high: float, low: float, close: float) -> Signal: ...
-
-
-FILTERS: dict[str, type[RegimeFilter]] = {}
-
-_F = TypeVar("_F", bound="type[RegimeFilter]")
+    def update(self, high: float, low: float, close: float) -> Signal:
+        raise NotImplementedError
 
 
-def register(cls: _F) -> _F:
-    """Class decorator: make a filter selectable by its `name` in `trend_strategy`."""
-    if cls.name in FILTERS:
-        raise ValueError(f"duplicate regime filter name {cls.name!r}")
-    FILTERS[cls.name] = cls
-    return cls
-
-
-@register
-class BollingerFilter:
+class BollingerFilter(RegimeFilter):
     """Mean reversion: a close at or below the lower band is BUY, at or above the upper is SELL.
 
     Zero-width bands (a flat window) give NEUTRAL: the close then sits on both bands.
     """
 
     name: ClassVar[str] = "bollinger"
-    __slots__ = ("_bands",)
 
     def __init__(self, params: FilterSettings) -> None:
         self._bands = Bollinger(params.bollinger_window, params.bollinger_num_std)
@@ -88,12 +78,10 @@ class BollingerFilter:
         return _NEUTRAL
 
 
-@register
-class RSIFilter:
+class RSIFilter(RegimeFilter):
     """Oversold (RSI < rsi_oversold) is BUY, overbought (RSI > rsi_overbought) is SELL."""
 
     name: ClassVar[str] = "rsi"
-    __slots__ = ("_overbought", "_oversold", "_rsi")
 
     def __init__(self, params: FilterSettings) -> None:
         self._rsi = RSI(params.rsi_period)
@@ -111,12 +99,10 @@ class RSIFilter:
         return _NEUTRAL
 
 
-@register
-class ADXFilter:
+class ADXFilter(RegimeFilter):
     """Trend following: ADX > adx_threshold gives the side of the larger DI (a tie is NEUTRAL)."""
 
     name: ClassVar[str] = "adx"
-    __slots__ = ("_adx", "_threshold")
 
     def __init__(self, params: FilterSettings) -> None:
         self._adx = ADX(params.adx_period)
@@ -134,8 +120,7 @@ class ADXFilter:
         return _NEUTRAL
 
 
-@register
-class ATRFilter:
+class ATRFilter(RegimeFilter):
     """Breakout: a close-to-close move beyond atr_breakout_mult * ATR(previous bar).
 
     The ATR of the previous bar is used so the breakout bar does not widen its own threshold. After
@@ -143,7 +128,6 @@ class ATRFilter:
     """
 
     name: ClassVar[str] = "atr"
-    __slots__ = ("_atr", "_mult", "_prev_close")
 
     def __init__(self, params: FilterSettings) -> None:
         self._atr = ATR(params.atr_period)
@@ -163,13 +147,11 @@ class ATRFilter:
         return _NEUTRAL
 
 
-@register
-class ChopFilter:
+class ChopFilter(RegimeFilter):
     """Choppiness below chop_trend_threshold means trending: signal the way the close moved over
     the last `chop_period` bars (close vs the close `chop_period` bars ago); otherwise NEUTRAL."""
 
     name: ClassVar[str] = "chop"
-    __slots__ = ("_chop", "_closes", "_period", "_threshold")
 
     def __init__(self, params: FilterSettings) -> None:
         self._chop = Choppiness(params.chop_period)
@@ -191,6 +173,17 @@ class ChopFilter:
         if close < then:
             return _SELL
         return _NEUTRAL
+
+
+def _by_name(*filters: type[RegimeFilter]) -> dict[str, type[RegimeFilter]]:
+    names = [cls.name for cls in filters]
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate regime filter names in {names}")
+    return dict(zip(names, filters, strict=True))
+
+
+# What `trend_strategy` may name: a new filter is a RegimeFilter subclass plus its entry here.
+FILTERS: Final = _by_name(BollingerFilter, RSIFilter, ADXFilter, ATRFilter, ChopFilter)
 
 
 def next_latch(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bots.engine.quoting import (
     Anchor,
@@ -11,6 +13,7 @@ from bots.engine.quoting import (
     build_quotes,
     entry_anchor,
     lots_for_notional,
+    nearest_int,
 )
 from bots.engine.types import DesiredOrder, OrderKind, Side, Signal
 from settings.models import StrategySettings
@@ -50,6 +53,14 @@ def _quotes(
 def test_rounding_is_away_from_mid(price: float, bid: int, ask: int) -> None:
     assert bid_ticks(price, TICK) == bid
     assert ask_ticks(price, TICK) == ask
+
+
+@given(
+    st.floats(min_value=-(2.0**52), max_value=2.0**52, allow_nan=False)
+    | st.integers(-(10**6), 10**6).map(lambda n: n / 2)  # every half: the ties
+)
+def test_nearest_int_is_the_builtin_round(x: float) -> None:
+    assert nearest_int(x) == round(x)
 
 
 def test_lots_round_down() -> None:
