@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 from typing import TYPE_CHECKING, Final, Literal
 
+from mypy_extensions import mypyc_attr
+
 from bots.engine import pickling
 from bots.engine.types import Side
 
@@ -36,7 +38,8 @@ _ZERO: Final = Decimal(0)
 _CONTEXT: Final = Context(prec=38, rounding=ROUND_HALF_EVEN)
 
 
-@dataclass(frozen=True, slots=True)
+@mypyc_attr(acyclic=True)
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class Lot:
     """An open piece of the position: `qty` is signed (+ long, - short), bought or sold at `price`."""
 
@@ -45,8 +48,15 @@ class Lot:
     ts_ns: int
     fill_id: str
 
+    def __init__(self, qty: Decimal, price: Decimal, ts_ns: int, fill_id: str) -> None:
+        self.qty = qty
+        self.price = price
+        self.ts_ns = ts_ns
+        self.fill_id = fill_id
 
-@dataclass(frozen=True, slots=True)
+
+@mypyc_attr(acyclic=True)
+@dataclass(slots=True, init=False, unsafe_hash=True)
 class FillEffect:
     """What one fill did. `kind`: "increase" grows |position| (or opens from flat), "reduce" shrinks it
     (down to flat included), "flip" crosses through zero to the other side."""
@@ -58,6 +68,24 @@ class FillEffect:
     closed_qty: Decimal
     opened_qty: Decimal
     position: Decimal
+
+    def __init__(
+        self,
+        kind: FillKind,
+        realized_pnl: Decimal,
+        grid_profit: Decimal,
+        fee: Decimal,
+        closed_qty: Decimal,
+        opened_qty: Decimal,
+        position: Decimal,
+    ) -> None:
+        self.kind = kind
+        self.realized_pnl = realized_pnl
+        self.grid_profit = grid_profit
+        self.fee = fee
+        self.closed_qty = closed_qty
+        self.opened_qty = opened_qty
+        self.position = position
 
 
 @dataclass(slots=True)

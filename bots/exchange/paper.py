@@ -20,9 +20,10 @@ The `Exchange` built on this model lives in `bots.exchange.paper_exchange` (`Pap
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final
+
+from mypy_extensions import mypyc_attr
 
 from bots.engine.types import Side
 from bots.exchange.base import BookLevel, BookUpdate, Fill, OrderRequest, OrderStatus, OrderUpdate, Trade
@@ -46,15 +47,18 @@ def _rate(bps: float) -> Decimal:
     return Decimal(repr(bps)) / _BPS if bps else _ZERO
 
 
-@dataclass(slots=True)
+@mypyc_attr(acyclic=True)
 class _Resting:
     """One of our orders on the book: fill progress and the visible size ahead of it."""
 
-    request: OrderRequest
-    exchange_order_id: str
-    ts_ns: int
-    filled: Decimal = _ZERO
-    queue_ahead: Decimal = _ZERO
+    __slots__ = ("exchange_order_id", "filled", "queue_ahead", "request", "ts_ns")
+
+    def __init__(self, request: OrderRequest, exchange_order_id: str, ts_ns: int) -> None:
+        self.request = request
+        self.exchange_order_id = exchange_order_id
+        self.ts_ns = ts_ns
+        self.filled = _ZERO
+        self.queue_ahead = _ZERO
 
     def update(self, status: OrderStatus, reason: str | None, ts_ns: int) -> OrderUpdate:
         r, filled = self.request, self.filled
