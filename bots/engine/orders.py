@@ -56,11 +56,6 @@ class OrderDiff:
 OrderKeys = tuple[list[int], list[int]]  # open bids and asks, sorted, as `order_keys` makes them
 
 
-def _distance(a: int, b: int) -> int:
-    """|a - b| on ints: compiled, a native comparison where `abs` is a generic call."""
-    return a - b if a >= b else b - a
-
-
 def diff_orders(
     open_orders: list[OpenOrder],
     desired: list[DesiredOrder],
@@ -182,7 +177,7 @@ def _diff_scan(open_orders: list[OpenOrder], desired: list[DesiredOrder], tolera
             index = at[k]
             if not taken[index]:
                 price = prices[k]
-                gap = price - target if price >= target else target - price  # _distance, inlined
+                gap = price - target if price >= target else target - price  # |price - target|, no call
                 if gap <= limit and 0 < sizes[k] <= size and (best < 0 or gap < best_gap):
                     best, best_gap = index, gap
         if best < 0:
@@ -218,7 +213,7 @@ def _all_kept(
     bid_rank = len(bids)
     ask_rank = 0
     n_asks = len(asks)
-    for want in desired:
+    for want in desired:  # |a - b| written out: compiled, a call per distance costs as much as the rest
         side = want.side
         target = want.price_ticks
         if side is _BUY:
@@ -226,17 +221,23 @@ def _all_kept(
             if bid_rank < 0:
                 return False
             key = bids[bid_rank]
-            gap = _distance((key >> 32), target)
-            if bid_rank and not _distance((bids[bid_rank - 1] >> 32), target) > gap:
-                return False
+            price = key >> 32
+            gap = price - target if price >= target else target - price
+            if bid_rank:
+                below = bids[bid_rank - 1] >> 32
+                if not (below - target if below >= target else target - below) > gap:
+                    return False
         elif side is _SELL:
             if ask_rank >= n_asks:
                 return False
             key = asks[ask_rank]  # the lowest unclaimed ask
-            gap = _distance((key >> 32), target)
+            price = key >> 32
+            gap = price - target if price >= target else target - price
             ask_rank += 1
-            if ask_rank < n_asks and not _distance((asks[ask_rank] >> 32), target) > gap:
-                return False
+            if ask_rank < n_asks:
+                above = asks[ask_rank] >> 32
+                if not (above - target if above >= target else target - above) > gap:
+                    return False
         else:
             return False
         if not gap <= tolerance_pct * target or (key & _SIZE_MASK) > want.size_lots:
