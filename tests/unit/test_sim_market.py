@@ -43,9 +43,10 @@ def test_raw_path_matches_the_full_path() -> None:
         assert full.mid == raw.mid
 
 
+@pytest.mark.parametrize("spacing", [1, 2])
 @pytest.mark.parametrize("symbol", sorted(BUILTIN_INSTRUMENTS))
-def test_book_on_the_tick_and_lot_and_never_crossed(symbol: str) -> None:
-    m = market(symbol, level_spacing_ticks=2, max_spread_ticks=4)
+def test_book_on_the_tick_and_lot_and_never_crossed(symbol: str, spacing: int) -> None:
+    m = market(symbol, level_spacing_ticks=spacing, max_spread_ticks=4)
     spec = BUILTIN_INSTRUMENTS[symbol]
     previous = None
     for _ in range(5_000):
@@ -59,7 +60,7 @@ def test_book_on_the_tick_and_lot_and_never_crossed(symbol: str) -> None:
                     level.price % spec.tick_size == 0 and level.size % spec.lot_size == 0 and level.size > 0
                 )
             steps = {(b.price - a.price) * direction for a, b in itertools.pairwise(levels)}
-            assert steps == {2 * spec.tick_size}
+            assert steps == {spacing * spec.tick_size}
         for trade in trades:
             assert trade.price % spec.tick_size == 0 and trade.size % spec.lot_size == 0
             if trade.taker_side is Side.BUY:
@@ -69,6 +70,20 @@ def test_book_on_the_tick_and_lot_and_never_crossed(symbol: str) -> None:
         if previous is not None:
             assert book.ts_ns - previous == 100_000_000
         previous = book.ts_ns
+
+
+@pytest.mark.parametrize("spacing", [1, 2, 3])
+def test_near_zero_the_book_shows_the_bid_levels_there_are(spacing: int) -> None:
+    spec = BUILTIN_INSTRUMENTS[SYMBOL]
+    sim = SimMarket(
+        SYMBOL, spec, seed=2, s0=0.55, sigma=0.0, trade_intensity_a=0.0, level_spacing_ticks=spacing
+    )
+    for _ in range(50):
+        book, _ = sim.step()
+        best = round(book.bids[0].price / spec.tick_size)
+        want = [best - k * spacing for k in range(10) if best - k * spacing >= 1]
+        assert [round(level.price / spec.tick_size) for level in book.bids] == want
+        assert len(book.asks) == 10
 
 
 @pytest.mark.parametrize(

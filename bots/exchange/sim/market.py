@@ -241,10 +241,16 @@ class SimMarket:
                 size = lots[index] = self._refresh_lots[q]
                 ladder[index] = BookLevel(ladder[index].price, self._lot_d[size])
         b, a = bid - base, ask - base
-        asks = tuple(ladder[a : a + n * sp : sp])
+        # One level per tick (the default) slices without a step: compiled, a stepped slice is a generic call.
+        asks = tuple(ladder[a : a + n]) if sp == 1 else tuple(ladder[a : a + n * sp : sp])
         if b < 0:  # price near zero: no bid levels
             return BookUpdate(self.symbol, ts, (), asks)
-        bids = tuple(ladder[b : b - n * sp : -sp]) if b - n * sp >= 0 else tuple(ladder[b::-sp])
+        if sp == 1:
+            side = ladder[b - n + 1 if b >= n - 1 else 0 : b + 1]  # price near zero: fewer bid levels
+            side.reverse()
+            bids = tuple(side)
+        else:
+            bids = tuple(ladder[b : b - n * sp : -sp]) if b - n * sp >= 0 else tuple(ladder[b::-sp])
         num, den, lot_f = self._tick_num, self._tick_den, self._lot_f
         top = Book(ts, bid * num / den, lot_f[lots[b]], ask * num / den, lot_f[lots[a]])
         return BookUpdate(self.symbol, ts, bids, asks, top)
