@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 import pickle
 from decimal import Decimal
+from importlib.machinery import EXTENSION_SUFFIXES
+from pathlib import Path
+
+import pytest
 
 from bots import native
 from bots.engine.orders import OpenOrder, OrderDiff
@@ -41,3 +45,23 @@ def test_value_types_survive_pickling_compiled_or_not() -> None:
     for value in values:
         copy = pickle.loads(pickle.dumps(value))
         assert copy == value and type(copy) is type(value)
+
+
+def test_an_extension_older_than_its_source_is_reported_stale(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    package = tmp_path / "bots" / "engine"
+    package.mkdir(parents=True)
+    fresh, old = package / "fresh.py", package / "old.py"
+    for source in (fresh, old):
+        source.write_text("X = 1\n")
+        os.utime(source, (1_000, 1_000))
+    suffix = EXTENSION_SUFFIXES[0]
+    (package / f"fresh{suffix}").write_bytes(b"")
+    os.utime(package / f"fresh{suffix}", (2_000, 2_000))  # built after its source
+    (package / f"old{suffix}").write_bytes(b"")
+    os.utime(package / f"old{suffix}", (500, 500))  # built before its source changed
+    (package / "plain.py").write_text("Y = 2\n")  # no extension: runs as Python
+    monkeypatch.setattr(native, "_ROOT", tmp_path)
+    assert native.compiled() == ["bots.engine.fresh", "bots.engine.old"]
+    assert native.stale() == ["bots.engine.old"]
