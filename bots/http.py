@@ -1,35 +1,83 @@
-"""The worker's HTTP port: `/metrics` for Prometheus, `/healthz` (alive), `/readyz` (fit to trade)."""
+"""The worker's HTTP port: `/metrics` for Prometheus, `/healthz` (alive), `/readyz` (fit to trade).
+
+Served from a thread of its own (prometheus_client's threading WSGI server), not from the trading event
+loop: a scrape is answered while the loop is busy with a burst of books, and a scrape never delays a
+quote. `readiness()` and the collectors then run in that thread; they only read the worker's state.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import socket
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
 
-__all__ = ["start_http"]
+__all__ = ["HttpServer", "start_http"]
+
+_TEXT = ("Content-Type", "text/plain; charset=utf-8")  # a fresh list per response: wsgiref appends to it
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access log: Prometheus scrapes every few seconds."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class HttpServer:
+    """The running server; `cleanup()` stops it and waits for its thread."""
+
+    def __init__(self, server: ThreadingWSGIServer, thread: threading.Thread) -> None:
+        self._server = server
+        self._thread = thread
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    async def cleanup(self) -> None:
+        await asyncio.to_thread(self._stop)
+
+    def _stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
 
 
 async def start_http(
     registry: CollectorRegistry, readiness: Callable[[], str | None], host: str, port: int
-) -> web.AppRunner:
-    """Serve until the returned runner is cleaned up. `readiness()` returns None when ready, else why not."""
+) -> HttpServer:
+    """Serve until `cleanup()`. `readiness()` returns None when ready, else why not."""
+    metrics = make_wsgi_app(registry)
 
-    async def metrics(_: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == "/metrics":
+            body: Iterable[bytes] = metrics(environ, start_response)
+            return body
+        if path == "/healthz":
+            start_response("200 OK", [_TEXT])
+            return [b"ok\n"]
+        if path == "/readyz":
+            problem = readiness()
+            if problem is None:
+                start_response("200 OK", [_TEXT])
+                return [b"ready\n"]
+            start_response("503 Service Unavailable", [_TEXT])
+            return [f"not ready: {problem}\n".encode()]
+        start_response("404 Not Found", [_TEXT])
+        return [b"not found\n"]
 
-    async def healthz(_: web.Request) -> web.Response:
-        return web.Response(text="ok\n")
-
-    async def readyz(_: web.Request) -> web.Response:
-        problem = readiness()
-        if problem is None:
-            return web.Response(text="ready\n")
-        return web.Response(status=503, text=f"not ready: {problem}\n")
-
-    app = web.Application()
-    app.add_routes([web.get("/metrics", metrics), web.get("/healthz", healthz), web.get("/readyz", readyz)])
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    return runner
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    server_class: type[ThreadingWSGIServer] = type(
+        "_Server", (ThreadingWSGIServer,), {"address_family": family}
+    )
+    server = make_server(host, port, app, server_class, handler_class=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, name="mmfleet-http", daemon=True)
+    thread.start()
+    return HttpServer(server, thread)
