@@ -1,7 +1,8 @@
 """What a worker writes once a second and reads back at start: market features and indicator seeding.
 
 Features recorded here are the regime model's training data, so the row layout is shared with
-`ml.features` (mid, relative spread, book imbalance, and the model state the bot quoted with).
+`ml.features` (mid, relative spread, book imbalance, public trades per second, and the model state
+the bot quoted with).
 """
 
 from __future__ import annotations
@@ -19,13 +20,16 @@ SEED_WINDOW_NS = 3600 * 1_000_000_000  # an hour of recorded history warms the i
 _SEED_TICKS = 5_000
 
 
-def market_features(book: BookUpdate, decision: QuoteDecision) -> dict[str, float] | None:
-    """The feature row of this moment; None without a two-sided book or a mid."""
+def market_features(
+    book: BookUpdate, decision: QuoteDecision, trade_intensity: float | None = None
+) -> dict[str, float] | None:
+    """The feature row of this moment; None without a two-sided book or a mid. `trade_intensity`
+    (public trades per second since the last row) is left out when unknown (the first row)."""
     if not book.bids or not book.asks or math.isnan(decision.mid):
         return None
     bid, ask = book.bids[0], book.asks[0]
     depth = float(bid.size + ask.size)
-    return {
+    row = {
         "mid": decision.mid,
         "spread": float(ask.price - bid.price) / decision.mid,
         "sigma": decision.sigma,
@@ -34,6 +38,9 @@ def market_features(book: BookUpdate, decision: QuoteDecision) -> dict[str, floa
         "gamma": decision.gamma,
         "kappa": decision.kappa,
     }
+    if trade_intensity is not None:
+        row["trade_intensity"] = trade_intensity
+    return row
 
 
 def seed_from_history(

@@ -32,8 +32,10 @@ class RegimeBlend:
         for row in rows:
             self.features.update_row(row)
 
-    def observe(self, ts_ns: int, mid: float, spread: float, imbalance: float) -> None:
-        self.features.update(ts_ns, mid, spread, imbalance)
+    def observe(
+        self, ts_ns: int, mid: float, spread: float, imbalance: float, trade_intensity: float | None = None
+    ) -> None:
+        self.features.update(ts_ns, mid, spread, imbalance, trade_intensity)
 
     def parameters(
         self, settings: BotSettings, now: float

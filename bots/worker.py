@@ -82,6 +82,8 @@ class BotWorker:
         self._errors_in_a_row = 0
         self._persisted_risk: dict[str, bool] = {}
         self._last_quote_at = 0.0
+        self._trades = 0  # public trades since the last feature record (its trade_intensity)
+        self._trades_since_ns = 0  # exchange time that count started; 0 before the first record
         self.regime = RegimeBlend(settings)
         self._tick = settings.spec.tick_size
         self._lot = settings.spec.lot_size
@@ -133,6 +135,7 @@ class BotWorker:
             asyncio.create_task(self._market_loop(), name="market"),
             asyncio.create_task(self._timer_loop(), name="timer"),
             asyncio.create_task(self._control_loop(), name="control"),
+            asyncio.create_task(self._trade_loop(), name="trades"),
         ]
         stopper = asyncio.create_task(self._stop.wait(), name="stop")
         try:
@@ -168,6 +171,12 @@ class BotWorker:
             self.metrics.last_book_ns = update.ts_ns
             await self._sync_fills()
             await self.quote(update)
+
+    async def _trade_loop(self) -> None:
+        """Count public trades for the recorded `trade_intensity`; the stream ending does not stop us."""
+        async for _ in self.exchange.stream_trades(self.symbol):
+            self._trades += 1
+        await self._stop.wait()
 
     async def _timer_loop(self) -> None:
         """Quiet-market refresh, stale-data cancel, equity and feature records, lock heartbeat."""
@@ -409,11 +418,17 @@ class BotWorker:
         ))  # fmt: skip
         self.ledger.snapshot_position(self.name, self.portfolio, mark=mark, ts_ns=now)
         decision, book = self.last_decision, self.last_book
-        features = market_features(book, decision) if decision is not None and book is not None else None
-        if features is None or book is None:
+        if decision is None or book is None:
+            return
+        # Trades per second of exchange time since the last record (sim speed does not inflate it).
+        since, self._trades_since_ns = self._trades_since_ns, book.ts_ns
+        trades, self._trades = self._trades, 0
+        intensity = trades * 1e9 / (book.ts_ns - since) if 0 < since < book.ts_ns else None
+        features = market_features(book, decision, intensity)
+        if features is None:
             return
         self.ledger.record_features(self.name, self.symbol, book.ts_ns, features)
-        self.regime.observe(book.ts_ns, features["mid"], features["spread"], features["imbalance"])
+        self.regime.observe(book.ts_ns, features["mid"], features["spread"], features["imbalance"], intensity)
         if self.settings.ml.regime_enabled:
             self._blend_parameters()
 

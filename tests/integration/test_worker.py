@@ -243,3 +243,23 @@ def test_stale_market_data_cancels_every_order_and_quoting_resumes_with_fresh_da
         assert worker.readiness() is None
 
     asyncio.run(_with_worker(tmp_path, settings, body))
+
+
+def test_recorded_features_carry_the_public_trade_intensity(tmp_path: Path) -> None:
+    settings = _settings()
+
+    async def body(worker: BotWorker, ledger: Ledger) -> None:
+        def rows_with_intensity() -> int:
+            rows = ledger.features(worker.symbol)
+            return sum(row.values["trade_intensity"] is not None for row in rows)
+
+        await _until(lambda: rows_with_intensity() >= 3, what="three feature rows with trade_intensity")
+
+    worker, ledger = asyncio.run(_with_worker(tmp_path, settings, body))
+    rows = ledger.features(worker.symbol, bot=worker.name)
+    assert rows[0].values["trade_intensity"] is None  # the first row has no interval behind it
+    intensities = [v for row in rows if (v := row.values["trade_intensity"]) is not None]
+    # The sim prints Poisson(A * dt) trades per side per step: 2 * A per second of market time,
+    # whatever the sim speed (the intensity is per second of exchange time).
+    expected = 2 * settings.sim.trade_intensity_a
+    assert 0.7 * expected < sum(intensities) / len(intensities) < 1.3 * expected
