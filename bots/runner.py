@@ -138,8 +138,8 @@ async def _serve(process: BotProcess, settings: BotSettings, ledger: Ledger, acc
 
 
 def _last_mid(ledger: Ledger, symbol: str) -> float | None:
-    rows = ledger.features(symbol, since_ts_ns=time.time_ns() - 3600 * 1_000_000_000)
-    return rows[-1].values.get("mid") if rows else None
+    row = ledger.last_features(symbol, since_ts_ns=time.time_ns() - 3600 * 1_000_000_000)
+    return row.values.get("mid") if row is not None else None
 
 
 async def _heartbeat(ledger: Ledger, account: str, symbol: str, lost: Callable[[], None]) -> None:

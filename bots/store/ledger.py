@@ -67,6 +67,10 @@ def _check_scale(fill: Fill) -> None:
             raise ValueError(f"fill {fill.fill_id}: {name}={value} has more than {MONEY_SCALE} decimals")
 
 
+def _feature_row(row: Row[Any]) -> FeatureRow:
+    return FeatureRow(row.bot, row.symbol, row.ts_ns, {name: row._mapping[name] for name in FEATURE_COLUMNS})
+
+
 def _fill(row: Row[Any]) -> Fill:
     return Fill(
         fill_id=row.fill_id,
@@ -320,10 +324,21 @@ class Ledger(ControlPlane, WorkerLocks, AlertLog):
         if bot is not None:
             query = query.where(market_features.c.bot == bot)
         with self._engine.begin() as connection:
-            return [
-                FeatureRow(r.bot, r.symbol, r.ts_ns, {name: r._mapping[name] for name in FEATURE_COLUMNS})
-                for r in connection.execute(query)
-            ]
+            return [_feature_row(r) for r in connection.execute(query)]
+
+    def last_features(self, symbol: str, *, since_ts_ns: int | None = None) -> FeatureRow | None:
+        """The newest recorded row of `symbol` (at or after `since_ts_ns`), or None: one row read."""
+        query = (
+            select(market_features)
+            .where(market_features.c.symbol == symbol)
+            .order_by(market_features.c.ts_ns.desc(), market_features.c.id.desc())
+            .limit(1)
+        )
+        if since_ts_ns is not None:
+            query = query.where(market_features.c.ts_ns >= since_ts_ns)
+        with self._engine.begin() as connection:
+            row = connection.execute(query).first()
+        return _feature_row(row) if row is not None else None
 
     # --- bot state -------------------------------------------------------------------------------------
 

@@ -186,6 +186,10 @@ def test_snapshots_features_and_state(ledger: Ledger) -> None:
     assert rows[0].values["mid"] == 65001.0
     assert rows[0].values["imbalance"] == -0.25
     assert rows[0].values["sigma"] is None
+    latest = ledger.last_features(SYMBOL)
+    assert latest is not None and (latest.ts_ns, latest.values["mid"]) == (20, 65001.0)
+    assert ledger.last_features(SYMBOL, since_ts_ns=21) is None
+    assert ledger.last_features("ETH_USDT_Perp") is None
     with pytest.raises(ValueError, match="unknown features"):
         ledger.record_features("bot-a", SYMBOL, 30, {"alpha": 1.0})
 
