@@ -5,27 +5,12 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 from prometheus_client import CollectorRegistry, Gauge
 
 from bots.http import start_http
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _get(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
+from tests.integration.test_fleet import free_port, http
 
 
 def test_metrics_health_and_readiness_are_served() -> None:
@@ -34,17 +19,17 @@ def test_metrics_health_and_readiness_are_served() -> None:
     problems: list[str | None] = ["starting"]
 
     async def scenario() -> None:
-        port = _free_port()
+        port = free_port()
         server = await start_http(registry, lambda: problems[0], "127.0.0.1", port)
         try:
             assert server.port == port
-            status, body = await asyncio.to_thread(_get, port, "/metrics")
+            status, body = await asyncio.to_thread(http, port, "/metrics")
             assert status == 200 and "mmfleet_test_value 7.0" in body
-            assert await asyncio.to_thread(_get, port, "/healthz") == (200, "ok\n")
-            assert await asyncio.to_thread(_get, port, "/readyz") == (503, "not ready: starting\n")
+            assert await asyncio.to_thread(http, port, "/healthz") == (200, "ok\n")
+            assert await asyncio.to_thread(http, port, "/readyz") == (503, "not ready: starting\n")
             problems[0] = None
-            assert await asyncio.to_thread(_get, port, "/readyz") == (200, "ready\n")
-            assert (await asyncio.to_thread(_get, port, "/nope"))[0] == 404
+            assert await asyncio.to_thread(http, port, "/readyz") == (200, "ready\n")
+            assert (await asyncio.to_thread(http, port, "/nope"))[0] == 404
         finally:
             await server.cleanup()
         with socket.socket() as sock:  # nothing listens there any more (TIME_WAIT is fine)
@@ -60,11 +45,11 @@ def test_a_scrape_is_answered_while_the_event_loop_is_blocked() -> None:
     Gauge("mmfleet_test_value", "a test gauge", registry=registry).set(1)
 
     def timed_get(port: int) -> tuple[int, float]:
-        status, _ = _get(port, "/metrics")
+        status, _ = http(port, "/metrics")
         return status, time.monotonic()
 
     async def scenario() -> tuple[int, float, float]:
-        port = _free_port()
+        port = free_port()
         server = await start_http(registry, lambda: None, "127.0.0.1", port)
         try:
             with ThreadPoolExecutor(1) as pool:
