@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import os
 import sys
-from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
 from mypyc.build import mypycify
 from setuptools import setup
 
-from bots.native import configured
+from bots.native import configured, extension_of
 
 if __name__ == "__main__":
     sources = sys.argv[1:] or configured()
@@ -29,6 +28,5 @@ if __name__ == "__main__":
         script_args=["build_ext", "--inplace", "--build-temp", "build/native"],
     )
     for source in map(Path, sources):
-        for suffix in EXTENSION_SUFFIXES:
-            if (extension := source.with_name(source.stem + suffix)).exists():
-                os.utime(extension)
+        if (extension := extension_of(source)) is not None:
+            os.utime(extension)

@@ -11,7 +11,7 @@ import tomllib
 from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
-__all__ = ["compiled", "configured", "stale"]
+__all__ = ["compiled", "configured", "extension_of", "stale"]
 
 _ROOT = Path(__file__).resolve().parent.parent
 _PACKAGES = ("bots", "ml")
@@ -27,17 +27,23 @@ def configured() -> list[str]:
     return paths
 
 
+def extension_of(source: Path) -> Path | None:
+    """The compiled extension Python would import instead of `source`, if one lies beside it."""
+    for suffix in EXTENSION_SUFFIXES:
+        extension = source.with_name(source.stem + suffix)
+        if extension.exists():
+            return extension
+    return None
+
+
 def _extensions() -> list[tuple[str, Path, Path]]:
     """(module name, source, extension) for every source with an extension beside it."""
     found = []
     for package in _PACKAGES:
         for source in sorted((_ROOT / package).rglob("*.py")):
-            for suffix in EXTENSION_SUFFIXES:
-                extension = source.with_name(source.stem + suffix)
-                if extension.exists():
-                    module = ".".join(source.relative_to(_ROOT).with_suffix("").parts)
-                    found.append((module, source, extension))
-                    break
+            if (extension := extension_of(source)) is not None:
+                module = ".".join(source.relative_to(_ROOT).with_suffix("").parts)
+                found.append((module, source, extension))
     return found
 
 
