@@ -30,12 +30,11 @@ class RegimeBlend:
     def seed(self, rows: Iterable[RecordedRow]) -> None:
         """Recorded feature rows of this bot (ledger `FeatureRow`s), oldest first."""
         for row in rows:
-            self.features.update_row(row)
+            self.observe(row)
 
-    def observe(
-        self, ts_ns: int, mid: float, spread: float, imbalance: float, trade_intensity: float | None = None
-    ) -> None:
-        self.features.update(ts_ns, mid, spread, imbalance, trade_intensity)
+    def observe(self, row: RecordedRow) -> None:
+        """One feature row, as the worker records it."""
+        self.features.update_row(row)
 
     def parameters(
         self, settings: BotSettings, now: float

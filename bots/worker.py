@@ -31,7 +31,7 @@ from bots.order_book import RestingOrders, _Resting
 from bots.records import market_features, seed_from_history
 from bots.regime_blend import RegimeBlend
 from bots.retry import Backoff, error_kind, retrying
-from bots.store import Ledger
+from bots.store import FeatureRow, Ledger
 from settings.models import BotSettings
 
 __all__ = ["BotWorker", "WorkerExit"]
@@ -428,7 +428,7 @@ class BotWorker:
         if features is None:
             return
         self.ledger.record_features(self.name, self.symbol, book.ts_ns, features)
-        self.regime.observe(book.ts_ns, features["mid"], features["spread"], features["imbalance"], intensity)
+        self.regime.observe(FeatureRow(self.name, self.symbol, book.ts_ns, features))
         if self.settings.ml.regime_enabled:
             self._blend_parameters()
 

@@ -55,7 +55,7 @@ class FeatureRow:
     bot: str
     symbol: str
     ts_ns: int
-    values: dict[str, float | None]
+    values: Mapping[str, float | None]
 
 
 def _check_scale(fill: Fill) -> None:
