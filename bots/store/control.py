@@ -3,6 +3,11 @@
 Flows and the CLI write here; bots poll. Nothing is deleted, so every change stays audited: who asked,
 when, and what each bot answered.
 
+Rows are validated where they are read, because anything can write a database: a command whose
+payload is not a JSON object, or a config version whose config or targets are unreadable, is acked
+`rejected: <reason>` for the reading bot and never handed out again. JSON columns are read as text
+and decoded with `bots.safe_json` (bounded size and depth, finite numbers), so no row can crash a bot.
+
 A command targets one bot or "*" (every bot). A targeted command's row carries its status; a broadcast
 is acknowledged per bot in `command_acks` (its row shows the latest ack). A broadcast stays pending for
 every bot that has not acked it, so give it a `ttl_s` unless bots started later should obey it too.
@@ -17,8 +22,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Row, and_, or_, select
+from sqlalchemy import Column, Connection, Label, Row, Select, Table, Text, and_, cast, or_, select
 
+from bots.safe_json import decode_json, decode_json_object, describe_kind
 from bots.store.db import LedgerBase
 from bots.store.schema import COMMANDS, command_acks, commands, config_acks, config_versions
 
@@ -26,6 +32,9 @@ __all__ = ["ALL_BOTS", "Command", "CommandAck", "ConfigAck", "ConfigVersion", "C
 
 ALL_BOTS = "*"
 AckStatus = Literal["applied", "rejected"]
+MAX_PAYLOAD_BYTES = 64 * 1024  # a command payload is a few keys
+MAX_CONFIG_BYTES = 1024 * 1024  # a whole bot config as JSON is a few kilobytes
+MAX_TARGETS = 10_000
 
 
 def _default_author() -> str:
@@ -94,12 +103,38 @@ def _new_id(key: Any) -> int:
     return int(key[0])
 
 
-def _command(row: Row[Any]) -> Command:
-    return Command(
+def _as_text(table: Table, *json_columns: str) -> Select[Any]:
+    """SELECT every column of `table`, the JSON ones as their text: decoding is ours to bound."""
+    columns: list[Column[Any] | Label[Any]] = [
+        cast(column, Text).label(column.name) if column.name in json_columns else column for column in table.c
+    ]
+    return select(*columns)
+
+
+def _commands_query() -> Select[Any]:
+    return _as_text(commands, "payload")
+
+
+def _configs_query() -> Select[Any]:
+    return _as_text(config_versions, "config", "targets")
+
+
+def _read_command(row: Row[Any]) -> tuple[Command, str | None]:
+    """The command, and why it must be refused (None when it is sound); a bad payload reads as {}."""
+    problem: str | None = None
+    payload: dict[str, Any] = {}
+    if row.command not in COMMANDS:
+        problem = f"unknown command {str(row.command)[:40]!r}"
+    else:
+        try:
+            payload = decode_json_object(row.payload or "", max_bytes=MAX_PAYLOAD_BYTES)
+        except ValueError as exc:
+            problem = f"payload: {exc}"
+    command = Command(
         id=row.id,
         bot=row.bot,
         command=row.command,
-        payload=dict(row.payload),
+        payload=payload,
         author=row.author,
         created_at_ns=row.created_at_ns,
         expires_at_ns=row.expires_at_ns,
@@ -107,16 +142,49 @@ def _command(row: Row[Any]) -> Command:
         acked_at_ns=row.acked_at_ns,
         outcome=row.outcome,
     )
+    return command, problem
 
 
-def _config(row: Row[Any]) -> ConfigVersion:
+def _read_targets(text: str | None) -> tuple[str, ...]:
+    targets = decode_json(text or "", max_bytes=MAX_CONFIG_BYTES)
+    if not isinstance(targets, list) or not targets or len(targets) > MAX_TARGETS:
+        raise ValueError(f"not a list of 1 to {MAX_TARGETS} bot names (got {describe_kind(targets)})")
+    if not all(isinstance(target, str) and target for target in targets):
+        raise ValueError("every target is a non-empty bot name")
+    return tuple(targets)
+
+
+def _read_config(row: Row[Any]) -> ConfigVersion | str:
+    """The version, or why it must be refused."""
+    try:
+        targets = _read_targets(row.targets)
+    except ValueError as exc:
+        return f"targets: {exc}"
+    try:
+        config = decode_json_object(row.config or "", max_bytes=MAX_CONFIG_BYTES)
+    except ValueError as exc:
+        return f"config: {exc}"
     return ConfigVersion(
         version=row.version,
-        config=dict(row.config),
-        targets=tuple(row.targets),
+        config=config,
+        targets=targets,
         author=row.author,
         created_at_ns=row.created_at_ns,
     )
+
+
+def _targets_bot(row: Row[Any], bot: str) -> bool:
+    """Whether a version row is meant for `bot`; unreadable targets count as meant for everyone, so
+    every bot refuses the version (with the reason) instead of passing over it in silence."""
+    try:
+        targets = _read_targets(row.targets)
+    except ValueError:
+        return True
+    return bot in targets or ALL_BOTS in targets
+
+
+def _rejected(reason: str) -> str:
+    return f"rejected: {reason}"
 
 
 class ControlPlane(LedgerBase):
@@ -153,7 +221,10 @@ class ControlPlane(LedgerBase):
             return _new_id(inserted.inserted_primary_key)
 
     def pending_commands(self, bot: str) -> list[Command]:
-        """Commands `bot` has yet to act on, oldest first: its own pending ones and unacked broadcasts."""
+        """Commands `bot` has yet to act on, oldest first: its own pending ones and unacked broadcasts.
+
+        A row that does not validate is acked `rejected: <reason>` for `bot` here and left out.
+        """
         acked_by_bot = (
             select(command_acks.c.command_id)
             .where(command_acks.c.command_id == commands.c.id, command_acks.c.bot == bot)
@@ -161,7 +232,7 @@ class ControlPlane(LedgerBase):
         )
         now = self._now()
         query = (
-            select(commands)
+            _commands_query()
             .where(
                 or_(
                     and_(commands.c.bot == bot, commands.c.status == "pending"),
@@ -172,7 +243,14 @@ class ControlPlane(LedgerBase):
             .order_by(commands.c.id)
         )
         with self._engine.begin() as connection:
-            return [_command(row) for row in connection.execute(query)]
+            rows = [_read_command(row) for row in connection.execute(query)]
+        sound = []
+        for command, problem in rows:
+            if problem is None:
+                sound.append(command)
+            else:
+                self.ack_command(command.id, _rejected(problem), bot=bot, ok=False)
+        return sound
 
     def ack_command(self, command_id: int, outcome: str, *, bot: str | None = None, ok: bool = True) -> None:
         """Record what a bot did with a command. `bot` is required for a broadcast; acking twice keeps
@@ -180,7 +258,8 @@ class ControlPlane(LedgerBase):
         status = "done" if ok else "failed"
         now = self._now()
         with self._engine.begin() as connection:
-            row = connection.execute(select(commands).where(commands.c.id == command_id)).one_or_none()
+            query = select(commands.c.bot).where(commands.c.id == command_id)
+            row = connection.execute(query).one_or_none()
             if row is None:
                 raise KeyError(f"no command {command_id}")
             if row.bot == ALL_BOTS and bot is None:
@@ -200,18 +279,18 @@ class ControlPlane(LedgerBase):
                 )
 
     def command(self, command_id: int) -> Command:
-        """One command by id (KeyError when unknown)."""
+        """One command by id (KeyError when unknown); an unreadable payload reads as {}."""
         with self._engine.begin() as connection:
-            row = connection.execute(select(commands).where(commands.c.id == command_id)).one_or_none()
+            row = connection.execute(_commands_query().where(commands.c.id == command_id)).one_or_none()
         if row is None:
             raise KeyError(f"no command {command_id}")
-        return _command(row)
+        return _read_command(row)[0]
 
     def recent_commands(self, limit: int = 50) -> list[Command]:
         """The latest commands, newest first: the audit view."""
-        query = select(commands).order_by(commands.c.id.desc()).limit(limit)
+        query = _commands_query().order_by(commands.c.id.desc()).limit(limit)
         with self._engine.begin() as connection:
-            return [_command(row) for row in connection.execute(query)]
+            return [_read_command(row)[0] for row in connection.execute(query)]
 
     def command_acks(self, command_id: int) -> list[CommandAck]:
         """Every bot's answer to a command, in the order they came."""
@@ -246,17 +325,20 @@ class ControlPlane(LedgerBase):
             return _new_id(inserted.inserted_primary_key)
 
     def config_version(self, version: int) -> ConfigVersion:
-        """One published version (KeyError when unknown)."""
-        query = select(config_versions).where(config_versions.c.version == version)
+        """One published version (KeyError when unknown, ValueError when its row does not validate)."""
+        query = _configs_query().where(config_versions.c.version == version)
         with self._engine.begin() as connection:
             row = connection.execute(query).one_or_none()
         if row is None:
             raise KeyError(f"no config version {version}")
-        return _config(row)
+        read = _read_config(row)
+        if isinstance(read, str):
+            raise ValueError(f"config version {version}: {read}")
+        return read
 
     def pending_config(self, bot: str) -> ConfigVersion | None:
         """The newest version meant for `bot`, unless the bot has already answered it (a newer version
-        supersedes older unanswered ones)."""
+        supersedes older unanswered ones). One that does not validate is acked rejected, and None."""
         with self._engine.begin() as connection:
             newest = self._newest_config_for(connection, bot)
             if newest is None:
@@ -266,20 +348,34 @@ class ControlPlane(LedgerBase):
                     config_acks.c.version == newest.version, config_acks.c.bot == bot
                 )
             ).first()
-            return None if answered is not None else newest
+            if answered is not None:
+                return None
+        read = _read_config(newest)
+        if isinstance(read, str):
+            self.ack_config(newest.version, bot, "rejected", read)
+            return None
+        return read
 
     def applied_config(self, bot: str) -> ConfigVersion | None:
-        """The newest version `bot` acked as applied: what it should run with after a restart."""
+        """The newest version `bot` acked as applied: what it should run with after a restart.
+
+        A row that no longer validates (changed after it was applied) is acked rejected and the
+        previous applied version is the answer.
+        """
         query = (
-            select(config_versions)
+            _configs_query()
             .join(config_acks, config_acks.c.version == config_versions.c.version)
             .where(config_acks.c.bot == bot, config_acks.c.status == "applied")
             .order_by(config_versions.c.version.desc())
-            .limit(1)
         )
         with self._engine.begin() as connection:
-            row = connection.execute(query).one_or_none()
-        return None if row is None else _config(row)
+            rows = list(connection.execute(query))
+        for row in rows:
+            read = _read_config(row)
+            if not isinstance(read, str):
+                return read
+            self.ack_config(row.version, bot, "rejected", read)
+        return None
 
     def ack_config(self, version: int, bot: str, status: AckStatus, reason: str | None = None) -> None:
         """Record a bot's answer to a version; a later answer to the same version replaces it."""
@@ -316,11 +412,10 @@ class ControlPlane(LedgerBase):
             ]
 
     @staticmethod
-    def _newest_config_for(connection: Connection, bot: str) -> ConfigVersion | None:
+    def _newest_config_for(connection: Connection, bot: str) -> Row[Any] | None:
         # Targets are a JSON list; matching in Python keeps the query portable. Versions are few.
-        query = select(config_versions).order_by(config_versions.c.version.desc())
+        query = _configs_query().order_by(config_versions.c.version.desc())
         for row in connection.execute(query):
-            version = _config(row)
-            if version.targets_bot(bot):
-                return version
+            if _targets_bot(row, bot):
+                return row
         return None
