@@ -14,11 +14,11 @@ from settings import FleetSettings, load_fleet
 __all__ = ["fail", "load_or_exit"]
 
 
-def fail(problems: Iterable[str]) -> NoReturn:
-    """Print one line per problem on stderr and exit 2 (configuration error), never a traceback."""
+def fail(problems: Iterable[str], code: int = ConfigError.exit_code) -> NoReturn:
+    """Print one line per problem on stderr and exit with `code` (2: configuration), never a traceback."""
     for line in problems:
         typer.echo(line, err=True)
-    raise typer.Exit(code=ConfigError.exit_code)
+    raise typer.Exit(code=code)
 
 
 def load_or_exit(path: Path) -> FleetSettings:

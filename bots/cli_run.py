@@ -19,6 +19,7 @@ from bots.errors import ConfigError
 from bots.fleet import ChildStatus, Supervisor, fleet_dir, read_status
 from bots.logs import setup_logging
 from bots.runner import BotProcess, run_bot
+from bots.store import StoreError
 from settings import bot_settings
 
 __all__ = ["bot_app", "fleet_app"]
@@ -44,7 +45,8 @@ def bot_run(
     ] = False,
     live: LiveFlag = False,
 ) -> None:
-    """Run one bot until SIGTERM/SIGINT or a shutdown command; exit 2 on a config or lock problem."""
+    """Run one bot until SIGTERM/SIGINT or a shutdown command; the exit code says why it ended
+    (bots/exitcodes.py: 0 shutdown, 2 config or lock, 3 store unreachable, 143 SIGTERM, ...)."""
     target = bot or symbol
     if target is None:
         fail(["give --bot or --symbol"])
@@ -55,6 +57,8 @@ def bot_run(
         code = run_bot(BotProcess(config, target, metrics_port, metrics_host, allow_live=live))
     except ConfigError as exc:
         fail(list(exc.problems))
+    except StoreError as exc:
+        fail([f"{settings.name}: {exc}"], code=exc.exit_code)
     raise typer.Exit(code)
 
 

@@ -30,8 +30,10 @@ log = logging.getLogger("mmfleet.control")
 class WorkerExit(StrEnum):
     """Why a worker's run ended."""
 
-    STOPPED = "stopped"  # a signal or the shutdown command: exit 0
+    STOPPED = "stopped"  # a signal (SIGTERM, SIGINT) or the loss of the worker lock
+    SHUTDOWN = "shutdown"  # the shutdown command: stop and stay down
     RESTART = "restart"  # the restart command: rebuild the exchange connection and run again
+    MARKET_ENDED = "market_ended"  # the market-data stream ended (replay ran out or broke)
 
 
 # Fields that define which bot this is; a hot reload may not change them.
@@ -89,7 +91,7 @@ async def _restart(worker: BotWorker, command: Command) -> str:
 
 
 async def _shutdown(worker: BotWorker, command: Command) -> str:
-    worker.request_stop()
+    worker.request_stop(WorkerExit.SHUTDOWN)
     return "shutting down"
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from bots.exitcodes import ExitCode
+
 __all__ = [
     "ConfigError",
     "ExchangeError",
@@ -30,7 +32,7 @@ class ConfigError(FleetError):
     Never put a secret value in the message or the problems: they are printed and logged.
     """
 
-    exit_code = 2
+    exit_code = ExitCode.CONFIG
 
     def __init__(self, message: str, problems: Iterable[str] = ()) -> None:
         self.problems: tuple[str, ...] = tuple(problems) or (message,)

@@ -1,5 +1,7 @@
 """The fleet supervisor: one worker process per bot, restarted with backoff, stopped cleanly together.
 
+What it does when a worker exits depends on the exit code: see the table in `bots.exitcodes`.
+
 It writes Prometheus file-service-discovery targets (`targets.json`) and a status file that
 `mmfleet fleet status` reads; both are replaced atomically so a reader never sees half a file.
 """
@@ -21,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bots.exitcodes import SupervisorAction, supervisor_action
 from settings import FleetSettings
 
 __all__ = ["ChildStatus", "Supervisor", "fleet_dir", "read_status", "write_json_atomic"]
@@ -163,13 +166,14 @@ class Supervisor:
                 child.tail.append(raw.decode(errors="replace").rstrip())
             code = await child.process.wait()
             status.last_exit_code, status.pid = code, None
-            if self._stopping.is_set() or code == 0:
-                status.state = "stopped"
+            action = supervisor_action(code, stopping=self._stopping.is_set())
+            if action is SupervisorAction.STOPPED:
+                status.state = action.value
                 self._changed(on_change)
                 return
             status.last_error = next((line for line in reversed(child.tail) if line.strip()), f"exit {code}")
-            if code == 2:  # a config or lock problem: restarting cannot fix it
-                status.state = "failed"
+            if action is SupervisorAction.FAILED:  # restarting cannot fix it: an operator must
+                status.state = action.value
                 self._changed(on_change)
                 return
             now = time.monotonic()
@@ -177,13 +181,13 @@ class Supervisor:
             while child.crashes and now - child.crashes[0] > self.crash_window_s:
                 child.crashes.popleft()
             if len(child.crashes) >= self.max_crashes:
-                status.state = "failed"
+                status.state = SupervisorAction.FAILED.value
                 status.last_error = (
                     f"{len(child.crashes)} crashes in {self.crash_window_s:.0f}s: {status.last_error}"
                 )
                 self._changed(on_change)
                 return
-            status.state = "backoff"
+            status.state = SupervisorAction.RESTART.value
             status.restarts += 1
             self._changed(on_change)
             delay = min(self.backoff_max_s, 0.5 * 2 ** (len(child.crashes) - 1))

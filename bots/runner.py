@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 from bots.control import WorkerExit
 from bots.errors import ConfigError
 from bots.exchange.factory import make_exchange
+from bots.exitcodes import ExitCode, signal_exit_code
 from bots.http import start_http
 from bots.metrics import BotMetrics
 from bots.store import Ledger
@@ -64,10 +65,17 @@ def _load(process: BotProcess) -> tuple[FleetSettings, BotSettings, int]:
     return fleet, settings, port
 
 
-def run_bot(process: BotProcess) -> int:
-    """Run one bot until a signal or a shutdown command; the process exit code.
+_EXITS = {
+    WorkerExit.SHUTDOWN: ExitCode.SHUTDOWN,
+    WorkerExit.MARKET_ENDED: ExitCode.MARKET_DATA_ENDED,
+}
 
-    Raises ConfigError (exit 2) before any order is sent when the config or the lock says no.
+
+def run_bot(process: BotProcess) -> int:
+    """Run one bot until a signal or a shutdown command; the process exit code (`bots.exitcodes`).
+
+    Raises ConfigError (exit 2) before any order is sent when the config or the lock says no, and
+    StoreError (exit 3) when the ledger cannot be opened.
     """
     fleet, settings, port = _load(process)
     ledger = Ledger(fleet.ledger_url())
@@ -78,14 +86,13 @@ def run_bot(process: BotProcess) -> int:
         ledger.close()
         raise ConfigError(f"{settings.name}: {settings.symbol} on this account is already run by {who}")
     try:
-        asyncio.run(_serve(process, settings, ledger, account, port))
+        return asyncio.run(_serve(process, settings, ledger, account, port))
     finally:
         ledger.release_lock(account, settings.symbol)
         ledger.close()
-    return 0
 
 
-async def _serve(process: BotProcess, settings: BotSettings, ledger: Ledger, account: str, port: int) -> None:
+async def _serve(process: BotProcess, settings: BotSettings, ledger: Ledger, account: str, port: int) -> int:
     registry = CollectorRegistry()
     metrics = BotMetrics(
         registry, settings.name, settings.symbol, settings.exchange.mode, settings.strategy.grid_layers
@@ -98,15 +105,20 @@ async def _serve(process: BotProcess, settings: BotSettings, ledger: Ledger, acc
     runner = await start_http(registry, readiness, process.metrics_host, port)
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
+    stopped_as: list[ExitCode] = []  # why a signal or a lost lock stopped us
 
-    def on_signal() -> None:
+    def stop(code: ExitCode) -> None:
+        stopped_as[:] = [code]
         stopping.set()
         if current:
             current[0].request_stop()
 
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, on_signal)
-    heartbeat = asyncio.create_task(_heartbeat(ledger, account, settings.symbol, on_signal))
+        loop.add_signal_handler(sig, stop, signal_exit_code(sig))
+    # Another worker holds the lock now: a restart here would be refused the same way.
+    heartbeat = asyncio.create_task(
+        _heartbeat(ledger, account, settings.symbol, lambda: stop(ExitCode.CONFIG))
+    )
     log.info("serving metrics", extra={"fields": {"bot": settings.name, "port": port}})
     try:
         while not stopping.is_set():
@@ -130,8 +142,9 @@ async def _serve(process: BotProcess, settings: BotSettings, ledger: Ledger, acc
                 await exchange.close()
             settings = worker.settings
             if outcome is not WorkerExit.RESTART:
-                break
+                return stopped_as[0] if stopped_as else _EXITS.get(outcome, ExitCode.TERMINATED)
             log.info("restarting", extra={"fields": {"bot": settings.name}})
+        return stopped_as[0] if stopped_as else ExitCode.TERMINATED
     finally:
         heartbeat.cancel()
         await runner.cleanup()

@@ -143,6 +143,8 @@ class BotWorker:
             for task in done:
                 if task is not stopper and task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]
+                if task.get_name() == "market" and not self._stop.is_set():
+                    self._exit = WorkerExit.MARKET_ENDED  # nothing left to quote on
         finally:
             for task in [*tasks, stopper]:
                 task.cancel()

@@ -27,6 +27,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.pool import NullPool, StaticPool
 
 from bots.errors import FleetError
+from bots.exitcodes import ExitCode
 from bots.store.schema import SCHEMA_VERSION, metadata, schema_version
 
 __all__ = [
@@ -45,7 +46,10 @@ _INIT_LOCK_KEY = 0x6D6D666C656574  # "mmfleet": serialises schema creation acros
 
 
 class StoreError(FleetError):
-    """The ledger database cannot be used (unreachable, bad URL): fix the deployment, not a retry."""
+    """The ledger database cannot be used (unreachable, bad URL): a bot exits with `exit_code`, and
+    the supervisor retries with backoff (a database that is down now may be up in a minute)."""
+
+    exit_code = ExitCode.STORE_UNAVAILABLE
 
 
 class SchemaVersionError(StoreError):
