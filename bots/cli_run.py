@@ -50,7 +50,7 @@ def bot_run(
     target = bot or symbol
     if target is None:
         fail(["give --bot or --symbol"])
-    fleet = load_or_exit(config)
+    fleet = load_or_exit(config, store_down_code=StoreError.exit_code)
     try:
         settings = bot_settings(fleet, target)
         setup_logging(settings.name, fleet.data_dir, fleet.log_level, console=not quiet)
@@ -110,7 +110,7 @@ async def _up(supervisor: Supervisor, console: Console, table: bool) -> None:
 @fleet_app.command("status")
 def fleet_status(config: ConfigOption) -> None:
     """Each worker's process state, restarts and last error, plus its live figures when reachable."""
-    fleet = load_or_exit(config)
+    fleet = load_or_exit(config, check_store=False)
     status = read_status(fleet)
     if status is None:
         fail([f"no fleet status under {fleet_dir(fleet)}: is `mmfleet fleet up` running?"])
@@ -128,7 +128,7 @@ def fleet_down(
     timeout_s: Annotated[float, typer.Option(help="Seconds to wait for a clean stop.")] = 60.0,
 ) -> None:
     """Ask the running supervisor to stop every worker cleanly, and wait for it."""
-    fleet = load_or_exit(config)
+    fleet = load_or_exit(config, check_store=False)
     pid_file = fleet_dir(fleet) / "supervisor.pid"
     try:
         pid = int(pid_file.read_text())

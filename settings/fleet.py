@@ -3,10 +3,15 @@
 Precedence, highest first: init kwargs, `MMFLEET_*` environment variables (`__` between levels),
 a `.env` file in the current directory, then the YAML fleet file. Each bot in the file is deep-merged
 over `defaults` before validation, so a bot lists only what differs from its siblings.
+
+The file is read as untrusted text: at most `MAX_FILE_BYTES`, YAML anchors allowed but their
+expansion bounded (an alias bomb is refused before anything is built), nesting bounded. Error lines
+name the field and never carry a raw line of the file, a credential, or the value of an unknown key.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -14,6 +19,7 @@ from contextvars import ContextVar
 from decimal import Decimal
 from pathlib import Path, PurePath
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
@@ -35,10 +41,12 @@ from settings.models import (
     MLSettings,
     PaperSettings,
     RiskSettings,
+    SafePath,
     SimSettings,
     StrategySettings,
     check_position_holds_an_order,
 )
+from settings.names import kubernetes_name
 
 __all__ = [
     "BotDefaults",
@@ -56,6 +64,10 @@ __all__ = [
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 MASK = "**********"
+MAX_FILE_BYTES = 1024 * 1024  # a fleet of a thousand bots is far less
+MAX_YAML_NODES = 100_000  # nodes after expanding every alias: a big fleet has a few thousand
+MAX_YAML_DEPTH = 32
+MAX_BOTS = 1000
 
 
 class BotDefaults(Frozen):
@@ -135,9 +147,10 @@ class FleetSettings(BaseSettings):
         env_nested_delimiter="__",
         env_file=".env",
         env_file_encoding="utf-8",
+        allow_inf_nan=False,
     )
 
-    data_dir: Path = Field(default=Path("data"), description="Ledger, models and reports live here.")
+    data_dir: SafePath = Field(default=Path("data"), description="Ledger, models and reports live here.")
     database_url: SecretStr | None = Field(
         default=None, description="SQLAlchemy URL of the ledger; SQLite at data_dir/ledger.db when unset."
     )
@@ -146,7 +159,9 @@ class FleetSettings(BaseSettings):
     )
     log_level: LogLevel = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
     defaults: BotDefaults = Field(default_factory=BotDefaults, description="Sections every bot inherits.")
-    bots: list[BotSettings] = Field(min_length=1, description="The bots, each deep-merged over defaults.")
+    bots: list[BotSettings] = Field(
+        min_length=1, max_length=MAX_BOTS, description="The bots, each deep-merged over defaults."
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -167,6 +182,21 @@ class FleetSettings(BaseSettings):
         else:
             dotenv = dotenv_settings
         return init_settings, env_settings, dotenv, _FleetFileSource(settings_cls)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _writable_dir(cls, path: Path) -> Path:
+        # Checked now, not at the first ledger write: an existing directory we can write, or one we
+        # can create (its nearest existing ancestor is a writable directory).
+        existing = path
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            where = "is" if existing == path else f"would be under {str(existing)!r}, which is"
+            raise ValueError(f"{where} not a directory")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise ValueError(f"{str(existing)!r} is not writable")
+        return path
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -192,24 +222,34 @@ class FleetSettings(BaseSettings):
     @field_validator("bots")
     @classmethod
     def _unique_names(cls, bots: list[BotSettings]) -> list[BotSettings]:
-        # Names key metrics, ledger rows and commands, so two bots may share a symbol but not a name.
+        # Names key metrics, ledger rows, commands and Kubernetes objects, so two bots may share a
+        # symbol but not a name, nor the Kubernetes name derived from it.
         first: dict[str, int] = {}
         errors: list[InitErrorDetails] = []
         for index, bot in enumerate(bots):
-            if bot.name in first:
+            key = kubernetes_name(bot.name)
+            if key in first:
                 message = "duplicate bot name, already used by bots[{first}]"
+                if bots[first[key]].name != bot.name:
+                    message += " (names are compared lowercased, with _ as -)"
                 errors.append(
                     {
-                        "type": PydanticCustomError("duplicate_name", message, {"first": first[bot.name]}),
+                        "type": PydanticCustomError("duplicate_name", message, {"first": first[key]}),
                         "loc": (index, "name"),
                         "input": bot.name,
                     }
                 )
             else:
-                first[bot.name] = index
+                first[key] = index
         if errors:
             raise ValidationError.from_exception_data("bots", errors)
         return bots
+
+    @model_validator(mode="after")
+    def _ports_fit(self) -> FleetSettings:
+        if self.metrics_base_port + len(self.bots) - 1 > 65535:
+            raise ValueError("metrics_base_port leaves no port for the last bots (one port per bot)")
+        return self
 
     def ledger_url(self) -> str:
         """The SQLAlchemy URL of the ledger (contains the password: never print or log it)."""
@@ -235,32 +275,91 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
-def _yaml_problem(path: Path, text: str, exc: yaml.YAMLError) -> str:
+def _yaml_problem(path: Path, exc: yaml.YAMLError) -> str:
+    """Where and what, never the line itself: it may hold anything, a secret included."""
     mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None) or str(exc)
+    problem = str(getattr(exc, "problem", None) or type(exc).__name__)[:200]
     if mark is None:
         return f"{path}: invalid YAML: {problem}"
-    lines = text.splitlines()
-    line = lines[mark.line].strip() if mark.line < len(lines) else ""
-    return f"{path}:{mark.line + 1}:{mark.column + 1}: invalid YAML: {problem} (got {line!r})"
+    return f"{path}:{mark.line + 1}:{mark.column + 1}: invalid YAML: {problem}"
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
+def _check_expansion(path: Path, root: yaml.Node) -> None:
+    """Refuse a document whose aliases would expand to more than MAX_YAML_NODES nodes, that nests deeper
+    than MAX_YAML_DEPTH, or that refers to itself: measured on the composed graph (each node once), before
+    anything is built, so a 300-byte alias bomb is refused in microseconds."""
+    size: dict[int, int] = {}
+    height: dict[int, int] = {}
+    visiting: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if children_done:
+            children = _children(node)
+            size[key] = 1 + sum(size[id(child)] for child in children)
+            height[key] = 1 + max((height[id(child)] for child in children), default=0)
+            visiting.discard(key)
+            if size[key] > MAX_YAML_NODES:
+                raise ConfigError(
+                    f"{path}: refused: its aliases expand to more than {MAX_YAML_NODES} values (alias bomb?)"
+                )
+            if height[key] > MAX_YAML_DEPTH:
+                raise ConfigError(f"{path}: refused: nested more than {MAX_YAML_DEPTH} levels deep")
+            continue
+        if key in size:
+            continue
+        visiting.add(key)
+        stack.append((node, True))
+        for child in _children(node):
+            if id(child) in visiting:
+                raise ConfigError(f"{path}: refused: an alias refers to a node that contains it")
+            if id(child) not in size:
+                stack.append((child, False))
+
+
+def _parse_yaml(path: Path, text: str) -> Any:
+    loader = _StrictLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_expansion(path, node)
+        return loader.construct_document(node)
+    except RecursionError:  # the composer recurses once per nesting level
+        raise ConfigError(f"{path}: refused: nested more than {MAX_YAML_DEPTH} levels deep") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(_yaml_problem(path, exc)) from None
+    finally:
+        loader.dispose()
 
 
 def read_fleet_file(path: Path) -> dict[str, Any]:
     """Parse the fleet file into a mapping; every failure is a `ConfigError` naming the file."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
     except IsADirectoryError:
         raise ConfigError(f"{path}: is a directory, not a fleet file") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or type(exc).__name__}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_FILE_BYTES} bytes, not a fleet file")
     try:
-        data = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise ConfigError(_yaml_problem(path, text, exc)) from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    data = _parse_yaml(path, text)  # a SafeLoader subclass
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -299,7 +398,9 @@ def bot_settings(fleet: FleetSettings, name_or_symbol: str) -> BotSettings:
 
 # --- error lines -------------------------------------------------------------------------------------
 
-_SECRET_FIELDS = frozenset({"database_url"})
+# Inputs under these keys are never shown: the database URL holds a password, and a credentials section
+# is where a value gets pasted by mistake instead of a variable's or a file's name.
+_SECRET_FIELDS = frozenset({"database_url", "credentials"})
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 _MAX_GOT = 80
 
@@ -353,14 +454,30 @@ def _lookup(mapping: Mapping[str, Any], dotted: str) -> tuple[bool, Any]:
     return True, current
 
 
+def _mask_url_password(text: str) -> str:
+    """`scheme://user:secret@host/...` -> `scheme://user:**********@host/...` (other text unchanged)."""
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return MASK
+    if parts.password is None:
+        return text
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:{MASK}@{host}"))
+
+
 def _describe_input(error: Mapping[str, Any]) -> str:
     """The offending value for an error line: short, and never a secret."""
     if error["type"] == "missing":
         return "nothing"
+    if error["type"] == "extra_forbidden":  # an unknown key: its value could be anything, a key too
+        return "a value not shown"
     loc = error["loc"]
     value = error.get("input")
     if any(part in _SECRET_FIELDS for part in loc) or isinstance(value, SecretStr):
         return repr(MASK)
+    if isinstance(value, str) and "://" in value:
+        value = _mask_url_password(value)
     if isinstance(value, Mapping):
         # A model-level rule ("a must be below b"): show the fields its message names.
         shown = []

@@ -2,6 +2,10 @@
 
 Units are in the field names (`_pct` is a fraction: 0.005 means 0.5%; `_s` seconds; `_usd` US dollars).
 The engine reads these models directly, so a field here is the single source of a knob.
+
+Every number is finite (no NaN or infinity anywhere) and bounded so that prices, sizes and money stay
+computable by the market, the engine and the ledger (exact decimals with 18 places); paths hold no
+NUL byte; every min/max pair is ordered.
 """
 
 from __future__ import annotations
@@ -9,8 +13,11 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from settings.names import check_bot_name
 
 __all__ = [
     "BUILTIN_INSTRUMENTS",
@@ -32,13 +39,28 @@ __all__ = [
 Mode = Literal["sim", "paper", "live"]
 GrvtEnv = Literal["prod", "testnet"]
 QuoteModel = Literal["avellaneda", "glft"]
-PositiveDecimal = Annotated[Decimal, Field(gt=0)]
+# An exchange increment: positive, at most 18 decimal places (the ledger's scale), not absurdly large.
+PositiveDecimal = Annotated[Decimal, Field(gt=0, le=Decimal(1_000_000), decimal_places=18)]
+_MAX_PATH = 4096
+
+
+def _plain_path(path: Path) -> Path:
+    text = str(path)
+    if "\x00" in text:
+        raise ValueError("a path cannot contain a NUL byte")
+    if len(text) > _MAX_PATH:
+        raise ValueError(f"a path is at most {_MAX_PATH} characters")
+    return path
+
+
+SafePath = Annotated[Path, AfterValidator(_plain_path)]
+EnvVarName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
 
 
 class Frozen(BaseModel):
     """Base of every config model: immutable, keyword-only, unknown fields are errors."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True, allow_inf_nan=False)
 
 
 class InstrumentSpec(Frozen):
@@ -70,14 +92,18 @@ class CredentialRefs(Frozen):
     each bot its own variable names.
     """
 
-    api_key_env: str = Field(default="GRVT_API_KEY", description="Env var holding the API key.")
-    private_key_env: str = Field(default="GRVT_PRIVATE_KEY", description="Env var holding the signing key.")
-    trading_account_id_env: str = Field(
+    api_key_env: EnvVarName = Field(default="GRVT_API_KEY", description="Env var holding the API key.")
+    private_key_env: EnvVarName = Field(
+        default="GRVT_PRIVATE_KEY", description="Env var holding the signing key."
+    )
+    trading_account_id_env: EnvVarName = Field(
         default="GRVT_TRADING_ACCOUNT_ID", description="Env var holding the trading sub-account id."
     )
-    api_key_file: Path | None = Field(default=None, description="File holding the API key.")
-    private_key_file: Path | None = Field(default=None, description="File holding the signing key.")
-    trading_account_id_file: Path | None = Field(default=None, description="File holding the account id.")
+    api_key_file: SafePath | None = Field(default=None, description="File holding the API key.")
+    private_key_file: SafePath | None = Field(default=None, description="File holding the signing key.")
+    trading_account_id_file: SafePath | None = Field(
+        default=None, description="File holding the account id."
+    )
 
 
 class ExchangeSettings(Frozen):
@@ -88,6 +114,7 @@ class ExchangeSettings(Frozen):
     credentials: CredentialRefs = Field(default_factory=CredentialRefs)
     base_url: str | None = Field(
         default=None,
+        max_length=2048,
         description="Point every GRVT REST and websocket endpoint at this host (tests, staging).",
     )
     request_timeout_s: float = Field(default=10.0, gt=0, le=120, description="Per-request timeout.")
@@ -99,6 +126,24 @@ class ExchangeSettings(Frozen):
             " reported."
         ),
     )
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            parts = urlsplit(value)
+            port = parts.port  # ValueError when it is not a number in 0..65535
+        except ValueError as exc:
+            raise ValueError(f"not a URL: {exc}") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("an http:// or https:// URL with a host")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("credentials do not go in the URL")
+        if port == 0:
+            raise ValueError("port 0 is not a port")
+        return value
 
 
 class PaperSettings(Frozen):
@@ -117,7 +162,13 @@ class PaperSettings(Frozen):
         le=100,
         description="Taker fee in basis points of notional, paid when a non-post-only order crosses.",
     )
-    starting_balance_usd: Decimal = Field(default=Decimal("10000"), gt=0, description="Paper cash at start.")
+    starting_balance_usd: Decimal = Field(
+        default=Decimal("10000"),
+        gt=0,
+        le=Decimal(10) ** 12,
+        decimal_places=18,
+        description="Paper cash at start.",
+    )
 
 
 _RECORDING_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")  # the formats of bots.exchange.sim.replay
@@ -127,16 +178,21 @@ class SimSettings(Frozen):
     """The offline market of sim mode: a seeded random walk with bursts, trends and A*exp(-k*delta) trades,
     or the replay of a recorded file."""
 
-    seed: int | None = Field(default=None, description="Random seed; a fresh one per start when unset.")
+    seed: int | None = Field(
+        default=None, ge=0, le=2**63 - 1, description="Random seed; a fresh one per start when unset."
+    )
     start_price: float | None = Field(
-        default=None, gt=0, description="First mid; the last recorded mid of the symbol, else a built-in one."
+        default=None,
+        gt=0,
+        le=1e9,
+        description="First mid; the last recorded mid of the symbol, else a built-in one.",
     )
     sigma: float = Field(default=1e-4, ge=0, le=0.1, description="Calm volatility of log mid per sqrt(s).")
     book_interval_s: float = Field(default=0.1, gt=0, le=60, description="Seconds between book updates.")
     trade_intensity_a: float = Field(default=2.0, ge=0, le=1e6, description="Trades per second at depth 0.")
     trade_decay_k: float = Field(default=1000.0, gt=0, le=1e9, description="Intensity decay with depth.")
     speed: float = Field(default=1.0, gt=0, le=1000, description="Simulated seconds per wall-clock second.")
-    replay_file: Path | None = Field(
+    replay_file: SafePath | None = Field(
         default=None,
         description=(
             "A CSV/Parquet market recording in the format of bots/exchange/sim/replay.py (what"
@@ -286,10 +342,12 @@ class TunerSettings(Frozen):
     enabled: bool = Field(default=False, description="Let the tuner propose gamma/kappa changes.")
     gamma_step_pct: float = Field(default=0.1, gt=0, le=1, description="Largest relative gamma step.")
     kappa_step_pct: float = Field(default=0.1, gt=0, le=1, description="Largest relative kappa step.")
-    gamma_min: float = Field(default=0.05, gt=0, description="Lowest gamma the tuner may set.")
-    gamma_max: float = Field(default=10.0, gt=0, description="Highest gamma the tuner may set.")
-    kappa_min: float = Field(default=100.0, gt=0, description="Lowest kappa the tuner may set.")
-    kappa_max: float = Field(default=10_000.0, gt=0, description="Highest kappa the tuner may set.")
+    gamma_min: float = Field(default=0.05, gt=0, le=1000, description="Lowest gamma the tuner may set.")
+    gamma_max: float = Field(default=10.0, gt=0, le=1000, description="Highest gamma the tuner may set.")
+    kappa_min: float = Field(default=100.0, gt=0, le=1e9, description="Lowest kappa the tuner may set.")
+    kappa_max: float = Field(
+        default=10_000.0, gt=0, le=1e9, description="Highest kappa the tuner may set."
+    )
 
     @model_validator(mode="after")
     def _ranges_ordered(self) -> TunerSettings:
@@ -310,9 +368,12 @@ class MLSettings(Frozen):
     """Regime model and tuner."""
 
     regime_enabled: bool = Field(default=False, description="Blend gamma/kappa by regime probabilities.")
-    model_dir: Path = Field(default=Path("data/models"), description="Model registry directory.")
+    model_dir: SafePath = Field(default=Path("data/models"), description="Model registry directory.")
     max_model_age_s: float = Field(
-        default=3 * 86_400.0, gt=0, description="Older models are ignored (config gamma/kappa used)."
+        default=3 * 86_400.0,
+        gt=0,
+        le=365 * 86_400.0,
+        description="Older models are ignored (config gamma/kappa used).",
     )
     regime_params: dict[str, RegimeParams] = Field(default_factory=_default_regime_params)
     tuner: TunerSettings = Field(default_factory=TunerSettings)
@@ -328,9 +389,18 @@ class BotSettings(Frozen):
     """The effective configuration of one bot: fleet defaults with this bot's overrides applied."""
 
     symbol: str = Field(
-        pattern=r"^[A-Z0-9]+_[A-Z0-9]+_Perp$", description="GRVT instrument, e.g. BTC_USDT_Perp."
+        max_length=40,
+        pattern=r"^[A-Z0-9]+_[A-Z0-9]+_Perp$",
+        description="GRVT instrument, e.g. BTC_USDT_Perp.",
     )
-    name: str = Field(default="", description="Bot name in metrics and commands; the symbol when empty.")
+    name: str = Field(
+        default="",
+        description=(
+            "Bot name in metrics, commands, logs and Kubernetes objects; the symbol when empty. 1 to 63"
+            " characters from A-Z a-z 0-9 _ -, starting and ending with a letter or a digit"
+            " (settings/names.py)."
+        ),
+    )
     instrument: InstrumentSpec | None = Field(
         default=None, description="Tick and lot; built-in for known symbols, read from GRVT in live mode."
     )
@@ -340,6 +410,11 @@ class BotSettings(Frozen):
     paper: PaperSettings = Field(default_factory=PaperSettings)
     sim: SimSettings = Field(default_factory=SimSettings)
     ml: MLSettings = Field(default_factory=MLSettings)
+
+    @field_validator("name")
+    @classmethod
+    def _name_rule(cls, value: str) -> str:
+        return check_bot_name(value) if value else value
 
     @model_validator(mode="after")
     def _fill_derived(self) -> BotSettings:

@@ -26,7 +26,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.pool import NullPool, StaticPool
 
-from bots.errors import FleetError
+from bots.errors import ConfigError, FleetError
 from bots.exitcodes import ExitCode
 from bots.store.schema import SCHEMA_VERSION, metadata, schema_version
 
@@ -36,6 +36,7 @@ __all__ = [
     "LedgerBase",
     "SchemaVersionError",
     "StoreError",
+    "check_database",
     "normalise_url",
 ]
 
@@ -56,32 +57,85 @@ class SchemaVersionError(StoreError):
     """The database was written by a newer (or unknown) schema: refuse it rather than corrupt it."""
 
 
-def normalise_url(url: str | Path | None = None) -> URL:
-    """The SQLAlchemy URL of the ledger: `url`, else $MMFLEET_DATABASE_URL, else the default SQLite file.
-
-    A path (or any string without "://") is a SQLite file; `postgres://` and `postgresql://` mean psycopg 3.
-    """
+def _parse_url(url: str | Path | None) -> URL:
+    """`normalise_url` without touching the disk; StoreError (never showing the password) when unusable."""
     if url is None:
         url = os.environ.get(DATABASE_URL_ENV) or DEFAULT_SQLITE_PATH
     if isinstance(url, Path) or "://" not in url:
-        path = Path(url).expanduser()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return URL.create("sqlite+pysqlite", database=str(path))
+        if "\x00" in str(url):
+            raise StoreError("a SQLite path cannot contain a NUL byte")
+        return URL.create("sqlite+pysqlite", database=str(Path(url).expanduser()))
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
-        raise StoreError(f"unreadable database URL: {exc}") from None
+        if parsed.port is not None and not 0 < parsed.port < 65536:
+            raise ValueError("port out of range")
+    except (ArgumentError, ValueError):  # their messages repeat the URL, password included
+        raise StoreError("unreadable database URL (expected postgresql://user:pw@host:port/db)") from None
     if parsed.drivername in ("postgres", "postgresql"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.drivername == "sqlite":
         parsed = parsed.set(drivername="sqlite+pysqlite")
     if parsed.drivername not in ("postgresql+psycopg", "sqlite+pysqlite"):
         raise StoreError(
-            f"unsupported database {parsed.drivername!r}: use a SQLite path or postgresql://user@host/db"
+            f"unsupported database {parsed.drivername[:40]!r}: use a SQLite path or postgresql://user@host/db"
         )
-    if parsed.drivername == "sqlite+pysqlite" and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     return parsed
+
+
+def _sqlite_file(url: URL) -> Path | None:
+    return None if url.database in (None, "", ":memory:") else Path(url.database).expanduser()
+
+
+def normalise_url(url: str | Path | None = None) -> URL:
+    """The SQLAlchemy URL of the ledger: `url`, else $MMFLEET_DATABASE_URL, else the default SQLite file.
+
+    A path (or any string without "://") is a SQLite file, whose directory is created; `postgres://` and
+    `postgresql://` mean psycopg 3.
+    """
+    parsed = _parse_url(url)
+    path = _sqlite_file(parsed) if parsed.drivername == "sqlite+pysqlite" else None
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create {path.parent}: {exc.strerror or type(exc).__name__}") from None
+    return parsed
+
+
+def check_database(url: str | Path, *, timeout_s: int = 5) -> None:
+    """StoreError, with the password masked, unless the ledger at `url` is usable; creates nothing.
+
+    SQLite: the file, or the directory it would be created in, must be writable. PostgreSQL: the server
+    must accept a connection within `timeout_s`. A URL that cannot be used at all is a ConfigError.
+    """
+    try:
+        parsed = _parse_url(url)
+    except StoreError as exc:
+        raise ConfigError(str(exc)) from None
+    safe = parsed.render_as_string(hide_password=True)
+    if parsed.drivername == "sqlite+pysqlite":
+        path = _sqlite_file(parsed)
+        if path is None:
+            return
+        if path.exists():
+            if not path.is_file() or not os.access(path, os.W_OK):
+                raise StoreError(f"{safe}: not a writable file")
+            return
+        parent = path.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+            raise StoreError(f"{safe}: {parent} is not a writable directory")
+        return
+    engine = create_engine(parsed, poolclass=NullPool, connect_args={"connect_timeout": timeout_s})
+    try:
+        with engine.connect():
+            pass
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+        raise StoreError(f"cannot reach the ledger at {safe}: {reason}") from None
+    finally:
+        engine.dispose()
 
 
 def _sqlite_engine(url: URL) -> Engine:

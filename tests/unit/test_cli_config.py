@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from bots.cli import app
@@ -19,6 +20,13 @@ EXAMPLE = REPO / "config" / "fleet.example.yaml"
 MMFLEET = Path(sys.executable).parent / "mmfleet"
 
 runner = CliRunner()
+# The test server (trust auth: the password is ignored, and must never be printed).
+TEST_DATABASE_URL = (
+    make_url(os.environ.get("MMFLEET_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"))
+    .set(password="hunter2")
+    .render_as_string(hide_password=False)
+)
+UNREACHABLE_DATABASE_URL = "postgresql://mm:hunter2@db.invalid:5432/ledger"
 
 
 @pytest.fixture(autouse=True)
@@ -43,7 +51,7 @@ def check(path: Path) -> tuple[int, str, str]:
 
 
 def test_good_file_prints_effective_config(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MMFLEET_DATABASE_URL", "postgresql+psycopg://mm:hunter2@db:5432/ledger")
+    monkeypatch.setenv("MMFLEET_DATABASE_URL", TEST_DATABASE_URL)
     monkeypatch.setenv("MMFLEET_DEFAULTS__STRATEGY__KAPPA", "1234.5")
     code, out, err = check(EXAMPLE)
     assert code == 0, err
@@ -88,7 +96,7 @@ def test_bad_file_lists_every_error(tmp_path: Path) -> None:
         "bots[0].strategy.grid_layers: Input should be less than or equal to 50 (got 51)",
         "bots[0].strategy.gamma: Input should be greater than 0 (got -2)",
         "bots[1].exchange.mode: Input should be 'sim', 'paper' or 'live' (got 'demo')",
-        "bots[1].strategy.gama: Extra inputs are not permitted (got 1)",
+        "bots[1].strategy.gama: Extra inputs are not permitted (got a value not shown)",
     ]
 
 
@@ -112,7 +120,8 @@ def test_odd_yaml_is_one_line_no_traceback(tmp_path: Path, text: str, expected: 
     lines = err.splitlines()
     assert len(lines) == 1, lines
     assert expected in lines[0]
-    assert "(got " in lines[0]
+    # a field's error shows the bad value; a YAML error shows where, never the line (it may hold a secret)
+    assert ("(got " in lines[0]) is (expected != "invalid YAML")
     assert "Traceback" not in out + err
 
 
@@ -126,7 +135,7 @@ def test_real_entry_point_in_subprocess(tmp_path: Path) -> None:
     """The installed `mmfleet` script, with a secret in the environment and a bad value in the file."""
     path = write(tmp_path, "bots:\n  - symbol: BTC_USDT_Perp\n    strategy: {spread_pct: 0.5}\n")
     env = {key: value for key, value in os.environ.items() if not key.upper().startswith("MMFLEET_")}
-    env["MMFLEET_DATABASE_URL"] = "postgresql://mm:hunter2@db/ledger"
+    env["MMFLEET_DATABASE_URL"] = TEST_DATABASE_URL
     bad = subprocess.run(
         [str(MMFLEET), "config", "check", str(path)],
         check=False,
@@ -149,6 +158,21 @@ def test_real_entry_point_in_subprocess(tmp_path: Path) -> None:
     assert good.returncode == 0, good.stderr
     assert "hunter2" not in good.stdout + good.stderr
     assert "**********" in good.stdout
+    env["MMFLEET_DATABASE_URL"] = UNREACHABLE_DATABASE_URL
+    down = subprocess.run(
+        [str(MMFLEET), "config", "check", str(EXAMPLE)],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert down.returncode == 2
+    assert down.stderr.startswith(
+        "database_url: cannot reach the ledger at postgresql+psycopg://mm:***@db.invalid:5432/ledger: "
+    )
+    assert "hunter2" not in down.stdout + down.stderr
+    assert "Traceback" not in down.stdout + down.stderr
 
 
 def test_reference_prints_and_writes(tmp_path: Path) -> None:

@@ -187,7 +187,7 @@ BAD_VALUES = [
     ("bots.0.strategy.order_size_usd", -10.0, "bots[0].strategy.order_size_usd", "-10.0"),
     ("bots.0.risk.max_position_usd", 0, "bots[0].risk.max_position_usd", "0"),
     ("bots.0.risk.max_drawdown_pct", 1, "bots[0].risk.max_drawdown_pct", "1"),
-    ("bots.0.strategy.gama", 2, "bots[0].strategy.gama", "2"),
+    ("bots.0.strategy.gama", 2, "bots[0].strategy.gama", "a value not shown"),
     ("bots.0.exchange.mode", "demo", "bots[0].exchange.mode", "'demo'"),
     ("bots.0.strategy.trend_strategy", "macd", "bots[0].strategy.trend_strategy", "'macd'"),
     (
@@ -208,10 +208,21 @@ BAD_VALUES = [
     ("defaults.strategy.gamma", 0, "defaults.strategy.gamma", "0"),
     ("defaults.risk.max_position_usd", -1, "defaults.risk.max_position_usd", "-1"),
     ("defaults.risk.max_position_usd", 100.0, "defaults", "risk.max_position_usd=100.0"),
-    ("defaults.exchange.credentials.api_key", "x", "defaults.exchange.credentials.api_key", "'x'"),
+    (
+        "defaults.exchange.credentials.api_key",
+        "x",
+        "defaults.exchange.credentials.api_key",
+        "a value not shown",
+    ),
+    (
+        "bots.0.exchange.credentials.api_key_env",
+        "sk-123 456",
+        "bots[0].exchange.credentials.api_key_env",
+        "'**********'",
+    ),
     ("metrics_base_port", 80, "metrics_base_port", "80"),
     ("log_level", "TRACE", "log_level", "'TRACE'"),
-    ("colour", "blue", "colour", "'blue'"),
+    ("colour", "blue", "colour", "a value not shown"),
 ]
 
 
