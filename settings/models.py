@@ -101,9 +101,7 @@ class CredentialRefs(Frozen):
     )
     api_key_file: SafePath | None = Field(default=None, description="File holding the API key.")
     private_key_file: SafePath | None = Field(default=None, description="File holding the signing key.")
-    trading_account_id_file: SafePath | None = Field(
-        default=None, description="File holding the account id."
-    )
+    trading_account_id_file: SafePath | None = Field(default=None, description="File holding the account id.")
 
 
 class ExchangeSettings(Frozen):
@@ -345,9 +343,7 @@ class TunerSettings(Frozen):
     gamma_min: float = Field(default=0.05, gt=0, le=1000, description="Lowest gamma the tuner may set.")
     gamma_max: float = Field(default=10.0, gt=0, le=1000, description="Highest gamma the tuner may set.")
     kappa_min: float = Field(default=100.0, gt=0, le=1e9, description="Lowest kappa the tuner may set.")
-    kappa_max: float = Field(
-        default=10_000.0, gt=0, le=1e9, description="Highest kappa the tuner may set."
-    )
+    kappa_max: float = Field(default=10_000.0, gt=0, le=1e9, description="Highest kappa the tuner may set.")
 
     @model_validator(mode="after")
     def _ranges_ordered(self) -> TunerSettings:

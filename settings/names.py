@@ -17,9 +17,7 @@ import re
 __all__ = ["BOT_NAME_PATTERN", "BOT_NAME_RULE", "check_bot_name", "kubernetes_name"]
 
 BOT_NAME_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$"
-BOT_NAME_RULE = (
-    "1 to 63 characters from A-Z a-z 0-9 _ -, starting and ending with a letter or a digit"
-)
+BOT_NAME_RULE = "1 to 63 characters from A-Z a-z 0-9 _ -, starting and ending with a letter or a digit"
 _BOT_NAME = re.compile(BOT_NAME_PATTERN)
 
 
