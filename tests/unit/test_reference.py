@@ -21,7 +21,7 @@ def test_every_model_and_bound_is_documented() -> None:
         assert f"### {heading}\n" in text
     assert "| `gamma` | float | `1.0` | > 0, <= 1000 | Risk aversion (A-S gamma). |" in text
     assert "| `grid_layers` | int | `7` | >= 1, <= 50 |" in text
-    assert "| `min_size` | decimal \\| null | `null` | > 0 |" in text
+    assert "| `min_size` | decimal \\| null | `null` | > 0, <= 1000000 |" in text
 
 
 def test_replace_section_round_trip() -> None:
