@@ -405,14 +405,26 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 _MAX_GOT = 80
 
 
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+def _key(key: object) -> str:
+    """A mapping key for an error line: as written when it is a plain name, else quoted and cut short, so
+    that a key with a newline or a megabyte of text still gives one short line."""
+    text = str(key)
+    return text if _KEY.fullmatch(text) else repr(text[:40] + ("..." if len(text) > 40 else ""))
+
+
 def format_loc(loc: Sequence[int | str]) -> str:
-    """('bots', 0, 'strategy', 'gamma') -> 'bots[0].strategy.gamma'."""
+    """('bots', 0, 'strategy', 'gamma') -> 'bots[0].strategy.gamma'; an odd key -> `bots[0]['a b']`."""
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
+        elif not _KEY.fullmatch(part):
+            out += f"[{_key(part)}]"
         else:
-            out += f".{part}" if out else str(part)
+            out += f".{part}" if out else part
     return out
 
 
@@ -489,7 +501,7 @@ def _describe_input(error: Mapping[str, Any]) -> str:
             shown = [f"{key}={format_value(value[key])}" for key in ("name", "symbol") if key in value]
         if shown:
             return ", ".join(shown)
-        return "a mapping with keys " + ", ".join(str(key) for key in value) if value else "an empty mapping"
+        return "a mapping with keys " + ", ".join(_key(key) for key in value) if value else "an empty mapping"
     text = format_value(value)
     if len(text) <= _MAX_GOT:
         return text
