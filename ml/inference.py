@@ -122,7 +122,7 @@ class RegimeParamsArtifact:
                 covariance_type=str(data["covariance_type"]),
                 labels=tuple(str(label) for label in data["labels"]),
             )
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, OverflowError) as exc:  # OverflowError: an integer beyond a float
             raise ValueError(f"artifact malformed: {exc!r}") from exc
         artifact.validate()
         return artifact

@@ -9,9 +9,12 @@
 `publish` writes a version into a hidden temporary directory and renames it into place, so readers
 never see half a version and two publishers never get the same number. Loading a version checks,
 in order: metadata readable, content hash of params.json (before parsing it), the artifact itself,
-the feature list (metadata and artifact) against the caller's. `load_latest` takes the newest
-version that validates and returns None if it is older than `max_age_s`; `RegistryWatcher` is the
-cheap poll a running bot uses to hot-reload newer versions.
+the feature list (metadata and artifact) against the caller's. Both files are read as untrusted
+text (`bots.safe_json`: bounded size and depth, no NaN or infinity) and every metadata field is
+type-checked, so a bad version is refused with its reason, never raised as a crash; a model trained
+in the future (beyond `CLOCK_SKEW_S`) is refused too, as it would never expire. `load_latest` takes
+the newest version that validates and returns None if it is older than `max_age_s`;
+`RegistryWatcher` is the cheap poll a running bot uses to hot-reload newer versions.
 """
 
 from __future__ import annotations
@@ -26,9 +29,12 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bots.errors import FleetError
+from bots.safe_json import decode_json_object
 from ml.features import FEATURE_NAMES
 from ml.inference import RegimeModel, RegimeParamsArtifact
 
@@ -53,6 +59,9 @@ METADATA_FILE: Final = "metadata.json"
 METADATA_FORMAT: Final = "mmfleet.model-metadata/1"
 _VERSION_DIR = re.compile(r"^v(\d{6,})$")
 _PUBLISH_ATTEMPTS: Final = 100
+MAX_METADATA_BYTES: Final = 1024 * 1024
+MAX_PARAMS_BYTES: Final = 64 * 1024 * 1024  # a mixture of a few components over a dozen features is KBs
+CLOCK_SKEW_S: Final = 300.0  # how far in the future a trained_at may be (another host's clock)
 
 
 class ModelRejected(FleetError):  # noqa: N818 - the name is the outcome
@@ -106,23 +115,49 @@ class ModelMetadata:
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ModelMetadata:
-        if data.get("format") != METADATA_FORMAT:
-            raise ValueError(f"metadata format {data.get('format')!r}, expected {METADATA_FORMAT!r}")
+    def from_json(cls, data: Any) -> ModelMetadata:
+        """The metadata in `data`, every field type-checked and finite; ValueError naming the bad fields."""
         try:
-            return cls(
-                version=int(data["version"]),
-                trained_at=float(data["trained_at"]),
-                data_since_ts_ns=int(data["data_since_ts_ns"]),
-                data_until_ts_ns=int(data["data_until_ts_ns"]),
-                feature_names=tuple(str(n) for n in data["feature_names"]),
-                metrics={str(k): float(v) for k, v in data["metrics"].items()},
-                sklearn_version=str(data["sklearn_version"]),
-                content_sha256=str(data["content_sha256"]),
-                extra={str(k): str(v) for k, v in data.get("extra", {}).items()},
+            document = _MetadataDocument.model_validate(data)
+        except ValidationError as exc:
+            fields = "; ".join(
+                f"{'.'.join(str(part) for part in error['loc']) or 'metadata'}: {error['msg']}"
+                for error in exc.errors(include_url=False)[:5]
             )
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise ValueError(f"metadata malformed: {exc!r}") from exc
+            raise ValueError(f"metadata malformed: {fields}") from None
+        if document.data_since_ts_ns > document.data_until_ts_ns:
+            raise ValueError("metadata malformed: data_since_ts_ns is after data_until_ts_ns")
+        return cls(
+            version=document.version,
+            trained_at=document.trained_at,
+            data_since_ts_ns=document.data_since_ts_ns,
+            data_until_ts_ns=document.data_until_ts_ns,
+            feature_names=tuple(document.feature_names),
+            metrics=document.metrics,
+            sklearn_version=document.sklearn_version,
+            content_sha256=document.content_sha256,
+            extra=document.extra,
+        )
+
+
+_Nanoseconds = Annotated[int, Field(ge=0, lt=2**63)]
+
+
+class _MetadataDocument(BaseModel):
+    """metadata.json as it must be: JSON types exactly (no "5" for 5), finite numbers, a sha256."""
+
+    model_config = ConfigDict(strict=True, allow_inf_nan=False, extra="ignore", frozen=True)
+
+    format: Literal["mmfleet.model-metadata/1"]
+    version: int = Field(ge=1, lt=10**9)
+    trained_at: float = Field(gt=0)
+    data_since_ts_ns: _Nanoseconds
+    data_until_ts_ns: _Nanoseconds
+    feature_names: list[Annotated[str, Field(max_length=200)]] = Field(max_length=1000)
+    metrics: dict[str, float] = Field(max_length=1000)
+    sklearn_version: str = Field(max_length=100)
+    content_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    extra: dict[str, str] = Field(default_factory=dict, max_length=1000)
 
 
 def _dumps(data: Mapping[str, Any]) -> bytes:
@@ -189,7 +224,8 @@ def read_metadata(model_dir: str | os.PathLike[str], version: int) -> ModelMetad
     """The metadata of one version (ModelRejected if unreadable)."""
     path = _version_dir(Path(model_dir), version) / METADATA_FILE
     try:
-        metadata = ModelMetadata.from_json(json.loads(path.read_bytes()))
+        data = decode_json_object(_read_bounded(path, MAX_METADATA_BYTES), max_bytes=MAX_METADATA_BYTES)
+        metadata = ModelMetadata.from_json(data)
     except (OSError, ValueError) as exc:
         raise ModelRejected(version, f"metadata unreadable: {exc}") from exc
     if metadata.version != version:
@@ -203,15 +239,16 @@ def load_version(
     """One version, validated (hash first, then artifact, then features); raises ModelRejected."""
     metadata = read_metadata(model_dir, version)
     try:
-        params = (_version_dir(Path(model_dir), version) / PARAMS_FILE).read_bytes()
-    except OSError as exc:
+        params = _read_bounded(_version_dir(Path(model_dir), version) / PARAMS_FILE, MAX_PARAMS_BYTES)
+    except (OSError, ValueError) as exc:
         raise ModelRejected(version, f"params unreadable: {exc}") from exc
     digest = hashlib.sha256(params).hexdigest()
     if digest != metadata.content_sha256:
         raise ModelRejected(version, f"content hash {digest} does not match {metadata.content_sha256}")
     try:
-        artifact = RegimeParamsArtifact.from_json(json.loads(params))
-    except ValueError as exc:  # includes json.JSONDecodeError
+        document = decode_json_object(params, max_bytes=MAX_PARAMS_BYTES)
+        artifact = RegimeParamsArtifact.from_json(document)
+    except ValueError as exc:
         raise ModelRejected(version, f"artifact invalid: {exc}") from exc
     wanted = tuple(feature_names)
     if artifact.feature_names != wanted or metadata.feature_names != wanted:
@@ -221,8 +258,24 @@ def load_version(
     return RegimeModel.from_artifact(artifact, version=version, trained_at=metadata.trained_at)
 
 
+def _read_bounded(path: Path, max_bytes: int) -> bytes:
+    """The file's bytes, or ValueError when it is larger than `max_bytes` (never read whole)."""
+    with path.open("rb") as handle:
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ValueError(f"larger than {max_bytes} bytes")
+    return data
+
+
 def _too_old(model: RegimeModel, max_age_s: float, now: float) -> bool:
-    return model.trained_at is None or now - model.trained_at > max_age_s
+    return model.trained_at is None or not now - model.trained_at <= max_age_s
+
+
+def _from_the_future(model: RegimeModel, now: float) -> ModelRejected | None:
+    """A model trained after `now` (beyond the clock skew) would never expire: refuse it."""
+    if model.trained_at is not None and model.trained_at > now + CLOCK_SKEW_S:
+        return ModelRejected(model.version or 0, f"trained at {model.trained_at}, in the future")
+    return None
 
 
 def load_latest(
@@ -236,6 +289,8 @@ def load_latest(
     for version in reversed(list_versions(model_dir)):
         try:
             model = load_version(model_dir, version, feature_names=feature_names)
+            if (future := _from_the_future(model, now)) is not None:
+                raise future
         except ModelRejected as exc:
             log.warning("model skipped", extra={"fields": {"version": version, "reason": exc.reason}})
             continue
@@ -294,6 +349,8 @@ class RegistryWatcher:
                 continue
             try:
                 model = load_version(self.model_dir, version, feature_names=self.feature_names)
+                if (future := _from_the_future(model, now)) is not None:
+                    raise future
                 if _too_old(model, self.max_age_s, now):
                     raise ModelRejected(
                         version, f"trained at {model.trained_at}, older than {self.max_age_s} s"
