@@ -2,7 +2,9 @@
 
 Runs between two quote cycles (one asyncio task), so a new config never meets half a cycle. A config
 version is a patch of this bot's settings: it is validated whole by the settings models and either
-applied entirely or rejected with the reason, changing nothing.
+applied entirely or rejected with the reason, changing nothing. `reload_config` takes the same road:
+what changed in the fleet file becomes a config version for this bot, checked and acked like any
+other, so it is audited and still applied after a restart.
 """
 
 from __future__ import annotations
@@ -15,14 +17,14 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from bots.errors import ConfigError
-from bots.store.control import ALL_BOTS, Command
+from bots.store.control import ALL_BOTS, Command, ConfigVersion
 from settings.fleet import deep_merge, validation_problems
 from settings.models import BotSettings
 
 if TYPE_CHECKING:
     from bots.worker import BotWorker
 
-__all__ = ["WorkerExit", "merged_settings", "poll_control"]
+__all__ = ["WorkerExit", "merged_settings", "poll_control", "restore_applied_config", "settings_patch"]
 
 log = logging.getLogger("mmfleet.control")
 
@@ -77,12 +79,45 @@ async def _stop_close(worker: BotWorker, command: Command) -> str:
     return f"{outcome}; position now {worker.portfolio.position}"
 
 
+def settings_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """The keys of `new` that differ from `old`, recursing into mappings: what a config version carries."""
+    patch: dict[str, Any] = {}
+    for key, value in new.items():
+        current = old.get(key)
+        if isinstance(current, Mapping) and isinstance(value, Mapping):
+            if inner := settings_patch(current, value):
+                patch[key] = inner
+        elif value != current and not (value is None and isinstance(current, Mapping)):
+            patch[key] = value
+    return patch
+
+
+def _apply_version(worker: BotWorker, version: ConfigVersion) -> str | None:
+    """Validate `version` against the running settings and apply it, or reject it; the reason if rejected."""
+    try:
+        settings = merged_settings(worker.settings, version.config)
+    except ConfigError as exc:
+        worker.ledger.ack_config(version.version, worker.name, "rejected", str(exc))
+        log.warning("config rejected", extra={"fields": {"bot": worker.name, "version": version.version}})
+        return str(exc)
+    worker.apply_settings(settings, str(version.version))
+    worker.ledger.ack_config(version.version, worker.name, "applied")
+    return None
+
+
 async def _reload_config(worker: BotWorker, command: Command) -> str:
     if worker.reload_settings is None:
         raise ConfigError("this worker was not started from a config file")
-    fresh = worker.reload_settings()
-    worker.apply_settings(fresh, "file")
-    return "config reloaded from file"
+    fresh = worker.reload_settings()  # ConfigError when the file no longer validates
+    patch = settings_patch(worker.settings.model_dump(mode="json"), fresh.model_dump(mode="json"))
+    if not patch:
+        return "config reloaded from file: nothing changed"
+    author = f"reload_config by {command.author}"
+    number = worker.ledger.publish_config(patch, [worker.name], author=author)
+    reason = _apply_version(worker, worker.ledger.config_version(number))
+    if reason is not None:
+        raise ConfigError(f"config version {number} from the file: {reason}")
+    return f"config reloaded from file as version {number}"
 
 
 async def _restart(worker: BotWorker, command: Command) -> str:
@@ -123,13 +158,22 @@ async def poll_control(worker: BotWorker) -> None:
                               "outcome": outcome}},
         )  # fmt: skip
     version = ledger.pending_config(worker.name)
-    if version is None:
+    if version is not None:
+        _apply_version(worker, version)
+
+
+def restore_applied_config(worker: BotWorker) -> None:
+    """At start: run with the newest version this bot applied before. One that no longer validates
+    (the file or the code changed since) is acked rejected and the one before it is tried, so a stored
+    config can never keep a bot from starting."""
+    ledger = worker.ledger
+    while (applied := ledger.applied_config(worker.name)) is not None:
+        try:
+            settings = merged_settings(worker.settings, applied.config)
+        except ConfigError as exc:
+            ledger.ack_config(applied.version, worker.name, "rejected", f"no longer valid at start: {exc}")
+            log.warning("stored config no longer valid", extra={"fields": {"bot": worker.name,
+                        "version": applied.version}})  # fmt: skip
+            continue
+        worker.apply_settings(settings, str(applied.version))
         return
-    try:
-        settings = merged_settings(worker.settings, version.config)
-    except ConfigError as exc:
-        ledger.ack_config(version.version, worker.name, "rejected", str(exc))
-        log.warning("config rejected", extra={"fields": {"bot": worker.name, "version": version.version}})
-        return
-    worker.apply_settings(settings, str(version.version))
-    ledger.ack_config(version.version, worker.name, "applied")

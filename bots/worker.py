@@ -17,7 +17,7 @@ from decimal import Decimal
 from functools import partial
 from typing import TypeVar
 
-from bots.control import WorkerExit, merged_settings, poll_control
+from bots.control import WorkerExit, poll_control, restore_applied_config
 from bots.engine.orders import OrderDiff, diff_orders
 from bots.engine.portfolio import Portfolio
 from bots.engine.quoter import Inventory, QuoteDecision, QuoteEngine
@@ -105,9 +105,7 @@ class BotWorker:
         self.engine.risk_state = RiskState(**tripped)
         peak = self.ledger.peak_equity(self.name)
         self.peak_equity = peak if peak is not None else self.portfolio.cash
-        applied = self.ledger.applied_config(self.name)
-        if applied is not None:  # a rollout applied before this restart still holds
-            self.apply_settings(merged_settings(self.settings, applied.config), str(applied.version))
+        restore_applied_config(self)  # a rollout or reload applied before this restart still holds
         await self._sync_fills()
         await self._reconcile(starting=True)  # orders of a previous life, fills missed while down
         self._seed_indicators()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
@@ -25,6 +26,8 @@ from bots.errors import ExchangeError, Rejected
 from bots.exchange.base import BookUpdate, Fill, InstrumentInfo, OrderRequest, OrderStatus, OrderUpdate, Trade
 from bots.exchange.paper import PaperFillModel
 from settings.models import InstrumentSpec, PaperSettings
+
+log = logging.getLogger("mmfleet.paper")
 
 __all__ = ["PaperExchange"]
 
@@ -162,6 +165,10 @@ class PaperExchange:
                     await self._fill_topic.publish(fill)
             for topic in (self._books, self._trades, self._fill_topic):
                 await topic.finish()  # the last items are delivered, not dropped
+        except (ValueError, KeyError, OSError) as exc:  # a corrupt or unreadable recording
+            fields = {"symbol": self.symbol, "error": str(exc)}
+            log.error("market data source failed", extra={"fields": fields})
+            raise
         finally:
             self._end_streams()
 

@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from bots.dashboard import parse_exposition
+from bots.exitcodes import ExitCode
 from bots.store import Ledger
 
 # DESIGN.md's metrics vocabulary, as exposed (counters with _total, the histogram by its count).
@@ -191,7 +192,7 @@ def test_worker_exposes_the_vocabulary_matching_the_ledger(
     row = next(line for line in status.stdout.splitlines() if "BTC_USDT_Perp" in line)
     assert "stopped" in row and "stop: stopped" in row and " sim " in row
     worker.send_signal(signal.SIGTERM)
-    assert worker.wait(timeout=30) == 0
+    assert worker.wait(timeout=30) == ExitCode.TERMINATED  # a clean stop, told apart from `shutdown`
     log_lines = (tmp_path / "data" / "logs" / "BTC_USDT_Perp.log").read_text().splitlines()
     assert json.loads(log_lines[-1])["message"] == "stopped"
 
