@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 from bots.errors import ConfigError
 from settings.models import CredentialRefs
 
-__all__ = ["GrvtCredentials", "resolve_credentials"]
+__all__ = ["GrvtCredentials", "credential_source", "resolve_credentials"]
 
 _FIELDS = ("api_key", "private_key", "trading_account_id")
 
@@ -28,6 +28,13 @@ class GrvtCredentials(BaseModel):
     api_key: SecretStr
     private_key: SecretStr
     trading_account_id: SecretStr
+
+
+def credential_source(refs: CredentialRefs, field: str) -> str:
+    """Where `field` (api_key, private_key, trading_account_id) is read from, for a message an operator
+    can act on: "file /run/secrets/key" or "environment variable GRVT_API_KEY"; never the value."""
+    file: Path | None = getattr(refs, f"{field}_file")
+    return f"file {file}" if file is not None else f"environment variable {getattr(refs, f'{field}_env')}"
 
 
 def _read_secret_file(field: str, path: Path) -> tuple[str | None, str | None]:

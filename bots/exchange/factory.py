@@ -125,6 +125,7 @@ async def make_exchange(
     the sim market or on GRVT's public data; live is a `GrvtExchange` (credentials resolved here, a
     missing one is a ConfigError).
 
+    Live checks its credentials with GRVT here: a refusal is a ConfigError naming their variables or files.
     `portfolio` is a copy of the ledger's state for the simulated account (not the worker's own object:
     a paper exchange books its fills into it; live ignores it: the exchange holds the position);
     `last_mid` lets a restarted sim continue where it was.
@@ -145,5 +146,11 @@ async def make_exchange(
     if mode == "live":
         from bots.exchange.grvt import GrvtExchange  # noqa: PLC0415 - the SDK loads only when used
 
-        return GrvtExchange(settings)  # credentials from settings.exchange.credentials
+        exchange = GrvtExchange(settings)  # credentials from settings.exchange.credentials
+        try:
+            await exchange.verify_credentials()  # refused credentials: ConfigError before any order
+        except BaseException:
+            await exchange.close()
+            raise
+        return exchange
     raise ConfigError(f"{settings.name}: exchange.mode {mode} is not available in this build yet")

@@ -53,7 +53,7 @@ from bots.exchange.grvt_parse import (
     parse_order,
 )
 from bots.exchange.reconcile import ReconcileReport, reconcile
-from settings.credentials import GrvtCredentials, resolve_credentials
+from settings.credentials import GrvtCredentials, credential_source, resolve_credentials
 from settings.models import BotSettings
 
 __all__ = ["GrvtExchange", "GrvtMarketData"]
@@ -93,10 +93,12 @@ class GrvtExchange:
     ) -> None:
         exchange = settings.exchange
         self._creds = credentials if credentials is not None else resolve_credentials(exchange.credentials)
+        self._refs = exchange.credentials
         try:
             Account.from_key(self._creds.private_key.get_secret_value())
         except Exception:  # any parse failure; its message could echo the key
-            raise ConfigError("GRVT private_key is not a valid hex signing key") from None
+            source = credential_source(self._refs, "private_key")
+            raise ConfigError(f"GRVT private_key from {source} is not a valid hex signing key") from None
         self.symbol = settings.symbol
         self.env = GrvtEnv(exchange.env)
         self.base_url = exchange.base_url
@@ -213,6 +215,22 @@ class GrvtExchange:
             raise
         except GrvtInvalidOrder as exc:
             raise Rejected("invalid_order", message=f"{what}: {_REDACTOR.redact(str(exc))}") from None
+
+    async def verify_credentials(self) -> None:
+        """Log in and read the sub-account once, before any order: GRVT refusing the credentials is a
+        ConfigError (exit 2, no restart helps) naming where each refused credential is read from."""
+        try:
+            await self.balance()
+        except ExchangeError as exc:
+            if isinstance(exc, TransientExchangeError) or exc.status not in (400, 401, 403):
+                raise
+            login = not isinstance(exc, GrvtApiError)  # the login itself was refused
+            fields = ("api_key",) if login else ("trading_account_id", "api_key")
+            refused = " for the ".join(f"{f} from {credential_source(self._refs, f)}" for f in fields)
+            detail = exc.message if isinstance(exc, GrvtApiError) else "login refused"
+            raise ConfigError(
+                f"{self.symbol}: GRVT {self.env.value} refused the {refused} (HTTP {exc.status}: {detail})"
+            ) from None
 
     def _check(self, symbol: str) -> None:
         if symbol != self.symbol:
