@@ -46,6 +46,16 @@ _CLOSE_SLIPPAGE = Decimal("0.01")  # a close may pay up to 1% beyond the touch, 
 RISK_KEY = "risk_state"
 
 
+def _stored_risk(value: object) -> RiskState:
+    """The trips kept in the ledger; a value that is not what `_persist_risk` writes fails closed
+    (breaker tripped: no quoting until an operator's `start`), never a crash."""
+    fields = ("breaker_tripped", "drawdown_tripped")
+    if isinstance(value, dict) and set(value) <= set(fields) and all(type(v) is bool for v in value.values()):
+        return RiskState(**value)
+    log.warning("stored risk state unreadable: breaker tripped until a start command")
+    return RiskState(breaker_tripped=True)
+
+
 class BotWorker:
     """One bot on one symbol. Owns its engine, portfolio and resting orders; the exchange is injected."""
 
@@ -101,8 +111,7 @@ class BotWorker:
         )
         self._cursor = self.ledger.fill_cursor(self.name)
         self.enabled = bool(self.ledger.get_state(self.name, ENABLED_KEY, True))
-        tripped = self.ledger.get_state(self.name, RISK_KEY, {}) or {}
-        self.engine.risk_state = RiskState(**tripped)
+        self.engine.risk_state = _stored_risk(self.ledger.get_state(self.name, RISK_KEY, {}))
         peak = self.ledger.peak_equity(self.name)
         self.peak_equity = peak if peak is not None else self.portfolio.cash
         restore_applied_config(self)  # a rollout or reload applied before this restart still holds

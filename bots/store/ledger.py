@@ -9,16 +9,18 @@ were recorded, which is the order the live bot applied them.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, select
+from sqlalchemy import Connection, Row, Text, cast, func, select
 
 from bots.engine.portfolio import Portfolio
 from bots.engine.types import Side
 from bots.exchange.base import Fill, OrderStatus, OrderUpdate
+from bots.safe_json import decode_json
 from bots.store.alerts import AlertLog
 from bots.store.control import ControlPlane
 from bots.store.locks import WorkerLocks
@@ -37,6 +39,17 @@ __all__ = ["EquityPoint", "FeatureRow", "Ledger"]
 
 FILL_CURSOR_KEY = "fill_cursor"
 PEAK_EQUITY_KEY = "peak_equity"
+MAX_STATE_BYTES = 64 * 1024
+log = logging.getLogger("mmfleet.store")
+
+
+def _stored_decimal(value: Any) -> Decimal | None:
+    """A finite decimal kept as text (peak equity), or None when the stored value is not one."""
+    try:
+        number = Decimal(value) if isinstance(value, str | int) and not isinstance(value, bool) else None
+    except InvalidOperation:
+        number = None
+    return number if number is not None and number.is_finite() else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,9 +270,9 @@ class Ledger(ControlPlane, WorkerLocks, AlertLog):
         """Append an equity point and raise the stored peak if needed; returns the peak (the circuit
         breaker's drawdown reference, which must survive restarts)."""
         with self._engine.begin() as connection:
-            stored = self._get_state(connection, bot, PEAK_EQUITY_KEY)
-            peak = equity if stored is None else max(Decimal(stored), equity)
-            if stored is None or peak != Decimal(stored):
+            stored = _stored_decimal(self._get_state(connection, bot, PEAK_EQUITY_KEY))
+            peak = equity if stored is None else max(stored, equity)
+            if stored is None or peak != stored:
                 self._set_state(connection, bot, PEAK_EQUITY_KEY, str(peak))
             values = {
                 "bot": bot,
@@ -273,8 +286,7 @@ class Ledger(ControlPlane, WorkerLocks, AlertLog):
 
     def peak_equity(self, bot: str) -> Decimal | None:
         """The highest equity ever recorded for the bot, or None before the first point."""
-        value = self.get_state(bot, PEAK_EQUITY_KEY)
-        return None if value is None else Decimal(value)
+        return _stored_decimal(self.get_state(bot, PEAK_EQUITY_KEY))
 
     def reset_peak_equity(self, bot: str, value: Decimal) -> None:
         """Set the peak explicitly (an operator re-arming the drawdown limit after a deposit or reset)."""
@@ -354,8 +366,18 @@ class Ledger(ControlPlane, WorkerLocks, AlertLog):
             self._set_state(connection, bot, key, value)
 
     def _get_state(self, connection: Connection, bot: str, key: str) -> Any:
-        query = select(bot_state.c.value).where(bot_state.c.bot == bot, bot_state.c.key == key)
-        return connection.execute(query).scalar_one_or_none()
+        """The decoded value, or None (the caller's default) when there is none or it is unreadable:
+        a corrupt row must not stop a bot from starting, so it is logged and read as absent."""
+        query = select(cast(bot_state.c.value, Text)).where(bot_state.c.bot == bot, bot_state.c.key == key)
+        raw = connection.execute(query).scalar_one_or_none()
+        if raw is None:
+            return None
+        try:
+            return decode_json(raw, max_bytes=MAX_STATE_BYTES)
+        except ValueError as exc:
+            log.warning("unreadable bot state ignored", extra={"fields": {"bot": bot, "key": key,
+                        "reason": str(exc)}})  # fmt: skip
+            return None
 
     def _set_state(self, connection: Connection, bot: str, key: str, value: Any) -> None:
         values = {"bot": bot, "key": key, "value": value, "updated_at_ns": self._now()}

@@ -4,6 +4,7 @@ never handed out twice, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -208,3 +209,32 @@ def test_decode_json_refuses_what_json_loads_would_crash_on_or_let_through() -> 
     assert decode_json('{"a": "[[[[{{{{\\"]"}', max_bytes=100, max_depth=1) == {"a": '[[[[{{{{"]'}
     value: Any = decode_json(deep(MAX_DEPTH), max_bytes=10_000)
     assert isinstance(value, dict)
+
+
+# --- bot state ---------------------------------------------------------------------------------------
+
+
+def raw_state(ledger: Ledger, bot: str, key: str, value_text: str) -> None:
+    sql = (
+        "INSERT INTO bot_state (bot, key, value, updated_at_ns) "
+        f"VALUES (:bot, :key, {_json_param(ledger)}, 1)"
+    )
+    with ledger.engine.begin() as connection:
+        connection.execute(text(sql), {"bot": bot, "key": key, "doc": value_text})
+
+
+@pytest.mark.parametrize("stored", ['"abc"', '"NaN"', '"Infinity"', "[1]", "null", "true", deep(100)])
+def test_an_unreadable_peak_equity_reads_as_none_and_the_next_point_replaces_it(
+    ledger: Ledger, stored: str
+) -> None:
+    raw_state(ledger, BOT, "peak_equity", stored)
+    assert ledger.peak_equity(BOT) is None
+    assert ledger.record_equity(BOT, "BTC_USDT_Perp", Decimal("100.5")) == Decimal("100.5")
+    assert ledger.peak_equity(BOT) == Decimal("100.5")
+
+
+def test_a_state_row_that_is_not_json_reads_as_the_default(ledger: Ledger) -> None:
+    if ledger.backend == "postgresql":
+        pytest.skip("PostgreSQL refuses this text in a json column itself")
+    raw_state(ledger, BOT, "trading_enabled", "{oops")
+    assert ledger.get_state(BOT, "trading_enabled", True) is True

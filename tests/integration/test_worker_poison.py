@@ -154,3 +154,20 @@ def test_a_stored_version_no_longer_valid_does_not_keep_the_bot_from_starting(tm
         assert ack.reason.startswith("no longer valid at start: ")
 
     asyncio.run(_run(tmp_path, fleet, body))
+
+
+def test_an_unreadable_risk_state_fails_closed_until_an_operator_starts_the_bot(tmp_path: Path) -> None:
+    fleet = tmp_path / "fleet.yaml"
+    _fleet_file(fleet)
+    with Ledger(tmp_path / "ledger.db") as ledger:
+        ledger.set_state(NAME, "risk_state", ["tripped?"])
+
+    async def body(worker: BotWorker, ledger: Ledger) -> None:
+        assert worker.engine.risk_state.breaker_tripped
+        await asyncio.sleep(0.5)
+        assert worker.resting == {}  # halted: no quotes on a state it cannot read
+        start = ledger.enqueue_command(NAME, "start", author="ops")
+        await _until(lambda: _ack(ledger, start) is not None and len(worker.resting) > 0, what="quotes")
+        assert ledger.get_state(NAME, "risk_state") == {"breaker_tripped": False, "drawdown_tripped": False}
+
+    asyncio.run(_run(tmp_path, fleet, body))
