@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from bots.errors import ConfigError
+from bots.errors import ConfigError, FleetError
 from bots.store.control import ALL_BOTS, Command, ConfigVersion
 from settings.fleet import deep_merge, validation_problems
 from settings.models import BotSettings
@@ -151,6 +151,13 @@ async def poll_control(worker: BotWorker) -> None:
             outcome, ok = await _HANDLERS[command.command](worker, command), True
         except ConfigError as exc:
             outcome, ok = f"rejected: {exc}", False
+        except FleetError as exc:  # e.g. the exchange refused the close of stop_close
+            outcome, ok = f"failed: {exc}", False
+        except Exception as exc:
+            # A bug: acked first, so that a restarted bot does not run the same command into the same
+            # bug again (one broadcast must not crash-loop a whole fleet), then the crash (exit 1).
+            ledger.ack_command(command.id, f"failed: {type(exc).__name__}", bot=worker.name, ok=False)
+            raise
         ledger.ack_command(command.id, outcome, bot=worker.name, ok=ok)
         log.info(
             "command",

@@ -10,6 +10,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 from sqlalchemy import text
@@ -171,3 +172,34 @@ def test_an_unreadable_risk_state_fails_closed_until_an_operator_starts_the_bot(
         assert ledger.get_state(NAME, "risk_state") == {"breaker_tripped": False, "drawdown_tripped": False}
 
     asyncio.run(_run(tmp_path, fleet, body))
+
+
+def test_a_command_that_hits_a_bug_is_acked_before_the_crash_so_a_restart_does_not_repeat_it(
+    tmp_path: Path,
+) -> None:
+    settings = _from_file(_write_default(tmp_path))
+
+    def broken() -> BotSettings:
+        raise RuntimeError("a bug in reloading")
+
+    async def main() -> None:
+        with Ledger(tmp_path / "ledger.db") as ledger:
+            exchange = await make_exchange(settings, Portfolio(symbol=settings.symbol))
+            metrics = BotMetrics(CollectorRegistry(), settings.name, settings.symbol, "sim", 3)
+            worker = BotWorker(settings, exchange, ledger, metrics, reload_settings=broken)
+            run = asyncio.create_task(worker.run())
+            await _until(lambda: worker.last_book is not None, what="first book")
+            command = ledger.enqueue_command("*", "reload_config", author="ops")
+            with pytest.raises(RuntimeError, match="a bug in reloading"):
+                await asyncio.wait_for(run, timeout=20)
+            await exchange.close()
+            assert _ack(ledger, command) == "failed: RuntimeError"
+            assert ledger.pending_commands(NAME) == []  # the next life will not run it again
+
+    asyncio.run(main())
+
+
+def _write_default(tmp_path: Path) -> Path:
+    fleet = tmp_path / "fleet.yaml"
+    _fleet_file(fleet)
+    return fleet
