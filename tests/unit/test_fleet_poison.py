@@ -3,6 +3,7 @@ with exit 2 naming the field, and no message carries a credential or a raw line 
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
@@ -100,8 +101,17 @@ def test_a_name_outside_the_rule_is_refused_and_never_holds_a_path_separator(nam
 
 
 def test_the_log_of_a_valid_name_stays_in_the_data_dir(tmp_path: Path) -> None:
-    log = setup_logging("Bot_1-a", tmp_path / "data", console=False)
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        log = setup_logging("Bot_1-a", tmp_path / "data", console=False)
+    finally:
+        for handler in root.handlers:
+            handler.close()
+        root.handlers[:] = handlers
+        root.setLevel(level)
     assert log == tmp_path / "data" / "logs" / "Bot_1-a.log"
+    assert [p.name for p in (tmp_path / "data" / "logs").iterdir()] == ["Bot_1-a.log"]
 
 
 def test_names_equal_once_derived_for_kubernetes_cannot_share_a_fleet(tmp_path: Path) -> None:
