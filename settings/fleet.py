@@ -4,22 +4,20 @@ Precedence, highest first: init kwargs, `MMFLEET_*` environment variables (`__` 
 a `.env` file in the current directory, then the YAML fleet file. Each bot in the file is deep-merged
 over `defaults` before validation, so a bot lists only what differs from its siblings.
 
-The file is read as untrusted text: at most `MAX_FILE_BYTES`, YAML anchors allowed but their
-expansion bounded (an alias bomb is refused before anything is built), nesting bounded. Error lines
-name the field and never carry a raw line of the file, a credential, or the value of an unknown key.
+The file is read as untrusted text (`settings.fleet_file`: size, alias expansion and depth bounded);
+error lines name the field and never carry a raw line of the file, a credential, or the value of an
+unknown key (`settings.problems`).
 """
 
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from decimal import Decimal
 from pathlib import Path, PurePath
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
@@ -34,6 +32,7 @@ from pydantic_settings import (
 )
 
 from bots.errors import ConfigError
+from settings.fleet_file import read_fleet_file
 from settings.models import (
     BotSettings,
     ExchangeSettings,
@@ -47,6 +46,7 @@ from settings.models import (
     check_position_holds_an_order,
 )
 from settings.names import kubernetes_name
+from settings.problems import MASK, format_loc, format_value, validation_problems
 
 __all__ = [
     "BotDefaults",
@@ -63,10 +63,6 @@ __all__ = [
 ]
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
-MASK = "**********"
-MAX_FILE_BYTES = 1024 * 1024  # a fleet of a thousand bots is far less
-MAX_YAML_NODES = 100_000  # nodes after expanding every alias: a big fleet has a few thousand
-MAX_YAML_DEPTH = 32
 MAX_BOTS = 1000
 
 
@@ -258,117 +254,6 @@ class FleetSettings(BaseSettings):
         return f"sqlite:///{(self.data_dir / 'ledger.db').as_posix()}"
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """A safe loader that rejects duplicate keys: with PyYAML the last one silently wins."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
-        self.flatten_mapping(node)
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if isinstance(key, Hashable) and key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
-            if isinstance(key, Hashable):
-                seen.add(key)
-        return super().construct_mapping(node, deep)
-
-
-def _yaml_problem(path: Path, exc: yaml.YAMLError) -> str:
-    """Where and what, never the line itself: it may hold anything, a secret included."""
-    mark = getattr(exc, "problem_mark", None)
-    problem = str(getattr(exc, "problem", None) or type(exc).__name__)[:200]
-    if mark is None:
-        return f"{path}: invalid YAML: {problem}"
-    return f"{path}:{mark.line + 1}:{mark.column + 1}: invalid YAML: {problem}"
-
-
-def _children(node: yaml.Node) -> list[yaml.Node]:
-    if isinstance(node, yaml.SequenceNode):
-        return list(node.value)
-    if isinstance(node, yaml.MappingNode):
-        return [part for pair in node.value for part in pair]
-    return []
-
-
-def _check_expansion(path: Path, root: yaml.Node) -> None:
-    """Refuse a document whose aliases would expand to more than MAX_YAML_NODES nodes, that nests deeper
-    than MAX_YAML_DEPTH, or that refers to itself: measured on the composed graph (each node once), before
-    anything is built, so a 300-byte alias bomb is refused in microseconds."""
-    size: dict[int, int] = {}
-    height: dict[int, int] = {}
-    visiting: set[int] = set()
-    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
-    while stack:
-        node, children_done = stack.pop()
-        key = id(node)
-        if children_done:
-            children = _children(node)
-            size[key] = 1 + sum(size[id(child)] for child in children)
-            height[key] = 1 + max((height[id(child)] for child in children), default=0)
-            visiting.discard(key)
-            if size[key] > MAX_YAML_NODES:
-                raise ConfigError(
-                    f"{path}: refused: its aliases expand to more than {MAX_YAML_NODES} values (alias bomb?)"
-                )
-            if height[key] > MAX_YAML_DEPTH:
-                raise ConfigError(f"{path}: refused: nested more than {MAX_YAML_DEPTH} levels deep")
-            continue
-        if key in size:
-            continue
-        visiting.add(key)
-        stack.append((node, True))
-        for child in _children(node):
-            if id(child) in visiting:
-                raise ConfigError(f"{path}: refused: an alias refers to a node that contains it")
-            if id(child) not in size:
-                stack.append((child, False))
-
-
-def _parse_yaml(path: Path, text: str) -> Any:
-    loader = _StrictLoader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        _check_expansion(path, node)
-        return loader.construct_document(node)
-    except RecursionError:  # the composer recurses once per nesting level
-        raise ConfigError(f"{path}: refused: nested more than {MAX_YAML_DEPTH} levels deep") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(_yaml_problem(path, exc)) from None
-    finally:
-        loader.dispose()
-
-
-def read_fleet_file(path: Path) -> dict[str, Any]:
-    """Parse the fleet file into a mapping; every failure is a `ConfigError` naming the file."""
-    try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_FILE_BYTES + 1)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a directory, not a fleet file") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or type(exc).__name__}") from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise ConfigError(f"{path}: larger than {MAX_FILE_BYTES} bytes, not a fleet file")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
-    data = _parse_yaml(path, text)  # a SafeLoader subclass
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"{path}: the top level must be a mapping with 'defaults' and 'bots' (got {_kind(data)})"
-        )
-    return {str(key): value for key, value in data.items()}
-
-
 def load_fleet(path: Path) -> FleetSettings:
     """The fleet from `path` under env and `.env` overrides; a `ConfigError` lists every problem."""
     data = read_fleet_file(path)
@@ -394,132 +279,6 @@ def bot_settings(fleet: FleetSettings, name_or_symbol: str) -> BotSettings:
     if on_symbol:
         raise ConfigError(f"{name_or_symbol}: several bots trade this symbol; pick one of: {names}")
     raise ConfigError(f"{name_or_symbol}: no such bot; known: {names}")
-
-
-# --- error lines -------------------------------------------------------------------------------------
-
-# Inputs under these keys are never shown: the database URL holds a password, and a credentials section
-# is where a value gets pasted by mistake instead of a variable's or a file's name.
-_SECRET_FIELDS = frozenset({"database_url", "credentials"})
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
-_MAX_GOT = 80
-
-
-_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
-
-
-def _key(key: object) -> str:
-    """A mapping key for an error line: as written when it is a plain name, else quoted and cut short, so
-    that a key with a newline or a megabyte of text still gives one short line."""
-    text = str(key)
-    return text if _KEY.fullmatch(text) else repr(text[:40] + ("..." if len(text) > 40 else ""))
-
-
-def format_loc(loc: Sequence[int | str]) -> str:
-    """('bots', 0, 'strategy', 'gamma') -> 'bots[0].strategy.gamma'; an odd key -> `bots[0]['a b']`."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif not _KEY.fullmatch(part):
-            out += f"[{_key(part)}]"
-        else:
-            out += f".{part}" if out else part
-    return out
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, list | tuple):
-        return "a list"
-    return f"a {type(value).__name__}"
-
-
-def format_value(value: Any) -> str:
-    """A scalar as it would be written in the fleet file; floats exactly (shortest round-trip repr)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, SecretStr):
-        return repr(MASK)
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, PurePath):
-        return repr(str(value))
-    if isinstance(value, str):
-        return repr(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(format_value(item) for item in value) + "]"
-    if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{key}: {format_value(item)}" for key, item in value.items()) + "}"
-    return repr(value)
-
-
-def _lookup(mapping: Mapping[str, Any], dotted: str) -> tuple[bool, Any]:
-    current: Any = mapping
-    for part in dotted.split("."):
-        if not isinstance(current, Mapping) or part not in current:
-            return False, None
-        current = current[part]
-    return True, current
-
-
-def _mask_url_password(text: str) -> str:
-    """`scheme://user:secret@host/...` -> `scheme://user:**********@host/...` (other text unchanged)."""
-    try:
-        parts = urlsplit(text)
-    except ValueError:
-        return MASK
-    if parts.password is None:
-        return text
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:{MASK}@{host}"))
-
-
-def _describe_input(error: Mapping[str, Any]) -> str:
-    """The offending value for an error line: short, and never a secret."""
-    if error["type"] == "missing":
-        return "nothing"
-    if error["type"] == "extra_forbidden":  # an unknown key: its value could be anything, a key too
-        return "a value not shown"
-    loc = error["loc"]
-    value = error.get("input")
-    if any(part in _SECRET_FIELDS for part in loc) or isinstance(value, SecretStr):
-        return repr(MASK)
-    if isinstance(value, str) and "://" in value:
-        value = _mask_url_password(value)
-    if isinstance(value, Mapping):
-        # A model-level rule ("a must be below b"): show the fields its message names.
-        shown = []
-        for name in dict.fromkeys(_IDENTIFIER.findall(error["msg"])):
-            found, item = _lookup(value, name)
-            if found and not isinstance(item, Mapping):
-                shown.append(f"{name}={format_value(item)}")
-        if not shown:
-            shown = [f"{key}={format_value(value[key])}" for key in ("name", "symbol") if key in value]
-        if shown:
-            return ", ".join(shown)
-        return "a mapping with keys " + ", ".join(_key(key) for key in value) if value else "an empty mapping"
-    text = format_value(value)
-    if len(text) <= _MAX_GOT:
-        return text
-    if isinstance(value, list | tuple):
-        return f"a list of {len(value)} items"
-    return text[: _MAX_GOT - 3] + "..."
-
-
-def validation_problems(exc: ValidationError) -> list[str]:
-    """One line per error: `<field path>: <message> (got <bad value>)`, duplicates dropped."""
-    lines: list[str] = []
-    for error in exc.errors(include_url=False):
-        path = format_loc(error["loc"]) or "fleet"
-        message = error["msg"]
-        if error["type"] == "value_error":
-            message = message.removeprefix("Value error, ")
-        lines.append(f"{path}: {message} (got {_describe_input(error)})")
-    return list(dict.fromkeys(lines))
 
 
 # --- effective config --------------------------------------------------------------------------------

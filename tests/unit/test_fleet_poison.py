@@ -20,7 +20,7 @@ from bots.cli import app
 from bots.errors import ConfigError
 from bots.logs import setup_logging
 from settings import load_fleet
-from settings.fleet import MAX_FILE_BYTES, MAX_YAML_DEPTH
+from settings.fleet_file import MAX_FILE_BYTES, MAX_YAML_DEPTH
 from settings.names import BOT_NAME_PATTERN, check_bot_name, kubernetes_name
 
 runner = CliRunner()
