@@ -138,6 +138,13 @@ def check_database(url: str | Path, *, timeout_s: int = 5) -> None:
         engine.dispose()
 
 
+def _lenient_text(raw: bytes) -> str:
+    """SQLite stores whatever bytes a writer gave it; pysqlite raises on a non-UTF-8 TEXT value, which
+    would make one bad row crash every read that touches it. Undecodable bytes read as U+FFFD instead,
+    and the row's validation refuses it."""
+    return raw.decode("utf-8", "replace")
+
+
 def _sqlite_engine(url: URL) -> Engine:
     memory = url.database in (None, "", ":memory:")
     engine = create_engine(
@@ -149,6 +156,7 @@ def _sqlite_engine(url: URL) -> Engine:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # pysqlite's own BEGIN handling is off: see _on_begin
+        dbapi_connection.text_factory = _lenient_text
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")

@@ -238,3 +238,20 @@ def test_a_state_row_that_is_not_json_reads_as_the_default(ledger: Ledger) -> No
         pytest.skip("PostgreSQL refuses this text in a json column itself")
     raw_state(ledger, BOT, "trading_enabled", "{oops")
     assert ledger.get_state(BOT, "trading_enabled", True) is True
+
+
+def test_bytes_that_are_not_utf8_cannot_crash_a_read_on_sqlite(ledger: Ledger) -> None:
+    if ledger.backend == "postgresql":
+        pytest.skip("PostgreSQL refuses invalid UTF-8 itself")
+    sql = (
+        "INSERT INTO commands (bot, command, payload, author, created_at_ns, status) "
+        "VALUES (:bot, 'stop', CAST(:payload AS TEXT), CAST(:author AS TEXT), 1, 'pending') RETURNING id"
+    )
+    with ledger.engine.begin() as connection:
+        bad = connection.execute(
+            text(sql), {"bot": BOT, "payload": b"\xff\xfe{}", "author": b"\xc3\x28ops"}
+        ).scalar_one()
+    assert ledger.pending_commands(BOT) == []
+    refused = ledger.command(bad)
+    assert refused.outcome is not None and refused.outcome.startswith("rejected: payload: not JSON")
+    assert refused.author == "\ufffd(ops"
