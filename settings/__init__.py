@@ -2,6 +2,7 @@
 
 from settings.credentials import GrvtCredentials, resolve_credentials
 from settings.fleet import BotDefaults, FleetSettings, bot_settings, load_fleet
+from settings.names import BOT_NAME_RULE, check_bot_name, kubernetes_name
 from settings.models import (
     BUILTIN_INSTRUMENTS,
     BotSettings,
@@ -19,6 +20,7 @@ from settings.models import (
 )
 
 __all__ = [
+    "BOT_NAME_RULE",
     "BUILTIN_INSTRUMENTS",
     "BotDefaults",
     "BotSettings",
@@ -36,6 +38,8 @@ __all__ = [
     "StrategySettings",
     "TunerSettings",
     "bot_settings",
+    "check_bot_name",
+    "kubernetes_name",
     "load_fleet",
     "resolve_credentials",
 ]
