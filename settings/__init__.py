@@ -2,7 +2,6 @@
 
 from settings.credentials import GrvtCredentials, resolve_credentials
 from settings.fleet import BotDefaults, FleetSettings, bot_settings, load_fleet
-from settings.names import BOT_NAME_RULE, check_bot_name, kubernetes_name
 from settings.models import (
     BUILTIN_INSTRUMENTS,
     BotSettings,
@@ -18,6 +17,7 @@ from settings.models import (
     StrategySettings,
     TunerSettings,
 )
+from settings.names import BOT_NAME_RULE, check_bot_name, kubernetes_name
 
 __all__ = [
     "BOT_NAME_RULE",
