@@ -194,6 +194,13 @@ class FleetSettings(BaseSettings):
             raise ValueError(f"{str(existing)!r} is not writable")
         return path
 
+    @field_validator("database_url")
+    @classmethod
+    def _not_blank(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("is empty: leave it unset for the SQLite file data_dir/ledger.db")
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: Any) -> Any:

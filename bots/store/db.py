@@ -75,6 +75,8 @@ def _parse_url(url: str | Path | None) -> URL:
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.drivername == "sqlite":
         parsed = parsed.set(drivername="sqlite+pysqlite")
+    if "\x00" in (parsed.database or ""):
+        raise StoreError("a database name or SQLite path cannot contain a NUL byte")
     if parsed.drivername not in ("postgresql+psycopg", "sqlite+pysqlite"):
         raise StoreError(
             f"unsupported database {parsed.drivername[:40]!r}: use a SQLite path or postgresql://user@host/db"

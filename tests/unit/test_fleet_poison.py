@@ -198,6 +198,21 @@ def test_data_dir_must_be_a_writable_directory(tmp_path: Path) -> None:
     assert not (tmp_path / "not").exists()  # and checking created nothing
 
 
+def test_a_nul_byte_in_the_database_url_is_a_config_problem(tmp_path: Path) -> None:
+    data = base(tmp_path)
+    data["database_url"] = f"sqlite:///{tmp_path}/led\x00ger.db"
+    code, output = cli("config", "check", str(write(tmp_path, data)))
+    assert (code, output) == (2, "database_url: a database name or SQLite path cannot contain a NUL byte\n")
+
+
+@pytest.mark.parametrize("url", ["", "  "])
+def test_an_empty_database_url_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    monkeypatch.setenv("MMFLEET_DATABASE_URL", url)
+    assert problems(write(tmp_path, base(tmp_path))) == [
+        "database_url: is empty: leave it unset for the SQLite file data_dir/ledger.db (got '**********')"
+    ]
+
+
 def test_too_many_bots_for_the_metrics_ports(tmp_path: Path) -> None:
     data = base(tmp_path)
     data["metrics_base_port"] = 65535
