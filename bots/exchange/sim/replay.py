@@ -44,6 +44,7 @@ Row = list[str | int | None]
 _NS_PER_S = 1_000_000_000
 _BATCH_ROWS = 65_536
 _CACHE_LIMIT = 200_000
+_MAX_NUMBER = Decimal(10) ** 20  # what the ledger's NUMERIC(38, 18) holds
 
 
 def columns(levels: int = 10) -> list[str]:
@@ -162,6 +163,17 @@ def _raw_rows(path: Path) -> tuple[list[str], Iterator[list[Any]]]:
     return header, parquet_rows()
 
 
+def _number(path: Path, text: object) -> Decimal:
+    """A price or size cell: a finite, non-negative decimal, else ValueError (a corrupt recording)."""
+    try:
+        value = Decimal(cast(str, text))
+    except (ArithmeticError, TypeError, ValueError):
+        raise ValueError(f"{path}: {str(text)[:40]!r} is not a number") from None
+    if not value.is_finite() or not 0 <= value < _MAX_NUMBER:
+        raise ValueError(f"{path}: {str(text)[:40]!r} is not a number in [0, 1e20)")
+    return value
+
+
 def read_recording(path: str | Path, *, symbol: str | None = None) -> Iterator[Step]:
     """Replay a recording as `(BookUpdate, list[Trade])` steps, lazily; only `symbol`'s rows when set."""
     path = Path(path)
@@ -184,7 +196,7 @@ def read_recording(path: str | Path, *, symbol: str | None = None) -> Iterator[S
         if value is None:
             if len(decimals) >= _CACHE_LIMIT:
                 decimals.clear()
-            value = decimals[text] = Decimal(text)
+            value = decimals[text] = _number(path, text)
         return value
 
     def level(px: str, sz: str) -> BookLevel:
