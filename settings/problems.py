@@ -67,7 +67,7 @@ def format_value(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "[" + ", ".join(format_value(item) for item in value) + "]"
     if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{key}: {format_value(item)}" for key, item in value.items()) + "}"
+        return "{" + ", ".join(f"{_key(key)}: {format_value(item)}" for key, item in value.items()) + "}"
     return repr(value)
 
 
