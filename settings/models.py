@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from bots.core.config import CoreConfig, RegimeGammaKappa
+
 __all__ = [
     "BUILTIN_INSTRUMENTS",
     "BotSettings",
@@ -359,3 +361,22 @@ class BotSettings(Frozen):
         if self.instrument is None:
             raise LookupError(f"{self.symbol}: instrument rules not loaded yet")
         return self.instrument
+
+    def core_config(self, *, keep_order_log: bool = True, record_market: bool = True) -> CoreConfig:
+        """What the bot core needs of these settings (a backtest keeps no order log and records the
+        market only for the regime model)."""
+        strategy, ml = self.strategy, self.ml
+        return CoreConfig(
+            name=self.name,
+            symbol=self.symbol,
+            tick_size=self.spec.tick_size,
+            lot_size=self.spec.lot_size,
+            price_tolerance_pct=strategy.price_tolerance_pct,
+            refresh_interval_ns=round(strategy.refresh_interval_s * 1_000_000_000),
+            gamma=strategy.gamma,
+            kappa=strategy.kappa,
+            regime_enabled=ml.regime_enabled,
+            regime_params={name: RegimeGammaKappa(p.gamma, p.kappa) for name, p in ml.regime_params.items()},
+            keep_order_log=keep_order_log,
+            record_market=record_market,
+        )
