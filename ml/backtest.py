@@ -20,8 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bots.exchange.factory import BUILTIN_START_PRICES
-from bots.exchange.sim import SimMarket, Step, read_recording
+from bots.exchange.sim import BUILTIN_START_PRICES, SimMarket, Step, read_recording
 from ml.backtest_loop import BacktestConfig, BacktestLoop
 from ml.progress import progress_bar
 from ml.results import (
