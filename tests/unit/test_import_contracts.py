@@ -73,6 +73,24 @@ def _links(value: object) -> set[tuple[str, str]]:
     return set()
 
 
+def test_every_module_has_a_layer() -> None:
+    """A new module is placed in the layers (the contract lists bots.engine and bots.exchange module by
+    module, so it cannot see one that is not)."""
+    (options,) = [c for c in _config()["contracts_options"] if c.get("id") == "layers"]
+    layers = {
+        name.strip().strip("()") for layer in options["layers"] for name in layer.replace("|", ":").split(":")
+    }
+    containers = {"bots", "bots.engine", "bots.exchange"}  # packages whose modules are listed one by one
+    unplaced = [
+        module
+        for module in sorted(_graph().modules)
+        if module.split(".")[0] in _config()["session_options"]["root_packages"]
+        and module not in containers
+        and not any(module == layer or module.startswith(f"{layer}.") for layer in layers)
+    ]
+    assert unplaced == []
+
+
 @pytest.mark.parametrize(
     ("importer", "imported"),
     [
