@@ -32,6 +32,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy bots settings ml flows bench tests dashboards build_native.py
+	$(VENV)/bin/lint-imports
 
 test: infra-deps lint check-infra $(NATIVE_STAMP)
 	$(PY) -m pytest -q
@@ -69,5 +70,5 @@ bench: $(STAMP) $(NATIVE_STAMP)
 	@for b in $(BENCHES); do echo "== bench/$$b.py"; $(PY) bench/$$b.py || exit 1; done
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info build
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .import_linter_cache *.egg-info build
 	find . -name '*.so' -not -path './.venv/*' -delete

@@ -6,8 +6,8 @@ module feeds it a market and turns its fills and equity curve into a result.
 PnL is decomposed exactly (Decimal) over the fills, each with the mid of the book in force when it
 filled: spread capture `sum(sign*(mid_f - price)*size)`, inventory PnL `q_T*mark - sum(sign*size*mid_f)`
 (what the held inventory earned or lost as the mid moved), maker rebates and taker fees; the four sum
-to the portfolio's equity change at the final mid. Sweeps over parameters: `ml.sweep`; files and
-plots: `ml.report`.
+to the portfolio's equity change at the final mid. The result types: `ml.results`; sweeps over
+parameters: `ml.sweep`; files and plots: `ml.report`.
 """
 
 from __future__ import annotations
@@ -21,17 +21,16 @@ from pathlib import Path
 
 import numpy as np
 
-from bots.exchange.factory import BUILTIN_START_PRICES
-from bots.exchange.sim import SimMarket, Step, read_recording
+from bots.exchange.sim import BUILTIN_START_PRICES, SimMarket, Step, read_recording
 from ml.backtest_loop import BacktestConfig, BacktestLoop
 from ml.live_regime import LiveRegime
-from ml.report import (
+from ml.progress import progress_bar
+from ml.results import (
     BacktestResult,
     BacktestStats,
     EquityCurve,
     PnLBreakdown,
     max_drawdown,
-    progress_bar,
     sharpe_ratio,
 )
 from settings.models import BotSettings
