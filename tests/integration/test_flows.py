@@ -534,6 +534,29 @@ def test_retrain_publishes_a_valid_model_and_refuses_a_worse_one(calm: Fleet) ->
     assert list_versions(models) == [1]
 
 
+def test_a_retrain_with_too_few_rows_ends_completed_named_skipped_with_the_counts(tmp_path: Path) -> None:
+    config, base = write_fleet(tmp_path, [BTC], ml={"model_dir": str(tmp_path / "models")})
+    fleet = Fleet(config, tmp_path / "data", base, [BTC])
+    with fleet.ledger():
+        pass  # creates the ledger's tables
+    # 1,600 one-second rows: 600 are the features' warm-up, 1,000 remain, 800 of them to train on.
+    insert_rows(fleet, market_features, regime_rows(BTC, ["calm", "volatile"], time.time_ns() - 3600 * NS, 7))
+
+    state = retrain_regime_model(config=str(config), return_state=True)
+    assert state.is_completed() and state.name == "Skipped", (state.type, state.name)
+    assert (
+        state.message == "No model trained: not enough data: 800 training rows (min_rows=1000), 200 holdout"
+    )
+    assert state.result()["published"] == {} and not (tmp_path / "models").exists()
+
+    async def artifact() -> Any:
+        async with get_client() as client:
+            return await client.read_latest_artifacts()
+
+    markdown = next(a for a in asyncio.run(artifact()) if a.key == "retrain-regime-model").data
+    assert "| training | 800 | 1000 |" in markdown and "| holdout | 200 | 10 |" in markdown
+
+
 # --- pure parts and the deployments ---------------------------------------------------------------------
 
 
@@ -576,3 +599,11 @@ def test_the_five_deployments_and_their_schedules(tmp_path: Path) -> None:
     }
     assert all(s.schedule.timezone == "UTC" for d in made.values() for s in d.schedules)  # type: ignore[union-attr]
     assert all(d.parameters == {"config": str(tmp_path / "fleet.yaml")} for d in made.values())
+    names = {flow: d.name for flow, d in made.items()}
+    assert names == {  # the UI lists deployments by these names alone: each says what and when
+        "retrain-regime-model": "retrain-regime-gmm-daily-0030utc",
+        "tune-parameters": "tune-gamma-kappa-hourly-at-15",
+        "daily-pnl-report": "pnl-report-daily-0005utc",
+        "rollout-config": "rollout-config-canary-on-demand",
+        "fleet-control": "fleet-command-on-demand",
+    }
