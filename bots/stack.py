@@ -41,6 +41,7 @@ from settings import FleetSettings, load_fleet
 __all__ = [
     "CONVENTIONAL_PORTS",
     "PortTakenError",
+    "ResolvedPorts",
     "StackPorts",
     "alertmanager_config",
     "prometheus_config",
@@ -66,14 +67,16 @@ class StackPorts:
 
 
 @dataclass(frozen=True, slots=True)
-class _Ports:
+class ResolvedPorts:
+    """The ports the stack runs on."""
+
     prefect: int
     prometheus: int
     alertmanager: int
     alert_receiver: int
 
 
-CONVENTIONAL_PORTS = _Ports(prefect=4200, prometheus=9090, alertmanager=9093, alert_receiver=9099)
+CONVENTIONAL_PORTS = ResolvedPorts(prefect=4200, prometheus=9090, alertmanager=9093, alert_receiver=9099)
 
 
 class PortTakenError(ConfigError):
@@ -86,7 +89,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def resolve_ports(requested: StackPorts, conventional: _Ports = CONVENTIONAL_PORTS) -> _Ports:
+def resolve_ports(requested: StackPorts, conventional: ResolvedPorts = CONVENTIONAL_PORTS) -> ResolvedPorts:
     """Every port of the stack, free now: a requested one as given (PortTakenError naming it when in
     use), else the conventional one when free, else one the system hands out."""
     chosen: dict[str, int] = {}
@@ -105,7 +108,7 @@ def resolve_ports(requested: StackPorts, conventional: _Ports = CONVENTIONAL_POR
                 port = _free_port()
             print(f"port {default} is taken: {name.replace('_', ' ')} on {port} instead ({option} to choose)")
             chosen[name] = port
-    return _Ports(**chosen)
+    return ResolvedPorts(**chosen)
 
 
 @dataclass
@@ -145,7 +148,7 @@ def _mmfleet(*args: str) -> list[str]:
     return [sys.executable, "-m", "bots.cli", *args]
 
 
-def prometheus_config(fleet: FleetSettings, ports: _Ports) -> dict[str, Any]:
+def prometheus_config(fleet: FleetSettings, ports: ResolvedPorts) -> dict[str, Any]:
     """infra/prometheus/prometheus.yml with absolute paths: rules from infra/, targets of this fleet."""
     config: dict[str, Any] = yaml.safe_load((INFRA / "prometheus" / "prometheus.yml").read_text())
     rules_dir = INFRA / "prometheus"
@@ -161,7 +164,7 @@ def prometheus_config(fleet: FleetSettings, ports: _Ports) -> dict[str, Any]:
     return config
 
 
-def alertmanager_config(ports: _Ports) -> dict[str, Any]:
+def alertmanager_config(ports: ResolvedPorts) -> dict[str, Any]:
     """infra/alertmanager/alertmanager.yml with its webhooks pointed at this stack's alert receiver."""
     config: dict[str, Any] = yaml.safe_load((INFRA / "alertmanager" / "alertmanager.yml").read_text())
     conventional = f"127.0.0.1:{CONVENTIONAL_PORTS.alert_receiver}/"
@@ -172,7 +175,7 @@ def alertmanager_config(ports: _Ports) -> dict[str, Any]:
 
 
 class _Stack:
-    def __init__(self, config_path: Path, fleet: FleetSettings, ports: _Ports) -> None:
+    def __init__(self, config_path: Path, fleet: FleetSettings, ports: ResolvedPorts) -> None:
         self.config_path = config_path.resolve()
         self.fleet = fleet
         self.ports = ports
