@@ -78,7 +78,7 @@ def fleet_up(
     supervisor = Supervisor(
         config, fleet, max_crashes=max_crashes, crash_window_s=crash_window_s, extra_args=extra
     )
-    console = Console()
+    console = Console(soft_wrap=True)  # a long path stays on its line, in a terminal or a log
     console.print(
         f"mmfleet: {len(fleet.bots)} bots from {config}; data in {fleet.data_dir}/; Ctrl-C stops all."
     )

@@ -93,7 +93,7 @@ def test_ctl_start_relaunches_a_shut_down_bot_and_fleet_up_ends_with_its_last_bo
     tmp_path: Path, processes: list[subprocess.Popen[str]]
 ) -> None:
     config, base = write_fleet(tmp_path, [BTC, ETH])
-    supervisor = mmfleet("fleet", "up", "--config", str(config), "--no-table")
+    supervisor = mmfleet("fleet", "up", "--config", str(config))  # piped: the table comes at the end
     processes.append(supervisor)
     for port in (base, base + 1):
         wait_for(partial(ready, port), timeout_s=120, what=f"worker on {port}")
@@ -121,6 +121,11 @@ def test_ctl_start_relaunches_a_shut_down_bot_and_fleet_up_ends_with_its_last_bo
     cli("ctl", "shutdown", "--config", str(config), "--all", "--wait", "30")
     assert supervisor.wait(timeout=90) == 0  # the last bot shut down: `fleet up` ends
     assert {row["state"] for row in _status(config).values()} == {"stopped"}
+    assert supervisor.stdout is not None
+    printed = supervisor.stdout.read()
+    rows = [line for line in printed.splitlines() if BTC in line or ETH in line]
+    assert "…" not in printed and [row.split()[3] for row in rows[-2:]] == ["stopped"] * 2, printed
+    assert str(config) in printed  # the intro's lines are not wrapped either
 
 
 # --- stack up ports -------------------------------------------------------------------------------------
