@@ -39,13 +39,15 @@ test: infra-deps lint check-infra $(NATIVE_STAMP)
 
 # Prometheus, promtool, Alertmanager and amtool from Debian, installed only when missing. Debian names
 # the Alertmanager binary prometheus-alertmanager; `alertmanager` is linked to it in /usr/local/bin.
+# Chromium (headless) renders the daily PnL report in its test, as a person's browser shows it.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get
-INFRA_PACKAGES := prometheus prometheus-alertmanager
+INFRA_PACKAGES := prometheus prometheus-alertmanager chromium
 
 infra-deps:
 	@if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null \
-	    || ! command -v amtool >/dev/null || ! command -v prometheus-alertmanager >/dev/null; then \
+	    || ! command -v amtool >/dev/null || ! command -v prometheus-alertmanager >/dev/null \
+	    || ! command -v chromium >/dev/null; then \
 	  $(APT) install -y --no-install-recommends $(INFRA_PACKAGES) \
 	    || { $(APT) update && $(APT) install -y --no-install-recommends $(INFRA_PACKAGES); }; \
 	fi

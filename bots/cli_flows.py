@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -30,6 +30,10 @@ PrometheusOption = Annotated[
 ]
 
 
+def _port(help_text: str) -> Any:
+    return typer.Option(min=1, max=65535, help=help_text)
+
+
 @flows_app.command("serve")
 def flows_serve(config: ConfigOption, prometheus_url: PrometheusOption = None) -> None:
     """Register the five deployments (with their schedules) with the Prefect API at $PREFECT_API_URL
@@ -45,16 +49,19 @@ def flows_serve(config: ConfigOption, prometheus_url: PrometheusOption = None) -
 @stack_app.command("up")
 def stack_up(
     config: ConfigOption,
-    prefect_port: Annotated[int, typer.Option(min=1, max=65535, help="Prefect server and UI port.")] = 4200,
-    prometheus_port: Annotated[int, typer.Option(min=1, max=65535, help="Prometheus port.")] = 9090,
-    alertmanager_port: Annotated[int, typer.Option(min=1, max=65535, help="Alertmanager port.")] = 9093,
+    prefect_port: Annotated[int | None, _port("Prefect server and UI port [4200 if free].")] = None,
+    prometheus_port: Annotated[int | None, _port("Prometheus port [9090 if free].")] = None,
+    alertmanager_port: Annotated[int | None, _port("Alertmanager port [9093 if free].")] = None,
+    alert_receiver_port: Annotated[int | None, _port("`alerts receive` webhook port [9099 if free].")] = None,
     live: Annotated[
         bool, typer.Option("--i-understand-live-trading", help="Passed to the fleet for mode: live bots.")
     ] = False,
 ) -> None:
     """Fleet supervisor, Prefect server (SQLite under data_dir/prefect) with the served flows, and
-    Prometheus + Alertmanager + the alert receiver when installed; prints their URLs; Ctrl-C stops all."""
+    Prometheus + Alertmanager + the alert receiver when installed; prints their URLs; Ctrl-C stops all.
+    A port not given is the conventional one when free, else a free one; a given port that is taken
+    stops here, naming it."""
     from bots.stack import StackPorts, run_local_stack  # noqa: PLC0415 - subprocess plumbing only here
 
-    ports = StackPorts(prefect=prefect_port, prometheus=prometheus_port, alertmanager=alertmanager_port)
+    ports = StackPorts(prefect_port, prometheus_port, alertmanager_port, alert_receiver_port)
     raise typer.Exit(run_local_stack(config, ports=ports, live=live))

@@ -1,12 +1,14 @@
 """The deployments of the five flows, served by one process: `mmfleet flows serve --config FLEET`.
 
-| deployment                          | schedule (UTC)      |
-|-------------------------------------|---------------------|
-| retrain-regime-model/daily          | every day at 00:30  |
-| tune-parameters/hourly              | every hour at :15   |
-| daily-pnl-report/daily              | every day at 00:05  |
-| rollout-config/on-demand            | none: run from the UI or `prefect deployment run` |
-| fleet-control/on-demand             | none              |
+| deployment                                          | schedule (UTC)      |
+|-----------------------------------------------------|---------------------|
+| retrain-regime-model/retrain-regime-gmm-daily-0030utc | every day at 00:30 |
+| tune-parameters/tune-gamma-kappa-hourly-at-15        | every hour at :15   |
+| daily-pnl-report/pnl-report-daily-0005utc            | every day at 00:05  |
+| rollout-config/rollout-config-canary-on-demand       | none: run from the UI or `prefect deployment run` |
+| fleet-control/fleet-command-on-demand                | none                |
+
+The UI lists deployments by name alone, so each name says what it does and when, and no two are alike.
 
 Each deployment carries the fleet file as its `config` parameter (and the process sets
 $MMFLEET_CONFIG), so a run from the UI needs only the flow's own parameters. `--prometheus-url` sets
@@ -33,12 +35,20 @@ from flows.retrain import retrain_regime_model
 from flows.rollout import rollout_config
 from flows.tune import tune_parameters
 
-__all__ = ["REPORT_CRON", "RETRAIN_CRON", "TUNE_CRON", "deployments", "serve_fleet"]
+__all__ = ["DEPLOYMENT_NAMES", "REPORT_CRON", "RETRAIN_CRON", "TUNE_CRON", "deployments", "serve_fleet"]
 
 RETRAIN_CRON = "30 0 * * *"
 TUNE_CRON = "15 * * * *"
 REPORT_CRON = "5 0 * * *"
 _TAGS = ["mmfleet"]
+# flow name -> deployment name
+DEPLOYMENT_NAMES = {
+    "retrain-regime-model": "retrain-regime-gmm-daily-0030utc",
+    "tune-parameters": "tune-gamma-kappa-hourly-at-15",
+    "daily-pnl-report": "pnl-report-daily-0005utc",
+    "rollout-config": "rollout-config-canary-on-demand",
+    "fleet-control": "fleet-command-on-demand",
+}
 
 
 def deployments(config: Path) -> list[RunnerDeployment]:
@@ -47,7 +57,7 @@ def deployments(config: Path) -> list[RunnerDeployment]:
     module = EntrypointType.MODULE_PATH  # importable from any working directory: the package is installed
     made = [
         retrain_regime_model.to_deployment(
-            name="daily",
+            name=DEPLOYMENT_NAMES["retrain-regime-model"],
             schedules=[Cron(RETRAIN_CRON, timezone="UTC")],
             parameters=base,
             tags=_TAGS,
@@ -55,7 +65,7 @@ def deployments(config: Path) -> list[RunnerDeployment]:
             description="Fit the regime GMM on recent features; publish it when not worse on the holdout.",
         ),
         tune_parameters.to_deployment(
-            name="hourly",
+            name=DEPLOYMENT_NAMES["tune-parameters"],
             schedules=[Cron(TUNE_CRON, timezone="UTC")],
             concurrency_limit=1,  # an hour's tuning never overlaps the next one's
             parameters=base,
@@ -64,7 +74,7 @@ def deployments(config: Path) -> list[RunnerDeployment]:
             description="Adaptive gamma/kappa per bot; accepted proposals go out through rollout-config.",
         ),
         daily_pnl_report.to_deployment(
-            name="daily",
+            name=DEPLOYMENT_NAMES["daily-pnl-report"],
             schedules=[Cron(REPORT_CRON, timezone="UTC")],
             parameters=base,
             tags=_TAGS,
@@ -72,7 +82,7 @@ def deployments(config: Path) -> list[RunnerDeployment]:
             description="Yesterday's PnL per bot and fleet: HTML, PNG plots, CSV under data_dir/reports.",
         ),
         rollout_config.to_deployment(
-            name="on-demand",
+            name=DEPLOYMENT_NAMES["rollout-config"],
             concurrency_limit=1,  # one rollout at a time: two canaries would judge each other's changes
             parameters=base,
             tags=_TAGS,
@@ -80,7 +90,7 @@ def deployments(config: Path) -> list[RunnerDeployment]:
             description="Validate a config patch, canary it under Prometheus' eye, then batches or rollback.",
         ),
         fleet_control.to_deployment(
-            name="on-demand",
+            name=DEPLOYMENT_NAMES["fleet-control"],
             parameters=base,
             tags=_TAGS,
             entrypoint_type=module,

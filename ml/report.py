@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from bots.display import usd
 from bots.engine.types import Side
 from ml.results import BacktestResult, FloatArray, IntArray, SweepRow
 
@@ -158,7 +159,7 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 8px;te
 th{{text-align:left}}img{{max-width:100%}}</style></head>
 <body><h1>{title}</h1>
 <h2>Parameters</h2>{params}
-<h2>PnL (USD)</h2>{pnl}
+<h2>PnL (USD, to the cent; exact in summary.json)</h2>{pnl}
 <h2>Figures</h2>{stats}
 <h2>Plots</h2>
 <img src="equity.png" alt="equity"><img src="inventory.png" alt="inventory"><img src="fills.png" alt="fills">
@@ -170,18 +171,30 @@ th{{text-align:left}}img{{max-width:100%}}</style></head>
 
 def _table(rows: dict[str, object]) -> str:
     cells = "".join(
-        f"<tr><th>{html.escape(str(key))}</th><td>{html.escape(_cell(value))}</td></tr>"
+        f"<tr><th>{html.escape(str(key))}</th><td>{html.escape(_cell(str(key), value))}</td></tr>"
         for key, value in rows.items()
     )
     return f"<table>{cells}</table>"
 
 
-def _cell(value: object) -> str:
-    if value is None:
+def _cell(name: str, value: object) -> str:
+    """As a desk reads it: USD to the cent, fractions as percentages, counts whole."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
+    if isinstance(value, str | Decimal) and name in _PNL_NAMES:
+        return usd(Decimal(value), grouped=True)
+    if isinstance(value, float) and name.endswith("_usd"):
+        return usd(Decimal(repr(value)), grouped=True)
+    if isinstance(value, float) and (name.endswith("_pct") or name.endswith("_rate")):
+        return f"{value:.3%}"
     if isinstance(value, float):
         return f"{value:,.6g}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
     return str(value)
+
+
+_PNL_NAMES = ("total", "spread_capture", "inventory_pnl", "rebates", "taker_fees")
 
 
 def write_report(result: BacktestResult, out_dir: str | Path) -> Path:
