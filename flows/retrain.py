@@ -36,9 +36,9 @@ from bots.store import FeatureRow, Ledger
 from flows.common import is_transient, load_fleet_config
 from ml.features import FEATURE_NAMES, WARMUP_ROWS, columns_from_rows, feature_matrix
 from ml.inference import RegimeModel, RegimeParamsArtifact
+from ml.progress import progress_bar
 from ml.regime import SKLEARN_VERSION, RegimeFit, fit_regime_model, fit_steps
 from ml.registry import TrainingInfo, load_latest, publish
-from ml.report import progress_bar
 from settings import FleetSettings
 
 __all__ = [

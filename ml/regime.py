@@ -162,7 +162,7 @@ def fit_regime_model(
     BLAS runs on `blas_threads` threads (None: the library default): the products here are
     (n x d) by (d x d) with d ~ 10, which extra threads do not speed up, and on a busy machine
     spinning OpenBLAS threads made a fit ten times slower.
-    `progress` (e.g. `ml.report.progress_bar`) is told the number of fits done, one per BIC candidate
+    `progress` (e.g. `ml.progress.progress_bar`) is told the number of fits done, one per BIC candidate
     then the final one (`fit_steps` in all), and minus that number at the end.
     """
     step = progress or (lambda done: None)

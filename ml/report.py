@@ -11,7 +11,9 @@ from __future__ import annotations
 import csv
 import html
 import json
+import math
 from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
