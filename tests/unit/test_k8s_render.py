@@ -4,8 +4,7 @@ Built-in kinds are validated by kubernetes-validate against the OpenAPI schemas 
 release, strictly (an unknown field is an error, as `kubectl apply --validate=strict` has it). The
 operator's kinds are validated against the CRD schemas of one operator release, vendored as data in
 tests/schemas/prometheus-operator-v0.93.0/, made strict the same way. The rule groups of the
-PrometheusRule
-are handed back to promtool, with the project's own rule tests.
+PrometheusRule are handed back to promtool, with the project's own rule tests.
 """
 
 from __future__ import annotations
