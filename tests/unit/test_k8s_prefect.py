@@ -116,6 +116,10 @@ def test_the_job_a_flow_run_gets_is_valid_and_mounts_the_fleet() -> None:
     pod = job["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert container["image"] == "registry/mmfleet:1.2"
+    # The image's entrypoint is `mmfleet`: the run must start Prefect's command, not `mmfleet prefect ...`.
+    dockerfile = (Path(__file__).resolve().parents[2] / "infra" / "docker" / "Dockerfile").read_text()
+    assert 'ENTRYPOINT ["mmfleet"]' in dockerfile
+    assert container["command"] == ["/usr/bin/env"] and container["args"][:2] == ["prefect", "flow-run"]
     env = {e["name"]: e for e in container["env"]}
     assert env["MMFLEET_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": DATABASE_SECRET, "key": "url"}
     assert env["MMFLEET_PROMETHEUS_URL"]["value"] == "http://prom.monitoring:9090"
