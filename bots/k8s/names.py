@@ -14,11 +14,12 @@ from typing import Final
 
 from bots.errors import ConfigError
 
-__all__ = ["PART_OF", "bot_labels", "common_labels", "object_name", "object_names"]
+__all__ = ["PART_OF", "bot_labels", "common_labels", "label_value", "object_name", "object_names"]
 
 PART_OF: Final = "mmfleet"
 # RFC 1123 label: what Kubernetes accepts as a name that also serves as a label value and a DNS name.
 _DNS_LABEL: Final = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_LABEL_VALUE: Final = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 _MAX_LABEL: Final = 63
 
 
@@ -31,6 +32,13 @@ def object_name(bot_name: str) -> str:
             " starting and ending with a letter or digit"
         )
     return name
+
+
+def label_value(text: str, what: str) -> str:
+    """`text` unchanged when Kubernetes accepts it as a label value, else a ConfigError naming `what`."""
+    if len(text) > _MAX_LABEL or not _LABEL_VALUE.match(text):
+        raise ConfigError(f"{what} {text!r} is not usable as a Kubernetes label value")
+    return text
 
 
 def object_names(bot_names: Iterable[str]) -> dict[str, str]:

@@ -23,7 +23,7 @@ from bots.k8s.monitoring import (
     datasource_configmap,
     prometheus_rule,
 )
-from bots.k8s.names import common_labels, object_name, object_names
+from bots.k8s.names import common_labels, label_value, object_names
 from bots.k8s.prefect import base_job_template, prefect_configmap
 from settings import FleetSettings
 
@@ -47,15 +47,6 @@ class RenderOptions:
     allow_live: bool = False
 
 
-def _label_value(text: str, what: str) -> str:
-    """The fleet label (the file's stem, as the supervisor's targets.json has it) must be a label value."""
-    try:
-        object_name(text.replace(".", "-"))
-    except ConfigError:
-        raise ConfigError(f"{what} {text!r} is not usable as a Kubernetes label value") from None
-    return text
-
-
 def _fixed_objects(options: RenderOptions) -> dict[str, list[Manifest]]:
     files: dict[str, list[Manifest]] = {}
     for path in sorted(FIXED_DIR.glob("*.yaml")):
@@ -71,7 +62,8 @@ def _fixed_objects(options: RenderOptions) -> dict[str, list[Manifest]]:
 
 def render(fleet_file: Path, fleet: FleetSettings, options: RenderOptions) -> dict[str, list[Manifest]]:
     """File name -> the objects it holds, every one in `options.namespace` (a ConfigError says why not)."""
-    fleet_label = _label_value(fleet_file.stem, "the fleet file's name")
+    # The `fleet` label of every series: the file's stem, as the supervisor's targets.json has it.
+    fleet_label = label_value(fleet_file.stem, "the fleet file's name")
     names = object_names(bot.name for bot in fleet.bots)
     problems: list[str] = []
     bots: dict[str, list[Manifest]] = {}

@@ -253,6 +253,13 @@ def test_object_names_lowercase_and_dash(bot: str, expected: str) -> None:
     assert object_name(bot) == expected
 
 
+def test_a_fleet_file_name_that_is_no_label_value_exits_2(tmp_path: Path) -> None:
+    fleet_file = tmp_path / "desk#1.yaml"
+    fleet_file.write_text(EXAMPLE.read_text())
+    code, output = render(fleet_file, tmp_path / "out")
+    assert code == 2 and "the fleet file's name 'desk#1' is not usable as a Kubernetes label value" in output
+
+
 @pytest.mark.parametrize("bot", ["_leading", "trailing-", "A" * 64, "dot.ted", ""])
 def test_names_kubernetes_would_refuse_are_config_errors(bot: str) -> None:
     with pytest.raises(ConfigError, match="Kubernetes name"):
@@ -422,6 +429,21 @@ def test_grafana_gets_every_dashboard_and_the_datasource_they_name(rendered: dic
     assert used and used <= uids
 
 
+class KubectlLoader(yaml.SafeLoader):
+    """kubectl writes `matchType: =` bare, which PyYAML reads as YAML 1.1's `value` tag."""
+
+
+def _scalar(loader: KubectlLoader, node: yaml.Node) -> str:
+    return str(node.value)
+
+
+KubectlLoader.add_constructor("tag:yaml.org,2002:value", _scalar)
+
+
+def kubectl_output(text: str) -> list[Json]:
+    return [doc for doc in yaml.load_all(text, Loader=KubectlLoader) if doc]
+
+
 def test_kubectl_kustomize_builds_the_rendered_base(tmp_path: Path) -> None:
     """The kustomization beside the YAML (what overlays build on); kubectl is optional here."""
     kubectl = shutil.which("kubectl")
@@ -434,11 +456,27 @@ def test_kubectl_kustomize_builds_the_rendered_base(tmp_path: Path) -> None:
     assert built.returncode == 0, built.stderr
     count = sum(len(docs) for docs in load_dir(tmp_path / "k8s").values())
 
-    class Loader(yaml.SafeLoader):
-        """kubectl writes `matchType: =` bare, which PyYAML reads as YAML 1.1's `value` tag."""
+    assert len(kubectl_output(built.stdout)) == count
 
-    def scalar(loader: Loader, node: yaml.Node) -> str:
-        return str(node.value)
 
-    Loader.add_constructor("tag:yaml.org,2002:value", scalar)
-    assert len([d for d in yaml.load_all(built.stdout, Loader=Loader) if d]) == count
+def test_the_dev_overlay_adds_postgres_and_builds_valid_objects(tmp_path: Path) -> None:
+    """infra/k8s/overlays/dev over a render in build/k8s (the layout it expects, rebuilt under tmp)."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed: the overlay is only built with it")
+    overlay = tmp_path / "infra" / "k8s" / "overlays" / "dev"
+    shutil.copytree(REPO / "infra" / "k8s" / "overlays" / "dev", overlay)
+    (overlay / "database.env").write_text((overlay / "database.env.example").read_text())
+    assert render(EXAMPLE, tmp_path / "build" / "k8s")[0] == 0
+    built = subprocess.run([kubectl, "kustomize", str(overlay)], capture_output=True, text=True, check=False)
+    assert built.returncode == 0, built.stderr
+    docs = kubectl_output(built.stdout)
+    for obj in docs:
+        if not obj["apiVersion"].startswith("monitoring.coreos.com"):
+            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+    kinds = {(o["kind"], o["metadata"]["name"]): o for o in docs}
+    assert ("StatefulSet", "postgres") in kinds and ("Service", "postgres") in kinds
+    secret = kinds[("Secret", "mmfleet-database")]
+    assert set(secret["data"]) == {"url", "password"}
+    assert kinds[("PersistentVolumeClaim", "mmfleet-data")]["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert ".env" in (REPO / ".gitignore").read_text() and "database.env" in (REPO / ".gitignore").read_text()
