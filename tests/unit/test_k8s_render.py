@@ -401,6 +401,13 @@ def test_the_alertmanager_config_routes_as_alertmanager_yml_to_the_receiver_serv
     assert args[:2] == ["alerts", "receive"] and args[args.index("--port") + 1] == str(ALERTS_RECEIVER_PORT)
     assert service["spec"]["ports"][0]["port"] == ALERTS_RECEIVER_PORT
     assert service["spec"]["selector"].items() <= receiver["spec"]["template"]["metadata"]["labels"].items()
+    (policy,) = find(rendered, "NetworkPolicy", ALERTS_RECEIVER)  # only Alertmanager posts halts
+    assert (
+        policy["spec"]["podSelector"]["matchLabels"].items()
+        <= receiver["spec"]["template"]["metadata"]["labels"].items()
+    )
+    (rule,) = policy["spec"]["ingress"]
+    assert rule["from"][0]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "alertmanager"}
     urls = {h["url"] for r in config["spec"]["receivers"] for h in r.get("webhookConfigs", [])}
     assert urls == {f"http://{ALERTS_RECEIVER}.trading.svc:{ALERTS_RECEIVER_PORT}/alerts"}
 
