@@ -14,7 +14,15 @@ from typing import Final
 
 from bots.errors import ConfigError
 
-__all__ = ["PART_OF", "bot_labels", "common_labels", "label_value", "object_name", "object_names"]
+__all__ = [
+    "PART_OF",
+    "bot_labels",
+    "common_labels",
+    "dns_label",
+    "label_value",
+    "object_name",
+    "object_names",
+]
 
 PART_OF: Final = "mmfleet"
 # RFC 1123 label: what Kubernetes accepts as a name that also serves as a label value and a DNS name.
@@ -32,6 +40,13 @@ def object_name(bot_name: str) -> str:
             " starting and ending with a letter or digit"
         )
     return name
+
+
+def dns_label(text: str, what: str) -> str:
+    """`text` unchanged when it is an RFC 1123 label (a namespace, a name), else a ConfigError."""
+    if len(text) > _MAX_LABEL or not _DNS_LABEL.match(text):
+        raise ConfigError(f"{what} {text!r} is not an RFC 1123 label (a-z, 0-9 and '-', at most 63)")
+    return text
 
 
 def label_value(text: str, what: str) -> str:

@@ -23,7 +23,7 @@ from bots.k8s.monitoring import (
     datasource_configmap,
     prometheus_rule,
 )
-from bots.k8s.names import common_labels, label_value, object_names
+from bots.k8s.names import common_labels, dns_label, label_value, object_names
 from bots.k8s.prefect import base_job_template, prefect_configmap
 from settings import FleetSettings
 
@@ -64,6 +64,7 @@ def render(fleet_file: Path, fleet: FleetSettings, options: RenderOptions) -> di
     """File name -> the objects it holds, every one in `options.namespace` (a ConfigError says why not)."""
     # The `fleet` label of every series: the file's stem, as the supervisor's targets.json has it.
     fleet_label = label_value(fleet_file.stem, "the fleet file's name")
+    dns_label(options.namespace, "namespace")
     names = object_names(bot.name for bot in fleet.bots)
     problems: list[str] = []
     bots: dict[str, list[Manifest]] = {}

@@ -258,6 +258,8 @@ def test_a_fleet_file_name_that_is_no_label_value_exits_2(tmp_path: Path) -> Non
     fleet_file.write_text(EXAMPLE.read_text())
     code, output = render(fleet_file, tmp_path / "out")
     assert code == 2 and "the fleet file's name 'desk#1' is not usable as a Kubernetes label value" in output
+    code, output = render(EXAMPLE, tmp_path / "out", "--namespace", "Trading_Desk")
+    assert code == 2 and "namespace 'Trading_Desk' is not an RFC 1123 label" in output
 
 
 @pytest.mark.parametrize("bot", ["_leading", "trailing-", "A" * 64, "dot.ted", ""])
