@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from bots.cli_common import load_or_exit
+from bots.k8s.bots import FLEET_IN_POD
 
 __all__ = ["flows_app", "stack_app"]
 
@@ -49,7 +50,7 @@ def flows_deploy(
     image: Annotated[str, typer.Option(help="The mmfleet image the runs start from, already pushed.")],
     config_in_pool: Annotated[
         str, typer.Option(help="Where the runs find the fleet file (the k8s render's ConfigMap mount).")
-    ] = "/etc/mmfleet/fleet.yaml",
+    ] = FLEET_IN_POD,
     prometheus_url: PrometheusOption = None,
 ) -> None:
     """Register the five deployments with WORK_POOL at $PREFECT_API_URL instead of serving them here: the
