@@ -158,6 +158,36 @@ def test_everything_is_in_the_namespace_and_the_image_is_the_given_one(
     assert images == {"registry/mmfleet:1.2", "prefecthq/prefect:3.4.23-python3.11-kubernetes"}
 
 
+def refs(node: Any, key: str) -> Iterator[Json]:
+    """Every mapping under `key` anywhere in `node`."""
+    if isinstance(node, dict):
+        for name, value in node.items():
+            if name == key and isinstance(value, dict):
+                yield value
+            yield from refs(value, key)
+    elif isinstance(node, list):
+        for item in node:
+            yield from refs(item, key)
+
+
+def test_every_reference_resolves_to_a_rendered_object_or_a_documented_secret(
+    rendered: dict[str, list[Json]],
+) -> None:
+    """ConfigMaps, claims and service accounts the pods (and the flow-run Job template) name exist."""
+    named = {(o["kind"], o["metadata"]["name"]) for o in objects(rendered)}
+    template = json.loads(find(rendered, "ConfigMap", "mmfleet-prefect")[0]["data"]["base-job-template.json"])
+    pods = [*find(rendered, "Deployment"), template["job_configuration"]["job_manifest"]]
+    for config_map in [*refs(pods, "configMap"), *refs(pods, "configMapKeyRef")]:
+        assert ("ConfigMap", config_map["name"]) in named, config_map
+    for claim in refs(pods, "persistentVolumeClaim"):
+        assert ("PersistentVolumeClaim", claim["claimName"]) in named, claim
+    accounts = {d["spec"]["template"]["spec"]["serviceAccountName"] for d in find(rendered, "Deployment")}
+    accounts.add(template["variables"]["properties"]["service_account_name"]["default"])
+    assert {("ServiceAccount", a) for a in accounts} <= named
+    secrets = {ref["name"] for ref in refs(pods, "secretKeyRef") if not ref.get("optional")}
+    assert secrets == {"mmfleet-database"}, "the one Secret the README says to create"
+
+
 # --- the bots ---------------------------------------------------------------------------------------------
 
 
