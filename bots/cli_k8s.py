@@ -53,4 +53,4 @@ def render_command(
     written = write_manifests(files, out)
     bots = sum(1 for name in files if name.startswith("bot-"))
     typer.echo(f"{len(written)} files in {out}/ ({bots} bots, namespace {namespace})")
-    typer.echo(f"apply: kubectl apply -k {out}   (or kubectl apply -f {out})")
+    typer.echo(f"apply: kubectl apply -k {out}")
