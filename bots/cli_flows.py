@@ -7,12 +7,13 @@ never load Prefect (memory, start time).
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
 
 import typer
 
 from bots.cli_common import load_or_exit
+from bots.k8s.bots import FLEET_IN_POD
 
 __all__ = ["flows_app", "stack_app"]
 
@@ -44,6 +45,25 @@ def flows_serve(config: ConfigOption, prometheus_url: PrometheusOption = None) -
     from flows.serve import serve_fleet  # noqa: PLC0415 - Prefect only in this command
 
     serve_fleet(config, prometheus_url)
+
+
+@flows_app.command("deploy")
+def flows_deploy(
+    config: ConfigOption,
+    work_pool: Annotated[str, typer.Option(help="An existing work pool (e.g. of type kubernetes).")],
+    image: Annotated[str, typer.Option(help="The mmfleet image the runs start from, already pushed.")],
+    config_in_pool: Annotated[
+        str, typer.Option(help="Where the runs find the fleet file (the k8s render's ConfigMap mount).")
+    ] = FLEET_IN_POD,
+    prometheus_url: PrometheusOption = None,
+) -> None:
+    """Register the five deployments with WORK_POOL at $PREFECT_API_URL instead of serving them here: the
+    pool's workers run them (on Kubernetes, as Jobs). CONFIG is checked here; the runs read CONFIG_IN_POOL."""
+    load_or_exit(config)
+    from flows.serve import deploy_to_pool  # noqa: PLC0415 - Prefect only in this command
+
+    ids = deploy_to_pool(PurePosixPath(config_in_pool), work_pool, image, prometheus_url)
+    typer.echo(f"{len(ids)} deployments on work pool {work_pool}, image {image}")
 
 
 @stack_app.command("up")

@@ -14,15 +14,21 @@ Each deployment carries the fleet file as its `config` parameter (and the proces
 $MMFLEET_CONFIG), so a run from the UI needs only the flow's own parameters. `--prometheus-url` sets
 $MMFLEET_PROMETHEUS_URL, the default Prometheus of every canary guard (a guard given in full from the
 UI still finds it). The Prefect API is $PREFECT_API_URL (`mmfleet stack up` points it at its server).
+
+`deploy_to_pool` registers the same five deployments with a work pool instead (`mmfleet flows deploy`):
+a Kubernetes pool's worker then starts each run as a Job of the mmfleet image, from the pool's base job
+template (infra/k8s/prefect/base-job-template.json), and the `config` parameter is the fleet file's path
+inside that Job.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
+from uuid import UUID
 
-from prefect import serve
+from prefect import deploy, serve
 from prefect.deployments.runner import RunnerDeployment
 from prefect.schedules import Cron
 from prefect.types.entrypoint import EntrypointType
@@ -35,7 +41,15 @@ from flows.retrain import retrain_regime_model
 from flows.rollout import rollout_config
 from flows.tune import tune_parameters
 
-__all__ = ["DEPLOYMENT_NAMES", "REPORT_CRON", "RETRAIN_CRON", "TUNE_CRON", "deployments", "serve_fleet"]
+__all__ = [
+    "DEPLOYMENT_NAMES",
+    "REPORT_CRON",
+    "RETRAIN_CRON",
+    "TUNE_CRON",
+    "deploy_to_pool",
+    "deployments",
+    "serve_fleet",
+]
 
 RETRAIN_CRON = "30 0 * * *"
 TUNE_CRON = "15 * * * *"
@@ -51,17 +65,17 @@ DEPLOYMENT_NAMES = {
 }
 
 
-def deployments(config: Path) -> list[RunnerDeployment]:
-    """The five deployments for the fleet file `config`."""
+def deployments(config: PurePath, job_variables: dict[str, Any] | None = None) -> list[RunnerDeployment]:
+    """The five deployments for the fleet file `config` (a path where the flow runs will read it)."""
     base: dict[str, Any] = {"config": str(config)}
     module = EntrypointType.MODULE_PATH  # importable from any working directory: the package is installed
+    common: dict[str, Any] = {"tags": _TAGS, "entrypoint_type": module, "job_variables": job_variables}
     made = [
         retrain_regime_model.to_deployment(
             name=DEPLOYMENT_NAMES["retrain-regime-model"],
             schedules=[Cron(RETRAIN_CRON, timezone="UTC")],
             parameters=base,
-            tags=_TAGS,
-            entrypoint_type=module,
+            **common,
             description="Fit the regime GMM on recent features; publish it when not worse on the holdout.",
         ),
         tune_parameters.to_deployment(
@@ -69,31 +83,27 @@ def deployments(config: Path) -> list[RunnerDeployment]:
             schedules=[Cron(TUNE_CRON, timezone="UTC")],
             concurrency_limit=1,  # an hour's tuning never overlaps the next one's
             parameters=base,
-            tags=_TAGS,
-            entrypoint_type=module,
+            **common,
             description="Adaptive gamma/kappa per bot; accepted proposals go out through rollout-config.",
         ),
         daily_pnl_report.to_deployment(
             name=DEPLOYMENT_NAMES["daily-pnl-report"],
             schedules=[Cron(REPORT_CRON, timezone="UTC")],
             parameters=base,
-            tags=_TAGS,
-            entrypoint_type=module,
+            **common,
             description="Yesterday's PnL per bot and fleet: HTML, PNG plots, CSV under data_dir/reports.",
         ),
         rollout_config.to_deployment(
             name=DEPLOYMENT_NAMES["rollout-config"],
             concurrency_limit=1,  # one rollout at a time: two canaries would judge each other's changes
             parameters=base,
-            tags=_TAGS,
-            entrypoint_type=module,
+            **common,
             description="Validate a config patch, canary it under Prometheus' eye, then batches or rollback.",
         ),
         fleet_control.to_deployment(
             name=DEPLOYMENT_NAMES["fleet-control"],
             parameters=base,
-            tags=_TAGS,
-            entrypoint_type=module,
+            **common,
             description="start / stop / stop_close / restart / shutdown one bot or all, and their acks.",
         ),
     ]
@@ -110,3 +120,23 @@ def serve_fleet(config: Path, prometheus_url: str | None = None) -> None:
     if prometheus_url:
         os.environ[PROMETHEUS_URL_ENV] = prometheus_url
     serve(*deployments(path))
+
+
+def deploy_to_pool(
+    config_in_pool: PurePath, work_pool: str, image: str, prometheus_url: str | None = None
+) -> list[UUID]:
+    """Register the deployments with `work_pool` (it must exist), each run in `image` as it is (no build
+    or push here: CI builds infra/docker/Dockerfile). `prometheus_url` overrides the pool's default."""
+    variables = {"prometheus_url": prometheus_url} if prometheus_url else None
+    made = deployments(config_in_pool, job_variables=variables)
+    ids: object = deploy(
+        *made, work_pool_name=work_pool, image=image, build=False, push=False, print_next_steps_message=False
+    )
+    # `deploy` is sync outside an event loop; its signature also admits the async form.
+    if not isinstance(ids, list):
+        raise TypeError("deploy_to_pool() must be called outside a running event loop")
+    if len(ids) != len(made):
+        raise RuntimeError(
+            f"{len(made) - len(ids)} of {len(made)} deployments were not registered (see above)"
+        )
+    return [UUID(str(i)) for i in ids]

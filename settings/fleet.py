@@ -55,6 +55,7 @@ __all__ = [
 ]
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+_DEFAULT_DATA_DIR = Path("data")
 MASK = "**********"
 
 
@@ -137,7 +138,10 @@ class FleetSettings(BaseSettings):
         env_file_encoding="utf-8",
     )
 
-    data_dir: Path = Field(default=Path("data"), description="Ledger, models and reports live here.")
+    data_dir: Path = Field(
+        default=_DEFAULT_DATA_DIR,
+        description="Ledger, logs, models and reports live here; every path default is under it.",
+    )
     database_url: SecretStr | None = Field(
         default=None, description="SQLAlchemy URL of the ledger; SQLite at data_dir/ledger.db when unset."
     )
@@ -187,6 +191,10 @@ class FleetSettings(BaseSettings):
             return value
         defaults = info.data.get("defaults")
         base = defaults.model_dump() if isinstance(defaults, BotDefaults) else {}
+        if not (isinstance(defaults, BotDefaults) and "model_dir" in defaults.ml.model_fields_set):
+            # Path defaults live under data_dir (a relative data_dir stays relative to the working dir).
+            data_dir = info.data.get("data_dir", _DEFAULT_DATA_DIR)
+            base = deep_merge(base, {"ml": {"model_dir": Path(data_dir) / "models"}})
         return [deep_merge(base, bot) if isinstance(bot, Mapping) else bot for bot in value]
 
     @field_validator("bots")

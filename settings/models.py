@@ -312,7 +312,13 @@ class MLSettings(Frozen):
     """Regime model and tuner."""
 
     regime_enabled: bool = Field(default=False, description="Blend gamma/kappa by regime probabilities.")
-    model_dir: Path = Field(default=Path("data/models"), description="Model registry directory.")
+    model_dir: Path = Field(
+        default=Path("data/models"),
+        description=(
+            "Model registry directory; `<data_dir>/models` when not set, so that the flows writing"
+            " models and the bots reading them agree wherever data_dir is."
+        ),
+    )
     max_model_age_s: float = Field(
         default=3 * 86_400.0, gt=0, description="Older models are ignored (config gamma/kappa used)."
     )

@@ -36,7 +36,6 @@ import numpy as np
 import pytest
 import yaml
 from prefect.client.orchestration import get_client
-from prefect.testing.utilities import prefect_test_harness
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.pool import NullPool
 
@@ -66,12 +65,7 @@ FAST_GUARD = {"watch_s": 3.0, "poll_s": 1.0}
 # --- fixtures -----------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session", autouse=True)
-def prefect_harness() -> Iterator[None]:
-    """One temporary Prefect server and database for the whole session."""
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    with prefect_test_harness(server_startup_timeout=180):
-        yield
+pytestmark = pytest.mark.usefixtures("prefect_harness")  # tests/integration/conftest.py
 
 
 def prometheus_binary() -> str:
