@@ -342,13 +342,19 @@ class BotWorker:
     async def _perform(self, actions: Sequence[Action]) -> int | None:
         """Each action in order, its outcome fed back to the core; after a close, the fills it took."""
         cancelled: int | None = None
-        took_liquidity = False
+        took_liquidity = cancel_failed = False
         for action in actions:
             if isinstance(action, Cancel):
-                await self._call(partial(self.exchange.cancel_order, self.symbol, action.client_order_id))
-                self.core.on_cancelled(action.client_order_id)
-                self.metrics.orders_cancelled.inc()
+                if await self._cancel(action.client_order_id):
+                    self.core.on_cancelled(action.client_order_id)
+                    self.metrics.orders_cancelled.inc()
+                else:
+                    self.core.on_cancel_failed(action.client_order_id)
+                    cancel_failed = True
             elif isinstance(action, Place):
+                if cancel_failed:  # what it replaces may still rest: the next decision sees both
+                    self.core.on_not_sent(action.client_order_id)
+                    continue
                 await self._place(action)
                 took_liquidity = took_liquidity or not action.post_only
             elif isinstance(action, CancelAll):
@@ -372,6 +378,20 @@ class BotWorker:
         if took_liquidity:
             await self._sync_fills()  # the position must include what a close took before the next decision
         return cancelled
+
+    async def _cancel(self, client_order_id: str) -> bool:
+        """Cancel one order with retries; False when the call kept failing (it may still rest)."""
+        try:
+            await retrying(
+                partial(self.exchange.cancel_order, self.symbol, client_order_id),
+                policy=self.backoff,
+                on_error=self._count_error,
+            )
+        except TransientExchangeError:
+            self._errors_in_a_row += 1
+            return False
+        self._errors_in_a_row = 0
+        return True
 
     async def _place(self, action: Place) -> None:
         cid = action.client_order_id
@@ -437,7 +457,7 @@ class BotWorker:
             if starting:
                 await self._perform([CancelAll()])
             return
-        known = set() if starting else set(self.resting)
+        known = set() if starting else {*self.core.orders.orders, *self.core.orders.cancelling}
         exchange = self.exchange
         report = await self._call(lambda: exchange.reconcile(known, self._cursor))
         if report is None:

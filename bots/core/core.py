@@ -151,8 +151,24 @@ class BotCore:
         """A cancel we sent was done (or the order was already gone)."""
         if self.journal is not None:
             self.journal.append(("on_cancelled", (client_order_id,), []))
+        self.orders.cancelled(client_order_id, self.now_ns)
         if client_order_id == self.closing:
             self.closing = None
+
+    def on_cancel_failed(self, client_order_id: str) -> None:
+        """A cancel that did not go through (the call kept failing): the order counts as resting
+        again, and the next decision sees it."""
+        if self.journal is not None:
+            self.journal.append(("on_cancel_failed", (client_order_id,), []))
+        self.orders.cancel_failed(client_order_id)
+        if client_order_id == self.closing:
+            self.closing = None
+
+    def on_not_sent(self, client_order_id: str) -> None:
+        """A placement the driver dropped unsent (a cancel before it in the same decision failed)."""
+        if self.journal is not None:
+            self.journal.append(("on_not_sent", (client_order_id,), []))
+        self.orders.drop(client_order_id)
 
     def on_send_failed(self, client_order_id: str) -> None:
         """A placement whose fate is unknown (the call kept failing): a quote stays tracked until the
@@ -170,7 +186,7 @@ class BotCore:
         """A cancel-all was done: nothing of ours rests."""
         if self.journal is not None:
             self.journal.append(("on_all_cancelled", (), []))
-        for cid in list(self.orders.orders):
+        for cid in [*self.orders.orders, *self.orders.cancelling]:
             self.orders.cancelled(cid, self.now_ns)
         self.closing = None
 
@@ -274,7 +290,7 @@ class BotCore:
         diff = diff_orders(orders.open_orders(), desired, self._tolerance, orders.keys())
         actions: list[Action] = []
         for cid in diff.cancels:
-            orders.cancelled(cid, now_ns)
+            orders.cancel_sent(cid)
             actions.append(Cancel(cid))
         for want in diff.places:
             actions.append(self._place(want, now_ns))

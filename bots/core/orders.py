@@ -51,16 +51,17 @@ class RestingOrders:
         self.symbol = symbol
         self.keep_log = keep_log
         self.orders: dict[str, OpenOrder] = {}
+        self.cancelling: dict[str, OpenOrder] = {}  # cancel sent, not confirmed: may still rest
         self.states: dict[str, OrderUpdate] = {}  # as last acknowledged (kept only with keep_log)
         self.log: list[OrderUpdate] = []
         self._list: list[OpenOrder] | None = None  # `orders` as the diff takes them; None after a change
         self._keys: OrderKeys | None = None
 
     def __len__(self) -> int:
-        return len(self.orders)
+        return len(self.orders) + len(self.cancelling)
 
     def __contains__(self, client_order_id: str) -> bool:
-        return client_order_id in self.orders
+        return client_order_id in self.orders or client_order_id in self.cancelling
 
     def open_orders(self) -> list[OpenOrder]:
         """The resting orders as `diff_orders` wants them (cached until they change)."""
@@ -75,7 +76,9 @@ class RestingOrders:
         return self._keys
 
     def sides(self) -> Iterator[Side]:
-        return (order.side for order in self.orders.values())
+        """The side of every order that may rest (cancels not yet confirmed included)."""
+        yield from (order.side for order in self.orders.values())
+        yield from (order.side for order in self.cancelling.values())
 
     def sent(self, order: OpenOrder, price: Decimal, size: Decimal, ts_ns: int) -> None:
         """Tracked before the call: a timeout may still have placed it, and the next diff cancels it."""
@@ -97,16 +100,32 @@ class RestingOrders:
             self.drop(client_order_id)
 
     def drop(self, client_order_id: str) -> None:
-        """Not resting any more, with nothing to log (rejected, or gone from the exchange)."""
+        """Not resting any more, with nothing to log (rejected, never sent, or gone from the exchange)."""
         if self.orders.pop(client_order_id, None) is not None:
             self._list = None
+        self.cancelling.pop(client_order_id, None)
         self.states.pop(client_order_id, None)
+
+    def cancel_sent(self, client_order_id: str) -> None:
+        """A cancel is on its way: the order no longer counts for the diff, but may still rest."""
+        order = self.orders.pop(client_order_id, None)
+        if order is not None:
+            self._list = None
+            self.cancelling[client_order_id] = order
+
+    def cancel_failed(self, client_order_id: str) -> None:
+        """The cancel did not go through: the order rests as before."""
+        order = self.cancelling.pop(client_order_id, None)
+        if order is not None:
+            self._list = None
+            self.orders[client_order_id] = order
 
     def cancelled(self, client_order_id: str, ts_ns: int) -> None:
         """A cancelled order: out of the book we keep, into the order log as CANCELLED."""
-        if self.orders.pop(client_order_id, None) is None:
-            return
-        self._list = None
+        if self.cancelling.pop(client_order_id, None) is None:
+            if self.orders.pop(client_order_id, None) is None:
+                return
+            self._list = None
         state = self.states.pop(client_order_id, None)
         if state is not None:
             self.log.append(replace(state, status=OrderStatus.CANCELLED, reason="client_cancel", ts_ns=ts_ns))
@@ -114,15 +133,16 @@ class RestingOrders:
     def fill(self, fill: Fill, lot: Decimal) -> None:
         """A fill of ours: the rest of a partly filled order stays; a fully filled one is logged FILLED."""
         cid = fill.client_order_id
-        order = self.orders.get(cid)
+        book = self.orders if cid in self.orders else self.cancelling
+        order = book.get(cid)
         if order is None:
             return
         self._list = None
         left = order.size_lots - round(fill.size / lot)
         if left > 0:
-            self.orders[cid] = OpenOrder(cid, order.side, order.price_ticks, left)
+            book[cid] = OpenOrder(cid, order.side, order.price_ticks, left)
             return
-        del self.orders[cid]
+        del book[cid]
         state = self.states.pop(cid, None)
         if state is not None:
             self.log.append(
