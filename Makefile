@@ -77,6 +77,7 @@ BENCHES := engine_latency replay_throughput backtest_throughput gmm_retrain flee
 
 bench: $(STAMP) $(NATIVE_STAMP)
 	@for b in $(BENCHES); do echo "== bench/$$b.py"; $(PY) bench/$$b.py || exit 1; done
+	@echo "== bench/soak.py --minutes 2"; $(PY) bench/soak.py --minutes 2
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .import_linter_cache *.egg-info build
