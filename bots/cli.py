@@ -9,6 +9,7 @@ from bots.cli_backtest import backtest_app
 from bots.cli_config import config_app
 from bots.cli_ctl import ctl_app
 from bots.cli_flows import flows_app, stack_app
+from bots.cli_k8s import k8s_app
 from bots.cli_record import record
 from bots.cli_run import bot_app, fleet_app
 from bots.cli_sim import sim_app
@@ -30,6 +31,7 @@ app.add_typer(stack_app, name="stack")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(backtest_app, name="backtest")
 app.add_typer(sim_app, name="sim")
+app.add_typer(k8s_app, name="k8s")
 app.command("record")(record)
 
 if __name__ == "__main__":

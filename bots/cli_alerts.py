@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from bots.alerts import DEFAULT_PORT, AlertReceiver, serve
-from bots.cli_common import fail, load_or_exit
+from bots.cli_common import fail, load_or_exit, print_tables
 from bots.logs import setup_logging
 from bots.store import Ledger, StoreError
 
@@ -100,7 +99,4 @@ def list_alerts(
                 _when(record.starts_at_ns),
                 command,
             )
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=200)  # piped or logged: never truncate a row
-    console.print(table)
+    print_tables(table)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from pydantic import ValidationError
 
-from bots.cli_common import fail, load_or_exit
+from bots.cli_common import fail, load_or_exit, print_tables
 from bots.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -76,7 +76,6 @@ def _settings(config: Path | None, bot: str | None, symbol: str | None, file: Pa
 
 
 def _print_result(result: BacktestResult) -> None:
-    from rich.console import Console  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
 
     stats = result.stats
@@ -97,11 +96,10 @@ def _print_result(result: BacktestResult) -> None:
     ]
     for name, value in rows:
         table.add_row(name, value)
-    Console().print(table)
+    print_tables(table)
 
 
 def _print_sweep(rows: list[SweepRow]) -> None:
-    from rich.console import Console  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
 
     names = list(rows[0].params) if rows else []
@@ -118,7 +116,7 @@ def _print_sweep(rows: list[SweepRow]) -> None:
             f"{s.fill_rate:.1%}",
             f"{s.fills:,}",
         )
-    Console().print(table)
+    print_tables(table)
 
 
 @backtest_app.command("run")
@@ -250,7 +248,6 @@ def as_paper(
     if as_json:
         typer.echo(json.dumps(result.to_dict()))
     else:
-        from rich.console import Console  # noqa: PLC0415
         from rich.table import Table  # noqa: PLC0415
 
         table = Table(title=f"Avellaneda-Stoikov Monte Carlo, gamma={gamma}, {paths} paths")
@@ -265,7 +262,7 @@ def as_paper(
                     for key in ("spread", "profit_mean", "profit_std", "final_q_mean", "final_q_std")
                 ),
             )
-        Console().print(table)
+        print_tables(table)
     if plot is not None:
         from ml.report import plot_profit_histograms  # noqa: PLC0415
 

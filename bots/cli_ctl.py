@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from bots.cli_common import fail, load_or_exit
+from bots.cli_common import fail, load_or_exit, print_tables
 from bots.store import Ledger
 from bots.store.control import ALL_BOTS
 from bots.worker import ENABLED_KEY, RISK_KEY
@@ -57,7 +56,10 @@ def _command(name: str, doc: str) -> None:
 
 
 for _name, _doc in (
-    ("start", "Resume trading (also clears a tripped circuit breaker)."),
+    (
+        "start",
+        "Resume trading (clears a tripped breaker); relaunches a shut-down bot under a running supervisor.",
+    ),
     ("stop", "Stop quoting and cancel every order; the position stays."),
     ("stop_close", "Stop quoting, cancel every order and close the position."),
     ("reload_config", "Reload the fleet file and apply it without a restart."),
@@ -106,4 +108,4 @@ def status(config: ConfigOption) -> None:
                 str(applied.version) if applied else "file",
                 f"{last.command}: {last.outcome}" if last else "-",
             )
-    Console().print(table)
+    print_tables(table)

@@ -7,12 +7,13 @@ never load Prefect (memory, start time).
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import Annotated
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any
 
 import typer
 
 from bots.cli_common import load_or_exit
+from bots.k8s.bots import FLEET_IN_POD
 
 __all__ = ["flows_app", "stack_app"]
 
@@ -30,6 +31,10 @@ PrometheusOption = Annotated[
 ]
 
 
+def _port(help_text: str) -> Any:
+    return typer.Option(min=1, max=65535, help=help_text)
+
+
 @flows_app.command("serve")
 def flows_serve(config: ConfigOption, prometheus_url: PrometheusOption = None) -> None:
     """Register the five deployments (with their schedules) with the Prefect API at $PREFECT_API_URL
@@ -42,19 +47,41 @@ def flows_serve(config: ConfigOption, prometheus_url: PrometheusOption = None) -
     serve_fleet(config, prometheus_url)
 
 
+@flows_app.command("deploy")
+def flows_deploy(
+    config: ConfigOption,
+    work_pool: Annotated[str, typer.Option(help="An existing work pool (e.g. of type kubernetes).")],
+    image: Annotated[str, typer.Option(help="The mmfleet image the runs start from, already pushed.")],
+    config_in_pool: Annotated[
+        str, typer.Option(help="Where the runs find the fleet file (the k8s render's ConfigMap mount).")
+    ] = FLEET_IN_POD,
+    prometheus_url: PrometheusOption = None,
+) -> None:
+    """Register the five deployments with WORK_POOL at $PREFECT_API_URL instead of serving them here: the
+    pool's workers run them (on Kubernetes, as Jobs). CONFIG is checked here; the runs read CONFIG_IN_POOL."""
+    load_or_exit(config, check_host=False)  # the runs use the pool's data_dir and database
+    from flows.serve import deploy_to_pool  # noqa: PLC0415 - Prefect only in this command
+
+    ids = deploy_to_pool(PurePosixPath(config_in_pool), work_pool, image, prometheus_url)
+    typer.echo(f"{len(ids)} deployments on work pool {work_pool}, image {image}")
+
+
 @stack_app.command("up")
 def stack_up(
     config: ConfigOption,
-    prefect_port: Annotated[int, typer.Option(min=1, max=65535, help="Prefect server and UI port.")] = 4200,
-    prometheus_port: Annotated[int, typer.Option(min=1, max=65535, help="Prometheus port.")] = 9090,
-    alertmanager_port: Annotated[int, typer.Option(min=1, max=65535, help="Alertmanager port.")] = 9093,
+    prefect_port: Annotated[int | None, _port("Prefect server and UI port [4200 if free].")] = None,
+    prometheus_port: Annotated[int | None, _port("Prometheus port [9090 if free].")] = None,
+    alertmanager_port: Annotated[int | None, _port("Alertmanager port [9093 if free].")] = None,
+    alert_receiver_port: Annotated[int | None, _port("`alerts receive` webhook port [9099 if free].")] = None,
     live: Annotated[
         bool, typer.Option("--i-understand-live-trading", help="Passed to the fleet for mode: live bots.")
     ] = False,
 ) -> None:
     """Fleet supervisor, Prefect server (SQLite under data_dir/prefect) with the served flows, and
-    Prometheus + Alertmanager + the alert receiver when installed; prints their URLs; Ctrl-C stops all."""
+    Prometheus + Alertmanager + the alert receiver when installed; prints their URLs; Ctrl-C stops all.
+    A port not given is the conventional one when free, else a free one; a given port that is taken
+    stops here, naming it."""
     from bots.stack import StackPorts, run_local_stack  # noqa: PLC0415 - subprocess plumbing only here
 
-    ports = StackPorts(prefect=prefect_port, prometheus=prometheus_port, alertmanager=alertmanager_port)
+    ports = StackPorts(prefect_port, prometheus_port, alertmanager_port, alert_receiver_port)
     raise typer.Exit(run_local_stack(config, ports=ports, live=live))

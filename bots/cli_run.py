@@ -13,8 +13,8 @@ import typer
 from rich.console import Console
 from rich.live import Live
 
-from bots.cli_common import fail, load_or_exit
-from bots.dashboard import fleet_table, scrape_fleet
+from bots.cli_common import fail, load_or_exit, print_tables
+from bots.dashboard import Sample, fleet_table, scrape_fleet
 from bots.errors import ConfigError
 from bots.fleet import ChildStatus, Supervisor, fleet_dir, read_status
 from bots.logs import setup_logging
@@ -82,7 +82,7 @@ def fleet_up(
     supervisor = Supervisor(
         config, fleet, max_crashes=max_crashes, crash_window_s=crash_window_s, extra_args=extra
     )
-    console = Console()
+    console = Console(soft_wrap=True)  # a long path stays on its line, in a terminal or a log
     console.print(
         f"mmfleet: {len(fleet.bots)} bots from {config}; data in {fleet.data_dir}/; Ctrl-C stops all."
     )
@@ -98,28 +98,31 @@ async def _up(supervisor: Supervisor, console: Console, table: bool) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, supervisor.request_stop)
     run = asyncio.create_task(supervisor.run())
-    if table:
+    rows: dict[str, Sample | None] = {}
+    if table and console.is_terminal:
         with Live(console=console, refresh_per_second=2, transient=False) as view:
             while not run.done():
                 rows = await scrape_fleet(supervisor.statuses())
                 view.update(fleet_table(supervisor.statuses(), rows))
                 await asyncio.wait([run], timeout=1.0)
+    elif table:  # piped or under a process manager: no live view, the last table in full at the end
+        while not run.done():
+            rows = await scrape_fleet(supervisor.statuses())
+            await asyncio.wait([run], timeout=1.0)
+        print_tables(fleet_table(supervisor.statuses(), rows))  # final states, last figures seen
     await run
 
 
 @fleet_app.command("status")
 def fleet_status(config: ConfigOption) -> None:
     """Each worker's process state, restarts and last error, plus its live figures when reachable."""
-    fleet = load_or_exit(config, check_store=False)
+    fleet = load_or_exit(config, check_host=False)
     status = read_status(fleet)
     if status is None:
         fail([f"no fleet status under {fleet_dir(fleet)}: is `mmfleet fleet up` running?"])
     children = [ChildStatus(**row) for row in status["bots"]]
     rows = asyncio.run(scrape_fleet(children))
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=200)  # piped or logged: never truncate a state or an error
-    console.print(fleet_table(children, rows))
+    print_tables(fleet_table(children, rows))
 
 
 @fleet_app.command("down")
@@ -128,7 +131,7 @@ def fleet_down(
     timeout_s: Annotated[float, typer.Option(help="Seconds to wait for a clean stop.")] = 60.0,
 ) -> None:
     """Ask the running supervisor to stop every worker cleanly, and wait for it."""
-    fleet = load_or_exit(config, check_store=False)
+    fleet = load_or_exit(config, check_host=False)
     pid_file = fleet_dir(fleet) / "supervisor.pid"
     try:
         pid = int(pid_file.read_text())

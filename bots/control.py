@@ -1,30 +1,41 @@
 """The worker's side of the control plane: obey queued commands and apply config versions, acking each.
 
-Runs between two quote cycles (one asyncio task), so a new config never meets half a cycle. A config
-version is a patch of this bot's settings: it is validated whole by the settings models and either
-applied entirely or rejected with the reason, changing nothing. `reload_config` takes the same road:
-what changed in the fleet file becomes a config version for this bot, checked and acked like any
-other, so it is audited and still applied after a restart.
+The worker's one consumer runs this between two decisions, so a new config never meets half a
+decision and what a `stop` acks is what the exchange did. A config version is a patch of this bot's
+settings: validated whole by the settings models, then applied entirely at the next decision, or
+rejected with the reason (a field only a restart can change is named: `needs restart: <field>`),
+changing nothing. `reload_config` takes the same road: what changed in the fleet file becomes a config
+version for this bot, checked and acked like any other, so it is audited and still applied after a
+restart. A command whose handler fails is acked too (before the crash, for a bug), so one command can
+never crash-loop a bot or a fleet.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from bots.core.actions import Action
+from bots.core.core import BotCore
 from bots.errors import ConfigError, FleetError
+from bots.store import Ledger
 from bots.store.control import ALL_BOTS, Command, ConfigVersion
 from settings.fleet import deep_merge, validation_problems
 from settings.models import BotSettings
 
-if TYPE_CHECKING:
-    from bots.worker import BotWorker
-
-__all__ = ["WorkerExit", "merged_settings", "poll_control", "restore_applied_config", "settings_patch"]
+__all__ = [
+    "ControlledBot",
+    "WorkerExit",
+    "apply_control",
+    "merged_settings",
+    "restart_fields",
+    "restore_applied_config",
+    "settings_patch",
+]
 
 log = logging.getLogger("mmfleet.control")
 
@@ -38,8 +49,26 @@ class WorkerExit(StrEnum):
     MARKET_ENDED = "market_ended"  # the market-data stream ended (replay ran out or broke)
 
 
+class ControlledBot(Protocol):
+    """What the control plane needs of a worker (`bots.worker.BotWorker`)."""
+
+    name: str
+    ledger: Ledger
+    started_ns: int
+    settings: BotSettings
+    core: BotCore
+    reload_settings: Callable[[], BotSettings] | None
+
+    async def perform(self, actions: Sequence[Action]) -> int | None: ...
+    async def close_now(self) -> None: ...
+    def apply_settings(self, settings: BotSettings, version: str) -> None: ...
+    def request_stop(self, exit_as: WorkerExit = WorkerExit.STOPPED) -> None: ...
+
+
 # Fields that define which bot this is; a hot reload may not change them.
 _IDENTITY = (("symbol",), ("name",), ("exchange", "mode"), ("exchange", "env"))
+# Sections built once at start (the connection, the market process, the instrument's rules).
+_AT_START = ("exchange", "sim", "instrument")
 
 
 def merged_settings(current: BotSettings, patch: Mapping[str, Any]) -> BotSettings:
@@ -60,23 +89,39 @@ def merged_settings(current: BotSettings, patch: Mapping[str, Any]) -> BotSettin
     return settings
 
 
-async def _start(worker: BotWorker, command: Command) -> str:
-    worker.set_enabled(True)
+def _changed(old: Any, new: Any, prefix: str) -> list[str]:
+    """Dotted names of the leaf fields that differ between two dumps."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [f for key in sorted(old.keys() | new.keys())
+                for f in _changed(old.get(key), new.get(key), f"{prefix}.{key}")]  # fmt: skip
+    return [prefix] if old != new else []
+
+
+def restart_fields(old: BotSettings, new: BotSettings, *, fills_here: bool) -> list[str]:
+    """The changed fields a running bot cannot apply: the sections built at start, the starting
+    balance (the ledger's cash already counts from it), and `paper.*` where no fill model runs here
+    (live mode). `strategy.*`, `risk.*`, `ml.*` and the fill model's `paper.*` apply at once."""
+    before, after = old.model_dump(mode="json"), new.model_dump(mode="json")
+    fields = [f for section in _AT_START for f in _changed(before[section], after[section], section)]
+    paper = _changed(before["paper"], after["paper"], "paper")
+    fields += [f for f in paper if not fills_here or f == "paper.starting_balance_usd"]
+    return fields
+
+
+async def _start(bot: ControlledBot, command: Command) -> str:
+    await bot.perform(bot.core.start())
     return "trading enabled"
 
 
-async def _stop(worker: BotWorker, command: Command) -> str:
-    worker.set_enabled(False)
-    count = len(worker.resting)
-    await worker.cancel_everything()
-    return f"stopped; {count} orders cancelled"
+async def _stop(bot: ControlledBot, command: Command) -> str:
+    count = await bot.perform(bot.core.stop())
+    return f"stopped; {count or 0} orders cancelled"
 
 
-async def _stop_close(worker: BotWorker, command: Command) -> str:
-    outcome = await _stop(worker, command)
-    if worker.last_book is not None:
-        await worker.close_position(worker.last_book)
-    return f"{outcome}; position now {worker.portfolio.position}"
+async def _stop_close(bot: ControlledBot, command: Command) -> str:
+    count = await bot.perform(bot.core.stop(close=True))
+    await bot.close_now()
+    return f"stopped; {count or 0} orders cancelled; position now {bot.core.portfolio.position}"
 
 
 def settings_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
@@ -92,45 +137,46 @@ def settings_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, 
     return patch
 
 
-def _apply_version(worker: BotWorker, version: ConfigVersion) -> str | None:
+def _apply_version(bot: ControlledBot, version: ConfigVersion) -> str | None:
     """Validate `version` against the running settings and apply it, or reject it; the reason if rejected."""
     try:
-        settings = merged_settings(worker.settings, version.config)
+        bot.apply_settings(merged_settings(bot.settings, version.config), str(version.version))
     except ConfigError as exc:
-        worker.ledger.ack_config(version.version, worker.name, "rejected", str(exc))
-        log.warning("config rejected", extra={"fields": {"bot": worker.name, "version": version.version}})
+        bot.ledger.ack_config(version.version, bot.name, "rejected", str(exc))
+        log.warning(
+            "config rejected",
+            extra={"fields": {"bot": bot.name, "version": version.version, "reason": str(exc)}},
+        )
         return str(exc)
-    worker.apply_settings(settings, str(version.version))
-    worker.ledger.ack_config(version.version, worker.name, "applied")
+    bot.ledger.ack_config(version.version, bot.name, "applied")
     return None
 
 
-async def _reload_config(worker: BotWorker, command: Command) -> str:
-    if worker.reload_settings is None:
+async def _reload_config(bot: ControlledBot, command: Command) -> str:
+    if bot.reload_settings is None:
         raise ConfigError("this worker was not started from a config file")
-    fresh = worker.reload_settings()  # ConfigError when the file no longer validates
-    patch = settings_patch(worker.settings.model_dump(mode="json"), fresh.model_dump(mode="json"))
+    fresh = bot.reload_settings()  # ConfigError when the file no longer validates
+    patch = settings_patch(bot.settings.model_dump(mode="json"), fresh.model_dump(mode="json"))
     if not patch:
         return "config reloaded from file: nothing changed"
-    author = f"reload_config by {command.author}"
-    number = worker.ledger.publish_config(patch, [worker.name], author=author)
-    reason = _apply_version(worker, worker.ledger.config_version(number))
+    number = bot.ledger.publish_config(patch, [bot.name], author=f"reload_config by {command.author}")
+    reason = _apply_version(bot, bot.ledger.config_version(number))
     if reason is not None:
         raise ConfigError(f"config version {number} from the file: {reason}")
     return f"config reloaded from file as version {number}"
 
 
-async def _restart(worker: BotWorker, command: Command) -> str:
-    worker.request_stop(WorkerExit.RESTART)
+async def _restart(bot: ControlledBot, command: Command) -> str:
+    bot.request_stop(WorkerExit.RESTART)
     return "restarting"
 
 
-async def _shutdown(worker: BotWorker, command: Command) -> str:
-    worker.request_stop(WorkerExit.SHUTDOWN)
+async def _shutdown(bot: ControlledBot, command: Command) -> str:
+    bot.request_stop(WorkerExit.SHUTDOWN)
     return "shutting down"
 
 
-_HANDLERS: dict[str, Callable[[BotWorker, Command], Awaitable[str]]] = {
+_HANDLERS: dict[str, Callable[[ControlledBot, Command], Awaitable[str]]] = {
     "start": _start,
     "stop": _stop,
     "stop_close": _stop_close,
@@ -140,47 +186,52 @@ _HANDLERS: dict[str, Callable[[BotWorker, Command], Awaitable[str]]] = {
 }
 
 
-async def poll_control(worker: BotWorker) -> None:
+async def apply_control(bot: ControlledBot) -> None:
     """Act on every pending command, then on a pending config version."""
-    ledger = worker.ledger
-    for command in ledger.pending_commands(worker.name):
-        if command.bot == ALL_BOTS and command.created_at_ns < worker.started_ns:
-            ledger.ack_command(command.id, "skipped: issued before this worker started", bot=worker.name)
-            continue
-        try:
-            outcome, ok = await _HANDLERS[command.command](worker, command), True
-        except ConfigError as exc:
-            outcome, ok = f"rejected: {exc}", False
-        except FleetError as exc:  # e.g. the exchange refused the close of stop_close
-            outcome, ok = f"failed: {exc}", False
-        except Exception as exc:
-            # A bug: acked first, so that a restarted bot does not run the same command into the same
-            # bug again (one broadcast must not crash-loop a whole fleet), then the crash (exit 1).
-            ledger.ack_command(command.id, f"failed: {type(exc).__name__}", bot=worker.name, ok=False)
-            raise
-        ledger.ack_command(command.id, outcome, bot=worker.name, ok=ok)
-        log.info(
-            "command",
-            extra={"fields": {"bot": worker.name, "command": command.command, "author": command.author,
-                              "outcome": outcome}},
-        )  # fmt: skip
-    version = ledger.pending_config(worker.name)
+    ledger = bot.ledger
+    for command in ledger.pending_commands(bot.name):
+        await _obey(bot, command)
+    version = ledger.pending_config(bot.name)
     if version is not None:
-        _apply_version(worker, version)
+        _apply_version(bot, version)
 
 
-def restore_applied_config(worker: BotWorker) -> None:
+def restore_applied_config(bot: ControlledBot) -> None:
     """At start: run with the newest version this bot applied before. One that no longer validates
     (the file or the code changed since) is acked rejected and the one before it is tried, so a stored
     config can never keep a bot from starting."""
-    ledger = worker.ledger
-    while (applied := ledger.applied_config(worker.name)) is not None:
+    ledger = bot.ledger
+    while (applied := ledger.applied_config(bot.name)) is not None:
         try:
-            settings = merged_settings(worker.settings, applied.config)
+            settings = merged_settings(bot.settings, applied.config)
         except ConfigError as exc:
-            ledger.ack_config(applied.version, worker.name, "rejected", f"no longer valid at start: {exc}")
-            log.warning("stored config no longer valid", extra={"fields": {"bot": worker.name,
+            ledger.ack_config(applied.version, bot.name, "rejected", f"no longer valid at start: {exc}")
+            log.warning("stored config no longer valid", extra={"fields": {"bot": bot.name,
                         "version": applied.version}})  # fmt: skip
             continue
-        worker.apply_settings(settings, str(applied.version))
+        bot.apply_settings(settings, str(applied.version))
         return
+
+
+async def _obey(bot: ControlledBot, command: Command) -> None:
+    ledger = bot.ledger
+    if command.bot == ALL_BOTS and command.created_at_ns < bot.started_ns:
+        ledger.ack_command(command.id, "skipped: issued before this worker started", bot=bot.name)
+        return
+    try:
+        outcome, ok = await _HANDLERS[command.command](bot, command), True
+    except ConfigError as exc:
+        outcome, ok = f"rejected: {exc}", False
+    except FleetError as exc:  # e.g. the exchange refused the close of stop_close
+        outcome, ok = f"failed: {exc}", False
+    except Exception as exc:
+        # A bug: acked first, so that a restarted bot does not run the same command into the same
+        # bug again (one broadcast must not crash-loop a whole fleet), then the crash (exit 1).
+        ledger.ack_command(command.id, f"failed: {type(exc).__name__}", bot=bot.name, ok=False)
+        raise
+    ledger.ack_command(command.id, outcome, bot=bot.name, ok=ok)
+    log.info(
+        "command",
+        extra={"fields": {"bot": bot.name, "command": command.command, "author": command.author,
+                          "outcome": outcome}},
+    )  # fmt: skip

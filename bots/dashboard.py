@@ -12,7 +12,7 @@ from rich.table import Table
 
 from bots.fleet import ChildStatus
 
-__all__ = ["fleet_table", "scrape", "scrape_fleet"]
+__all__ = ["Sample", "fleet_table", "scrape", "scrape_fleet"]
 
 Sample = dict[str, float]
 _SCRAPE_TIMEOUT_S = 0.8

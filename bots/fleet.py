@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bots.exitcodes import SupervisorAction, supervisor_action
+from bots.relaunch import claim_starts
 from settings import FleetSettings
 
 __all__ = ["ChildStatus", "Supervisor", "fleet_dir", "read_status", "write_json_atomic"]
@@ -88,6 +89,7 @@ class _Child:
     process: asyncio.subprocess.Process | None = None
     crashes: deque[float] = field(default_factory=deque)
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=_TAIL_LINES))
+    relaunch: asyncio.Event = field(default_factory=asyncio.Event)  # set by a `ctl start` once shut down
 
 
 class Supervisor:
@@ -130,6 +132,7 @@ class Supervisor:
         (self.dir / "supervisor.pid").write_text(str(os.getpid()))
         self._write_targets()
         watchers = [asyncio.create_task(self._watch(child, on_change)) for child in self.children.values()]
+        watchers.append(asyncio.create_task(self._poll_starts()))
         try:
             await self._stopping.wait()
         finally:
@@ -170,6 +173,8 @@ class Supervisor:
             if action is SupervisorAction.STOPPED:
                 status.state = action.value
                 self._changed(on_change)
+                if await self._relaunched(child):
+                    continue
                 return
             status.last_error = next((line for line in reversed(child.tail) if line.strip()), f"exit {code}")
             if action is SupervisorAction.FAILED:  # restarting cannot fix it: an operator must
@@ -196,6 +201,37 @@ class Supervisor:
             )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+
+    async def _relaunched(self, child: _Child) -> bool:
+        """A worker that shut down on command waits for a `ctl start` (True) or the supervisor's end;
+        when it was the last one running, the supervisor ends."""
+        if self._stopping.is_set():
+            return False
+        if all(c.status.state in ("stopped", "failed") for c in self.children.values()):
+            log.info("every bot has shut down: the supervisor stops")
+            self.request_stop()
+            return False
+        child.relaunch.clear()
+        stopping = asyncio.create_task(self._stopping.wait())
+        relaunch = asyncio.create_task(child.relaunch.wait())
+        await asyncio.wait((stopping, relaunch), return_when=asyncio.FIRST_COMPLETED)
+        for waiter in (stopping, relaunch):
+            waiter.cancel()
+        return not self._stopping.is_set()
+
+    async def _poll_starts(self) -> None:
+        """Once a second, while some bot is shut down: relaunch those a pending start waits for."""
+        while not self._stopping.is_set():
+            down = [c.status.name for c in self.children.values() if c.status.state == "stopped"]
+            if down:
+                try:
+                    for name in await asyncio.to_thread(claim_starts, self.fleet.ledger_url(), down):
+                        log.info("relaunching on a start command", extra={"fields": {"bot": name}})
+                        self.children[name].relaunch.set()
+                except Exception:  # the store unreachable for a moment: ask again next second
+                    log.exception("reading start commands failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=1.0)
 
     async def _terminate(self, child: _Child) -> None:
         process = child.process

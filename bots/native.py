@@ -11,7 +11,9 @@ import tomllib
 from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
-__all__ = ["compiled", "configured", "extension_of", "stale"]
+from bots.errors import ConfigError
+
+__all__ = ["compiled", "configured", "extension_of", "require_fresh", "stale"]
 
 _ROOT = Path(__file__).resolve().parent.parent
 _PACKAGES = ("bots", "ml")
@@ -36,13 +38,14 @@ def extension_of(source: Path) -> Path | None:
     return None
 
 
-def _extensions() -> list[tuple[str, Path, Path]]:
+def _extensions(root: Path | None = None) -> list[tuple[str, Path, Path]]:
     """(module name, source, extension) for every source with an extension beside it."""
+    root = root or _ROOT
     found = []
     for package in _PACKAGES:
-        for source in sorted((_ROOT / package).rglob("*.py")):
+        for source in sorted((root / package).rglob("*.py")):
             if (extension := extension_of(source)) is not None:
-                module = ".".join(source.relative_to(_ROOT).with_suffix("").parts)
+                module = ".".join(source.relative_to(root).with_suffix("").parts)
                 found.append((module, source, extension))
     return found
 
@@ -52,10 +55,19 @@ def compiled() -> list[str]:
     return [module for module, _, _ in _extensions()]
 
 
-def stale() -> list[str]:
+def stale(root: Path | None = None) -> list[str]:
     """Compiled modules whose source changed after their extension was built."""
     return [
         module
-        for module, source, extension in _extensions()
+        for module, source, extension in _extensions(root)
         if source.stat().st_mtime > extension.stat().st_mtime
     ]
+
+
+def require_fresh(root: Path | None = None) -> None:
+    """Refuse to run code other than what was tested: ConfigError (exit 2) naming the stale modules."""
+    if modules := stale(root):
+        raise ConfigError(
+            f"compiled modules older than their source: {', '.join(modules)}; run `make native` "
+            "(or delete their .so files to run the slower interpreted code)"
+        )

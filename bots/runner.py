@@ -13,6 +13,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
+from bots import native
 from bots.control import WorkerExit
 from bots.errors import ConfigError
 from bots.exchange.factory import make_exchange
@@ -21,6 +22,7 @@ from bots.http import start_http
 from bots.metrics import BotMetrics
 from bots.store import Ledger
 from bots.worker import BotWorker
+from ml.live_regime import LiveRegime
 from settings import FleetSettings, bot_settings, load_fleet
 from settings.credentials import resolve_credentials
 from settings.models import BotSettings, InstrumentSpec
@@ -54,6 +56,7 @@ class BotProcess:
 
 
 def _load(process: BotProcess) -> tuple[FleetSettings, BotSettings, int]:
+    native.require_fresh()  # what runs is what was tested
     fleet = load_fleet(process.config_path)
     settings = bot_settings(fleet, process.bot)
     if settings.exchange.mode == "live" and not process.allow_live:
@@ -134,7 +137,8 @@ async def _serve(process: BotProcess, settings: BotSettings, ledger: Ledger, acc
                     tick_size=info.tick_size, lot_size=info.lot_size, min_size=info.min_size
                 )
                 settings = settings.model_copy(update={"instrument": spec})
-            worker = BotWorker(settings, exchange, ledger, metrics, reload_settings=reload)
+            regime = LiveRegime(settings.ml.model_dir, settings.ml.max_model_age_s)
+            worker = BotWorker(settings, exchange, ledger, metrics, reload_settings=reload, regime=regime)
             current[:] = [worker]
             try:
                 outcome = await worker.run()

@@ -8,6 +8,9 @@ stops them in a safe order):
    `<data_dir>/prometheus/`), Alertmanager (infra/alertmanager, data in `<data_dir>/alertmanager/`)
    and `mmfleet alerts receive`, the webhook that halts bots;
 4. the fleet supervisor (`mmfleet fleet up`), in the foreground with its live table.
+Ports: the conventional ones (4200, 9090, 9093, 9099) when free, else free ones the system hands out
+(each printed); a port given explicitly that is taken stops `stack up` before anything starts, naming
+it (exit 2). Alertmanager gets a copy of its config whose webhooks reach this stack's receiver.
 Logs of the background processes go to `<data_dir>/stack/<name>.log`. Ctrl-C stops the fleet first
 (every order cancelled), then the flows, the Prefect server and the monitoring.
 
@@ -26,7 +29,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -35,7 +38,16 @@ import yaml
 from bots.errors import ConfigError
 from settings import FleetSettings, load_fleet
 
-__all__ = ["StackPorts", "prometheus_config", "run_local_stack"]
+__all__ = [
+    "CONVENTIONAL_PORTS",
+    "PortTakenError",
+    "ResolvedPorts",
+    "StackPorts",
+    "alertmanager_config",
+    "prometheus_config",
+    "resolve_ports",
+    "run_local_stack",
+]
 
 REPO = Path(__file__).resolve().parents[1]
 INFRA = REPO / "infra"
@@ -46,10 +58,57 @@ _READY_S = 180.0  # a Prefect server on a busy laptop takes a while to migrate i
 
 @dataclass(frozen=True, slots=True)
 class StackPorts:
-    prefect: int = 4200
-    prometheus: int = 9090
-    alertmanager: int = 9093
-    alert_receiver: int = 9099
+    """The stack's ports; None: the conventional one when free, else any free port."""
+
+    prefect: int | None = None
+    prometheus: int | None = None
+    alertmanager: int | None = None
+    alert_receiver: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedPorts:
+    """The ports the stack runs on."""
+
+    prefect: int
+    prometheus: int
+    alertmanager: int
+    alert_receiver: int
+
+
+CONVENTIONAL_PORTS = ResolvedPorts(prefect=4200, prometheus=9090, alertmanager=9093, alert_receiver=9099)
+
+
+class PortTakenError(ConfigError):
+    """A port given explicitly is in use by another process."""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def resolve_ports(requested: StackPorts, conventional: ResolvedPorts = CONVENTIONAL_PORTS) -> ResolvedPorts:
+    """Every port of the stack, free now: a requested one as given (PortTakenError naming it when in
+    use), else the conventional one when free, else one the system hands out."""
+    chosen: dict[str, int] = {}
+    for name, default in asdict(conventional).items():
+        wanted: int | None = getattr(requested, name)
+        option = f"--{name.replace('_', '-')}-port"
+        if wanted is not None:
+            if _port_busy(wanted) or wanted in chosen.values():
+                raise PortTakenError(f"port {wanted} ({option}) is taken: free it or choose another")
+            chosen[name] = wanted
+        elif not _port_busy(default) and default not in chosen.values():
+            chosen[name] = default
+        else:
+            port = _free_port()
+            while port in chosen.values() or port in asdict(conventional).values():
+                port = _free_port()
+            print(f"port {default} is taken: {name.replace('_', ' ')} on {port} instead ({option} to choose)")
+            chosen[name] = port
+    return ResolvedPorts(**chosen)
 
 
 @dataclass
@@ -89,7 +148,7 @@ def _mmfleet(*args: str) -> list[str]:
     return [sys.executable, "-m", "bots.cli", *args]
 
 
-def prometheus_config(fleet: FleetSettings, ports: StackPorts) -> dict[str, Any]:
+def prometheus_config(fleet: FleetSettings, ports: ResolvedPorts) -> dict[str, Any]:
     """infra/prometheus/prometheus.yml with absolute paths: rules from infra/, targets of this fleet."""
     config: dict[str, Any] = yaml.safe_load((INFRA / "prometheus" / "prometheus.yml").read_text())
     rules_dir = INFRA / "prometheus"
@@ -105,8 +164,18 @@ def prometheus_config(fleet: FleetSettings, ports: StackPorts) -> dict[str, Any]
     return config
 
 
+def alertmanager_config(ports: ResolvedPorts) -> dict[str, Any]:
+    """infra/alertmanager/alertmanager.yml with its webhooks pointed at this stack's alert receiver."""
+    config: dict[str, Any] = yaml.safe_load((INFRA / "alertmanager" / "alertmanager.yml").read_text())
+    conventional = f"127.0.0.1:{CONVENTIONAL_PORTS.alert_receiver}/"
+    for receiver in config.get("receivers", []):
+        for hook in receiver.get("webhook_configs", []):
+            hook["url"] = hook["url"].replace(conventional, f"127.0.0.1:{ports.alert_receiver}/")
+    return config
+
+
 class _Stack:
-    def __init__(self, config_path: Path, fleet: FleetSettings, ports: StackPorts) -> None:
+    def __init__(self, config_path: Path, fleet: FleetSettings, ports: ResolvedPorts) -> None:
         self.config_path = config_path.resolve()
         self.fleet = fleet
         self.ports = ports
@@ -142,18 +211,15 @@ class _Stack:
         }
 
     def start_prefect(self) -> None:
-        if _port_busy(self.ports.prefect):
-            print(f"port {self.ports.prefect} is busy: using the Prefect server already there")
-        else:
-            prefect = shutil.which("prefect", path=str(Path(sys.executable).parent)) or "prefect"
-            command = [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(self.ports.prefect)]
-            child = self.start(
-                "prefect-server", command, self.prefect_env(), f"http://127.0.0.1:{self.ports.prefect}"
-            )
-            print(f"starting the Prefect server (log {self.logs / 'prefect-server.log'}) ...", flush=True)
-            if not _wait(lambda: _answers(f"{child.url}/api/health"), child, _READY_S):
-                print("the Prefect server did not come up: flows are not served (see its log)")
-                return
+        prefect = shutil.which("prefect", path=str(Path(sys.executable).parent)) or "prefect"
+        command = [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(self.ports.prefect)]
+        child = self.start(
+            "prefect-server", command, self.prefect_env(), f"http://127.0.0.1:{self.ports.prefect}"
+        )
+        print(f"starting the Prefect server (log {self.logs / 'prefect-server.log'}) ...", flush=True)
+        if not _wait(lambda: _answers(f"{child.url}/api/health"), child, _READY_S):
+            print("the Prefect server did not come up: flows are not served (see its log)")
+            return
         prometheus = f"http://127.0.0.1:{self.ports.prometheus}"
         self.start(
             "flows-serve",
@@ -165,8 +231,6 @@ class _Stack:
         prometheus = shutil.which("prometheus")
         if prometheus is None:
             print("Prometheus is not installed (`make infra-deps`): no metrics history, no alerts")
-        elif _port_busy(self.ports.prometheus):
-            print(f"port {self.ports.prometheus} is busy: using the Prometheus already there")
         else:
             home = self.data / "prometheus"
             home.mkdir(parents=True, exist_ok=True)
@@ -188,34 +252,34 @@ class _Stack:
         if alertmanager is None:
             print("Alertmanager is not installed (`make infra-deps`): alerts are not routed")
             return
-        if _port_busy(self.ports.alertmanager):
-            print(f"port {self.ports.alertmanager} is busy: using the Alertmanager already there")
-            return
+        home = self.data / "alertmanager"
+        home.mkdir(parents=True, exist_ok=True)
+        config = home / "alertmanager.yml"
+        config.write_text(yaml.safe_dump(alertmanager_config(self.ports), sort_keys=False))
         self.start(
             "alertmanager",
             [
                 alertmanager,
-                f"--config.file={INFRA / 'alertmanager' / 'alertmanager.yml'}",
+                f"--config.file={config}",
                 f"--storage.path={self.data / 'alertmanager'}",
                 "--cluster.listen-address=",
                 f"--web.listen-address=127.0.0.1:{self.ports.alertmanager}",
             ],
             url=f"http://127.0.0.1:{self.ports.alertmanager}",
         )
-        if not _port_busy(self.ports.alert_receiver):
-            self.start(
-                "alerts-receive",
-                _mmfleet(
-                    "alerts",
-                    "receive",
-                    "--config",
-                    str(self.config_path),
-                    "--quiet",
-                    "--port",
-                    str(self.ports.alert_receiver),
-                ),
-                url=f"http://127.0.0.1:{self.ports.alert_receiver}/alerts",
-            )
+        self.start(
+            "alerts-receive",
+            _mmfleet(
+                "alerts",
+                "receive",
+                "--config",
+                str(self.config_path),
+                "--quiet",
+                "--port",
+                str(self.ports.alert_receiver),
+            ),
+            url=f"http://127.0.0.1:{self.ports.alert_receiver}/alerts",
+        )
 
     def print_urls(self) -> None:
         print("mmfleet local stack:")
@@ -261,7 +325,12 @@ def run_local_stack(config_path: Path, *, ports: StackPorts | None = None, live:
     if live_bots and not live:
         print(f"{', '.join(live_bots)}: mode live needs --i-understand-live-trading", file=sys.stderr)
         return ConfigError.exit_code
-    stack = _Stack(config_path, fleet, ports or StackPorts())
+    try:
+        chosen = resolve_ports(ports or StackPorts())
+    except PortTakenError as exc:
+        print(exc, file=sys.stderr)
+        return PortTakenError.exit_code
+    stack = _Stack(config_path, fleet, chosen)
 
     def interrupted(signum: int, frame: object) -> None:
         stack.stopping = True

@@ -1,54 +1,97 @@
-"""The asyncio main loop of one bot: book in, quotes out, fills into the ledger, metrics out.
+"""The async shell around one bot's core: one event queue, one consumer, the exchange calls, the ledger.
 
-Data flow per book event: fills first (durable in the ledger before they move the position), then the
-engine's desired orders, then the diff against resting orders, then exchange calls. A timer recomputes
-when the market is quiet (and cancels everything when data goes stale); a control task applies
-commands and config versions between two quote cycles.
+Producers only enqueue: market data (books coalesced to the newest: a slow decision never works
+through a backlog of old books), public trades, a timer, and control checks. One consumer takes an
+event, asks the core (`bots.core.core.BotCore`), performs its actions one after the other, and feeds
+what came of them back to the core. Decisions therefore never overlap, a command or a config version
+is applied between two decisions, and what a `stop` acks is what the exchange did.
+
+Fills are committed to the ledger before the core hears of them (a crash loses none).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from decimal import Decimal
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from functools import partial
-from typing import TypeVar
+from pathlib import Path
+from typing import Protocol, TypeVar
 
-from bots.control import WorkerExit, poll_control, restore_applied_config
-from bots.engine.orders import OrderDiff, diff_orders
+from bots.control import WorkerExit, apply_control, restart_fields, restore_applied_config
+from bots.core.actions import (
+    Action,
+    Cancel,
+    CancelAll,
+    Place,
+    RecordEnabled,
+    RecordMarket,
+    RecordOrders,
+    RecordRisk,
+)
+from bots.core.core import BotCore
+from bots.core.orders import OrderIds, bot_tag
+from bots.engine.orders import OpenOrder
 from bots.engine.portfolio import Portfolio
-from bots.engine.quoter import Inventory, QuoteDecision, QuoteEngine
+from bots.engine.quoter import QuoteEngine
 from bots.engine.risk import RiskState
-from bots.engine.types import DesiredOrder, Side
-from bots.errors import Rejected, TransientExchangeError
-from bots.exchange.base import BookUpdate, Exchange, Fill, OrderRequest
+from bots.errors import ConfigError, Rejected, TransientExchangeError
+from bots.exchange.base import BookUpdate, Exchange, Fill, OrderRequest, Trade
 from bots.exchange.reconcile import Reconciling
 from bots.metrics import BotMetrics
-from bots.order_book import RestingOrders, _Resting
-from bots.records import market_features, seed_from_history
-from bots.regime_blend import RegimeBlend
 from bots.retry import Backoff, error_kind, retrying
 from bots.store import FeatureRow, Ledger
-from settings.models import BotSettings
+from settings.models import BotSettings, PaperSettings
 
-__all__ = ["BotWorker", "WorkerExit"]
+__all__ = ["BotWorker", "RegimeSource", "WorkerExit"]
 
 log = logging.getLogger("mmfleet.worker")
 T = TypeVar("T")
 
 _NS_PER_S = 1_000_000_000
 ENABLED_KEY = "trading_enabled"
-_CLOSE_ATTEMPTS = 5
-_CLOSE_SLIPPAGE = Decimal("0.01")  # a close may pay up to 1% beyond the touch, never more
 RISK_KEY = "risk_state"
+_CONTROL_INTERVAL_S = 0.25
+_STOP_GRACE_S = 10.0  # a stop lets the decision under way finish its calls this long
+SEED_WINDOW_NS = 3600 * _NS_PER_S  # an hour of recorded history warms the indicators up
+_SEED_TICKS = 5_000
+
+
+class RegimeSource(Protocol):
+    """The regime model as a worker uses it (`ml.live_regime.LiveRegime`): recorded features in,
+    probabilities out, new versions adopted from the registry."""
+
+    def seed(self, rows: Iterable[FeatureRow]) -> None: ...
+    def observe(self, row: FeatureRow) -> None: ...
+    def poll(self, now_s: float) -> int | None: ...
+    def probabilities(self, now_s: float) -> dict[str, float] | None: ...
+    def reconfigure(self, model_dir: Path, max_model_age_s: float) -> None: ...
+
+
+class FillModelHost(Protocol):
+    """An exchange whose fills are simulated here (paper, sim): its fill model can be rebuilt."""
+
+    def reconfigure_fills(self, paper: PaperSettings) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Event:
+    """A queued event without payload (the newest book, the timer, a control check)."""
+
+    kind: str
+
+
+_BOOK = _Event("book")
+_TIMER = _Event("timer")
+_CONTROL = _Event("control")
+_STOP = _Event("stop")  # wakes an idle consumer at shutdown
 
 
 def _stored_risk(value: object) -> RiskState:
-    """The trips kept in the ledger; a value that is not what `_persist_risk` writes fails closed
-    (breaker tripped: no quoting until an operator's `start`), never a crash."""
+    """The trips kept in the ledger; a value that is not what the worker writes fails closed (breaker
+    tripped: no quoting until an operator's `start`), never a crash."""
     fields = ("breaker_tripped", "drawdown_tripped")
     if isinstance(value, dict) and set(value) <= set(fields) and all(type(v) is bool for v in value.values()):
         return RiskState(**value)
@@ -57,7 +100,7 @@ def _stored_risk(value: object) -> RiskState:
 
 
 class BotWorker:
-    """One bot on one symbol. Owns its engine, portfolio and resting orders; the exchange is injected."""
+    """One bot on one symbol: the exchange, the ledger and the regime model are injected."""
 
     def __init__(
         self,
@@ -68,6 +111,7 @@ class BotWorker:
         *,
         backoff: Backoff | None = None,
         reload_settings: Callable[[], BotSettings] | None = None,
+        regime: RegimeSource | None = None,
     ) -> None:
         self.settings = settings
         self.exchange = exchange
@@ -75,45 +119,73 @@ class BotWorker:
         self.metrics = metrics
         self.backoff = backoff or Backoff()
         self.reload_settings = reload_settings
+        self.regime = regime
         self.name = settings.name
         self.symbol = settings.symbol
-        self.engine = QuoteEngine(settings)
-        self.portfolio = Portfolio(symbol=self.symbol, starting_balance=settings.paper.starting_balance_usd)
-        self.orders = RestingOrders(self.name)  # what rests, our client order ids, the order log
-        self.enabled = True
-        self.peak_equity = Decimal(0)
         self.config_version = "file"
-        self.last_book: BookUpdate | None = None
-        self.last_decision: QuoteDecision | None = None
         self.started_ns = time.time_ns()
+        self.core = self._new_core(
+            Portfolio(symbol=self.symbol, starting_balance=settings.paper.starting_balance_usd)
+        )
+        self.last_book: BookUpdate | None = None  # the newest book received (maybe not decided on yet)
+        self._received_ns = 0
         self._cursor: str | None = None
         self._exit = WorkerExit.STOPPED
         self._stop = asyncio.Event()
         self._errors_in_a_row = 0
-        self._persisted_risk: dict[str, bool] = {}
-        self._last_quote_at = 0.0
-        self._trades = 0  # public trades since the last feature record (its trade_intensity)
-        self._trades_since_ns = 0  # exchange time that count started; 0 before the first record
-        self.regime = RegimeBlend(settings)
-        self._tick = settings.spec.tick_size
-        self._lot = settings.spec.lot_size
+        self._queue: asyncio.Queue[_Event | Trade] = asyncio.Queue()
+        self._queued: set[_Event] = set()  # payload-free events are queued once at a time
+        self._idle = asyncio.Event()
+
+    def _new_core(
+        self, portfolio: Portfolio, *, enabled: bool = True, peak_equity: float = float("nan")
+    ) -> BotCore:
+        ids = OrderIds(bot_tag(self.name), time.time_ns() // 1_000)
+        return BotCore(
+            self.settings.core_config(),
+            QuoteEngine(self.settings),
+            portfolio,
+            ids,
+            enabled=enabled,
+            peak_equity=peak_equity,
+        )
+
+    # ----- what the core holds, for the supervisor, the HTTP port and tests -----------------------
 
     @property
-    def resting(self) -> dict[str, _Resting]:
-        return self.orders.resting
+    def portfolio(self) -> Portfolio:
+        return self.core.portfolio
+
+    @property
+    def engine(self) -> QuoteEngine:
+        return self.core.engine
+
+    @property
+    def enabled(self) -> bool:
+        return self.core.enabled
+
+    @property
+    def resting(self) -> dict[str, OpenOrder]:
+        return self.core.orders.orders
 
     # ----- lifecycle -------------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Rebuild state from the ledger, reconcile with the exchange, seed the indicators."""
-        self.portfolio = self.ledger.restore_portfolio(
-            self.name, self.symbol, self.settings.paper.starting_balance_usd
+        ledger, name = self.ledger, self.name
+        portfolio = ledger.restore_portfolio(name, self.symbol, self.settings.paper.starting_balance_usd)
+        self._cursor = ledger.fill_cursor(name)
+        peak = ledger.peak_equity(name)
+        self.core = self._new_core(
+            portfolio,
+            enabled=bool(ledger.get_state(name, ENABLED_KEY, True)),
+            peak_equity=float(peak if peak is not None else portfolio.cash),
         )
-        self._cursor = self.ledger.fill_cursor(self.name)
-        self.enabled = bool(self.ledger.get_state(self.name, ENABLED_KEY, True))
-        self.engine.risk_state = _stored_risk(self.ledger.get_state(self.name, RISK_KEY, {}))
-        peak = self.ledger.peak_equity(self.name)
-        self.peak_equity = peak if peak is not None else self.portfolio.cash
+        self.core.engine.risk_state = _stored_risk(ledger.get_state(name, RISK_KEY, {}))
+        self.core.risk_recorded = (
+            self.core.engine.risk_state.breaker_tripped,
+            self.core.engine.risk_state.drawdown_tripped,
+        )
         restore_applied_config(self)  # a rollout or reload applied before this restart still holds
         await self._sync_fills()
         await self._reconcile(starting=True)  # orders of a previous life, fills missed while down
@@ -122,13 +194,7 @@ class BotWorker:
         self.metrics.max_position_usd.set(self.settings.risk.max_position_usd)
         log.info(
             "started",
-            extra={
-                "fields": {
-                    "bot": self.name,
-                    "position": str(self.portfolio.position),
-                    "enabled": self.enabled,
-                }
-            },
+            extra={"fields": {"bot": name, "position": str(portfolio.position), "enabled": self.enabled}},
         )
 
     def request_stop(self, exit_as: WorkerExit = WorkerExit.STOPPED) -> None:
@@ -138,190 +204,238 @@ class BotWorker:
     async def run(self) -> WorkerExit:
         """Trade until stopped; always leaves no order of ours resting."""
         await self.start()
-        tasks = [
-            asyncio.create_task(self._market_loop(), name="market"),
-            asyncio.create_task(self._timer_loop(), name="timer"),
-            asyncio.create_task(self._control_loop(), name="control"),
-            asyncio.create_task(self._trade_loop(), name="trades"),
+        producers = [
+            asyncio.create_task(self._books(), name="books"),
+            asyncio.create_task(self._trades(), name="trades"),
+            asyncio.create_task(self._every(_TIMER, self.settings.strategy.refresh_interval_s), name="timer"),
+            asyncio.create_task(self._every(_CONTROL, _CONTROL_INTERVAL_S), name="control"),
         ]
+        consumer = asyncio.create_task(self._consume(), name="consumer")
         stopper = asyncio.create_task(self._stop.wait(), name="stop")
         try:
-            done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait([*producers, consumer, stopper], return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 if task is not stopper and task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]
-                if task.get_name() == "market" and not self._stop.is_set():
+                if task.get_name() == "books" and not self._stop.is_set():
                     self._exit = WorkerExit.MARKET_ENDED  # nothing left to quote on
         finally:
-            for task in [*tasks, stopper]:
+            for task in [*producers, stopper]:
                 task.cancel()
-            await asyncio.gather(*tasks, stopper, return_exceptions=True)
+            self._stop.set()  # the consumer finishes the decision under way, then takes no more events
+            self._queue.put_nowait(_STOP)
+            try:
+                await asyncio.wait_for(asyncio.shield(consumer), _STOP_GRACE_S)
+            except (TimeoutError, asyncio.CancelledError):
+                consumer.cancel()
+            except Exception:
+                pass
+            await asyncio.gather(*producers, stopper, consumer, return_exceptions=True)
             await self.shutdown()
         return self._exit
 
     async def shutdown(self) -> None:
         """Cancel everything, take the last fills, persist a snapshot."""
         try:
-            await self.cancel_everything()
+            await self._perform([CancelAll()])
             await self._sync_fills()
         finally:
             self._flush_orders()
-            self.ledger.snapshot_position(self.name, self.portfolio, mark=self._mark())
+            self.ledger.snapshot_position(self.name, self.portfolio, mark=self.core.mark())
             self._publish_orders()
             log.info(
                 "stopped", extra={"fields": {"bot": self.name, "position": str(self.portfolio.position)}}
             )
 
-    # ----- loops -----------------------------------------------------------------------------------
-
-    async def _market_loop(self) -> None:
-        async for update in self.exchange.stream_books(self.symbol):
-            self.last_book = update
-            self.metrics.last_book_ns = update.ts_ns
+    async def close_now(self) -> None:
+        """Flatten at once (a stop-and-close): for each attempt, the fills synced first, then a fresh
+        book as an event: the core answers it with a reduce-only order sized from what it knows."""
+        for _ in range(self.core.config.close_attempts + 1):
             await self._sync_fills()
-            await self.quote(update)
+            if not self.core.close_requested:
+                return
+            book = await self._call(partial(self.exchange.book, self.symbol))
+            if book is None:
+                return
+            await self._perform(self.core.on_book(book, time.time_ns()))
 
-    async def _trade_loop(self) -> None:
-        """Count public trades for the recorded `trade_intensity`; the stream ending does not stop us."""
-        async for _ in self.exchange.stream_trades(self.symbol):
-            self._trades += 1
+    async def quiescent(self) -> None:
+        """Return once every queued event is handled (the newest received book included) and no
+        exchange call is under way: the bot is at rest until the next event."""
+        while True:
+            await self._idle.wait()
+            await asyncio.sleep(0)
+            if self._idle.is_set() and self._queue.empty():
+                return
+
+    # ----- producers: they only enqueue -------------------------------------------------------------
+
+    def _enqueue(self, event: _Event) -> None:
+        if event not in self._queued:
+            self._queued.add(event)
+            self._idle.clear()
+            self._queue.put_nowait(event)
+
+    async def _books(self) -> None:
+        """The market ending (a replay file's last step) ends the run."""
+        async for update in self.exchange.stream_books(self.symbol):
+            self.last_book, self._received_ns = update, time.time_ns()
+            self.metrics.last_book_ns = update.ts_ns
+            self._enqueue(_BOOK)
+
+    async def _trades(self) -> None:
+        """Public trades for the recorded `trade_intensity`; the stream ending does not stop us."""
+        async for trade in self.exchange.stream_trades(self.symbol):
+            self._idle.clear()
+            self._queue.put_nowait(trade)
         await self._stop.wait()
 
-    async def _timer_loop(self) -> None:
-        """Quiet-market refresh, stale-data cancel, equity and feature records, lock heartbeat."""
-        interval = self.settings.strategy.refresh_interval_s
-        last_record = 0.0
+    async def _every(self, event: _Event, interval_s: float) -> None:
         while True:
-            await asyncio.sleep(interval)
-            exchange = self.exchange
-            if isinstance(exchange, Reconciling) and exchange.needs_reconcile:
-                await self._reconcile(starting=False)  # after a reconnect or a call that may have happened
-            quiet = time.monotonic() - self._last_quote_at >= interval
-            if self.last_book is not None and quiet:  # a busy market already requotes on every book
-                await self._sync_fills()
-                await self.quote(self.last_book)
-            now = time.monotonic()
-            if now - last_record >= 1.0:
-                last_record = now
-                self._record()
+            await asyncio.sleep(interval_s)
+            self._enqueue(event)
 
-    async def _control_loop(self) -> None:
-        while True:
-            await poll_control(self)
-            await asyncio.sleep(0.25)
+    # ----- the one consumer -------------------------------------------------------------------------
 
-    # ----- quoting ---------------------------------------------------------------------------------
+    async def _consume(self) -> None:
+        queue = self._queue
+        while not self._stop.is_set():
+            if queue.empty():
+                self._idle.set()
+            event = await queue.get()
+            if isinstance(event, Trade):
+                self.core.on_trade(event)
+                continue
+            self._queued.discard(event)
+            if event is _STOP:
+                return
+            if event is _BOOK:
+                await self._on_book()
+            elif event is _TIMER:
+                await self._on_timer()
+            else:
+                await apply_control(self)
 
-    def _mark(self) -> Decimal | None:
-        if self.last_book is None or not self.last_book.bids or not self.last_book.asks:
-            return None
-        return (self.last_book.bids[0].price + self.last_book.asks[0].price) / 2
-
-    def inventory(self, mark: Decimal) -> Inventory:
-        entry = self.portfolio.entry_price
-        equity = self.portfolio.equity(mark)
-        self.peak_equity = max(self.peak_equity, equity)
-        return Inventory(
-            position_base=float(self.portfolio.position),
-            entry_price=float(entry) if entry is not None else math.nan,
-            unrealized_pnl_usd=float(self.portfolio.unrealized_pnl(mark)),
-            equity_usd=float(equity),
-            peak_equity_usd=float(self.peak_equity),
-        )
-
-    async def quote(self, update: BookUpdate) -> None:
-        """One quote cycle on `update`: engine, diff, exchange calls, metrics."""
+    async def _on_book(self) -> None:
+        update = self.last_book
+        if update is None:
+            return
+        await self._sync_fills()
         started = time.perf_counter()
-        self._last_quote_at = time.monotonic()
-        book = update.top()
-        mark = self._mark()
-        inventory = self.inventory(mark) if mark is not None else Inventory()
-        decision = self.engine.on_book(book, inventory, time.time_ns())
-        desired: list[DesiredOrder] = list(decision.orders) if self.enabled else []
-        diff = diff_orders(self.orders.open_orders(), desired, self.settings.strategy.price_tolerance_pct)
+        actions = self.core.on_book(update, self._received_ns)
         self.metrics.tick_to_quote_seconds.observe(time.perf_counter() - started)
-        self.last_decision = decision
-        await self._execute(diff)
-        self._persist_risk()
-        if decision.close_position and self.portfolio.position != 0:
-            await self.close_position(update)
-        self._publish(decision, inventory)
+        await self._perform(actions)
+        self._publish()
 
-    async def _execute(self, diff: OrderDiff) -> None:
-        for coid in diff.cancels:
-            await self._call(partial(self.exchange.cancel_order, self.symbol, coid))
-            self._forget(coid)
-        for want in diff.places:
-            await self._place(want)
+    async def _on_timer(self) -> None:
+        """Reconcile when the exchange asks; a new model version; the core's quiet-market requote
+        (stale data: cancel all) and records."""
+        exchange = self.exchange
+        if isinstance(exchange, Reconciling) and exchange.needs_reconcile:
+            await self._reconcile(starting=False)  # after a reconnect or a call that may have happened
+        if self.regime is not None and self.settings.ml.regime_enabled:
+            adopted = self.regime.poll(time.time())
+            if adopted is not None:
+                self.metrics.set_model_version(str(adopted))
+        await self._sync_fills()
+        decided = self.core.decided_ns
+        await self._perform(self.core.on_timer(time.time_ns()))
+        if self.core.decided_ns != decided:
+            self._publish()
 
-    def _forget(self, coid: str) -> None:
-        self.orders.forget(coid)
-        self.metrics.orders_cancelled.inc()
+    # ----- performing the core's actions ------------------------------------------------------------
 
-    async def _place(
-        self, want: DesiredOrder, *, post_only: bool = True, reduce_only: bool = False
-    ) -> str | None:
-        """Place one order; its client order id, or None when it was rejected or could not be sent."""
+    async def perform(self, actions: Sequence[Action]) -> int | None:
+        """Perform `actions` (a control command's); the cancel count of a cancel-all among them."""
+        return await self._perform(actions)
+
+    async def _perform(self, actions: Sequence[Action]) -> int | None:
+        """Each action in order, its outcome fed back to the core; after a close, the fills it took."""
+        cancelled: int | None = None
+        took_liquidity = cancel_failed = False
+        for action in actions:
+            if isinstance(action, Cancel):
+                if await self._cancel(action.client_order_id):
+                    self.core.on_cancelled(action.client_order_id)
+                    self.metrics.orders_cancelled.inc()
+                else:
+                    self.core.on_cancel_failed(action.client_order_id)
+                    cancel_failed = True
+            elif isinstance(action, Place):
+                if cancel_failed:  # what it replaces may still rest: the next decision sees both
+                    self.core.on_not_sent(action.client_order_id)
+                    continue
+                await self._place(action)
+                took_liquidity = took_liquidity or not action.post_only
+            elif isinstance(action, CancelAll):
+                tracked = len(self.core.orders)
+                count = await self._call(lambda: self.exchange.cancel_all(self.symbol))
+                self.core.on_all_cancelled()
+                self.metrics.orders_cancelled.inc(tracked)
+                cancelled = count if count is not None else tracked
+            elif isinstance(action, RecordMarket):
+                self._record_market(action)
+            elif isinstance(action, RecordOrders):
+                self.ledger.record_orders(self.name, list(action.updates))
+            elif isinstance(action, RecordRisk):
+                state = {
+                    "breaker_tripped": action.breaker_tripped,
+                    "drawdown_tripped": action.drawdown_tripped,
+                }
+                self.ledger.set_state(self.name, RISK_KEY, state)
+            elif isinstance(action, RecordEnabled):
+                self.ledger.set_state(self.name, ENABLED_KEY, action.enabled)
+        if took_liquidity:
+            await self._sync_fills()  # the position must include what a close took before the next decision
+        return cancelled
+
+    async def _cancel(self, client_order_id: str) -> bool:
+        """Cancel one order with retries; False when the call kept failing (it may still rest)."""
+        try:
+            await retrying(
+                partial(self.exchange.cancel_order, self.symbol, client_order_id),
+                policy=self.backoff,
+                on_error=self._count_error,
+            )
+        except TransientExchangeError:
+            self._errors_in_a_row += 1
+            return False
+        self._errors_in_a_row = 0
+        return True
+
+    async def _place(self, action: Place) -> None:
+        cid = action.client_order_id
+        spec = self.settings.spec
         request = OrderRequest(
             symbol=self.symbol,
-            side=want.side,
-            price=self._tick * want.price_ticks,
-            size=self._lot * want.size_lots,
-            client_order_id=self.orders.next_coid(),
-            post_only=post_only,
-            reduce_only=reduce_only,
+            side=action.side,
+            price=spec.tick_size * action.price_ticks,
+            size=spec.lot_size * action.size_lots,
+            client_order_id=cid,
+            post_only=action.post_only,
+            reduce_only=action.reduce_only,
         )
-        self.orders.sent(request, want)  # known before the call: a timeout may still have placed it
         try:
             update = await retrying(
                 lambda: self.exchange.place_order(request), policy=self.backoff, on_error=self._count_error
             )
         except Rejected as exc:
-            self.orders.drop(request.client_order_id)
+            self.core.on_rejected(cid)
             self.metrics.reject(exc.reason)
             log.info("rejected", extra={"fields": {"bot": self.name, "reason": exc.reason}})
-            return None
+            return
         except TransientExchangeError:
-            self._errors_in_a_row += 1
-            return None
+            self._errors_in_a_row += 1  # maybe placed: the next diff or a reconciliation decides
+            self.core.on_send_failed(cid)
+            return
         self._errors_in_a_row = 0
-        self.orders.acknowledged(request.client_order_id, update)
         self.metrics.orders_placed.inc()
-        return request.client_order_id
-
-    async def close_position(self, update: BookUpdate) -> None:
-        """Flatten with reduce-only orders that take liquidity, priced up to `_CLOSE_SLIPPAGE` beyond the
-        best price on the far side of a fresh book; what a thin book leaves is cancelled and retried."""
-        book: BookUpdate | None = update
-        for _ in range(_CLOSE_ATTEMPTS):
-            await self._sync_fills()  # the position must include every fill before we size the close
-            lots = round(abs(self.portfolio.position) / self._lot)
-            if lots == 0 or book is None or not book.bids or not book.asks:
-                break
-            if self.portfolio.position > 0:
-                side, limit = Side.SELL, book.bids[0].price * (1 - _CLOSE_SLIPPAGE)
-            else:
-                side, limit = Side.BUY, book.asks[0].price * (1 + _CLOSE_SLIPPAGE)
-            price = int(limit / self._tick)  # rounds toward the book: still marketable
-            coid = await self._place(DesiredOrder(side, price, lots, 0), post_only=False, reduce_only=True)
-            await self._sync_fills()
-            if coid is not None and coid in self.resting:
-                await self._call(partial(self.exchange.cancel_order, self.symbol, coid))
-                self._forget(coid)
-            book = await self._call(partial(self.exchange.book, self.symbol))
-        log.info(
-            "closed position", extra={"fields": {"bot": self.name, "position": str(self.portfolio.position)}}
-        )
-
-    async def cancel_everything(self) -> None:
-        await self._call(lambda: self.exchange.cancel_all(self.symbol))
-        for coid in list(self.resting):
-            self._forget(coid)
+        await self._perform(self.core.on_placed(cid, update))
 
     # ----- fills and exchange calls ---------------------------------------------------------------
 
     async def _sync_fills(self) -> None:
-        """New fills: into the ledger (committed) first, then into the portfolio and metrics."""
+        """New fills: into the ledger (committed) first, then into the core and the metrics."""
         result = await self._call(lambda: self.exchange.fills_since(self.symbol, self._cursor))
         if result is not None:
             self._book_fills(*result)
@@ -337,12 +451,11 @@ class BotWorker:
             self.ledger.set_fill_cursor(self.name, cursor)
 
     def _apply_fill(self, fill: Fill) -> None:
-        self.portfolio.apply(fill)
+        self.core.on_fill(fill)
         self.metrics.fills[fill.side].inc()
         self.metrics.fill_volume_usd.inc(float(fill.notional))
         if fill.fee < 0:
             self.metrics.maker_rebate_usd.inc(float(-fill.fee))
-        self.orders.fill(fill, self._lot)
 
     async def _reconcile(self, *, starting: bool) -> None:
         """Agree with the exchange: missed fills, vanished orders, our orphans, and the position.
@@ -352,19 +465,19 @@ class BotWorker:
         """
         if not isinstance(self.exchange, Reconciling):
             if starting:
-                await self._call(lambda: self.exchange.cancel_all(self.symbol))
+                await self._perform([CancelAll()])
             return
-        known = set() if starting else set(self.resting)
+        known = set() if starting else {*self.core.orders.orders, *self.core.orders.cancelling}
         exchange = self.exchange
         report = await self._call(lambda: exchange.reconcile(known, self._cursor))
         if report is None:
             return
         self._book_fills(report.fills, report.cursor)
         for coid in report.missing_client_order_ids:
-            self.orders.drop(coid)
+            self.core.on_order_gone(coid)
         for order in report.unknown_orders:
             coid = order.client_order_id
-            if self.orders.is_ours(coid) and coid not in report.cancelled_unknown:
+            if self.core.ids.is_ours(coid) and coid not in report.cancelled_unknown:
                 await self._call(partial(self.exchange.cancel_order, self.symbol, coid))
         adjustment = report.adjustment_fill(self.portfolio.position, fill_id_prefix=f"reconcile-{self.name}")
         if adjustment is not None and self.ledger.record_fill(self.name, adjustment):
@@ -403,93 +516,82 @@ class BotWorker:
 
     # ----- records and metrics ---------------------------------------------------------------------
 
-    def _persist_risk(self) -> None:
-        state = self.engine.risk_state
-        wanted = {"breaker_tripped": state.breaker_tripped, "drawdown_tripped": state.drawdown_tripped}
-        if wanted != self._persisted_risk:
-            self.ledger.set_state(self.name, RISK_KEY, wanted)
-            self._persisted_risk = wanted
-
     def _flush_orders(self) -> None:
-        """Order states go to the ledger in one transaction per second: they are history, not money
+        """Order states go to the ledger in one transaction per record: they are history, not money
         (fills are written one by one, durably, before they count)."""
-        self.ledger.record_orders(self.name, self.orders.take_log())
+        self.ledger.record_orders(self.name, list(self.core.orders.take_log()))
 
-    def _record(self) -> None:
-        """Once a second: equity (the ledger keeps the peak), position snapshot, market features."""
-        self._flush_orders()
-        mark = self._mark()
-        if mark is None:
+    def _record_market(self, record: RecordMarket) -> None:
+        """Equity (the ledger keeps the peak), position snapshot, market features; the features feed
+        the regime model, whose probabilities return to the core."""
+        peak = self.ledger.record_equity(self.name, self.symbol, record.equity_usd, ts_ns=record.ts_ns)
+        self.core.observe_peak(float(peak))
+        self.ledger.snapshot_position(self.name, self.portfolio, mark=record.mark, ts_ns=record.ts_ns)
+        if record.features is None:
             return
-        now = time.time_ns()
-        self.peak_equity = max(self.peak_equity, self.ledger.record_equity(
-            self.name, self.symbol, self.portfolio.equity(mark), ts_ns=now
-        ))  # fmt: skip
-        self.ledger.snapshot_position(self.name, self.portfolio, mark=mark, ts_ns=now)
-        decision, book = self.last_decision, self.last_book
-        if decision is None or book is None:
+        row = FeatureRow(self.name, self.symbol, record.book_ts_ns, record.features)
+        self.ledger.record_features(self.name, self.symbol, record.book_ts_ns, record.features)
+        if self.regime is None or not self.settings.ml.regime_enabled:
             return
-        # Trades per second of exchange time since the last record (sim speed does not inflate it).
-        since, self._trades_since_ns = self._trades_since_ns, book.ts_ns
-        trades, self._trades = self._trades, 0
-        intensity = trades * 1e9 / (book.ts_ns - since) if 0 < since < book.ts_ns else None
-        features = market_features(book, decision, intensity)
-        if features is None:
-            return
-        self.ledger.record_features(self.name, self.symbol, book.ts_ns, features)
-        self.regime.observe(FeatureRow(self.name, self.symbol, book.ts_ns, features))
-        if self.settings.ml.regime_enabled:
-            self._blend_parameters()
-
-    def _blend_parameters(self) -> None:
-        """Once a second: hot-reload a newer model version, then quote with the regime-blended gamma/kappa."""
-        gamma, kappa, probabilities, adopted = self.regime.parameters(self.settings, time.time())
-        if adopted:
-            self.metrics.set_model_version(str(self.regime.models.version))
+        self.regime.observe(row)
+        probabilities = self.regime.probabilities(time.time())
+        self.core.on_regime(probabilities)
         for name, child in self.metrics.regime_probability.items():
             child.set((probabilities or {}).get(name, 0.0))
-        self.engine.gamma, self.engine.kappa = gamma, kappa
 
     def _seed_indicators(self) -> None:
-        ticks = seed_from_history(
-            self.engine, self.regime, self.ledger,
-            symbol=self.symbol, bot=self.name, flat=self.portfolio.position == 0, now_ns=time.time_ns(),
-        )  # fmt: skip
-        if ticks:
-            log.info("indicators seeded", extra={"fields": {"bot": self.name, "ticks": ticks}})
+        """No warm-up wait: the last hour of recorded mids of the symbol (any bot) into the engine's
+        indicators, this bot's own rows into the regime features."""
+        since = time.time_ns() - SEED_WINDOW_NS
+        rows = self.ledger.features(self.symbol, since_ts_ns=since)[-_SEED_TICKS:]
+        for row in rows:
+            mid = row.values.get("mid")
+            if mid is not None and mid > 0:
+                self.core.seed(mid, row.ts_ns)
+        if self.regime is not None:
+            self.regime.seed(self.ledger.features(self.symbol, since_ts_ns=since, bot=self.name))
+        if rows:
+            log.info("indicators seeded", extra={"fields": {"bot": self.name, "ticks": len(rows)}})
 
-    def _publish(self, decision: QuoteDecision, inventory: Inventory) -> None:
-        self.metrics.publish_cycle(
-            decision,
-            inventory,
-            self.portfolio,
-            gamma=self.engine.gamma,
-            kappa=self.engine.kappa,
-            breaker_tripped=self.engine.risk_state.breaker_tripped,
-            enabled=self.enabled,
-            tick=float(self._tick),
-        )
+    def _publish(self) -> None:
+        core = self.core
+        decision = core.last_decision
+        if decision is not None:
+            self.metrics.publish_cycle(
+                decision,
+                core.inventory,
+                core.portfolio,
+                gamma=core.engine.gamma,
+                kappa=core.engine.kappa,
+                breaker_tripped=core.engine.risk_state.breaker_tripped,
+                enabled=core.enabled,
+                tick=float(self.settings.spec.tick_size),
+            )
         self._publish_orders()
 
     def _publish_orders(self) -> None:
-        self.metrics.publish_open_orders(self.orders.sides())
+        self.metrics.publish_open_orders(self.core.orders.sides())
 
-    # ----- control ---------------------------------------------------------------------------------
-
-    def set_enabled(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.ledger.set_state(self.name, ENABLED_KEY, enabled)
-        if enabled:
-            self.engine.risk_state = RiskState()  # an operator's start clears the trips
-            self._persist_risk()
+    # ----- settings --------------------------------------------------------------------------------
 
     def apply_settings(self, settings: BotSettings, version: str) -> None:
-        """Swap settings between two cycles; warmed-up indicators survive when their windows are equal."""
+        """Swap settings between two decisions: engine (warmed-up indicators kept when their windows
+        are equal), core, fill model, regime model. Raises ConfigError naming a field that only a
+        restart can change (nothing is changed then)."""
         if settings.instrument is None:  # live: keep the tick and lot the exchange gave at start
             settings = settings.model_copy(update={"instrument": self.settings.instrument})
-        self.regime.reconfigure(self.settings, settings)
+        fields = restart_fields(
+            self.settings, settings, fills_here=hasattr(self.exchange, "reconfigure_fills")
+        )
+        if fields:
+            raise ConfigError(f"needs restart: {', '.join(fields)}")
+        if settings.paper != self.settings.paper and hasattr(self.exchange, "reconfigure_fills"):
+            host: FillModelHost = self.exchange  # type: ignore[assignment]
+            host.reconfigure_fills(settings.paper)
+        if self.regime is not None:
+            self.regime.reconfigure(settings.ml.model_dir, settings.ml.max_model_age_s)
         self.settings = settings
-        self.engine = self.engine.reconfigured(settings)
+        self.core.reconfigure(settings.core_config(), self.core.engine.reconfigured(settings))
         self.config_version = version
         self.metrics.set_config_version(version)
         self.metrics.max_position_usd.set(settings.risk.max_position_usd)

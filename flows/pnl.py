@@ -10,7 +10,16 @@ A day is [00:00, 24:00) UTC. For one bot:
   (its market features), else at its last fill price;
 - max drawdown: the largest fall of the day's recorded equity from its running peak within the day,
   in USD and as a fraction of that peak;
-- inventory: the position at 00:00, then after each fill of the day.
+- inventory: the position at 00:00, then after each fill of the day; in USD, the position at each
+  minute's last recorded mid (and at each fill), for plots;
+- the PnL decomposition, marked to market over the day: spread capture is what each fill earned
+  against the mid recorded at or before it (sign * (mid - price) * size; the fill's own price when
+  no mid was recorded yet), inventory PnL what the positions held earned as the mid moved, from the
+  day's first recorded mid (`mark_open`) to its last (`mark_close`): position_open * (close - open)
+  + sum(sign * size * (close - mid at the fill)). spread + inventory is the day's change of
+  realized plus unrealized PnL; total = spread + inventory + rebates - fees. Funding and markouts
+  are not recorded by the ledger yet, so they are not part of it;
+- fills and volume per UTC hour.
 The fleet row sums the bots; its drawdown is that of the summed equity (each bot's last point carried
 forward, its first point of the day carried back). Every figure is an exact Decimal, so regenerating
 a past day gives the very same numbers.
@@ -19,10 +28,12 @@ a past day gives the very same numbers.
 from __future__ import annotations
 
 import datetime as dt
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 
+from bots.display import bps, size, usd
 from bots.engine.portfolio import Portfolio
 from bots.exchange.base import Fill
 from bots.store import EquityPoint
@@ -31,6 +42,8 @@ __all__ = ["FLEET", "BotDay", "day_bounds", "fleet_day", "max_drawdown", "report
 
 FLEET = "fleet"
 _NS_PER_S = 1_000_000_000
+_NS_PER_MINUTE = 60 * _NS_PER_S
+_NS_PER_HOUR = 3_600 * _NS_PER_S
 _ZERO = Decimal(0)
 _RATIO_PLACES = Decimal("1e-10")
 _CONTEXT = Context(prec=38, rounding=ROUND_HALF_EVEN)  # as `Portfolio`: sums keep every digit
@@ -56,11 +69,21 @@ class BotDay:
     max_drawdown_ratio: Decimal
     inventory: tuple[tuple[int, Decimal], ...]
     equity: tuple[tuple[int, Decimal], ...]
+    spread_capture_usd: Decimal = _ZERO
+    inventory_pnl_usd: Decimal = _ZERO
+    inventory_usd: tuple[tuple[int, float], ...] = ()
+    hourly: tuple[tuple[int, Decimal], ...] = ()  # (fills, volume USD) of each UTC hour, 24 of them
+    lot_size: Decimal | None = None
 
     @property
     def net_pnl_usd(self) -> Decimal:
         """Realized PnL after fees, rebates counted as income."""
         return self.realized_pnl_usd + self.rebates_usd - self.fees_usd
+
+    @property
+    def total_pnl_usd(self) -> Decimal:
+        """The day's PnL marked to market: spread capture + inventory PnL + rebates - fees."""
+        return self.spread_capture_usd + self.inventory_pnl_usd + self.rebates_usd - self.fees_usd
 
 
 def day_bounds(day: dt.date) -> tuple[int, int]:
@@ -93,14 +116,15 @@ def summarise_bot(
     symbol: str,
     fills: Sequence[Fill],
     equity: Sequence[EquityPoint],
-    last_mid: float | None,
+    mids: Sequence[tuple[int, float]],
     start_ns: int,
     end_ns: int,
+    lot_size: Decimal | None = None,
 ) -> BotDay:
     """The day of one bot from its fills (ledger order, any time), the day's equity points and the
-    last mid it recorded that day."""
+    mids it recorded that day (time order)."""
     with localcontext(_CONTEXT):
-        return _summarise_bot(bot, symbol, fills, equity, last_mid, start_ns, end_ns)
+        return _summarise_bot(bot, symbol, fills, equity, mids, start_ns, end_ns, lot_size)
 
 
 def _summarise_bot(
@@ -108,37 +132,45 @@ def _summarise_bot(
     symbol: str,
     fills: Sequence[Fill],
     equity: Sequence[EquityPoint],
-    last_mid: float | None,
+    mids: Sequence[tuple[int, float]],
     start_ns: int,
     end_ns: int,
+    lot_size: Decimal | None,
 ) -> BotDay:
     before = Portfolio.replay((f for f in fills if f.ts_ns < start_ns), symbol=symbol)
     opening = (before.realized_pnl, before.grid_profit)
     position_open = before.position
     portfolio = before
+    day = [f for f in fills if start_ns <= f.ts_ns < end_ns]
+    mid_ts = [ts for ts, _ in mids]
+    fill_mids = [_mid_at(mids, mid_ts, f.ts_ns) or f.price for f in day]
     inventory = [(start_ns, position_open)]
-    rebates = fees = volume = _ZERO
-    count = 0
-    last_price: Decimal | None = None
-    for fill in fills:
-        if not start_ns <= fill.ts_ns < end_ns:
-            continue
+    rebates = fees = volume = spread = _ZERO
+    hourly = [(0, _ZERO)] * 24
+    for fill, mid in zip(day, fill_mids, strict=True):
         portfolio.apply(fill)
-        count += 1
         volume += fill.price * fill.size
         if fill.fee < 0:
             rebates -= fill.fee
         else:
             fees += fill.fee
+        spread += fill.side.sign * (mid - fill.price) * fill.size
+        hour = (fill.ts_ns - start_ns) // _NS_PER_HOUR
+        hourly[hour] = (hourly[hour][0] + 1, hourly[hour][1] + fill.price * fill.size)
         inventory.append((fill.ts_ns, portfolio.position))
-        last_price = fill.price
-    mark = Decimal(repr(last_mid)) if last_mid is not None else last_price
+    last_price = day[-1].price if day else None
+    mark = Decimal(repr(mids[-1][1])) if mids else last_price
+    mark_open = Decimal(repr(mids[0][1])) if mids else (day[0].price if day else mark)
+    held = _ZERO
+    if mark is not None and mark_open is not None:
+        held = position_open * (mark - mark_open)
+        held += sum((f.side.sign * f.size * (mark - m) for f, m in zip(day, fill_mids, strict=True)), _ZERO)
     curve = tuple((p.ts_ns, p.equity) for p in equity if start_ns <= p.ts_ns < end_ns)
     drawdown_usd, drawdown_ratio = max_drawdown(curve)
     return BotDay(
         bot=bot,
         symbol=symbol,
-        fills=count,
+        fills=len(day),
         volume_usd=volume,
         realized_pnl_usd=portfolio.realized_pnl - opening[0],
         grid_profit_usd=portfolio.grid_profit - opening[1],
@@ -152,7 +184,34 @@ def _summarise_bot(
         max_drawdown_ratio=drawdown_ratio,
         inventory=tuple(inventory),
         equity=curve,
+        spread_capture_usd=spread,
+        inventory_pnl_usd=held,
+        inventory_usd=_inventory_usd(inventory, day, mids),
+        hourly=tuple(hourly),
+        lot_size=lot_size,
     )
+
+
+def _mid_at(mids: Sequence[tuple[int, float]], stamps: Sequence[int], ts_ns: int) -> Decimal | None:
+    """The last mid recorded at or before `ts_ns`."""
+    at = bisect_right(stamps, ts_ns) - 1
+    return Decimal(repr(mids[at][1])) if at >= 0 else None
+
+
+def _inventory_usd(
+    positions: Sequence[tuple[int, Decimal]], day: Sequence[Fill], mids: Sequence[tuple[int, float]]
+) -> tuple[tuple[int, float], ...]:
+    """The position in USD at each fill (at its price) and at each minute's last mid (for plots)."""
+    minutes: dict[int, tuple[int, float]] = {}
+    for ts, mid in mids:
+        minutes[ts // _NS_PER_MINUTE] = (ts, mid)
+    points = sorted([*minutes.values(), *((f.ts_ns, float(f.price)) for f in day)])
+    stamps = [ts for ts, _ in positions]
+    out = []
+    for ts, price in points:
+        position = positions[max(bisect_right(stamps, ts) - 1, 0)][1]
+        out.append((ts, float(position) * price))
+    return tuple(out)
 
 
 def _fleet_equity(days: Sequence[BotDay]) -> tuple[tuple[int, Decimal], ...]:
@@ -201,33 +260,46 @@ def fleet_day(days: Sequence[BotDay]) -> BotDay:
         max_drawdown_ratio=drawdown_ratio,
         inventory=(),
         equity=equity,
+        spread_capture_usd=total("spread_capture_usd"),
+        inventory_pnl_usd=total("inventory_pnl_usd"),
+        hourly=_fleet_hourly(days),
     )
+
+
+def _fleet_hourly(days: Sequence[BotDay]) -> tuple[tuple[int, Decimal], ...]:
+    hours = [d.hourly for d in days if d.hourly]
+    with localcontext(_CONTEXT):
+        return tuple((sum(h[i][0] for h in hours), sum((h[i][1] for h in hours), _ZERO)) for i in range(24))
 
 
 def _text(value: Decimal | None) -> str:
     return "" if value is None else format(value, "f")
 
 
-def report_rows(day: dt.date, days: Sequence[BotDay]) -> list[dict[str, str]]:
-    """One row per bot and the fleet, every number as exact text (CSV, table artifact, HTML)."""
-    return [
-        {
+_MONEY = (
+    "volume_usd", "spread_capture_usd", "inventory_pnl_usd", "rebates_usd", "fees_usd", "total_pnl_usd",
+    "realized_pnl_usd", "unrealized_pnl_usd", "grid_profit_usd", "net_pnl_usd", "max_drawdown_usd",
+)  # fmt: skip
+
+
+def report_rows(day: dt.date, days: Sequence[BotDay], *, exact: bool = False) -> list[dict[str, str]]:
+    """One row per bot and the fleet (CSV, table artifact): money to the cent, drawdown in basis
+    points to a tenth, positions to the lot; `exact`: every digit (what a recomputation compares)."""
+    rows = []
+    for d in days:
+        money = {name: getattr(d, name) for name in _MONEY}
+        ratio = d.max_drawdown_ratio * 10_000
+        rows.append({
             "date": day.isoformat(),
             "bot": d.bot,
             "symbol": d.symbol,
             "fills": str(d.fills),
-            "volume_usd": _text(d.volume_usd),
-            "realized_pnl_usd": _text(d.realized_pnl_usd),
-            "unrealized_pnl_usd": _text(d.unrealized_pnl_usd),
-            "grid_profit_usd": _text(d.grid_profit_usd),
-            "rebates_usd": _text(d.rebates_usd),
-            "fees_usd": _text(d.fees_usd),
-            "net_pnl_usd": _text(d.net_pnl_usd),
-            "max_drawdown_usd": _text(d.max_drawdown_usd),
-            "max_drawdown_ratio": _text(d.max_drawdown_ratio),
-            "position_open": _text(d.position_open),
-            "position_close": _text(d.position_close),
+            **{name: _text(v) if exact else usd(v) for name, v in money.items()},
+            "max_drawdown_bps": _text(ratio) if exact else bps(d.max_drawdown_ratio),
+            **{
+                name: _text(v) if exact else size(v, d.lot_size)
+                for name, v in (("position_open", d.position_open), ("position_close", d.position_close))
+            },
             "mark_close": _text(d.mark_close),
-        }
-        for d in days
-    ]
+        })  # fmt: skip
+    return rows

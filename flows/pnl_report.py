@@ -1,11 +1,15 @@
-"""daily-pnl-report: per bot and for the fleet, realized and unrealized PnL, grid profit, rebates, fees,
-volume, fills, max drawdown and the inventory through the day (see `flows.pnl` for the definitions).
+"""daily-pnl-report: per bot and for the fleet, the PnL decomposition (spread capture, inventory PnL,
+rebates, fees), realized and unrealized PnL, grid profit, volume and fills by hour, max drawdown and the
+inventory through the day (see `flows.pnl` for the definitions).
 
-Writes `<reports_dir>/YYYY-MM-DD/` (default `reports_dir`: `<data_dir>/reports`): `report.html` with
-`equity.png` and `inventory.png`, `pnl.csv` (one row per bot and the fleet) and `inventory.csv`; and a
-Prefect table artifact plus a markdown one. `date` defaults to yesterday (UTC): scheduled at 00:05 UTC
-it reports the day that just ended; a past date regenerates that day with the same numbers (only
-ledger rows of that day, and fills before it for the opening position, are read).
+Writes `<reports_dir>/YYYY-MM-DD/` (default `reports_dir`: `<data_dir>/reports`): `report.html` (a
+one-screen summary, then the tables and plots; see `flows.report_files`), `summary.png`/`summary.pdf`
+to forward, `pnl.csv` (one row per bot and the fleet) and `inventory.csv`; and a Prefect table artifact
+plus a markdown one. Money is shown to the cent, drawdown in basis points, positions to the lot; the
+flow also returns the exact figures (`exact`), which the ledger holds.
+`date` defaults to yesterday (UTC): scheduled at 00:05 UTC it reports the day that just ended; a past
+date regenerates that day with the same numbers (only ledger rows of that day, and fills before it for
+the opening position, are read).
 """
 
 from __future__ import annotations
@@ -24,21 +28,19 @@ from bots.store import EquityPoint, Ledger
 from flows.common import is_transient, load_fleet_config, select_bots
 from flows.pnl import BotDay, day_bounds, fleet_day, report_rows, summarise_bot
 from flows.report_files import write_report
-from settings import FleetSettings
+from settings import BotSettings, FleetSettings
 
 __all__ = ["BotLedgerDay", "daily_pnl_report"]
-
-_MID_LOOKBACK_NS = 3_600 * 1_000_000_000
 
 
 @dataclass(frozen=True, slots=True)
 class BotLedgerDay:
     """What the ledger holds for one bot and day: its fills up to the day's end (ledger order), the
-    day's equity points and the last mid it recorded that day."""
+    day's equity points and the mids it recorded that day (time order)."""
 
     fills: list[Fill]
     equity: list[EquityPoint]
-    last_mid: float | None
+    mids: list[tuple[int, float]]
 
 
 @task(retries=3, retry_delay_seconds=[2, 5, 15], retry_condition_fn=is_transient, cache_policy=NO_CACHE)
@@ -47,21 +49,16 @@ def read_bot_day(fleet: FleetSettings, bot: str, symbol: str, start_ns: int, end
     with Ledger(fleet.ledger_url()) as ledger:
         fills = [f for f in ledger.fills(bot, symbol=symbol) if f.ts_ns < end_ns]
         equity = [p for p in ledger.equity_history(bot, since_ts_ns=start_ns) if p.ts_ns < end_ns]
-        last_mid = None
-        # The last hour first (one row a second), the whole day only when the bot was quiet then.
-        for since in (max(start_ns, end_ns - _MID_LOOKBACK_NS), start_ns):
-            rows = ledger.features(symbol, since_ts_ns=since, until_ts_ns=end_ns, bot=bot)
-            mids = [r.values["mid"] for r in rows if r.values.get("mid") is not None]
-            if mids:
-                last_mid = mids[-1]
-                break
-    return BotLedgerDay(fills, equity, last_mid)
+        rows = ledger.features(symbol, since_ts_ns=start_ns, until_ts_ns=end_ns, bot=bot)
+        mids = [(r.ts_ns, mid) for r in rows if (mid := r.values.get("mid")) is not None]
+    return BotLedgerDay(fills, equity, mids)
 
 
 @task(cache_policy=NO_CACHE)
-def summarise(bot: str, symbol: str, data: BotLedgerDay, start_ns: int, end_ns: int) -> BotDay:
+def summarise(bot: BotSettings, data: BotLedgerDay, start_ns: int, end_ns: int) -> BotDay:
     """One bot's figures of the day."""
-    return summarise_bot(bot, symbol, data.fills, data.equity, data.last_mid, start_ns, end_ns)
+    lot = bot.instrument.lot_size if bot.instrument is not None else None
+    return summarise_bot(bot.name, bot.symbol, data.fills, data.equity, data.mids, start_ns, end_ns, lot)
 
 
 @task(cache_policy=NO_CACHE)
@@ -79,8 +76,8 @@ def write_files(
 
 
 def _markdown(day: dt.date, rows: list[dict[str, str]], out_dir: Path) -> str:
-    columns = ["bot", "fills", "volume_usd", "realized_pnl_usd", "unrealized_pnl_usd", "grid_profit_usd",
-               "rebates_usd", "fees_usd", "net_pnl_usd", "max_drawdown_ratio"]  # fmt: skip
+    columns = ["bot", "fills", "volume_usd", "spread_capture_usd", "inventory_pnl_usd", "rebates_usd",
+               "fees_usd", "total_pnl_usd", "max_drawdown_usd", "max_drawdown_bps"]  # fmt: skip
     lines = [
         f"# mmfleet PnL {day.isoformat()} (UTC)",
         "",
@@ -112,7 +109,7 @@ def daily_pnl_report(
     days = []
     for bot in select_bots(fleet, bots):
         data = read_bot_day(fleet, bot.name, bot.symbol, start_ns, end_ns)
-        days.append(summarise(bot.name, bot.symbol, data, start_ns, end_ns))
+        days.append(summarise(bot, data, start_ns, end_ns))
     everything = [*days, summarise_fleet(days)]
     rows = report_rows(day, everything)
     out_dir = (Path(reports_dir) if reports_dir else fleet.data_dir / "reports") / day.isoformat()
@@ -120,4 +117,5 @@ def daily_pnl_report(
     create_table_artifact(rows, key="daily-pnl-report", description=f"mmfleet PnL {day.isoformat()} (UTC)")
     create_markdown_artifact(_markdown(day, rows, out_dir), key="daily-pnl-report-summary")
     logger.info("report of %s in %s", day.isoformat(), out_dir)
-    return {"date": day.isoformat(), "dir": str(out_dir), "files": files, "rows": rows}
+    exact = report_rows(day, everything, exact=True)
+    return {"date": day.isoformat(), "dir": str(out_dir), "files": files, "rows": rows, "exact": exact}

@@ -22,22 +22,34 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import numpy as np
 import numpy.typing as npt
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State
+from prefect.states import Completed
 
 from bots.store import FeatureRow, Ledger
 from flows.common import is_transient, load_fleet_config
-from ml.features import FEATURE_NAMES, columns_from_rows, feature_matrix
+from ml.features import FEATURE_NAMES, WARMUP_ROWS, columns_from_rows, feature_matrix
 from ml.inference import RegimeModel, RegimeParamsArtifact
-from ml.regime import SKLEARN_VERSION, RegimeFit, fit_regime_model
+from ml.progress import progress_bar
+from ml.regime import SKLEARN_VERSION, RegimeFit, fit_regime_model, fit_steps
 from ml.registry import TrainingInfo, load_latest, publish
 from settings import FleetSettings
 
-__all__ = ["Dataset", "decide", "log_likelihood", "regime_markdown", "retrain_regime_model", "split_holdout"]
+__all__ = [
+    "Dataset",
+    "decide",
+    "log_likelihood",
+    "regime_markdown",
+    "retrain_regime_model",
+    "skipped_markdown",
+    "split_holdout",
+]
 
 FloatArray = npt.NDArray[np.float64]
 _NS_PER_HOUR = 3_600_000_000_000
@@ -116,8 +128,19 @@ def log_likelihood(artifact: RegimeParamsArtifact, x: FloatArray) -> float:
 
 @task(cache_policy=NO_CACHE)
 def fit_candidate(train: Dataset, n_components: int | None, random_state: int) -> RegimeFit:
-    """Fit the regime pipeline on the training rows (BIC selection of k unless given)."""
-    return fit_regime_model(train.x, n_components, random_state=random_state)
+    """Fit the regime pipeline on the training rows (BIC selection of k unless given), showing its
+    progress as a rich bar on the console and a progress artifact in the Prefect UI."""
+    total = fit_steps(n_components)
+    bar = progress_bar(f"retrain: fitting {len(train.x):,} rows", total)
+    artifact_id = create_progress_artifact(0.0, key="retrain-regime-model-progress")
+    if not isinstance(artifact_id, UUID):  # the async form: only inside an event loop
+        raise TypeError("fit_candidate must run in a synchronous task")
+
+    def step(done: int) -> None:
+        bar(done)
+        update_progress_artifact(artifact_id, 100.0 * abs(done) / total)
+
+    return fit_regime_model(train.x, n_components, random_state=random_state, progress=step)
 
 
 @task(retries=3, retry_delay_seconds=[2, 5, 15], retry_condition_fn=is_transient, cache_policy=NO_CACHE)
@@ -165,6 +188,21 @@ def regime_markdown(
     return "\n".join(out) + "\n"
 
 
+def skipped_markdown(rows: int, min_rows: int, holdout_rows: int) -> str:
+    """The artifact of a run that had too little data to train: the counts against their minimums."""
+    return "\n".join([
+        "# retrain-regime-model: skipped",
+        "",
+        "No model trained: too few feature rows. Each bot's first "
+        f"{WARMUP_ROWS} rows (its features' warm-up) do not count.",
+        "",
+        "| rows | have | minimum |",
+        "|---|---|---|",
+        f"| training | {rows} | {min_rows} |",
+        f"| holdout | {holdout_rows} | {_MIN_HOLDOUT_ROWS} |",
+    ]) + "\n"  # fmt: skip
+
+
 @flow(name="retrain-regime-model")
 def retrain_regime_model(
     lookback_hours: float = 48.0,
@@ -174,8 +212,9 @@ def retrain_regime_model(
     random_state: int = 0,
     model_dir: str | None = None,
     config: str | None = None,
-) -> dict[str, Any]:
-    """Fit, compare on the holdout, publish when valid and not worse; returns scores and versions."""
+) -> dict[str, Any] | State[dict[str, Any]]:
+    """Fit, compare on the holdout, publish when valid and not worse; returns scores and versions
+    (too little data: a `Completed` state named `Skipped` holding them)."""
     logger = get_run_logger()
     fleet = load_fleet_config(config)
     now_ns = time.time_ns()
@@ -187,9 +226,11 @@ def retrain_regime_model(
         why = f"not enough data: {len(train.x)} training rows (min_rows={min_rows}), {len(holdout.x)} holdout"
         logger.warning("no model trained: %s", why)
         create_markdown_artifact(
-            f"# retrain-regime-model\n\nNo model trained: {why}.\n", key="retrain-regime-model"
+            skipped_markdown(len(train.x), min_rows, len(holdout.x)), key="retrain-regime-model"
         )
-        return {"candidate_ll": None, "rows": len(train.x), "published": {}, "reason": why}
+        skipped: dict[str, Any] = {"candidate_ll": None, "rows": len(train.x), "published": {}, "reason": why}
+        # Nothing went wrong (no page), yet the run list must not show it as a retrain that ran.
+        return Completed(name="Skipped", message=f"No model trained: {why}", data=skipped)
     fit = fit_candidate(train, n_components, random_state)
     artifact = fit.artifact()
     candidate_ll = log_likelihood(artifact, holdout.x)

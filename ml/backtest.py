@@ -6,13 +6,14 @@ module feeds it a market and turns its fills and equity curve into a result.
 PnL is decomposed exactly (Decimal) over the fills, each with the mid of the book in force when it
 filled: spread capture `sum(sign*(mid_f - price)*size)`, inventory PnL `q_T*mark - sum(sign*size*mid_f)`
 (what the held inventory earned or lost as the mid moved), maker rebates and taker fees; the four sum
-to the portfolio's equity change at the final mid. Sweeps over parameters: `ml.sweep`; files and
-plots: `ml.report`.
+to the portfolio's equity change at the final mid. The result types: `ml.results`; sweeps over
+parameters: `ml.sweep`; files and plots: `ml.report`.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -20,16 +21,16 @@ from pathlib import Path
 
 import numpy as np
 
-from bots.exchange.factory import BUILTIN_START_PRICES
-from bots.exchange.sim import SimMarket, Step, read_recording
+from bots.exchange.sim import BUILTIN_START_PRICES, SimMarket, Step, read_recording
 from ml.backtest_loop import BacktestConfig, BacktestLoop
-from ml.report import (
+from ml.live_regime import LiveRegime
+from ml.progress import progress_bar
+from ml.results import (
     BacktestResult,
     BacktestStats,
     EquityCurve,
     PnLBreakdown,
     max_drawdown,
-    progress_bar,
     sharpe_ratio,
 )
 from settings.models import BotSettings
@@ -104,7 +105,8 @@ def run_backtest(
 ) -> BacktestResult:
     """Replay `market` through the bot of `settings`; a rich progress bar when `progress`."""
     config = config or BacktestConfig()
-    loop = BacktestLoop(settings, config)
+    loop = BacktestLoop(settings, config, *_regime(settings))
+    core = loop.core
     ts: list[int] = []
     mids: list[float] = []
     positions: list[float] = []
@@ -118,8 +120,8 @@ def run_backtest(
             if not math.isnan(mid):
                 ts.append(book.ts_ns)
                 mids.append(mid)
-                positions.append(loop.position)
-                equities.append(loop.cash + (loop.position * (mid - loop.entry) if loop.position else 0.0))
+                positions.append(core.position)
+                equities.append(core.cash + (core.position * (mid - core.entry) if core.position else 0.0))
             if bar is not None and events % _PROGRESS_EVERY == 0:
                 bar(events)
     finally:
@@ -132,6 +134,17 @@ def run_backtest(
         np.asarray(equities, dtype=np.float64),
     )
     return _result(loop, curve, events)
+
+
+def _regime(settings: BotSettings) -> tuple[LiveRegime | None, float]:
+    """With `ml.regime_enabled`, the registry's newest valid model, judged at today's time (a backtest
+    replays the past with today's model), as the worker would load it."""
+    if not settings.ml.regime_enabled:
+        return None, 0.0
+    now = time.time()
+    regime = LiveRegime(settings.ml.model_dir, settings.ml.max_model_age_s)
+    regime.poll(now)
+    return regime, now
 
 
 def _result(loop: BacktestLoop, curve: EquityCurve, events: int) -> BacktestResult:

@@ -1,39 +1,50 @@
-"""One backtest's event loop: a market step in, the bot's engine, fill model and portfolio through it.
+"""One backtest's event loop: the bot's own core (`bots.core.core.BotCore`) driven through the paper fill
+model with order latency, as the worker drives it through an exchange.
 
 Per market step, in the order a live bot meets it: order actions whose latency has elapsed reach the
-fill model (placements, cancels), the fill model sees the new book and then the step's trades (fills
-go to a `Portfolio`), then `QuoteEngine.on_book` decides, `diff_orders` turns that into cancels and
-post-only placements, and those are sent: they act `latency_ms` later, at the first market event at or
-after that time (the fill model meanwhile sees the book as of their arrival). A circuit-breaker close
-is a reduce-only taker order at the far end of the visible book, sent with the same latency, as the
-worker does. Nothing here copies the engine or the fill model: `QuoteEngine`, `diff_orders`,
-`PaperFillModel` and `Portfolio` are the bot's own. Compiled by mypyc with them (`make native`): this is
-the per-event path of every backtest, sweep and tuner run.
+fill model (placements, cancels; their acknowledgements return to the core), the fill model sees the
+new book and then the step's trades (fills go to the core), then the core decides on the book and its
+actions are sent: they act `latency_ms` later, at the first market event at or after that time (the
+fill model meanwhile sees the book as of their arrival). A timer event follows every
+`strategy.refresh_interval_s` of market time, as in the worker; with `ml.regime_enabled` its market
+record feeds the regime model, whose probabilities return to the core as an event. Nothing here
+decides: the core does. Compiled by mypyc (`make native`): this is the per-event path of every
+backtest, sweep and tuner run.
 """
 
 from __future__ import annotations
 
-import math
 import random
 from collections import deque
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Final
+from typing import Final, Protocol
 
+from bots.core.actions import Action, Cancel, CancelAll, Place, RecordMarket
+from bots.core.core import BotCore
+from bots.core.orders import OrderIds
 from bots.engine import pickling
-from bots.engine.orders import OpenOrder, OrderKeys, diff_orders, order_keys
 from bots.engine.portfolio import Portfolio
-from bots.engine.quoter import Inventory, QuoteEngine
-from bots.engine.types import DesiredOrder, Side
+from bots.engine.quoter import QuoteEngine
 from bots.exchange.events import BookLevel, BookUpdate, Fill, OrderRequest, OrderStatus, Trade
 from bots.exchange.paper import PaperFillModel
+from bots.store.ledger import FeatureRow
 from settings.models import BotSettings
 
-__all__ = ["BacktestConfig", "BacktestLoop"]
+__all__ = ["BacktestConfig", "BacktestLoop", "RegimeInference"]
 
 _NS_PER_MS: Final = 1_000_000
 _ZERO: Final = Decimal(0)
 _TWO: Final = Decimal(2)
+_ALL: Final = ""  # the client order id of a cancel-all in flight
+
+
+class RegimeInference(Protocol):
+    """Regime probabilities from recorded feature rows (`ml.live_regime.LiveRegime`)."""
+
+    def observe(self, row: FeatureRow) -> None: ...
+
+    def probabilities(self, now_s: float) -> dict[str, float] | None: ...
 
 
 # -- configuration -------------------------------------------------------------------------------------
@@ -53,14 +64,16 @@ class BacktestConfig:
 # -- the loop ------------------------------------------------------------------------------------------
 @dataclass(slots=True)
 class BacktestLoop:
-    """The engine, the fill model and the portfolio of one run, with the orders in flight."""
+    """The bot core, the fill model and the orders in flight of one run. `regime` (with
+    `ml.regime_enabled`) answers probabilities at `model_time_s`, the wall-clock time a model's age is
+    judged at (the run's start: a backtest replays the past with today's model)."""
 
     settings: BotSettings
     config: BacktestConfig
+    regime: RegimeInference | None = None
+    model_time_s: float = 0.0
     model: PaperFillModel = field(init=False)
-    engine: QuoteEngine = field(init=False)
-    portfolio: Portfolio = field(init=False)
-    opens: dict[str, OpenOrder] = field(default_factory=dict)  # what the bot believes is resting
+    core: BotCore = field(init=False)
     inflight: deque[tuple[int, str, OrderRequest | None]] = field(default_factory=deque)
     fills: list[Fill] = field(default_factory=list)
     fill_mids: list[Decimal] = field(default_factory=list)
@@ -69,122 +82,34 @@ class BacktestLoop:
     accepted: int = 0
     cancelled: int = 0
     rejected: int = 0
-    closing: bool = False
     latency_ns: int = 0
+    timer_ns: int = 0  # market time of the last timer event
+    refresh_ns: int = 0
     mid_bid: BookLevel | None = None  # best bid and ask of the last two-sided book
     mid_ask: BookLevel | None = None
-    open_list: list[OpenOrder] | None = None  # `opens` as diff_orders takes them; None after a change
-    open_keys: OrderKeys | None = None  # order_keys(open_list)
-    tolerance: float = 0.0  # settings read once: a pydantic attribute costs on every event
     symbol: str = ""
     tick: Decimal = _ZERO
     lot: Decimal = _ZERO
-    position: float = 0.0
-    entry: float = math.nan
-    cash: float = 0.0
-    peak: float = 0.0
 
     def __post_init__(self) -> None:
         settings = self.settings
         self.model = PaperFillModel(
             settings.spec, settings.paper, random.Random(self.config.seed), fill_id_prefix="bt-"
         )
-        self.engine = QuoteEngine(settings)
-        self.portfolio = Portfolio(
-            symbol=settings.symbol, starting_balance=settings.paper.starting_balance_usd
-        )
-        self.cash = self.peak = float(self.portfolio.cash)
+        regime = settings.ml.regime_enabled and self.regime is not None
+        core_config = settings.core_config(keep_order_log=False, record_market=regime)
+        portfolio = Portfolio(symbol=settings.symbol, starting_balance=settings.paper.starting_balance_usd)
+        self.core = BotCore(core_config, QuoteEngine(settings), portfolio, OrderIds(0, 0))
+        if not regime:
+            self.regime = None
         self.latency_ns = round(self.config.latency_ms * _NS_PER_MS)
-        self.tolerance = settings.strategy.price_tolerance_pct
+        self.refresh_ns = core_config.refresh_interval_ns
         self.symbol = settings.symbol
-        self.tick, self.lot = settings.spec.tick_size, settings.spec.lot_size
+        self.tick, self.lot = core_config.tick_size, core_config.lot_size
 
-    # -- orders: sent now, acting `latency` later --------------------------------------------------
-    def send(self, ts_ns: int, cid: str, request: OrderRequest | None) -> None:
-        """Send a placement (`request`) or a cancel (None) of `cid`; it acts `latency_ms` later."""
-        self.inflight.append((ts_ns + self.latency_ns, cid, request))
-
-    def place(self, want: DesiredOrder, ts_ns: int, *, post_only: bool = True) -> None:
-        self.placed += 1
-        cid = f"bt-{self.placed}"
-        request = OrderRequest(
-            self.symbol,
-            want.side,
-            self.tick * want.price_ticks,
-            self.lot * want.size_lots,
-            cid,
-            post_only=post_only,
-            reduce_only=not post_only,
-        )
-        if post_only:
-            self.opens[cid] = OpenOrder(cid, want.side, want.price_ticks, want.size_lots)
-            self.open_list = None
-        self.send(ts_ns, cid, request)
-
-    def arrive(self, ts_ns: int) -> None:
-        """Order actions whose latency has elapsed by `ts_ns` reach the fill model, in sending order."""
-        inflight, model = self.inflight, self.model
-        while inflight and inflight[0][0] <= ts_ns:
-            arrive, cid, request = inflight.popleft()
-            if request is None:
-                if model.cancel(cid) is not None:
-                    self.cancelled += 1
-                continue
-            if request.reduce_only:
-                self.close(request, arrive)
-                continue
-            if model.submit(request, arrive, model.book).status is OrderStatus.REJECTED:
-                self.rejected += 1
-                self.opens.pop(cid, None)
-                self.open_list = None
-            else:
-                self.accepted += 1
-
-    def close(self, request: OrderRequest, ts_ns: int) -> None:
-        """A reduce-only taker order, refused like the paper exchange does when it would grow the
-        position; what the book could not take is cancelled at once (as the worker does)."""
-        self.closing = False
-        position = self.portfolio.position
-        if not (position * request.side.sign < 0 and request.size <= abs(position)):
-            self.rejected += 1
-            return
-        update = self.model.submit(request, ts_ns, self.model.book)
-        if update.status is OrderStatus.REJECTED:
-            self.rejected += 1
-            return
-        self.accepted += 1
-        taken, self.model.immediate_fills = self.model.immediate_fills, []
-        self.book_fills(taken)
-        self.model.cancel(request.client_order_id)
-
-    def book_fills(self, fills: list[Fill]) -> None:
-        if not fills:
-            return
-        portfolio, lot = self.portfolio, self.lot
-        for fill in fills:
-            portfolio.apply(fill)
-            self.fills.append(fill)
-            self.fill_mids.append(self.mid())
-            cid = fill.client_order_id
-            self.filled_orders.add(cid)
-            have = self.opens.get(cid)
-            if have is not None:
-                self.open_list = None
-                left = have.size_lots - round(fill.size / lot)
-                if left > 0:
-                    self.opens[cid] = OpenOrder(cid, have.side, have.price_ticks, left)
-                else:
-                    del self.opens[cid]
-        self.position = float(portfolio.position)
-        self.entry = float(portfolio.avg_entry) if portfolio.position else math.nan
-        self.cash = float(portfolio.cash)
-
-    def mid(self) -> Decimal:
-        """The exact mid of the last two-sided book (0 before one): the mark of fills and of the end."""
-        bid, ask = self.mid_bid, self.mid_ask
-        if bid is None or ask is None:
-            return _ZERO
-        return (bid.price + ask.price) / _TWO
+    @property
+    def portfolio(self) -> Portfolio:
+        return self.core.portfolio
 
     # -- one market step ---------------------------------------------------------------------------
     def step(self, book: BookUpdate, trades: list[Trade]) -> float:
@@ -195,46 +120,116 @@ class BacktestLoop:
         if book.bids and book.asks:
             self.mid_bid = book.bids[0]
             self.mid_ask = book.asks[0]
-        model = self.model
+        core, model = self.core, self.model
         fills = model.on_book(book)
         for trade in trades:
             fills += model.on_trade(trade)
-        self.book_fills(fills)
+            core.on_trade(trade)
+        if fills:
+            self.book_fills(fills)
+        actions = core.on_book(book, ts_ns)
+        if actions:
+            self.perform(actions, ts_ns)
+        if ts_ns - self.timer_ns >= self.refresh_ns:
+            self.timer_ns = ts_ns
+            actions = core.on_timer(ts_ns)
+            if actions:
+                self.perform(actions, ts_ns)
+        return book.top().mid
 
-        top = book.top()
-        mid = top.mid
-        position = self.position
-        unrealized = position * (mid - self.entry) if position else 0.0
-        equity = self.cash + unrealized
-        self.peak = max(self.peak, equity)
-        decision = self.engine.on_book(
-            top, Inventory(position, self.entry, unrealized, equity, self.peak), ts_ns
-        )
-        opens = self.open_list
-        if opens is None:
-            opens = self.open_list = list(self.opens.values())
-            self.open_keys = order_keys(opens)
-        diff = diff_orders(opens, list(decision.orders), self.tolerance, self.open_keys)
-        for cid in diff.cancels:
-            del self.opens[cid]
-            self.open_list = None
-            self.send(ts_ns, cid, None)
-        for want in diff.places:
-            self.place(want, ts_ns)
-        if decision.close_position and position and not self.closing:
-            self.send_close(book, ts_ns)
-        return mid
+    # -- the core's actions: sent now, acting `latency` later --------------------------------------
+    def perform(self, actions: list[Action], ts_ns: int) -> None:
+        for action in actions:
+            if isinstance(action, Place):
+                self.placed += 1
+                request = OrderRequest(
+                    self.symbol,
+                    action.side,
+                    self.tick * action.price_ticks,
+                    self.lot * action.size_lots,
+                    action.client_order_id,
+                    post_only=action.post_only,
+                    reduce_only=action.reduce_only,
+                )
+                self.inflight.append((ts_ns + self.latency_ns, action.client_order_id, request))
+            elif isinstance(action, Cancel):
+                self.inflight.append((ts_ns + self.latency_ns, action.client_order_id, None))
+            elif isinstance(action, CancelAll):
+                self.inflight.append((ts_ns + self.latency_ns, _ALL, None))
+            elif isinstance(action, RecordMarket):
+                self.regime_event(action)
 
-    def send_close(self, book: BookUpdate, ts_ns: int) -> None:
-        position = self.portfolio.position
-        lots = round(abs(position) / self.lot)
-        levels = book.bids if position > 0 else book.asks
-        if lots == 0 or not levels:
+    def regime_event(self, record: RecordMarket) -> None:
+        """The market record feeds the regime model; its probabilities return to the core."""
+        regime = self.regime
+        if regime is None or record.features is None:
             return
-        side = Side.SELL if position > 0 else Side.BUY
-        price_ticks = int(levels[-1].price / self.tick)
-        self.closing = True
-        self.place(DesiredOrder(side, price_ticks, lots, 0), ts_ns, post_only=False)
+        regime.observe(FeatureRow(self.core.config.name, self.symbol, record.book_ts_ns, record.features))
+        self.core.on_regime(regime.probabilities(self.model_time_s))
+
+    def arrive(self, ts_ns: int) -> None:
+        """Order actions whose latency has elapsed by `ts_ns` reach the fill model, in sending order."""
+        inflight, model, core = self.inflight, self.model, self.core
+        while inflight and inflight[0][0] <= ts_ns:
+            arrive, cid, request = inflight.popleft()
+            if request is None:
+                if cid == _ALL:
+                    self.cancelled += len(model.cancel_all())
+                    core.on_all_cancelled()
+                    continue
+                if model.cancel(cid) is not None:
+                    self.cancelled += 1
+                core.on_cancelled(cid)
+                continue
+            if request.reduce_only:
+                self.close(request, arrive)
+                continue
+            update = model.submit(request, arrive, model.book)
+            if update.status is OrderStatus.REJECTED:
+                self.rejected += 1
+                core.on_rejected(cid)
+            else:
+                self.accepted += 1
+                actions = core.on_placed(cid, update)
+                if actions:
+                    self.perform(actions, arrive)
+
+    def close(self, request: OrderRequest, ts_ns: int) -> None:
+        """A reduce-only taker order, refused like the paper exchange does when it would grow the
+        position; what the book could not take rests until the core's cancel arrives."""
+        cid = request.client_order_id
+        position = self.portfolio.position
+        if not (position * request.side.sign < 0 and request.size <= abs(position)):
+            self.rejected += 1
+            self.core.on_rejected(cid)
+            return
+        update = self.model.submit(request, ts_ns, self.model.book)
+        if update.status is OrderStatus.REJECTED:
+            self.rejected += 1
+            self.core.on_rejected(cid)
+            return
+        self.accepted += 1
+        taken, self.model.immediate_fills = self.model.immediate_fills, []
+        self.book_fills(taken)
+        actions = self.core.on_placed(cid, update)
+        if actions:
+            self.perform(actions, ts_ns)
+
+    def book_fills(self, fills: list[Fill]) -> None:
+        core = self.core
+        mid = self.mid()
+        for fill in fills:
+            core.on_fill(fill)
+            self.fills.append(fill)
+            self.fill_mids.append(mid)
+            self.filled_orders.add(fill.client_order_id)
+
+    def mid(self) -> Decimal:
+        """The exact mid of the last two-sided book (0 before one): the mark of fills and of the end."""
+        bid, ask = self.mid_bid, self.mid_ask
+        if bid is None or ask is None:
+            return _ZERO
+        return (bid.price + ask.price) / _TWO
 
 
 pickling.register(BacktestConfig)

@@ -15,10 +15,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
+
+from bots.core.blend import GammaKappa, blend
 
 __all__ = [
     "COVARIANCE_TYPES",
@@ -230,37 +232,3 @@ class RegimeModel:
         """Probability of each regime label for one feature vector (components with a label add up)."""
         row = self.regime_matrix(np.asarray(x, dtype=np.float64).reshape(1, -1))[0]
         return {name: float(p) for name, p in zip(REGIME_LABELS, row, strict=True)}
-
-
-class GammaKappa(Protocol):
-    """Per-regime parameters (`settings.models.RegimeParams` satisfies this)."""
-
-    @property
-    def gamma(self) -> float: ...
-    @property
-    def kappa(self) -> float: ...
-
-
-def blend(
-    probabilities: Mapping[str, float],
-    regime_params: Mapping[str, GammaKappa],
-    *,
-    default_gamma: float,
-    default_kappa: float,
-) -> tuple[float, float]:
-    """Probability-weighted means of gamma and kappa across regimes.
-
-    A regime without params contributes the defaults (the bot's configured gamma/kappa); unusable
-    probabilities (negative, non-finite, summing to 0) give the defaults outright.
-    """
-    total = gamma = kappa = 0.0
-    for regime, p in probabilities.items():
-        if not math.isfinite(p) or p < 0.0:
-            return default_gamma, default_kappa
-        params = regime_params.get(regime)
-        total += p
-        gamma += p * (params.gamma if params is not None else default_gamma)
-        kappa += p * (params.kappa if params is not None else default_kappa)
-    if total <= 0.0:
-        return default_gamma, default_kappa
-    return gamma / total, kappa / total

@@ -15,7 +15,7 @@ Index order never matters: permuting the components permutes the labels with the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +36,7 @@ __all__ = [
     "build_pipeline",
     "export_params",
     "fit_regime_model",
+    "fit_steps",
     "label_components",
 ]
 
@@ -152,6 +153,7 @@ def fit_regime_model(
     selection_rows: int = 200_000,
     random_state: int = 0,
     blas_threads: int | None = 1,
+    progress: Callable[[int], None] | None = None,
 ) -> RegimeFit:
     """Fit the regime pipeline on a feature matrix (rows with NaN, e.g. warm-up, are dropped).
 
@@ -160,11 +162,24 @@ def fit_regime_model(
     BLAS runs on `blas_threads` threads (None: the library default): the products here are
     (n x d) by (d x d) with d ~ 10, which extra threads do not speed up, and on a busy machine
     spinning OpenBLAS threads made a fit ten times slower.
+    `progress` (e.g. `ml.progress.progress_bar`) is told the number of fits done, one per BIC candidate
+    then the final one (`fit_steps` in all), and minus that number at the end.
     """
+    step = progress or (lambda done: None)
     with threadpool_limits(limits=blas_threads, user_api="blas"):
-        return _fit(
-            features, n_components, feature_names, covariance_type, candidates, selection_rows, random_state
-        )
+        try:
+            fit = _fit(
+                features, n_components, feature_names, covariance_type, candidates, selection_rows,
+                random_state, step,
+            )  # fmt: skip
+        finally:
+            step(-fit_steps(n_components, candidates))
+    return fit
+
+
+def fit_steps(n_components: int | None, candidates: Sequence[int] = BIC_CANDIDATES) -> int:
+    """How many mixtures `fit_regime_model` fits: every BIC candidate, then the chosen k on every row."""
+    return 1 if n_components is not None else len(candidates) + 1
 
 
 def _fit(
@@ -175,6 +190,7 @@ def _fit(
     candidates: Sequence[int],
     selection_rows: int,
     random_state: int,
+    step: Callable[[int], None],
 ) -> RegimeFit:
     names = tuple(feature_names)
     x = _matrix(features, names)
@@ -190,9 +206,10 @@ def _fit(
         sample = x if len(x) <= selection_rows else x[rng.choice(len(x), selection_rows, replace=False)]
         z = StandardScaler().fit(x).transform(sample)
         fitted: dict[int, GaussianMixture] = {}
-        for k in candidates:
+        for done, k in enumerate(candidates, start=1):
             fitted[k] = _mixture(k, covariance_type, random_state).fit(z)
             bic[k] = float(fitted[k].bic(z))
+            step(done)
         n_components = min(bic, key=lambda k: (bic[k], k))
         best = fitted[n_components]
         warm_start = {
@@ -204,6 +221,7 @@ def _fit(
         n_components, covariance_type=covariance_type, random_state=random_state, **warm_start
     )
     pipeline.fit(x)
+    step(len(bic) + 1)
     gmm: GaussianMixture = pipeline[-1]
     return RegimeFit(
         pipeline=pipeline,

@@ -1,11 +1,9 @@
-"""What a backtest produced and how it is shown: the result types, the risk figures (drawdown,
-Sharpe), the progress bar, an HTML report with PNG plots, CSV tables, a JSON summary; and the Monte
-Carlo's profit histograms.
+"""How a backtest is shown: an HTML report with PNG plots, CSV tables, a JSON summary; a sweep's
+table; and the Monte Carlo's profit histograms. The results themselves are `ml.results`.
 
 Plots use matplotlib's object API on the Agg canvas (`Figure.savefig`): no pyplot, no GUI backend,
 no global state, so this runs in any process (a sweep worker, a Prefect task, a headless server).
-matplotlib and rich are imported only by the functions that draw, so `ml.backtest` can use the
-figures here without loading either.
+matplotlib is imported only by the functions that draw.
 """
 
 from __future__ import annotations
@@ -14,171 +12,28 @@ import csv
 import html
 import json
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import numpy.typing as npt
 
+from bots.display import usd
 from bots.engine.types import Side
+from ml.results import BacktestResult, FloatArray, IntArray, SweepRow
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from bots.exchange.base import Fill
     from ml.as_paper import PaperResult
-    from ml.backtest import BacktestConfig
-    from ml.sweep import SweepRow
-    from settings.models import BotSettings
 
-__all__ = [
-    "BacktestResult",
-    "BacktestStats",
-    "EquityCurve",
-    "PnLBreakdown",
-    "max_drawdown",
-    "plot_profit_histograms",
-    "progress_bar",
-    "sharpe_ratio",
-    "summary",
-    "write_report",
-    "write_sweep_csv",
-]
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
+__all__ = ["plot_profit_histograms", "summary", "write_report", "write_sweep_csv"]
 
 _MAX_POINTS = 5_000  # curve samples drawn per plot; more only blur the line and slow the file
 _NS_PER_S = 1_000_000_000
-_SECONDS_PER_YEAR = 365 * 86_400  # crypto trades every day
 
 
-# -- what a run produced ---------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class PnLBreakdown:
-    """Exact PnL decomposition in USD; `total` is the equity change at the final mid."""
-
-    spread_capture: Decimal
-    inventory_pnl: Decimal
-    rebates: Decimal
-    taker_fees: Decimal
-
-    @property
-    def total(self) -> Decimal:
-        return self.spread_capture + self.inventory_pnl + self.rebates - self.taker_fees
-
-
-@dataclass(frozen=True, slots=True)
-class EquityCurve:
-    """One sample per quotable book: time, mid, position (base units) and equity (USD, with the balance)."""
-
-    ts_ns: IntArray
-    mid: FloatArray
-    position: FloatArray
-    equity: FloatArray
-
-
-@dataclass(frozen=True, slots=True)
-class BacktestStats:
-    """The figures of one run, small and picklable (what a sweep returns per grid point)."""
-
-    events: int
-    seconds: float
-    fills: int
-    orders_placed: int
-    orders_filled: int
-    orders_cancelled: int
-    orders_rejected: int
-    fill_rate: float  # orders with at least one fill / orders accepted
-    volume_usd: float
-    total_pnl_usd: float
-    spread_capture_usd: float
-    inventory_pnl_usd: float
-    rebates_usd: float
-    taker_fees_usd: float
-    sharpe: float  # annualised, from equity changes every `sharpe_interval_s`; nan when undefined
-    max_drawdown_usd: float
-    max_drawdown_pct: float
-    final_position: float
-    mean_abs_position_usd: float
-
-    def as_dict(self) -> dict[str, float | int | None]:
-        """JSON-ready: nan becomes None."""
-        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(self).items()}
-
-
-@dataclass(frozen=True, slots=True)
-class BacktestResult:
-    """Everything one run produced: the fills with the mid at each, the curve, the decomposition."""
-
-    settings: BotSettings
-    config: BacktestConfig
-    stats: BacktestStats
-    breakdown: PnLBreakdown
-    fills: list[Fill]
-    fill_mids: list[Decimal]
-    curve: EquityCurve
-    starting_balance: Decimal
-    final_mark: Decimal
-    final_position: Decimal
-    total_pnl: Decimal  # equity at the final mid minus the starting balance, from the portfolio
-
-
-# -- figures -------------------------------------------------------------------------------------------
-def max_drawdown(equity: FloatArray) -> tuple[float, float]:
-    """Largest fall from a running peak: in USD and as a fraction of that peak."""
-    if len(equity) == 0:
-        return 0.0, 0.0
-    peak = np.maximum.accumulate(equity)
-    fall = peak - equity
-    ratio = np.divide(fall, peak, out=np.zeros_like(fall), where=peak > 0)
-    return float(fall.max()), float(ratio.max())
-
-
-def sharpe_ratio(ts_ns: IntArray, equity: FloatArray, interval_s: float, balance: float) -> float:
-    """Annualised Sharpe ratio of returns on `balance` over consecutive `interval_s` windows (rate 0);
-    nan with fewer than two windows or no variation."""
-    if len(ts_ns) < 2 or balance <= 0:
-        return math.nan
-    edges = np.arange(ts_ns[0], ts_ns[-1], round(interval_s * _NS_PER_S), dtype=np.int64)
-    at = np.searchsorted(ts_ns, edges, side="right") - 1  # the last sample at or before each edge
-    returns = np.diff(np.append(equity[at], equity[-1])) / balance
-    std = float(np.std(returns, ddof=1)) if len(returns) > 1 else 0.0
-    if not std > 0:
-        return math.nan
-    return float(np.mean(returns)) / std * math.sqrt(_SECONDS_PER_YEAR / interval_s)
-
-
-def progress_bar(label: str, total: int | None) -> Callable[[int], None]:
-    """A rich progress bar driven by a callback: a count updates it, a negative count ends it."""
-    from rich.progress import (  # noqa: PLC0415 - only when a bar is wanted
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    columns = (BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
-    bar = Progress(TextColumn(label), *columns)
-    task = bar.add_task(label, total=total)
-    bar.start()
-
-    def update(done: int) -> None:
-        bar.update(task, completed=abs(done))
-        if done < 0:
-            if total is None:
-                bar.update(task, total=abs(done))
-            bar.stop()
-
-    return update
-
-
-# -- plots and files -----------------------------------------------------------------------------------
 def _figure(width: float, height: float) -> Figure:
     from matplotlib.figure import Figure  # noqa: PLC0415 - only when drawing
 
@@ -306,7 +161,7 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 8px;te
 th{{text-align:left}}img{{max-width:100%}}</style></head>
 <body><h1>{title}</h1>
 <h2>Parameters</h2>{params}
-<h2>PnL (USD)</h2>{pnl}
+<h2>PnL (USD, to the cent; exact in summary.json)</h2>{pnl}
 <h2>Figures</h2>{stats}
 <h2>Plots</h2>
 <img src="equity.png" alt="equity"><img src="inventory.png" alt="inventory"><img src="fills.png" alt="fills">
@@ -318,18 +173,30 @@ th{{text-align:left}}img{{max-width:100%}}</style></head>
 
 def _table(rows: dict[str, object]) -> str:
     cells = "".join(
-        f"<tr><th>{html.escape(str(key))}</th><td>{html.escape(_cell(value))}</td></tr>"
+        f"<tr><th>{html.escape(str(key))}</th><td>{html.escape(_cell(str(key), value))}</td></tr>"
         for key, value in rows.items()
     )
     return f"<table>{cells}</table>"
 
 
-def _cell(value: object) -> str:
-    if value is None:
+def _cell(name: str, value: object) -> str:
+    """As a desk reads it: USD to the cent, fractions as percentages, counts whole."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
+    if isinstance(value, str | Decimal) and name in _PNL_NAMES:
+        return usd(Decimal(value), grouped=True)
+    if isinstance(value, float) and name.endswith("_usd"):
+        return usd(Decimal(repr(value)), grouped=True)
+    if isinstance(value, float) and (name.endswith("_pct") or name.endswith("_rate")):
+        return f"{value:.3%}"
     if isinstance(value, float):
         return f"{value:,.6g}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
     return str(value)
+
+
+_PNL_NAMES = ("total", "spread_capture", "inventory_pnl", "rebates", "taker_fees")
 
 
 def write_report(result: BacktestResult, out_dir: str | Path) -> Path:

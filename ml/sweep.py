@@ -13,23 +13,15 @@ import itertools
 import multiprocessing
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
 
-from ml.backtest import BacktestConfig, BacktestStats, MarketSource, run_backtest
-from ml.report import progress_bar
+from ml.backtest import BacktestConfig, MarketSource, run_backtest
+from ml.progress import progress_bar
+from ml.results import SweepRow
 from settings.models import BotSettings, StrategySettings
 
 __all__ = ["SweepRow", "parse_grid", "sweep", "with_params"]
 
 _ALIASES = {"spread": "spread_pct", "layers": "grid_layers"}
-
-
-@dataclass(frozen=True, slots=True)
-class SweepRow:
-    """One grid point and its run's figures."""
-
-    params: dict[str, float]
-    stats: BacktestStats
 
 
 def with_params(settings: BotSettings, params: Mapping[str, float]) -> BotSettings:

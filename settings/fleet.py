@@ -52,6 +52,7 @@ __all__ = [
     "BotDefaults",
     "FleetSettings",
     "bot_settings",
+    "check_data_dir",
     "deep_merge",
     "effective_config",
     "format_effective_config",
@@ -64,6 +65,7 @@ __all__ = [
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 MAX_BOTS = 1000
+_DEFAULT_DATA_DIR = Path("data")
 
 
 class BotDefaults(Frozen):
@@ -146,7 +148,10 @@ class FleetSettings(BaseSettings):
         allow_inf_nan=False,
     )
 
-    data_dir: SafePath = Field(default=Path("data"), description="Ledger, models and reports live here.")
+    data_dir: SafePath = Field(
+        default=_DEFAULT_DATA_DIR,
+        description="Ledger, logs, models and reports live here; every path default is under it.",
+    )
     database_url: SecretStr | None = Field(
         default=None, description="SQLAlchemy URL of the ledger; SQLite at data_dir/ledger.db when unset."
     )
@@ -179,21 +184,6 @@ class FleetSettings(BaseSettings):
             dotenv = dotenv_settings
         return init_settings, env_settings, dotenv, _FleetFileSource(settings_cls)
 
-    @field_validator("data_dir")
-    @classmethod
-    def _writable_dir(cls, path: Path) -> Path:
-        # Checked now, not at the first ledger write: an existing directory we can write, or one we
-        # can create (its nearest existing ancestor is a writable directory).
-        existing = path
-        while not existing.exists() and existing != existing.parent:
-            existing = existing.parent
-        if not existing.is_dir():
-            where = "is" if existing == path else f"would be under {str(existing)!r}, which is"
-            raise ValueError(f"{where} not a directory")
-        if not os.access(existing, os.W_OK | os.X_OK):
-            raise ValueError(f"{str(existing)!r} is not writable")
-        return path
-
     @field_validator("database_url")
     @classmethod
     def _not_blank(cls, value: SecretStr | None) -> SecretStr | None:
@@ -220,6 +210,10 @@ class FleetSettings(BaseSettings):
             return value
         defaults = info.data.get("defaults")
         base = defaults.model_dump() if isinstance(defaults, BotDefaults) else {}
+        if not (isinstance(defaults, BotDefaults) and "model_dir" in defaults.ml.model_fields_set):
+            # Path defaults live under data_dir (a relative data_dir stays relative to the working dir).
+            data_dir = info.data.get("data_dir", _DEFAULT_DATA_DIR)
+            base = deep_merge(base, {"ml": {"model_dir": Path(data_dir) / "models"}})
         return [deep_merge(base, bot) if isinstance(bot, Mapping) else bot for bot in value]
 
     @field_validator("bots")
@@ -272,6 +266,20 @@ def load_fleet(path: Path) -> FleetSettings:
     except SettingsError as exc:
         problems = [f"environment: {exc}"]
     raise ConfigError(f"{path}: invalid fleet configuration ({len(problems)} problems)", problems)
+
+
+def check_data_dir(path: Path) -> None:
+    """ConfigError unless `path` is a directory this process can write, or one it can create (its
+    nearest existing ancestor is a writable directory). A check of this host, so it is not part of
+    the model: `k8s render` validates a fleet whose data_dir exists only in the pods."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "is" if existing == path else f"would be under {str(existing)!r}, which is"
+        raise ConfigError(f"data_dir: {str(path)!r} {where} not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"data_dir: {str(path)!r}: {str(existing)!r} is not writable")
 
 
 def bot_settings(fleet: FleetSettings, name_or_symbol: str) -> BotSettings:

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from bots.core.config import CoreConfig, RegimeGammaKappa
 from settings.names import check_bot_name
 
 __all__ = [
@@ -364,7 +365,13 @@ class MLSettings(Frozen):
     """Regime model and tuner."""
 
     regime_enabled: bool = Field(default=False, description="Blend gamma/kappa by regime probabilities.")
-    model_dir: SafePath = Field(default=Path("data/models"), description="Model registry directory.")
+    model_dir: SafePath = Field(
+        default=Path("data/models"),
+        description=(
+            "Model registry directory; `<data_dir>/models` when not set, so that the flows writing"
+            " models and the bots reading them agree wherever data_dir is."
+        ),
+    )
     max_model_age_s: float = Field(
         default=3 * 86_400.0,
         gt=0,
@@ -430,3 +437,22 @@ class BotSettings(Frozen):
         if self.instrument is None:
             raise LookupError(f"{self.symbol}: instrument rules not loaded yet")
         return self.instrument
+
+    def core_config(self, *, keep_order_log: bool = True, record_market: bool = True) -> CoreConfig:
+        """What the bot core needs of these settings (a backtest keeps no order log and records the
+        market only for the regime model)."""
+        strategy, ml = self.strategy, self.ml
+        return CoreConfig(
+            name=self.name,
+            symbol=self.symbol,
+            tick_size=self.spec.tick_size,
+            lot_size=self.spec.lot_size,
+            price_tolerance_pct=strategy.price_tolerance_pct,
+            refresh_interval_ns=round(strategy.refresh_interval_s * 1_000_000_000),
+            gamma=strategy.gamma,
+            kappa=strategy.kappa,
+            regime_enabled=ml.regime_enabled,
+            regime_params={name: RegimeGammaKappa(p.gamma, p.kappa) for name, p in ml.regime_params.items()},
+            keep_order_log=keep_order_log,
+            record_market=record_market,
+        )

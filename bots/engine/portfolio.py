@@ -28,7 +28,7 @@ from bots.engine import pickling
 from bots.engine.types import Side
 
 if TYPE_CHECKING:
-    from bots.exchange.base import Fill
+    from bots.exchange.events import Fill
 
 __all__ = ["FillEffect", "FillKind", "Lot", "Portfolio"]
 

@@ -18,18 +18,11 @@ from bots.engine.portfolio import Portfolio
 from bots.errors import ConfigError
 from bots.exchange.base import Exchange
 from bots.exchange.paper_exchange import PaperExchange
-from bots.exchange.sim.market import SimMarket, Step
+from bots.exchange.sim.market import BUILTIN_START_PRICES, SimMarket, Step
 from bots.exchange.sim.replay import paced, read_recording
 from settings.models import BotSettings
 
-__all__ = ["BUILTIN_START_PRICES", "make_exchange", "market_source"]
-
-# Where a fresh sim market starts when the ledger has no recorded mid for the symbol.
-BUILTIN_START_PRICES: dict[str, float] = {
-    "BTC_USDT_Perp": 65_000.0,
-    "ETH_USDT_Perp": 3_200.0,
-    "SOL_USDT_Perp": 150.0,
-}
+__all__ = ["make_exchange", "market_source"]
 
 
 def _sim_seed(settings: BotSettings) -> int:

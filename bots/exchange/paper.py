@@ -97,10 +97,10 @@ class PaperFillModel:
         self.book: BookUpdate | None = None  # the latest book seen
         self.immediate_fills: list[Fill] = []  # taker fills made by submit(); the caller drains them
         self._tick, self._lot, self._min = spec.tick_size, spec.lot_size, spec.effective_min_size
-        self._p_touch = settings.touch_fill_probability
-        self._queue = settings.queue_model
-        self._maker_fee = -_rate(settings.maker_rebate_bps)  # per unit of notional; negative = rebate
-        self._taker_fee = _rate(settings.taker_fee_bps)
+        self._p_touch = 0.0
+        self._queue = False
+        self._maker_fee = self._taker_fee = _ZERO
+        self.configure(settings)
         self._prefix = fill_id_prefix
         self._orders: dict[str, _Resting] = {}  # insertion order = time priority
         self._finished: dict[str, OrderUpdate] = {}
@@ -108,6 +108,14 @@ class PaperFillModel:
         self._now_ns = 0
         self._max_buy: Decimal | None = None  # best resting prices, to skip events that touch nothing
         self._min_sell: Decimal | None = None
+
+    def configure(self, settings: PaperSettings) -> None:
+        """Fill probabilities, queue model and fees from `settings`; resting orders stay (switched on
+        mid-run, the queue model puts the orders already resting at the front of their level)."""
+        self._p_touch = settings.touch_fill_probability
+        self._queue = settings.queue_model
+        self._maker_fee = -_rate(settings.maker_rebate_bps)  # per unit of notional; negative = rebate
+        self._taker_fee = _rate(settings.taker_fee_bps)
 
     # -- orders ----------------------------------------------------------------------------------
     def submit(self, request: OrderRequest, ts_ns: int, book: BookUpdate | None) -> OrderUpdate:

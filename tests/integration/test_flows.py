@@ -36,7 +36,6 @@ import numpy as np
 import pytest
 import yaml
 from prefect.client.orchestration import get_client
-from prefect.testing.utilities import prefect_test_harness
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.pool import NullPool
 
@@ -66,12 +65,7 @@ FAST_GUARD = {"watch_s": 3.0, "poll_s": 1.0}
 # --- fixtures -----------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session", autouse=True)
-def prefect_harness() -> Iterator[None]:
-    """One temporary Prefect server and database for the whole session."""
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    with prefect_test_harness(server_startup_timeout=180):
-        yield
+pytestmark = pytest.mark.usefixtures("prefect_harness")  # tests/integration/conftest.py
 
 
 def prometheus_binary() -> str:
@@ -426,43 +420,65 @@ def test_daily_pnl_report_gives_the_hand_computed_numbers_and_the_same_again(
         for bot, points in equity.items() for ts, v in points
     ])  # fmt: skip
     insert_rows(calm, market_features, [
+        {"bot": BTC, "symbol": BTC, "ts_ns": at(DAY, 0, 30), "mid": 60100.0},
+        {"bot": BTC, "symbol": BTC, "ts_ns": at(DAY, 1, 30), "mid": 59100.0},
+        {"bot": BTC, "symbol": BTC, "ts_ns": at(DAY, 2, 30), "mid": 60900.0},
         {"bot": BTC, "symbol": BTC, "ts_ns": at(DAY, 23, 59), "mid": 60400.0},
         {"bot": BTC, "symbol": BTC, "ts_ns": at(after, 0, 1), "mid": 1.0},
     ])  # fmt: skip
 
     reports = tmp_path / "reports"
     result = daily_pnl_report(date=DAY, reports_dir=str(reports), config=str(calm.config))
-    rows = {row["bot"]: row for row in result["rows"]}
+    rows = {row["bot"]: row for row in result["exact"]}
     expected = {
         # BTC: open 0.010 @ 60000; buy 0.010 @ 59000 (avg 59500); sell 0.015 @ 61000: realized
         # 1500 * 0.015 = 22.5, FIFO 1000 * 0.010 + 2000 * 0.005 = 20; sell 0.010 @ 60500 closes
         # 0.005 (realized 1000 * 0.005 = 5, FIFO 1500 * 0.005 = 7.5) and opens 0.005 short at 60500.
         # Unrealized at the last mid 60400: -0.005 * (60400 - 60500) = 0.5. Drawdown 10030 -> 10010.
+        # Spread capture against the mid before each fill: 0.010 * (60100 - 59000) = 11,
+        # 0.015 * (61000 - 59100) = 28.5, 0.010 * (60500 - 60900) = -4: 35.5. Inventory PnL from the
+        # first mid 60100 to the last 60400: 0.010 * 300 (opening) + 0.010 * (60400 - 60100)
+        # - 0.015 * (60400 - 59100) - 0.010 * (60400 - 60900) = 3 + 3 - 19.5 + 5 = -8.5.
+        # 35.5 - 8.5 = 27 = realized 27.5 + unrealized 0.5 - the opening 0.010 marked at 60100 (1).
         BTC: {"fills": "3", "volume_usd": "2110", "realized_pnl_usd": "27.5", "grid_profit_usd": "27.5",
               "rebates_usd": "0.1505", "fees_usd": "0.3025", "net_pnl_usd": "27.348",
-              "unrealized_pnl_usd": "0.5", "max_drawdown_usd": "20", "max_drawdown_ratio": "0.0019940179",
+              "spread_capture_usd": "35.5", "inventory_pnl_usd": "-8.5", "total_pnl_usd": "26.848",
+              "unrealized_pnl_usd": "0.5", "max_drawdown_usd": "20", "max_drawdown_bps": "19.940179",
               "position_open": "0.01", "position_close": "-0.005", "mark_close": "60400.0"},
         # ETH: sell 0.5 @ 3000, buy back @ 2990: 5 realized and grid; flat, so no unrealized PnL.
+        # No mid recorded: each fill at its own price, so no spread capture; 5 of inventory PnL.
         ETH: {"fills": "2", "volume_usd": "2995", "realized_pnl_usd": "5", "grid_profit_usd": "5",
               "rebates_usd": "0.2995", "fees_usd": "0", "net_pnl_usd": "5.2995", "unrealized_pnl_usd": "0",
-              "max_drawdown_usd": "10", "max_drawdown_ratio": "0.002", "position_close": "0"},
-        SOL: {"fills": "0", "volume_usd": "0", "realized_pnl_usd": "0", "max_drawdown_usd": "0"},
+              "spread_capture_usd": "0", "inventory_pnl_usd": "5", "total_pnl_usd": "5.2995",
+              "max_drawdown_usd": "10", "max_drawdown_bps": "20", "position_close": "0"},
+        SOL: {"fills": "0", "volume_usd": "0", "realized_pnl_usd": "0", "max_drawdown_usd": "0",
+              "total_pnl_usd": "0"},
         # Fleet equity (BTC + ETH): 15000 15030 15000 15030 15045 15025: worst fall 30 from 15030.
         "fleet": {"fills": "5", "volume_usd": "5105", "realized_pnl_usd": "32.5", "grid_profit_usd": "32.5",
                   "rebates_usd": "0.45", "fees_usd": "0.3025", "net_pnl_usd": "32.6475",
-                  "unrealized_pnl_usd": "0.5", "max_drawdown_usd": "30",
-                  "max_drawdown_ratio": "0.0019960080"},
+                  "spread_capture_usd": "35.5", "inventory_pnl_usd": "-3.5", "total_pnl_usd": "32.1475",
+                  "unrealized_pnl_usd": "0.5", "max_drawdown_usd": "30", "max_drawdown_bps": "19.960080"},
     }  # fmt: skip
     for bot, numbers in expected.items():
         for name, value in numbers.items():
             assert Decimal(rows[bot][name]) == Decimal(value), (bot, name, rows[bot][name], value)
+    # What a person reads: money to the cent (half-even), drawdown in bps to a tenth, sizes to the lot.
+    shown = {row["bot"]: row for row in result["rows"]}
+    assert {name: shown[BTC][name] for name in ("rebates_usd", "fees_usd", "net_pnl_usd", "total_pnl_usd",
+            "max_drawdown_bps", "position_open", "position_close")} == {
+        "rebates_usd": "0.15", "fees_usd": "0.30", "net_pnl_usd": "27.35", "total_pnl_usd": "26.85",
+        "max_drawdown_bps": "19.9", "position_open": "0.010", "position_close": "-0.005"}  # fmt: skip
+    assert shown["fleet"]["total_pnl_usd"] == "32.15" and shown["fleet"]["max_drawdown_bps"] == "20.0"
     out = reports / DAY.isoformat()
-    for name in ("report.html", "pnl.csv", "inventory.csv", "equity.png", "inventory.png"):
+    assert (out / "pnl.csv").read_text().splitlines()[1].split(",")[:5] == [DAY.isoformat(), BTC, BTC, "3",
+                                                                             "2110.00"]  # fmt: skip
+    for name in ("report.html", "pnl.csv", "inventory.csv", "pnl.png", "equity.png", "inventory.png",
+                 "activity.png", "summary.png", "summary.pdf"):  # fmt: skip
         assert (out / name).stat().st_size > 0, name
     inventory = (out / "inventory.csv").read_text().splitlines()
     assert [line.split(",")[-1] for line in inventory if line.startswith(BTC)] == [
-        "0.01",
-        "0.02",
+        "0.010",
+        "0.020",
         "0.005",
         "-0.005",
     ]
@@ -503,6 +519,13 @@ def regime_rows(bot: str, order: list[str], start_ns: int, seed: int) -> list[di
     return rows
 
 
+def retrain(**parameters: Any) -> dict[str, Any]:
+    """The flow's result (a run it skipped returns a state, whose data the call gives back)."""
+    result = retrain_regime_model(**parameters)
+    assert isinstance(result, dict), result
+    return result
+
+
 def test_retrain_publishes_a_valid_model_and_refuses_a_worse_one(calm: Fleet) -> None:
     # Two hours ago, each symbol went through the three regimes in its own order, so the holdout
     # (the latest 20% by time) holds every regime.
@@ -520,7 +543,7 @@ def test_retrain_publishes_a_valid_model_and_refuses_a_worse_one(calm: Fleet) ->
     insert_rows(calm, market_features, rows)
     models = calm.data.parent / "models"
 
-    first = retrain_regime_model(config=str(calm.config))
+    first = retrain(config=str(calm.config))
     assert first["published"] == {str(models): 1}, first
     assert list_versions(models) == [1]
     metadata = read_metadata(models, 1)
@@ -528,10 +551,35 @@ def test_retrain_publishes_a_valid_model_and_refuses_a_worse_one(calm: Fleet) ->
     assert metadata.metrics["n_components"] >= 3
 
     # Two components cannot describe three regimes as well: scored on the same holdout, it is worse.
-    worse = retrain_regime_model(n_components=2, config=str(calm.config))
+    worse = retrain(n_components=2, config=str(calm.config))
     assert worse["published"] == {str(models): None}
     assert worse["candidate_ll"] < worse["current_ll"][str(models)] == pytest.approx(first["candidate_ll"])
     assert list_versions(models) == [1]
+
+
+def test_a_retrain_with_too_few_rows_ends_completed_named_skipped_with_the_counts(tmp_path: Path) -> None:
+    config, base = write_fleet(tmp_path, [BTC], ml={"model_dir": str(tmp_path / "models")})
+    fleet = Fleet(config, tmp_path / "data", base, [BTC])
+    with fleet.ledger():
+        pass  # creates the ledger's tables
+    # 1,600 one-second rows: 600 are the features' warm-up, 1,000 remain, 800 of them to train on.
+    insert_rows(fleet, market_features, regime_rows(BTC, ["calm", "volatile"], time.time_ns() - 3600 * NS, 7))
+
+    state = retrain_regime_model(config=str(config), return_state=True)
+    assert state.is_completed() and state.name == "Skipped", (state.type, state.name)
+    assert (
+        state.message == "No model trained: not enough data: 800 training rows (min_rows=1000), 200 holdout"
+    )
+    data = state.result()
+    assert isinstance(data, dict) and data["published"] == {} and data["rows"] == 800
+    assert not (tmp_path / "models").exists()
+
+    async def artifact() -> Any:
+        async with get_client() as client:
+            return await client.read_latest_artifacts()
+
+    markdown = next(a for a in asyncio.run(artifact()) if a.key == "retrain-regime-model").data
+    assert "| training | 800 | 1000 |" in markdown and "| holdout | 200 | 10 |" in markdown
 
 
 # --- pure parts and the deployments ---------------------------------------------------------------------
@@ -576,3 +624,11 @@ def test_the_five_deployments_and_their_schedules(tmp_path: Path) -> None:
     }
     assert all(s.schedule.timezone == "UTC" for d in made.values() for s in d.schedules)  # type: ignore[union-attr]
     assert all(d.parameters == {"config": str(tmp_path / "fleet.yaml")} for d in made.values())
+    names = {flow: d.name for flow, d in made.items()}
+    assert names == {  # the UI lists deployments by these names alone: each says what and when
+        "retrain-regime-model": "retrain-regime-gmm-daily-0030utc",
+        "tune-parameters": "tune-gamma-kappa-hourly-at-15",
+        "daily-pnl-report": "pnl-report-daily-0005utc",
+        "rollout-config": "rollout-config-canary-on-demand",
+        "fleet-control": "fleet-command-on-demand",
+    }

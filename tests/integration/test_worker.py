@@ -154,6 +154,78 @@ def test_config_version_changes_gamma_without_a_restart_and_a_bad_one_changes_no
     asyncio.run(_with_worker(tmp_path, _settings(), body))
 
 
+def test_a_config_version_applies_every_section_it_names_or_is_rejected_naming_the_restart(
+    tmp_path: Path,
+) -> None:
+    async def body(worker: BotWorker, ledger: Ledger) -> None:
+        patch = {
+            "paper": {"taker_fee_bps": 7.0},  # the fill model lives in the exchange: rebuilt in place
+            "risk": {"max_position_usd": 1234.0},
+            "strategy": {"price_tolerance_pct": 0.002},
+            "ml": {"regime_enabled": True},
+        }
+        version = ledger.publish_config(patch, [worker.name], author="test")
+        await _until(lambda: bool(ledger.config_acks(version)), what="ack")
+        assert ledger.config_acks(version)[0].status == "applied"
+        assert worker.core.config.price_tolerance_pct == 0.002 and worker.core.config.regime_enabled
+        assert worker.metrics.max_position_usd._value.get() == 1234.0
+
+        # the new taker fee is what the next close pays
+        await _until(lambda: worker.portfolio.position != 0, what="a position")
+        close = ledger.enqueue_command(worker.name, "stop_close", author="test")
+        await _until(lambda: _ack(ledger, close) is not None, what="stop_close ack")
+        taker = [f for f in ledger.fills(worker.name) if f.is_taker]
+        assert taker and all(f.fee == f.price * f.size * Decimal("0.0007") for f in taker)
+
+        for restart, field in (
+            ({"sim": {"sigma": 0.001}}, "sim.sigma"),
+            ({"paper": {"starting_balance_usd": "5"}}, "paper.starting_balance_usd"),
+            ({"exchange": {"request_timeout_s": 3.0}}, "exchange.request_timeout_s"),
+        ):
+            refused = ledger.publish_config(restart, [worker.name], author="test")
+            await _until(lambda: bool(ledger.config_acks(refused)), what=f"ack of {field}")  # noqa: B023
+            ack = ledger.config_acks(refused)[0]
+            assert (ack.status, ack.reason) == ("rejected", f"needs restart: {field}")
+        assert worker.config_version == str(version)
+
+    asyncio.run(_with_worker(tmp_path, _settings(), body))
+
+
+def test_decisions_never_overlap_when_the_exchange_is_slower_than_the_refresh_interval(
+    tmp_path: Path,
+) -> None:
+    """Each order call takes 0.1 s while the timer fires every 0.02 s and books keep coming: one
+    consumer makes one call at a time, so nothing is placed twice against the same resting orders."""
+    in_flight = most = calls = 0
+
+    def slow(call: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def delayed(*args: Any) -> Any:
+            nonlocal in_flight, most, calls
+            in_flight += 1
+            calls += 1
+            most = max(most, in_flight)
+            try:
+                await asyncio.sleep(0.1)
+                return await call(*args)
+            finally:
+                in_flight -= 1
+
+        return delayed
+
+    async def body(worker: BotWorker, ledger: Ledger) -> None:
+        exchange: Any = worker.exchange
+        exchange.place_order = slow(exchange.place_order)
+        exchange.cancel_order = slow(exchange.cancel_order)
+        await _until(lambda: calls >= 30, what="thirty slow order calls")
+        await worker.quiescent()
+        resting = await exchange.open_orders(worker.symbol)
+        keys = [(order.side, order.price) for order in resting]
+        assert len(keys) == len(set(keys)), "two resting orders share side and price"
+
+    asyncio.run(_with_worker(tmp_path, _settings(strategy={"refresh_interval_s": 0.02}), body))
+    assert most == 1, f"{most} order calls were in flight at once"
+
+
 def test_a_restart_rebuilds_the_same_state_from_the_ledger(tmp_path: Path) -> None:
     async def trade(worker: BotWorker, ledger: Ledger) -> None:
         await _until(
@@ -186,7 +258,8 @@ def test_a_restart_rebuilds_the_same_state_from_the_ledger(tmp_path: Path) -> No
             metrics = BotMetrics(CollectorRegistry(), settings.name, settings.symbol, "sim", 3)
             worker = BotWorker(settings, exchange, reopened, metrics)
             await worker.start()
-            assert reopened.peak_equity(settings.name) == worker.peak_equity
+            peak = reopened.peak_equity(settings.name)
+            assert peak is not None and float(peak) == worker.core.peak  # the model's float of it
             await exchange.close()
             return worker
 

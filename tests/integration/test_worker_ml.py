@@ -8,7 +8,6 @@ import math
 import time
 from pathlib import Path
 
-import numpy as np
 from prometheus_client import CollectorRegistry
 
 from bots.engine.portfolio import Portfolio
@@ -16,26 +15,11 @@ from bots.exchange.factory import make_exchange
 from bots.metrics import BotMetrics
 from bots.store import Ledger
 from bots.worker import BotWorker
-from ml.features import columns_from_rows, feature_matrix
 from ml.inference import blend
-from ml.regime import fit_regime_model
+from ml.live_regime import LiveRegime
 from ml.registry import PARAMS_FILE, TrainingInfo, publish
 from settings.models import BotSettings
-
-NS = 1_000_000_000
-
-
-def _record_history(ledger: Ledger, bot: str, symbol: str, now_ns: int, rows: int) -> None:
-    """`rows` seconds of recorded features ending now: calm, then a volatile stretch, then a trend."""
-    rng = np.random.default_rng(5)
-    vol = np.concatenate(
-        [np.full(rows // 3, 1e-4), np.full(rows // 3, 8e-4), np.full(rows - 2 * (rows // 3), 2e-4)]
-    )
-    drift = np.concatenate([np.zeros(2 * (rows // 3)), np.full(rows - 2 * (rows // 3), 3e-4)])
-    mids = 65_000.0 * np.exp(np.cumsum(rng.normal(drift, vol)))
-    for i, mid in enumerate(mids):
-        ts = now_ns - (rows - i) * NS
-        ledger.record_features(bot, symbol, ts, {"mid": float(mid), "spread": 2e-5, "imbalance": 0.0})
+from tests.integration.regime_model import train_and_publish
 
 
 def _metric(worker: BotWorker, name: str) -> dict[str, float]:
@@ -56,19 +40,15 @@ def test_a_running_bot_hot_reloads_newer_models_and_refuses_bad_ones(tmp_path: P
             "ml": {"regime_enabled": True, "model_dir": str(model_dir)},
         }
     )
-    now_ns = time.time_ns()
     ledger = Ledger(tmp_path / "ledger.db")
-    _record_history(ledger, settings.name, settings.symbol, now_ns, rows=1_500)
-    X, _ = feature_matrix(columns_from_rows(ledger.features(settings.symbol, bot=settings.name)))
-    fit = fit_regime_model(X, n_components=3)
-    info = TrainingInfo(trained_at=time.time(), data_since_ts_ns=now_ns - 1_500 * NS, data_until_ts_ns=now_ns)
-    assert publish(model_dir, fit.artifact(), info) == 1
+    fit, info = train_and_publish(ledger, settings.name, settings.symbol, model_dir)
 
     async def scenario() -> None:
         exchange = await make_exchange(settings, Portfolio(symbol=settings.symbol))
         metrics = BotMetrics(CollectorRegistry(), settings.name, settings.symbol, "sim", 7)
-        worker = BotWorker(settings, exchange, ledger, metrics)
-        worker.regime.models.poll_interval_s = 0.2
+        regime = LiveRegime(settings.ml.model_dir, settings.ml.max_model_age_s)
+        regime.models.poll_interval_s = 0.2
+        worker = BotWorker(settings, exchange, ledger, metrics, regime=regime)
         run = asyncio.create_task(worker.run())
 
         async def until(check: object, what: str) -> None:
@@ -101,7 +81,7 @@ def test_a_running_bot_hot_reloads_newer_models_and_refuses_bad_ones(tmp_path: P
             assert publish(model_dir, fit.artifact(), stale) == 4  # older than max_model_age_s
             await asyncio.sleep(1.5)
             assert _metric(worker, "model_info") == {"2": 1.0}  # both refused; version 2 kept
-            assert worker.regime.models.version == 2
+            assert regime.models.version == 2
         finally:
             worker.request_stop()
             await asyncio.wait_for(run, timeout=20)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from decimal import Decimal
@@ -13,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bots.cli import app
+from bots.display import usd
 from bots.engine.portfolio import Portfolio
 from bots.exchange.sim import write_recording
 from ml.backtest import (
@@ -118,7 +120,10 @@ def test_report_writes_html_with_png_plots(tmp_path: Path) -> None:
         assert f'src="{name}"' in text
         assert (page.parent / name).read_bytes().startswith(b"\x89PNG")
     summary = json.loads((page.parent / "summary.json").read_text(encoding="utf-8"))
-    assert Decimal(summary["pnl"]["total"]) == result.total_pnl
+    assert Decimal(summary["pnl"]["total"]) == result.total_pnl  # exact for machines
+    assert f"<td>{usd(result.total_pnl, grouped=True)}</td>" in text  # to the cent for people
+    figures = text.split("<h2>PnL")[1].split("<h2>Plots")[0]  # money and figures, not the parameters
+    assert not re.search(r"\d\.\d{4,}", figures), re.findall(r"[-\d,]+\.\d{4,}", figures)
     assert len((page.parent / "fills.csv").read_text().splitlines()) == len(result.fills) + 1
 
 

@@ -5,15 +5,18 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterator
+from pathlib import Path, PurePath
+from typing import Annotated, Any, get_args, get_origin
 
 import pytest
 import yaml
+from pydantic import BaseModel
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from bots.cli import app
+from settings import FleetSettings
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "config" / "fleet.example.yaml"
@@ -62,6 +65,59 @@ def test_good_file_prints_effective_config(monkeypatch: pytest.MonkeyPatch) -> N
     assert shown["bots"]["ETH_USDT_Perp"]["strategy"]["gamma"] == 2.0
     assert shown["bots"]["BTC_USDT_Perp"]["strategy"]["gamma"] == 1.0
     assert {bot["strategy"]["kappa"] for bot in shown["bots"].values()} == {1234.5}
+
+
+def path_fields(model: type[BaseModel]) -> set[str]:
+    """Names of every Path-valued field of `model` and the models nested in it, found from the types."""
+    names: set[str] = set()
+    for name, field in model.model_fields.items():
+        for each in (field.annotation, *get_args(field.annotation)):
+            kind = get_args(each)[0] if get_origin(each) is Annotated else each  # SafePath and the like
+            if isinstance(kind, type) and issubclass(kind, PurePath):
+                names.add(name)
+            elif isinstance(kind, type) and issubclass(kind, BaseModel):
+                names |= path_fields(kind)
+    return names
+
+
+def path_values(shown: Any, names: set[str]) -> Iterator[tuple[str, str]]:
+    if isinstance(shown, dict):
+        for key, value in shown.items():
+            if key in names and value is not None:
+                yield key, value
+            yield from path_values(value, names)
+
+
+@pytest.mark.parametrize("data_dir", ["/var/lib/mmfleet", "relative/data"])
+def test_every_path_default_follows_data_dir(monkeypatch: pytest.MonkeyPatch, data_dir: str) -> None:
+    """The compose and Kubernetes images set MMFLEET_DATA_DIR: models, logs and the ledger must follow it
+    (a flows container writing models where the bots never look breaks retrain + hot reload)."""
+    monkeypatch.setenv("MMFLEET_DATA_DIR", data_dir)
+    code, out, err = check(EXAMPLE)
+    assert code == 0, err
+    shown = yaml.safe_load(out)
+    names = path_fields(FleetSettings)
+    assert {"data_dir", "model_dir", "replay_file", "api_key_file"} <= names
+    found = list(path_values(shown, names))
+    assert {key for key, _ in found} == {"data_dir", "model_dir"}  # the others default to unset
+    assert len(found) == 1 + len(shown["bots"])
+    for key, value in found:
+        assert Path(value).is_relative_to(data_dir), f"{key}: {value} is not under {data_dir}"
+    assert shown["fleet"]["ledger_url"] == f"sqlite:///{data_dir}/ledger.db"
+
+
+def test_a_model_dir_that_is_set_is_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MMFLEET_DATA_DIR", "/srv/data")
+    path = write(
+        tmp_path,
+        "defaults: {ml: {model_dir: /shared/models}}\n"
+        "bots:\n  - symbol: BTC_USDT_Perp\n  - symbol: ETH_USDT_Perp\n    ml: {model_dir: /eth/models}\n",
+    )
+    code, out, err = check(path)
+    assert code == 0, err
+    bots = yaml.safe_load(out)["bots"]
+    assert bots["BTC_USDT_Perp"]["ml"]["model_dir"] == "/shared/models"
+    assert bots["ETH_USDT_Perp"]["ml"]["model_dir"] == "/eth/models"
 
 
 def test_numbers_are_exact(tmp_path: Path) -> None:

@@ -183,6 +183,8 @@ def test_a_url_with_credentials_is_refused_without_showing_the_password(tmp_path
 
 
 def test_data_dir_must_be_a_writable_directory(tmp_path: Path) -> None:
+    """Checked by the commands that run the fleet on this host (not by the model: `k8s render`
+    validates a fleet whose data_dir exists only in the pods)."""
     (tmp_path / "a-file").write_text("x")
     for data_dir, message in [
         (tmp_path / "a-file", "is not a directory"),
@@ -190,11 +192,22 @@ def test_data_dir_must_be_a_writable_directory(tmp_path: Path) -> None:
     ]:
         data = base(tmp_path)
         data["data_dir"] = str(data_dir)
-        (line,) = problems(write(tmp_path, data))
-        assert line.startswith("data_dir: ") and message in line, line
+        path = write(tmp_path, data)
+        assert load_fleet(path).data_dir == data_dir
+        for args in (
+            ["config", "check", str(path)],
+            ["bot", "run", "-c", str(path), "--bot", "BTC_USDT_Perp"],
+        ):
+            code, output = cli(*args)
+            assert code == 2 and output.startswith(f"data_dir: {str(data_dir)!r} ") and message in output, (
+                output
+            )
+        code, output = cli("k8s", "render", "-c", str(path), "-o", str(tmp_path / "k8s"))
+        assert code == 0, output
     data = base(tmp_path)
     data["data_dir"] = str(tmp_path / "not" / "yet")  # created later under a writable parent: fine
-    assert load_fleet(write(tmp_path, data)).data_dir == tmp_path / "not" / "yet"
+    code, output = cli("config", "check", str(write(tmp_path, data)))
+    assert code == 0, output
     assert not (tmp_path / "not").exists()  # and checking created nothing
 
 

@@ -12,7 +12,7 @@ from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from ml.features import FEATURE_NAMES, WARMUP_ROWS, compute_features
 from ml.inference import REGIME_LABELS, RegimeModel
-from ml.regime import build_pipeline, export_params, fit_regime_model, label_components
+from ml.regime import build_pipeline, export_params, fit_regime_model, fit_steps, label_components
 
 # regime: (noise sigma, drift, AR(1) coefficient of returns, relative spread, trades per second)
 REGIMES = {
@@ -124,7 +124,9 @@ def test_bic_selects_the_number_of_gaussian_clusters() -> None:
     rng = np.random.default_rng(0)
     centres = rng.normal(0.0, 6.0, size=(4, len(FEATURE_NAMES)))
     x = np.concatenate([c + rng.normal(size=(1_000, len(FEATURE_NAMES))) for c in centres])
-    fit = fit_regime_model(x, n_components=None)
+    steps: list[int] = []
+    fit = fit_regime_model(x, n_components=None, progress=steps.append)
+    assert steps == [1, 2, 3, 4, 5, 6, -6] and fit_steps(None) == 6  # the progress bar's counts
     assert sorted(fit.bic) == [2, 3, 4, 5, 6]
     assert fit.n_components == 4 == min(fit.bic, key=fit.bic.__getitem__)
     assert fit.metrics()["bic_4"] == fit.bic[4]

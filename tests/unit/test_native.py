@@ -15,7 +15,9 @@ from bots.engine.orders import OpenOrder, OrderDiff
 from bots.engine.portfolio import Lot
 from bots.engine.risk import RiskState
 from bots.engine.types import Book, DesiredOrder, OrderKind, Side
+from bots.errors import ConfigError
 from bots.exchange.events import BookLevel, BookUpdate, Fill, OrderRequest, Trade
+from bots.runner import BotProcess, run_bot
 from ml.backtest_loop import BacktestConfig
 
 
@@ -65,3 +67,7 @@ def test_an_extension_older_than_its_source_is_reported_stale(
     monkeypatch.setattr(native, "_ROOT", tmp_path)
     assert native.compiled() == ["bots.engine.fresh", "bots.engine.old"]
     assert native.stale() == ["bots.engine.old"]
+
+    # and a bot refuses to start on it, before reading its config or taking its lease
+    with pytest.raises(ConfigError, match=r"bots\.engine\.old; run `make native`"):
+        run_bot(BotProcess(tmp_path / "no-such-fleet.yaml", "b", None))

@@ -8,7 +8,7 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
-from bots.exchange.factory import BUILTIN_START_PRICES
+from bots.exchange.sim.market import BUILTIN_START_PRICES
 from settings.models import BUILTIN_INSTRUMENTS
 
 __all__ = ["CURRENCY_IDS", "GrvtSimConfig"]

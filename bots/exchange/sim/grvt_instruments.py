@@ -16,15 +16,15 @@ from typing import Any
 from bots.exchange.base import BookUpdate
 from bots.exchange.sim.grvt_book import InstrumentBook
 from bots.exchange.sim.grvt_config import CURRENCY_IDS, GrvtSimConfig
-from bots.exchange.sim.grvt_payloads import instrument_payload, ticker_payload
 from bots.exchange.sim.grvt_signing import instrument_hash
 from bots.exchange.sim.grvt_wire import GrvtApiError, fmt, str_list
 from bots.exchange.sim.market import SimMarket
 from settings.models import BUILTIN_INSTRUMENTS, InstrumentSpec
 
-__all__ = ["Instrument", "MarketData", "build_instruments"]
+__all__ = ["Instrument", "MarketData", "build_instruments", "instrument_payload", "ticker_payload"]
 
 TRADES_KEPT = 1000
+_QUOTE_DECIMALS = 6  # USDT
 
 
 @dataclass(eq=False)
@@ -82,6 +82,61 @@ def build_instruments(
         instrument.last = market.step()[0]
         instruments[name] = instrument
     return instruments
+
+
+def instrument_payload(instrument: Instrument, base_decimals: int) -> dict[str, Any]:
+    spec = instrument.spec
+    return {
+        "instrument": instrument.name,
+        "instrument_hash": instrument.hash,
+        "base": instrument.base,
+        "quote": instrument.quote,
+        "kind": "PERPETUAL",
+        "venues": ["ORDERBOOK"],
+        "settlement_period": "PERPETUAL",
+        "base_decimals": base_decimals,
+        "quote_decimals": _QUOTE_DECIMALS,
+        "tick_size": fmt(spec.tick_size),
+        "min_size": fmt(spec.effective_min_size),
+        "create_time": str(instrument.create_time_ns),
+        "max_position_size": fmt(spec.lot_size * 1_000_000),
+    }
+
+
+def ticker_payload(instrument: Instrument, now_ns: int, *, mini: bool) -> dict[str, Any]:
+    """`MiniTicker` (`mini`) or `Ticker` of the synthetic market."""
+    book = instrument.last
+    mark = instrument.mark
+    last = instrument.trades[-1] if instrument.trades else None
+    bid = book.bids[0] if book is not None and book.bids else None
+    ask = book.asks[0] if book is not None and book.asks else None
+    ticker: dict[str, Any] = {
+        "event_time": str(now_ns),
+        "instrument": instrument.name,
+        "mark_price": fmt(mark),
+        "index_price": fmt(mark),
+        "last_price": last["price"] if last else fmt(mark),
+        "last_size": last["size"] if last else "0",
+        "mid_price": fmt(mark),
+        "best_bid_price": fmt(bid.price) if bid else "0",
+        "best_bid_size": fmt(bid.size) if bid else "0",
+        "best_ask_price": fmt(ask.price) if ask else "0",
+        "best_ask_size": fmt(ask.size) if ask else "0",
+    }
+    if mini:
+        return ticker
+    prices = [Decimal(t["price"]) for t in instrument.trades] or [mark]
+    return ticker | {
+        "funding_rate_8h_curr": "0",
+        "funding_rate_8h_avg": "0",
+        "interest_rate": "0",
+        "forward_price": "0",
+        "high_price": fmt(max(prices)),
+        "low_price": fmt(min(prices)),
+        "open_price": fmt(prices[0]),
+        "open_interest": "0",
+        "long_short_ratio": "1",
+    }
 
 
 class MarketData:

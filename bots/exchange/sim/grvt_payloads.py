@@ -1,49 +1,24 @@
-"""GRVT JSON objects built from the local exchange's state: Instrument, Order, OrderStateFeed, Fill,
-Positions, SubAccount, Ticker/MiniTicker. Field sets follow `pysdk.grvt_raw_types` exactly."""
+"""GRVT JSON objects built from the local exchange's accounts and orders: Order, OrderStateFeed, Fill,
+Positions, SubAccount. Field sets follow `pysdk.grvt_raw_types` exactly. An instrument's own objects
+(Instrument, Ticker/MiniTicker, the book) are built in `grvt_instruments`."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bots.exchange.sim.grvt_accounts import SubAccount
 from bots.exchange.sim.grvt_book import BookOrder, Match
 from bots.exchange.sim.grvt_wire import ZERO, fmt
 
-if TYPE_CHECKING:
-    from bots.exchange.sim.grvt_instruments import Instrument
-
 __all__ = [
     "account_summary",
     "fill_payload",
-    "instrument_payload",
     "order_payload",
     "order_state_feed",
     "position_payload",
-    "ticker_payload",
 ]
-
-_QUOTE_DECIMALS = 6  # USDT
-
-
-def instrument_payload(instrument: Instrument, base_decimals: int) -> dict[str, Any]:
-    spec = instrument.spec
-    return {
-        "instrument": instrument.name,
-        "instrument_hash": instrument.hash,
-        "base": instrument.base,
-        "quote": instrument.quote,
-        "kind": "PERPETUAL",
-        "venues": ["ORDERBOOK"],
-        "settlement_period": "PERPETUAL",
-        "base_decimals": base_decimals,
-        "quote_decimals": _QUOTE_DECIMALS,
-        "tick_size": fmt(spec.tick_size),
-        "min_size": fmt(spec.effective_min_size),
-        "create_time": str(instrument.create_time_ns),
-        "max_position_size": fmt(spec.lot_size * 1_000_000),
-    }
 
 
 def _state(order: BookOrder) -> dict[str, Any]:
@@ -168,40 +143,4 @@ def account_summary(
         "derisk_margin": "0",
         "derisk_to_maintenance_margin_ratio": "1",
         "is_vault": False,
-    }
-
-
-def ticker_payload(instrument: Instrument, now_ns: int, *, mini: bool) -> dict[str, Any]:
-    """`MiniTicker` (`mini`) or `Ticker` of the synthetic market."""
-    book = instrument.last
-    mark = instrument.mark
-    last = instrument.trades[-1] if instrument.trades else None
-    bid = book.bids[0] if book is not None and book.bids else None
-    ask = book.asks[0] if book is not None and book.asks else None
-    ticker: dict[str, Any] = {
-        "event_time": str(now_ns),
-        "instrument": instrument.name,
-        "mark_price": fmt(mark),
-        "index_price": fmt(mark),
-        "last_price": last["price"] if last else fmt(mark),
-        "last_size": last["size"] if last else "0",
-        "mid_price": fmt(mark),
-        "best_bid_price": fmt(bid.price) if bid else "0",
-        "best_bid_size": fmt(bid.size) if bid else "0",
-        "best_ask_price": fmt(ask.price) if ask else "0",
-        "best_ask_size": fmt(ask.size) if ask else "0",
-    }
-    if mini:
-        return ticker
-    prices = [Decimal(t["price"]) for t in instrument.trades] or [mark]
-    return ticker | {
-        "funding_rate_8h_curr": "0",
-        "funding_rate_8h_avg": "0",
-        "interest_rate": "0",
-        "forward_price": "0",
-        "high_price": fmt(max(prices)),
-        "low_price": fmt(min(prices)),
-        "open_price": fmt(prices[0]),
-        "open_interest": "0",
-        "long_short_ratio": "1",
     }

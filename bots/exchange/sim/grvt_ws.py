@@ -33,8 +33,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from bots.exchange.sim.grvt_accounts import Session
 from bots.exchange.sim.grvt_exchange import SimExchange
 from bots.exchange.sim.grvt_faults import Faults
-from bots.exchange.sim.grvt_instruments import Instrument
-from bots.exchange.sim.grvt_payloads import ticker_payload
+from bots.exchange.sim.grvt_instruments import Instrument, ticker_payload
 from bots.exchange.sim.grvt_wire import GrvtApiError
 
 __all__ = ["WsHub"]

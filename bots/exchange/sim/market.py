@@ -32,7 +32,14 @@ from bots.engine.types import Book, Side
 from bots.exchange.base import BookLevel, BookUpdate, Trade
 from settings.models import InstrumentSpec
 
-__all__ = ["RawStep", "SimMarket", "Step"]
+__all__ = ["BUILTIN_START_PRICES", "RawStep", "SimMarket", "Step"]
+
+# Where a fresh sim market starts when nothing else says (no configured start price, no recorded mid).
+BUILTIN_START_PRICES: Final[dict[str, float]] = {
+    "BTC_USDT_Perp": 65_000.0,
+    "ETH_USDT_Perp": 3_200.0,
+    "SOL_USDT_Perp": 150.0,
+}
 
 Step = tuple[BookUpdate, list[Trade]]
 # ts_ns, best bid ticks, best ask ticks, trades as (taker is buyer, price ticks, size lots)

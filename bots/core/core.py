@@ -1,0 +1,385 @@
+"""The bot core: events in, actions out. Synchronous, no I/O, no clock, no asyncio.
+
+It owns the quote engine, the portfolio, the resting orders, the risk trips, the signal latch (inside
+the engine) and the blending of gamma/kappa from regime probabilities. Its only clock is the time the
+events carry: a book's receipt time, a timer's. The live/paper/sim worker and every backtest, sweep
+and tuner check drive this same object, and perform its actions (`bots.core.actions`) through an
+exchange or a fill model; what came of them returns as events:
+
+    book        -> on_book      -> cancels and post-only placements (the diff), a close, a risk record
+    public trade-> on_trade        (counted: the recorded trade intensity)
+    fill        -> on_fill         (committed by the driver first: a fill counts once it is durable)
+    ack/reject  -> on_placed / on_rejected / on_cancelled / on_all_cancelled
+    timer       -> on_timer     -> a quiet market's requote (stale data cancels all), the records
+    regime      -> on_regime       (probabilities from `ml`'s inference on the recorded features)
+    command     -> start / stop / reconfigure
+
+Compiled by mypyc with the engine (`make native`): `on_book` is the per-event path of every backtest.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Final
+
+from bots.core.actions import (
+    Action,
+    Cancel,
+    CancelAll,
+    Place,
+    RecordEnabled,
+    RecordMarket,
+    RecordOrders,
+    RecordRisk,
+)
+from bots.core.blend import blend
+from bots.core.config import CoreConfig
+from bots.core.features import market_features
+from bots.core.orders import OrderIds, RestingOrders
+from bots.engine.orders import OpenOrder, diff_orders
+from bots.engine.portfolio import Portfolio
+from bots.engine.quoter import Inventory, QuoteDecision, QuoteEngine
+from bots.engine.risk import RiskState
+from bots.engine.types import DesiredOrder, Side
+from bots.exchange.events import BookUpdate, Fill, OrderUpdate, Trade
+
+__all__ = ["BotCore", "JournalEntry"]
+
+JournalEntry = tuple[str, tuple[object, ...], list[Action]]  # (method, its arguments, the actions)
+_NAN: Final = math.nan
+_TWO: Final = Decimal(2)
+_ONE: Final = Decimal(1)
+
+
+class BotCore:
+    """One bot's decisions on one symbol. Drivers call the `on_*` methods in event order and perform
+    the actions each returns, in order (cancels before placements)."""
+
+    def __init__(
+        self,
+        config: CoreConfig,
+        engine: QuoteEngine,
+        portfolio: Portfolio,
+        ids: OrderIds,
+        *,
+        enabled: bool = True,
+        peak_equity: float = _NAN,
+    ) -> None:
+        self.config = config
+        self.engine = engine
+        self.portfolio = portfolio
+        self.ids = ids
+        self.orders = RestingOrders(config.symbol, config.keep_order_log)
+        self.enabled = enabled
+        self.position = 0.0  # float mirrors of the portfolio for the per-event path
+        self.entry = _NAN
+        self.cash = 0.0
+        self._mirror_portfolio()
+        self.peak = self.cash if math.isnan(peak_equity) else peak_equity
+        self.inventory = Inventory()
+        self.last_book: BookUpdate | None = None
+        self.last_decision: QuoteDecision | None = None
+        self.probabilities: dict[str, float] | None = None
+        self.decided_ns = 0  # event time of the last decision
+        self.recorded_ns = 0  # event time of the last record
+        self.now_ns = 0  # the newest event time seen
+        self.trades = 0  # public trades since the last record (its trade intensity)
+        self.trades_since_ns = 0  # exchange time that count started; 0 before the first record
+        self.close_requested = False  # an operator's stop-and-close, until flat or out of attempts
+        self.close_attempts_left = 0
+        self.closing: str | None = None  # the client order id of the close in flight
+        self.risk_recorded = self._risk_key()
+        self.journal: list[JournalEntry] | None = None  # every event and its actions, when a test asks
+        self._tick = config.tick_size
+        self._lot = config.lot_size
+        self._tolerance = config.price_tolerance_pct
+        self._refresh_ns = config.refresh_interval_ns
+        self._record_ns = config.record_interval_ns
+
+    # ----- market events -------------------------------------------------------------------------
+
+    def on_book(self, book: BookUpdate, received_ns: int) -> list[Action]:
+        """A new book, received at `received_ns` (the worker's clock; a backtest's book time)."""
+        self.last_book = book
+        self.now_ns = received_ns
+        actions = self._decide(book, received_ns)
+        if self.journal is not None:
+            self.journal.append(("on_book", (book, received_ns), actions))
+        return actions
+
+    def on_trade(self, trade: Trade) -> None:
+        self.trades += 1
+        if self.journal is not None:
+            self.journal.append(("on_trade", (trade,), []))
+
+    def on_fill(self, fill: Fill) -> None:
+        """A fill of ours, already durable where the driver keeps money records."""
+        self.portfolio.apply(fill)
+        self._mirror_portfolio()
+        self.orders.fill(fill, self._lot)
+        if self.journal is not None:
+            self.journal.append(("on_fill", (fill,), []))
+
+    # ----- what became of our requests -----------------------------------------------------------
+
+    def on_placed(self, client_order_id: str, update: OrderUpdate) -> list[Action]:
+        """The exchange accepted a placement. A close is immediate-or-cancel: what rests is cancelled."""
+        actions: list[Action] = []
+        if client_order_id != self.closing:
+            self.orders.acknowledged(client_order_id, update)
+        else:
+            if self.orders.keep_log:
+                self.orders.log.append(update)
+            if update.status.is_final:
+                self.closing = None
+            else:
+                actions.append(Cancel(client_order_id))
+        if self.journal is not None:
+            self.journal.append(("on_placed", (client_order_id, update), actions))
+        return actions
+
+    def on_rejected(self, client_order_id: str) -> None:
+        if self.journal is not None:
+            self.journal.append(("on_rejected", (client_order_id,), []))
+        if client_order_id == self.closing:
+            self.closing = None
+        self.orders.drop(client_order_id)
+
+    def on_cancelled(self, client_order_id: str) -> None:
+        """A cancel we sent was done (or the order was already gone)."""
+        if self.journal is not None:
+            self.journal.append(("on_cancelled", (client_order_id,), []))
+        self.orders.cancelled(client_order_id, self.now_ns)
+        if client_order_id == self.closing:
+            self.closing = None
+
+    def on_cancel_failed(self, client_order_id: str) -> None:
+        """A cancel that did not go through (the call kept failing): the order counts as resting
+        again, and the next decision sees it."""
+        if self.journal is not None:
+            self.journal.append(("on_cancel_failed", (client_order_id,), []))
+        self.orders.cancel_failed(client_order_id)
+        if client_order_id == self.closing:
+            self.closing = None
+
+    def on_not_sent(self, client_order_id: str) -> None:
+        """A placement the driver dropped unsent (a cancel before it in the same decision failed)."""
+        if self.journal is not None:
+            self.journal.append(("on_not_sent", (client_order_id,), []))
+        self.orders.drop(client_order_id)
+
+    def on_send_failed(self, client_order_id: str) -> None:
+        """A placement whose fate is unknown (the call kept failing): a quote stays tracked until the
+        diff or a reconciliation settles it; a close is no longer waited for."""
+        if self.journal is not None:
+            self.journal.append(("on_send_failed", (client_order_id,), []))
+        if client_order_id == self.closing:
+            self.closing = None
+
+    def on_order_gone(self, client_order_id: str) -> None:
+        """The exchange no longer has an order we tracked (found by reconciliation)."""
+        self.on_rejected(client_order_id)
+
+    def on_all_cancelled(self) -> None:
+        """A cancel-all was done: nothing of ours rests."""
+        if self.journal is not None:
+            self.journal.append(("on_all_cancelled", (), []))
+        for cid in [*self.orders.orders, *self.orders.cancelling]:
+            self.orders.cancelled(cid, self.now_ns)
+        self.closing = None
+
+    # ----- time ----------------------------------------------------------------------------------
+
+    def on_timer(self, now_ns: int) -> list[Action]:
+        """A quiet market is requoted (on stale data that cancels every order); records are due."""
+        self.now_ns = now_ns
+        actions: list[Action] = []
+        book = self.last_book
+        if book is not None and now_ns - self.decided_ns >= self._refresh_ns:
+            actions = self._decide(book, now_ns)
+        if now_ns - self.recorded_ns >= self._record_ns:
+            self.recorded_ns = now_ns
+            self._records(now_ns, actions)
+        if self.journal is not None:
+            self.journal.append(("on_timer", (now_ns,), actions))
+        return actions
+
+    # ----- the regime model and the operator -----------------------------------------------------
+
+    def on_regime(self, probabilities: Mapping[str, float] | None) -> None:
+        """Regime probabilities (None: no usable model); the blend applies from the next decision."""
+        self.probabilities = dict(probabilities) if probabilities is not None else None
+        self._blend()
+        if self.journal is not None:
+            self.journal.append(("on_regime", (self.probabilities,), []))
+
+    def start(self) -> list[Action]:
+        """An operator's start: trading enabled, risk trips cleared."""
+        self.enabled = True
+        self.engine.risk_state = RiskState()
+        actions: list[Action] = [RecordEnabled(True)]
+        self._record_risk(actions)
+        return actions
+
+    def stop(self, *, close: bool = False) -> list[Action]:
+        """An operator's stop: no quotes, every order cancelled; with `close`, flatten with reduce-only
+        taker orders on the next books, each sized from the fills known by then (up to `close_attempts`)."""
+        self.enabled = False
+        if close:
+            self.close_requested = True
+            self.close_attempts_left = self.config.close_attempts
+        return [RecordEnabled(False), CancelAll()]
+
+    def reconfigure(self, config: CoreConfig, engine: QuoteEngine) -> None:
+        """New settings between two decisions (`engine` already carries the warmed-up indicators)."""
+        if (config.name, config.symbol) != (self.config.name, self.config.symbol):
+            raise ValueError("a core's name and symbol never change")
+        self.config = config
+        self.engine = engine
+        self._tick = config.tick_size
+        self._lot = config.lot_size
+        self._tolerance = config.price_tolerance_pct
+        self._refresh_ns = config.refresh_interval_ns
+        self._record_ns = config.record_interval_ns
+        self._blend()
+
+    def seed(self, mid: float, ts_ns: int) -> None:
+        """Warm the indicators up with a recorded mid (no warm-up wait after a restart)."""
+        self.engine.observe(mid, ts_ns, self.position == 0.0)
+
+    def observe_peak(self, peak_equity: float) -> None:
+        """The ledger's peak equity (it keeps the highest of every record)."""
+        self.peak = max(self.peak, peak_equity)
+
+    # ----- what the core knows -------------------------------------------------------------------
+
+    def mark(self) -> Decimal | None:
+        """The mid of the newest two-sided book, exact; None before one."""
+        book = self.last_book
+        if book is None or not book.bids or not book.asks:
+            return None
+        return (book.bids[0].price + book.asks[0].price) / _TWO
+
+    def open_orders(self) -> list[OpenOrder]:
+        return self.orders.open_orders()
+
+    # ----- the decision --------------------------------------------------------------------------
+
+    def _decide(self, book: BookUpdate, now_ns: int) -> list[Action]:
+        """Engine, diff against what rests, the close when due; cancels first, then placements."""
+        top = book.top()
+        mid = top.mid
+        position = self.position
+        cash = self.cash
+        if not math.isnan(mid):
+            unrealized = position * (mid - self.entry) if position else 0.0
+            equity = cash + unrealized
+            self.peak = max(self.peak, equity)
+        else:
+            unrealized = 0.0
+            equity = cash
+        inventory = Inventory(position, self.entry, unrealized, equity, self.peak)
+        self.inventory = inventory
+        decision = self.engine.on_book(top, inventory, now_ns)
+        self.last_decision = decision
+        self.decided_ns = now_ns
+        desired: list[DesiredOrder] = list(decision.orders) if self.enabled else []
+        orders = self.orders
+        diff = diff_orders(orders.open_orders(), desired, self._tolerance, orders.keys())
+        actions: list[Action] = []
+        for cid in diff.cancels:
+            orders.cancel_sent(cid)
+            actions.append(Cancel(cid))
+        for want in diff.places:
+            actions.append(self._place(want, now_ns))
+        if self.risk_recorded != self._risk_key():
+            self._record_risk(actions)
+        if decision.close_position or self.close_requested:
+            self._close(actions)
+        return actions
+
+    def _place(self, want: DesiredOrder, now_ns: int) -> Place:
+        cid = self.ids.next()
+        price_ticks, size_lots = want.price_ticks, want.size_lots
+        self.orders.sent(
+            OpenOrder(cid, want.side, price_ticks, size_lots),
+            self._tick * price_ticks,
+            self._lot * size_lots,
+            now_ns,
+        )
+        return Place(cid, want.side, price_ticks, size_lots)
+
+    def _close(self, actions: list[Action]) -> None:
+        """A reduce-only order that takes liquidity, priced up to `close_slippage` beyond the touch of
+        the newest book (rounded toward the book: still marketable); one in flight at a time."""
+        position = self.portfolio.position
+        lots = round(abs(position) / self._lot)
+        if lots == 0:
+            self.close_requested = False
+            return
+        book = self.last_book
+        if self.closing is not None or book is None or not book.bids or not book.asks:
+            return
+        if self.close_requested and not self.close_attempts_left:
+            self.close_requested = False
+            return
+        slippage = self.config.close_slippage
+        if position > 0:
+            side, limit = Side.SELL, book.bids[0].price * (_ONE - slippage)
+        else:
+            side, limit = Side.BUY, book.asks[0].price * (_ONE + slippage)
+        cid = self.ids.next()
+        self.closing = cid
+        if self.close_requested:
+            self.close_attempts_left -= 1
+        actions.append(Place(cid, side, int(limit / self._tick), lots, post_only=False, reduce_only=True))
+
+    def _risk_key(self) -> tuple[bool, bool]:
+        state = self.engine.risk_state
+        return state.breaker_tripped, state.drawdown_tripped
+
+    def _record_risk(self, actions: list[Action]) -> None:
+        key = self._risk_key()
+        if key != self.risk_recorded:
+            self.risk_recorded = key
+            actions.append(RecordRisk(key[0], key[1]))
+
+    def _records(self, now_ns: int, actions: list[Action]) -> None:
+        """Order states since the last record; equity and position at the mark; the market features."""
+        if self.orders.log:
+            actions.append(RecordOrders(self.orders.take_log()))
+        mark = self.mark()
+        book = self.last_book
+        if mark is None or book is None or not self.config.record_market:
+            return
+        features = None
+        decision = self.last_decision
+        if decision is not None:
+            # Public trades per second of exchange time since the last record (sim speed cannot inflate it).
+            since, self.trades_since_ns = self.trades_since_ns, book.ts_ns
+            trades, self.trades = self.trades, 0
+            intensity = trades * 1e9 / (book.ts_ns - since) if 0 < since < book.ts_ns else None
+            features = market_features(book, decision, intensity)
+        actions.append(RecordMarket(now_ns, mark, self.portfolio.equity(mark), book.ts_ns, features))
+
+    def _blend(self) -> None:
+        config = self.config
+        probabilities = self.probabilities
+        if config.regime_enabled and probabilities is not None:
+            gamma, kappa = blend(
+                probabilities, config.regime_params, default_gamma=config.gamma, default_kappa=config.kappa
+            )
+        else:
+            gamma, kappa = config.gamma, config.kappa
+        engine = self.engine
+        if gamma != engine.gamma or kappa != engine.kappa:
+            engine.gamma = gamma
+            engine.kappa = kappa
+
+    def _mirror_portfolio(self) -> None:
+        portfolio = self.portfolio
+        self.position = float(portfolio.position)
+        self.entry = float(portfolio.avg_entry) if portfolio.position else _NAN
+        self.cash = float(portfolio.cash)
