@@ -67,7 +67,7 @@ class BotWorker:
         self.reload_settings = reload_settings
         self.name = settings.name
         self.symbol = settings.symbol
-        self.engine = QuoteEngine(settings)
+        self.engine = QuoteEngine(settings.engine_config())
         self.portfolio = Portfolio(symbol=self.symbol, starting_balance=settings.paper.starting_balance_usd)
         self.orders = RestingOrders(self.name)  # what rests, our client order ids, the order log
         self.enabled = True
@@ -480,7 +480,7 @@ class BotWorker:
             settings = settings.model_copy(update={"instrument": self.settings.instrument})
         self.regime.reconfigure(self.settings, settings)
         self.settings = settings
-        self.engine = self.engine.reconfigured(settings)
+        self.engine = self.engine.reconfigured(settings.engine_config())
         self.config_version = version
         self.metrics.set_config_version(version)
         self.metrics.max_position_usd.set(settings.risk.max_position_usd)

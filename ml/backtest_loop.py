@@ -89,7 +89,7 @@ class BacktestLoop:
         self.model = PaperFillModel(
             settings.spec, settings.paper, random.Random(self.config.seed), fill_id_prefix="bt-"
         )
-        self.engine = QuoteEngine(settings)
+        self.engine = QuoteEngine(settings.engine_config())
         self.portfolio = Portfolio(
             symbol=settings.symbol, starting_balance=settings.paper.starting_balance_usd
         )
