@@ -71,7 +71,8 @@ def diff_orders(
     case in O(n log n) and the answer is then "no change"; otherwise `_diff_scan` decides. A caller
     whose open orders change less often than books come may pass their `order_keys` (computed when
     they last changed) to save sorting them on every call.
-    `tests/unit/test_orders_fast_path.py` holds the paths to the definition, `_diff_reference`.
+    `tests/unit/test_orders_fast_path.py` holds the paths to the definition (an O(n*m) scan of every
+    unclaimed open order for each desired order in turn).
     """
     if len(open_orders) == len(desired) and _all_kept(open_orders, desired, tolerance_pct, keys):
         return _NO_CHANGE
@@ -103,32 +104,6 @@ def order_keys(open_orders: list[OpenOrder]) -> OrderKeys | None:
     return bids, asks
 
 
-def _diff_reference(
-    open_orders: list[OpenOrder], desired: list[DesiredOrder], tolerance_pct: float
-) -> OrderDiff:
-    """The definition: for each desired order in turn, scan every unclaimed open order. O(n*m)."""
-    unclaimed = list(open_orders)
-    places: list[DesiredOrder] = []
-    for want in desired:
-        limit = tolerance_pct * want.price_ticks
-        best_index = -1
-        best_gap = 0
-        for index, have in enumerate(unclaimed):
-            gap = abs(have.price_ticks - want.price_ticks)
-            if (
-                have.side is want.side
-                and gap <= limit
-                and 0 < have.size_lots <= want.size_lots
-                and (best_index < 0 or gap < best_gap)
-            ):
-                best_index, best_gap = index, gap
-        if best_index < 0:
-            places.append(want)
-        else:
-            del unclaimed[best_index]
-    return OrderDiff(cancels=tuple(o.client_order_id for o in unclaimed), places=tuple(places))
-
-
 _BUY: Final[Side] = Side.BUY
 _SELL: Final[Side] = Side.SELL
 _SIZE_LIMIT: Final = 1 << 32
@@ -137,7 +112,8 @@ _NO_CHANGE: Final = OrderDiff(cancels=(), places=())
 
 
 def _diff_scan(open_orders: list[OpenOrder], desired: list[DesiredOrder], tolerance_pct: float) -> OrderDiff:
-    """`_diff_reference` with the open orders split by side first (each desired order scans only its
+    """The definition (for each desired order, scan every unclaimed open order) with the open orders
+    split by side first (each desired order scans only its
     side's, in their original order, so ties still go to the earlier one) and claimed ones flagged.
     Each side is three parallel int lists (index, price, size): compiled, the inner loop is C ints."""
     buy_at: list[int] = []

@@ -1,4 +1,4 @@
-"""`diff_orders`' fast paths give exactly the answer of the definition, `_diff_reference`."""
+"""`diff_orders`' fast paths give exactly the answer of the definition, `_diff_reference` here."""
 
 from __future__ import annotations
 
@@ -10,8 +10,34 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from bots import native
-from bots.engine.orders import OpenOrder, _all_kept, _diff_reference, _diff_scan, diff_orders, order_keys
+from bots.engine.orders import OpenOrder, OrderDiff, _all_kept, _diff_scan, diff_orders, order_keys
 from bots.engine.types import DesiredOrder, OrderKind, Side
+
+
+def _diff_reference(
+    open_orders: list[OpenOrder], desired: list[DesiredOrder], tolerance_pct: float
+) -> OrderDiff:
+    """The definition: for each desired order in turn, scan every unclaimed open order. O(n*m)."""
+    unclaimed = list(open_orders)
+    places: list[DesiredOrder] = []
+    for want in desired:
+        limit = tolerance_pct * want.price_ticks
+        best_index = -1
+        best_gap = 0
+        for index, have in enumerate(unclaimed):
+            gap = abs(have.price_ticks - want.price_ticks)
+            if (
+                have.side is want.side
+                and gap <= limit
+                and 0 < have.size_lots <= want.size_lots
+                and (best_index < 0 or gap < best_gap)
+            ):
+                best_index, best_gap = index, gap
+        if best_index < 0:
+            places.append(want)
+        else:
+            del unclaimed[best_index]
+    return OrderDiff(cancels=tuple(o.client_order_id for o in unclaimed), places=tuple(places))
 
 
 @st.composite
