@@ -134,6 +134,7 @@ class QuoteEngine:
         "_max_age_ns",
         "_model",
         "_regime",
+        "_signals",
         "_smoothing",
         "_steps",
         "_vol",
@@ -151,6 +152,7 @@ class QuoteEngine:
         self._regime = RegimeTracker(config.regime)
         self._dt_s = math.nan  # smoothed seconds between book events, to scale per-tick sigma
         self._last_ts_ns = 0
+        self._signals: tuple[Signal, Signal] = (_NEUTRAL, _NEUTRAL)  # (raw, latched) of the newest book
         self.risk_state = RiskState()
 
     @property
@@ -188,7 +190,7 @@ class QuoteEngine:
         if old.volatility_window_ticks == config.volatility_window_ticks:
             engine._vol, engine._dt_s, engine._last_ts_ns = self._vol, self._dt_s, self._last_ts_ns
         if old.regime == config.regime:
-            engine._regime = self._regime
+            engine._regime, engine._signals = self._regime, self._signals
         engine.risk_state = self.risk_state
         return engine
 
@@ -224,8 +226,10 @@ class QuoteEngine:
         mid = book.mid
         position_base = inventory.position_base
         position_lots = nearest_int(position_base / config.lot)
-        self._advance(mid, book.ts_ns)
-        raw, latched = self._regime.step(mid, position_lots == 0)
+        if book.ts_ns > self._last_ts_ns:  # a new book; the same one again (a timer's requote) moves nothing
+            self._advance(mid, book.ts_ns)
+            self._signals = self._regime.step(mid, position_lots == 0)
+        raw, latched = self._signals
         sigma = self.sigma()
         reasons: tuple[str, ...] = ()
         if math.isnan(sigma):

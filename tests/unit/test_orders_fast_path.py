@@ -14,29 +14,49 @@ from bots.engine.orders import OpenOrder, OrderDiff, _all_kept, _diff_scan, diff
 from bots.engine.types import DesiredOrder, OrderKind, Side
 
 
+def _may_stand_for(have: OpenOrder, want: DesiredOrder, tolerance_pct: float) -> bool:
+    """Same side, no larger, within tolerance and never more aggressive than the desired order."""
+    behind = (
+        want.price_ticks - have.price_ticks if want.side is Side.BUY else have.price_ticks - want.price_ticks
+    )
+    return (
+        have.side is want.side
+        and 0 < have.size_lots <= want.size_lots
+        and 0 <= behind <= tolerance_pct * want.price_ticks
+    )
+
+
 def _diff_reference(
     open_orders: list[OpenOrder], desired: list[DesiredOrder], tolerance_pct: float
 ) -> OrderDiff:
-    """The definition: for each desired order in turn, scan every unclaimed open order. O(n*m)."""
+    """The definition: each desired order in turn claims an unclaimed open order at exactly its price;
+    then each one left, in turn, the nearest unclaimed open order that may stand for it and is not at
+    another desired order's price (ties: the earlier open order). O(n*m)."""
     unclaimed = list(open_orders)
+    wanted = {(want.side, want.price_ticks) for want in desired}
+    left: list[DesiredOrder] = []
+    for want in desired:
+        exact = [
+            have for have in unclaimed
+            if have.side is want.side and have.price_ticks == want.price_ticks
+            and 0 < have.size_lots <= want.size_lots
+        ]  # fmt: skip
+        if exact:
+            unclaimed.remove(exact[0])
+        else:
+            left.append(want)
     places: list[DesiredOrder] = []
     for want in desired:
-        limit = tolerance_pct * want.price_ticks
-        best_index = -1
-        best_gap = 0
-        for index, have in enumerate(unclaimed):
-            gap = abs(have.price_ticks - want.price_ticks)
-            if (
-                have.side is want.side
-                and gap <= limit
-                and 0 < have.size_lots <= want.size_lots
-                and (best_index < 0 or gap < best_gap)
-            ):
-                best_index, best_gap = index, gap
-        if best_index < 0:
-            places.append(want)
+        if not any(want is w for w in left):
+            continue
+        candidates = [
+            have for have in unclaimed
+            if _may_stand_for(have, want, tolerance_pct) and (have.side, have.price_ticks) not in wanted
+        ]  # fmt: skip
+        if candidates:
+            unclaimed.remove(min(candidates, key=lambda have: abs(have.price_ticks - want.price_ticks)))
         else:
-            del unclaimed[best_index]
+            places.append(want)
     return OrderDiff(cancels=tuple(o.client_order_id for o in unclaimed), places=tuple(places))
 
 

@@ -133,6 +133,23 @@ def test_engine_is_deterministic_for_an_event_sequence(
     )
 
 
+@settings(max_examples=40, deadline=None)
+@given(config=bot_settings(), path=paths(), position_lots=st.integers(-20, 20))
+def test_deciding_again_on_the_same_book_moves_no_indicator(
+    config: BotSettings, path: list[tuple[float, int]], position_lots: int
+) -> None:
+    """A timer's requote on a quiet market meets the book it already decided on: the same decision,
+    the same sigma and signals after it, as if it had not happened."""
+    inventory = Inventory(position_base=position_lots * LOT, entry_price=50_000.0)
+    once, twice = QuoteEngine(config.engine_config()), QuoteEngine(config.engine_config())
+    for i, (bid, spread) in enumerate(path):
+        book = Book(ts_ns=i * NS, bid_price=bid, bid_size=1.0, ask_price=bid + spread * TICK, ask_size=1.0)
+        decision = once.on_book(book, inventory, now_ns=i * NS)
+        assert twice.on_book(book, inventory, now_ns=i * NS) == decision
+        assert twice.on_book(book, inventory, now_ns=i * NS + NS // 2) == decision  # the timer, later
+        assert (math.isnan(once.sigma()) and math.isnan(twice.sigma())) or once.sigma() == twice.sigma()
+
+
 def test_bad_books_give_no_quotes() -> None:
     engine = QuoteEngine(BotSettings(symbol="BTC_USDT_Perp").engine_config())
     inventory = Inventory()
