@@ -11,14 +11,24 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
 from bots.engine.types import Side
+from bots.exchange.sim.grvt_book import BookOrder
 from bots.exchange.sim.grvt_exchange import SimExchange
 from settings.models import BotSettings
 
-__all__ = ["ExchangeView", "Limits", "RestingOrder", "exchange_view", "published_top", "violations"]
+__all__ = [
+    "ExchangeView",
+    "Limits",
+    "PublishedTop",
+    "RestingOrder",
+    "exchange_view",
+    "published_top",
+    "violations",
+]
 
 _EPS = 1e-9  # the engine's guard on float division before floor/ceil (bots.engine.quoting)
 
@@ -41,6 +51,17 @@ class ExchangeView:
     market_ask: Decimal | None
     position: Decimal  # signed, base units
     entry_price: Decimal  # average entry; 0 when flat
+    refused: tuple[RestingOrder, ...]  # our orders the exchange refused as crossing (FAIL_POST_ONLY)
+    refused_at_ns: tuple[int, ...]  # when each of them arrived
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedTop:
+    """The best bid and ask of a book the exchange published (client orders included), and when."""
+
+    ts_ns: int
+    bid: Decimal
+    ask: Decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,11 +94,11 @@ class Limits:
         )
 
 
-def published_top(exchange: SimExchange, instrument: str) -> tuple[Decimal, Decimal]:
-    """Best bid and ask of the book the exchange publishes now (synthetic levels and client orders)."""
+def published_top(exchange: SimExchange, instrument: str, ts_ns: int) -> PublishedTop:
+    """The top of the book the exchange publishes now (synthetic levels and client orders)."""
     inst = exchange.instruments[instrument]
     bids, asks = inst.book.levels(inst.last, 1)
-    return bids[0][0], asks[0][0]
+    return PublishedTop(ts_ns, bids[0][0], asks[0][0])
 
 
 def exchange_view(exchange: SimExchange, sub_account_id: str, instrument: str) -> ExchangeView:
@@ -89,10 +110,7 @@ def exchange_view(exchange: SimExchange, sub_account_id: str, instrument: str) -
     for order in inst.book.resting():
         assert order.price is not None
         if order.sub_account_id == sub_account_id:
-            side = Side.BUY if order.is_buy else Side.SELL
-            ours.append(
-                RestingOrder(order.client_order_id, side, order.price, order.remaining, order.post_only)
-            )
+            ours.append(_resting(order))
         else:
             (other_bids if order.is_buy else other_asks).append(order.price)
     market = inst.last
@@ -101,17 +119,28 @@ def exchange_view(exchange: SimExchange, sub_account_id: str, instrument: str) -
         other_asks += [market.asks[0].price] if market.asks else []
     account = exchange.accounts.sub_accounts.get(sub_account_id)
     held = account.positions.get(instrument) if account is not None else None
+    finished = account.finished.values() if account is not None else ()
+    refused = [o for o in finished if o.reject_reason == "FAIL_POST_ONLY" and o.instrument == instrument]
     return ExchangeView(
         ours=tuple(ours),
         market_bid=max(other_bids, default=None),
         market_ask=min(other_asks, default=None),
         position=held.size if held is not None else Decimal(0),
         entry_price=held.entry_price if held is not None else Decimal(0),
+        refused=tuple(_resting(o) for o in refused),
+        refused_at_ns=tuple(o.create_time_ns for o in refused),
     )
 
 
-def violations(view: ExchangeView, limits: Limits) -> list[str]:
-    """Every rule the resting orders break, in words (empty: all kept)."""
+def _resting(order: BookOrder) -> RestingOrder:
+    assert order.price is not None
+    side = Side.BUY if order.is_buy else Side.SELL
+    return RestingOrder(order.client_order_id, side, order.price, order.remaining, order.post_only)
+
+
+def violations(view: ExchangeView, limits: Limits, published: Sequence[PublishedTop]) -> list[str]:
+    """Every rule the resting orders break, in words (empty: all kept). `published`: the tops of the
+    books the exchange published so far, oldest first (the market moves only at those)."""
     found: list[str] = []
     bids = [o for o in view.ours if o.side is Side.BUY]
     asks = [o for o in view.ours if o.side is Side.SELL]
@@ -122,8 +151,10 @@ def violations(view: ExchangeView, limits: Limits) -> list[str]:
             f"our bid {max(o.price for o in bids)} crosses/locks our ask {min(o.price for o in asks)}"
         )
     # 2. Post-only, behind the touch: every resting order is post-only and strictly on its own side of
-    #    everyone else's best price (a bid below their best ask, an ask above their best bid).
+    #    everyone else's best price (a bid below their best ask, an ask above their best bid); and no
+    #    order of ours that the exchange refused as crossing crossed the book it was priced on.
     found += [f"{o.side.value} {o.price} rests without post-only" for o in view.ours if not o.post_only]
+    found += _mispriced(view, published)
     if view.market_ask is not None:
         found += [f"bid {o.price} at/through the touch (ask {view.market_ask})" for o in bids
                   if o.price >= view.market_ask]  # fmt: skip
@@ -148,6 +179,23 @@ def violations(view: ExchangeView, limits: Limits) -> list[str]:
             found.append(f"{name} exposure {exposure:.2f} USD (position {view.position} + resting "
                          f"{resting}) beyond max_position_usd {limits.max_position_usd}")  # fmt: skip
     found += _anchor_violations(view, limits, bids, asks)
+    return found
+
+
+def _mispriced(view: ExchangeView, published: Sequence[PublishedTop]) -> list[str]:
+    """Refusals (FAIL_POST_ONLY) are fine when the market moved under an order on its way; an order
+    crossing the book it was priced on is a pricing error. The tests move the market only once the
+    worker is at rest, so an order was priced on the newest book published before it arrived or, when a
+    cycle the worker began on its own (a timer) was on its way across a move, on the one before: it is
+    flagged when it crossed or locked both."""
+    found = []
+    for order, at_ns in zip(view.refused, view.refused_at_ns, strict=True):
+        candidates = [top for top in published if top.ts_ns < at_ns][-2:]
+        if candidates and all(
+            order.price >= top.ask if order.side is Side.BUY else order.price <= top.bid for top in candidates
+        ):
+            found.append(f"{order.side.value} {order.price} refused as crossing the book it was priced on "
+                         f"({candidates})")  # fmt: skip
     return found
 
 
