@@ -284,8 +284,8 @@ def test_what_rests_at_the_exchange_stays_sane(machine: type[WorkerAtTheExchange
     run_state_machine_as_test(
         machine,
         settings=settings(
-            max_examples=8,
-            stateful_step_count=20,
+            max_examples=12,
+            stateful_step_count=25,
             deadline=None,
             database=None,
             suppress_health_check=[HealthCheck.too_slow],
