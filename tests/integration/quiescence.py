@@ -38,7 +38,6 @@ class CallMeter:
     def __init__(self) -> None:
         self.in_flight = 0
         self.idle_since = time.monotonic()
-        self.calls = 0
 
     def idle_for(self) -> float:
         return 0.0 if self.in_flight else time.monotonic() - self.idle_since
@@ -47,7 +46,6 @@ class CallMeter:
         @functools.wraps(call)
         async def metered(*args: Any, **kwargs: Any) -> Any:
             self.in_flight += 1  # before the first suspension: a caller never looks idle in between
-            self.calls += 1
             try:
                 return await call(*args, **kwargs)
             finally:

@@ -30,7 +30,7 @@ from bots.store import Ledger
 from bots.worker import BotWorker
 from settings.credentials import GrvtCredentials
 from settings.models import BotSettings
-from tests.integration.quiescence import CallMeter, meter_calls
+from tests.integration.quiescence import meter_calls
 
 __all__ = ["LoopThread", "RunningWorker", "new_credentials", "start_worker", "stop_worker"]
 
@@ -77,7 +77,6 @@ class RunningWorker:
     worker: BotWorker
     exchange: GrvtExchange
     ledger: Ledger
-    meter: CallMeter
     task: asyncio.Task[WorkerExit]
     sub_account_id: str
 
@@ -88,7 +87,7 @@ async def start_worker(
     """A worker running on a fresh sub-account, its exchange calls metered, once it has a first book."""
     credentials = new_credentials()
     exchange = GrvtExchange(settings, credentials=credentials)
-    meter = meter_calls(exchange)
+    meter_calls(exchange)  # for wait_quiescent on a worker without quiescent()
     ledger = Ledger(ledger_path)
     metrics = BotMetrics(
         CollectorRegistry(), settings.name, settings.symbol, "live", settings.strategy.grid_layers
@@ -97,9 +96,7 @@ async def start_worker(
         settings, exchange, ledger, metrics, backoff=Backoff(attempts=4, base_s=0.01, max_s=0.1)
     )
     task = asyncio.create_task(worker.run(), name="worker")
-    running = RunningWorker(
-        worker, exchange, ledger, meter, task, credentials.trading_account_id.get_secret_value()
-    )
+    running = RunningWorker(worker, exchange, ledger, task, credentials.trading_account_id.get_secret_value())
     loop = asyncio.get_running_loop()
     deadline = loop.time() + first_book_s
     while worker.last_book is None:
