@@ -41,8 +41,8 @@ def synthetic_books(events: int, seed: int) -> list[Book]:
 def run_engine(books: list[Book]) -> np.ndarray:
     """Latency in microseconds of each event through the engine plus the four other filters."""
     config = BotSettings(symbol="BTC_USDT_Perp")
-    engine = QuoteEngine(config)
-    others = [cls(config.strategy.filters) for name, cls in FILTERS.items() if name != "bollinger"]
+    engine = QuoteEngine(config.engine_config())
+    others = [cls(engine.config.regime.filters) for name, cls in FILTERS.items() if name != "bollinger"]
     inventory = Inventory(
         position_base=0.02, entry_price=50_000.0, equity_usd=10_000.0, peak_equity_usd=10_000.0
     )

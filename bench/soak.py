@@ -12,10 +12,12 @@ and the exchange's own records are compared with the ledger's:
 - orphan orders (resting at the exchange after the fleet stopped);
 - foreign orders (an order on a bot's sub-account without that bot's client-order-id tag: placed or
   touched by another bot);
-- limit breaches (a position beyond `max_position_usd` at the fill price, 1% slack for the mid).
+- limit breaches (a position beyond `max_position_usd` at the fill price, 1% slack for the mid);
+- a fleet that did not trade (no fill, or a supervisor that failed): it would prove nothing.
 
-Every violation count must be 0. Prints the figures; the last line is JSON. Not part of `make test`
-(it runs for minutes); `make bench` runs it with `--minutes 2`.
+Every violation count must be 0. Prints the figures (the supervisor's stderr and the bots' logs stay
+in the run's directory); the last line is JSON. Not part of `make test` (it runs for minutes); `make
+bench` runs it with `--minutes 2`.
 """
 
 from __future__ import annotations
@@ -233,7 +235,7 @@ def main() -> None:
     supervisor = subprocess.Popen(
         [sys.executable, "-m", "bots.cli", "fleet", "up", "--config", str(path), "--no-table",
          "--i-understand-live-trading"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env, stdout=subprocess.DEVNULL, stderr=(directory / "supervisor.err").open("w"),
     )  # fmt: skip
     chaos = Chaos(server, ledger, data_dir, rng)
     rss: dict[int, list[tuple[float, float]]] = defaultdict(list)  # pid -> (seconds, MB)
@@ -256,6 +258,8 @@ def main() -> None:
     status = _status(data_dir)
     violations = _audit(server, ledger, accounts)
     fills = sum(len(ledger.fills(bot)) for bot in accounts)
+    if fills == 0 or supervisor.returncode != 0:  # a fleet that never traded proves nothing
+        violations["fleet_did_not_trade"] = 1
     growth = [
         (samples[-1][1] - samples[0][1]) / ((samples[-1][0] - samples[0][0]) / 3600)
         for samples in rss.values()
@@ -268,7 +272,7 @@ def main() -> None:
     print(f"  mishaps: {dict(sorted(chaos.counts.items()))}")
     print(f"  fills {fills}, restarts {restarts}, RSS growth max {max(growth, default=0.0):.1f} MB/h")
     for name in ("lost_fills", "phantom_fills", "position_mismatches", "orphan_orders", "foreign_orders",
-                 "limit_breaches"):  # fmt: skip
+                 "limit_breaches", "fleet_did_not_trade"):  # fmt: skip
         print(f"  {name:<20} {violations.get(name, 0)}")
     print(
         json.dumps(

@@ -143,7 +143,7 @@ class BotWorker:
         ids = OrderIds(bot_tag(self.name), time.time_ns() // 1_000)
         return BotCore(
             self.settings.core_config(),
-            QuoteEngine(self.settings),
+            QuoteEngine(self.settings.engine_config()),
             portfolio,
             ids,
             enabled=enabled,
@@ -591,7 +591,7 @@ class BotWorker:
         if self.regime is not None:
             self.regime.reconfigure(settings.ml.model_dir, settings.ml.max_model_age_s)
         self.settings = settings
-        self.core.reconfigure(settings.core_config(), self.core.engine.reconfigured(settings))
+        self.core.reconfigure(settings.core_config(), self.core.engine.reconfigured(settings.engine_config()))
         self.config_version = version
         self.metrics.set_config_version(version)
         self.metrics.max_position_usd.set(settings.risk.max_position_usd)

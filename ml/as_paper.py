@@ -5,9 +5,9 @@ probability `A*exp(-k*delta_a)*dt` and its bid hit with probability `A*exp(-k*de
 each, where delta_a = ask - s and delta_b = s - bid; then the mid moves up or down by sigma*sqrt(dt)
 with probability 1/2 each. At T the profit is cash + q*s_T.
 
-- "inventory" strategy: `bots.engine.avellaneda.quotes`, i.e. the reservation price
-  r = s - q*gamma*sigma^2*(T-t) (eq. 29) -/+ half the optimal spread (eq. 30);
-- "symmetric" strategy: the same spread (`optimal_spread`), centred on the mid.
+- "inventory" strategy: `bots.engine.avellaneda.AvellanedaStoikov.quotes`, i.e. the reservation
+  price r = s - q*gamma*sigma^2*(T-t) (eq. 29) -/+ half the optimal spread (eq. 30);
+- "symmetric" strategy: the same spread (`AvellanedaStoikov.spread`), centred on the mid.
 
 Both strategies see the same mid paths and the same uniform draws (common random numbers), so their
 difference is the strategy's, not the noise's. `spread` is the mean quoted spread over steps and
@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import numpy.typing as npt
 
-from bots.engine.avellaneda import optimal_spread, quotes
+from bots.engine.avellaneda import AvellanedaStoikov
 
 __all__ = ["PaperParams", "PaperResult", "StrategyOutcome", "simulate"]
 
@@ -103,16 +103,19 @@ def simulate(params: PaperParams | None = None) -> PaperResult:
     q = {name: np.zeros(n) for name in ("inventory", "symmetric")}
     cash = {name: np.zeros(n) for name in ("inventory", "symmetric")}
     spread_sum = 0.0
+    model = AvellanedaStoikov(p.gamma, p.k)
+    # the engine's formulas take floats (they are compiled with it): applied path by path
+    path_quotes = np.vectorize(model.quotes, otypes=[np.float64, np.float64])
     for step in range(p.steps):
         tau = p.T - step * p.dt
         lift = rng.random(n)  # < P(ask lifted)
         hit = rng.random(n)  # < P(bid hit)
         up = rng.random(n) < 0.5
-        spread = optimal_spread(p.gamma, p.sigma, tau, p.k)
+        spread = model.spread(p.sigma, tau)
         spread_sum += spread
         for name in ("inventory", "symmetric"):
             if name == "inventory":
-                bid, ask = quotes(s, q[name], p.gamma, p.sigma, tau, p.k)
+                bid, ask = path_quotes(s, q[name], p.sigma, tau)
             else:
                 bid, ask = s - 0.5 * spread, s + 0.5 * spread
             sold = lift < _fill_probability(p.A, p.k, ask - s, p.dt)

@@ -1,7 +1,8 @@
 """Typed, bounded configuration models: one per concern, frozen, unknown keys rejected.
 
 Units are in the field names (`_pct` is a fraction: 0.005 means 0.5%; `_s` seconds; `_usd` US dollars).
-The engine reads these models directly, so a field here is the single source of a knob.
+A field here is the single source of a knob: the engine gets its own frozen copy of what it reads
+(`BotSettings.engine_config`), with no credentials or paths in it.
 
 Every number is finite (no NaN or infinity anywhere) and bounded so that prices, sizes and money stay
 computable by the market, the engine and the ledger (exact decimals with 18 places); paths hold no
@@ -10,6 +11,7 @@ NUL byte; every min/max pair is ordered.
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
@@ -18,6 +20,8 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bots.core.config import CoreConfig, RegimeGammaKappa
+from bots.engine.config import EngineConfig, FilterConfig, GridConfig, QuoteModel, RegimeConfig, RiskLimits
+from bots.engine.regime import FILTERS
 from settings.names import check_bot_name
 
 __all__ = [
@@ -39,7 +43,6 @@ __all__ = [
 
 Mode = Literal["sim", "paper", "live"]
 GrvtEnv = Literal["prod", "testnet"]
-QuoteModel = Literal["avellaneda", "glft"]
 # An exchange increment: positive, at most 18 decimal places (the ledger's scale), not absurdly large.
 PositiveDecimal = Annotated[Decimal, Field(gt=0, le=Decimal(1_000_000), decimal_places=18)]
 _MAX_PATH = 4096
@@ -300,8 +303,6 @@ class StrategySettings(Frozen):
     @field_validator("trend_strategy")
     @classmethod
     def _known_filter(cls, value: str) -> str:
-        from bots.engine.regime import FILTERS  # noqa: PLC0415 - lazy: the registry lives with the filters
-
         if value not in FILTERS:
             raise ValueError(f"unknown filter {value!r}; known: {', '.join(sorted(FILTERS))}")
         return value
@@ -455,4 +456,43 @@ class BotSettings(Frozen):
             regime_params={name: RegimeGammaKappa(p.gamma, p.kappa) for name, p in ml.regime_params.items()},
             keep_order_log=keep_order_log,
             record_market=record_market,
+        )
+
+    def engine_config(self) -> EngineConfig:
+        """What the quoting engine reads, as its own frozen config (needs the instrument rules)."""
+        spec, strategy, risk = self.spec, self.strategy, self.risk
+        return EngineConfig(
+            tick=float(spec.tick_size),
+            lot=float(spec.lot_size),
+            min_lots=math.ceil(spec.effective_min_size / spec.lot_size),
+            model=strategy.model,
+            gamma=strategy.gamma,
+            kappa=strategy.kappa,
+            horizon_s=strategy.horizon_s,
+            glft_intensity_a=strategy.glft_intensity_a,
+            spread_floor_pct=strategy.spread_pct,
+            order_size_usd=strategy.order_size_usd,
+            volatility_window_ticks=strategy.volatility_window_ticks,
+            entry_anchor_mode=strategy.entry_anchor_mode,
+            loss_tolerance_neutral_pct=strategy.loss_tolerance_neutral_pct,
+            loss_tolerance_signal_pct=strategy.loss_tolerance_signal_pct,
+            grid=GridConfig(
+                layers=strategy.grid_layers,
+                spacing_pct=strategy.grid_spacing_pct,
+                signal_boost=strategy.signal_boost,
+                boost_offsets_pct=strategy.boost_offsets_pct,
+            ),
+            regime=RegimeConfig(
+                trend_strategy=strategy.trend_strategy,
+                filters=FilterConfig(**strategy.filters.model_dump()),
+                latch_release_rsi_buy=strategy.latch_release_rsi_buy,
+                latch_release_rsi_sell=strategy.latch_release_rsi_sell,
+            ),
+            risk=RiskLimits(
+                max_position_usd=risk.max_position_usd,
+                max_loss_usd=risk.max_loss_usd,
+                max_drawdown_pct=risk.max_drawdown_pct,
+                inventory_skew_factor=risk.inventory_skew_factor,
+                max_book_age_s=risk.max_book_age_s,
+            ),
         )

@@ -1,8 +1,12 @@
 """Smart order management: keep a resting order while it is within tolerance of a wanted one.
 
-Replacing an order costs queue position, rate limit and a signature, so an open order is kept when it
-is on the same side, within `tolerance_pct` of a desired price, and no larger than the desired size
-(a partially filled order still qualifies). Everything else is cancelled or placed.
+Replacing an order costs queue position, rate limit and a signature, so an open order may stand for a
+desired one when it is on the same side, no larger (a partially filled order still qualifies), within
+`tolerance_pct` of the desired price, and never more aggressive than it (a bid at or below it, an ask
+at or above it): every clamp on a price (post-only behind the touch, the entry anchor) caps how
+aggressive an order may be, so a kept order obeys them as the desired one does. An open order at
+exactly a desired price stands for that one first, and is never kept for another desired order (which
+would then be placed beside it, at its price). Everything else is cancelled or placed.
 """
 
 from __future__ import annotations
@@ -64,14 +68,17 @@ def diff_orders(
 ) -> OrderDiff:
     """Cancels (client order ids) and placements that turn `open_orders` into `desired`.
 
-    Each desired order, best price first, claims the nearest unclaimed open order that matches;
-    ties go to the earlier open order, so the result is deterministic.
+    Each desired order, in turn, claims an unclaimed open order at exactly its price; then each one
+    left, in turn, claims the nearest unclaimed open order that may stand for it (see the module
+    docstring) and is not at another desired order's price; ties go to the earlier open order, so the
+    result is deterministic.
 
     Runs on every book event, and on most of them every open order is kept: `_all_kept` proves that
     case in O(n log n) and the answer is then "no change"; otherwise `_diff_scan` decides. A caller
     whose open orders change less often than books come may pass their `order_keys` (computed when
     they last changed) to save sorting them on every call.
-    `tests/unit/test_orders_fast_path.py` holds the paths to the definition, `_diff_reference`.
+    `tests/unit/test_orders_fast_path.py` holds the paths to the definition (two O(n*m) scans of every
+    unclaimed open order for each desired order in turn).
     """
     if len(open_orders) == len(desired) and _all_kept(open_orders, desired, tolerance_pct, keys):
         return _NO_CHANGE
@@ -103,32 +110,6 @@ def order_keys(open_orders: list[OpenOrder]) -> OrderKeys | None:
     return bids, asks
 
 
-def _diff_reference(
-    open_orders: list[OpenOrder], desired: list[DesiredOrder], tolerance_pct: float
-) -> OrderDiff:
-    """The definition: for each desired order in turn, scan every unclaimed open order. O(n*m)."""
-    unclaimed = list(open_orders)
-    places: list[DesiredOrder] = []
-    for want in desired:
-        limit = tolerance_pct * want.price_ticks
-        best_index = -1
-        best_gap = 0
-        for index, have in enumerate(unclaimed):
-            gap = abs(have.price_ticks - want.price_ticks)
-            if (
-                have.side is want.side
-                and gap <= limit
-                and 0 < have.size_lots <= want.size_lots
-                and (best_index < 0 or gap < best_gap)
-            ):
-                best_index, best_gap = index, gap
-        if best_index < 0:
-            places.append(want)
-        else:
-            del unclaimed[best_index]
-    return OrderDiff(cancels=tuple(o.client_order_id for o in unclaimed), places=tuple(places))
-
-
 _BUY: Final[Side] = Side.BUY
 _SELL: Final[Side] = Side.SELL
 _SIZE_LIMIT: Final = 1 << 32
@@ -137,9 +118,62 @@ _NO_CHANGE: Final = OrderDiff(cancels=(), places=())
 
 
 def _diff_scan(open_orders: list[OpenOrder], desired: list[DesiredOrder], tolerance_pct: float) -> OrderDiff:
-    """`_diff_reference` with the open orders split by side first (each desired order scans only its
-    side's, in their original order, so ties still go to the earlier one) and claimed ones flagged.
-    Each side is three parallel int lists (index, price, size): compiled, the inner loop is C ints."""
+    """The definition's two scans with the open orders split by side first (each desired order scans
+    only its side's, in their original order, so ties still go to the earlier one) and claimed ones
+    flagged. Each side is three parallel int lists (index, price, size): compiled, the inner loop is
+    C ints."""
+    buy_at, buy_price, buy_size, sell_at, sell_price, sell_size = _by_side(open_orders)
+    wanted_bids = {want.price_ticks for want in desired if want.side is _BUY}
+    wanted_asks = {want.price_ticks for want in desired if want.side is _SELL}
+    taken = [False] * len(open_orders)
+    matched = [False] * len(desired)
+    for number, want in enumerate(desired):  # exact prices first
+        at, prices, sizes = _side_lists(want.side, open_orders, buy_at, buy_price, buy_size,
+                                        sell_at, sell_price, sell_size)  # fmt: skip
+        target = want.price_ticks
+        size = want.size_lots
+        for k in range(len(at)):
+            index = at[k]
+            if not taken[index] and prices[k] == target and 0 < sizes[k] <= size:
+                taken[index] = matched[number] = True
+                break
+    places: list[DesiredOrder] = []
+    for number, want in enumerate(desired):  # then the nearest passive one within tolerance
+        if matched[number]:
+            continue
+        side = want.side
+        at, prices, sizes = _side_lists(side, open_orders, buy_at, buy_price, buy_size,
+                                        sell_at, sell_price, sell_size)  # fmt: skip
+        wanted = wanted_bids if side is _BUY else wanted_asks if side is _SELL else set()
+        target = want.price_ticks
+        size = want.size_lots
+        limit = tolerance_pct * target
+        best = -1
+        best_gap = 0
+        for k in range(len(at)):
+            index = at[k]
+            if not taken[index]:
+                price = prices[k]
+                gap = target - price if side is _BUY else price - target  # how far behind the target
+                if (
+                    0 <= gap <= limit
+                    and 0 < sizes[k] <= size
+                    and price not in wanted
+                    and (best < 0 or gap < best_gap)
+                ):
+                    best, best_gap = index, gap
+        if best < 0:
+            places.append(want)
+        else:
+            taken[best] = True
+    cancels = [open_orders[index].client_order_id for index in range(len(taken)) if not taken[index]]
+    return OrderDiff(tuple(cancels), tuple(places))
+
+
+def _by_side(
+    open_orders: list[OpenOrder],
+) -> tuple[list[int], list[int], list[int], list[int], list[int], list[int]]:
+    """(index, price, size) lists of the open buys, then of the open sells, in their original order."""
     buy_at: list[int] = []
     buy_price: list[int] = []
     buy_size: list[int] = []
@@ -156,36 +190,27 @@ def _diff_scan(open_orders: list[OpenOrder], desired: list[DesiredOrder], tolera
             sell_at.append(index)
             sell_price.append(have.price_ticks)
             sell_size.append(have.size_lots)
-    taken = [False] * len(open_orders)
-    places: list[DesiredOrder] = []
-    for want in desired:
-        side = want.side
-        if side is _BUY:
-            at, prices, sizes = buy_at, buy_price, buy_size
-        elif side is _SELL:
-            at, prices, sizes = sell_at, sell_price, sell_size
-        else:  # a side that is neither (only uncompiled code lets one in): matched by identity
-            at = [i for i, have in enumerate(open_orders) if have.side is side]
-            prices = [open_orders[i].price_ticks for i in at]
-            sizes = [open_orders[i].size_lots for i in at]
-        target = want.price_ticks
-        size = want.size_lots
-        limit = tolerance_pct * target
-        best = -1
-        best_gap = 0
-        for k in range(len(at)):
-            index = at[k]
-            if not taken[index]:
-                price = prices[k]
-                gap = price - target if price >= target else target - price  # |price - target|, no call
-                if gap <= limit and 0 < sizes[k] <= size and (best < 0 or gap < best_gap):
-                    best, best_gap = index, gap
-        if best < 0:
-            places.append(want)
-        else:
-            taken[best] = True
-    cancels = [open_orders[index].client_order_id for index in range(len(taken)) if not taken[index]]
-    return OrderDiff(tuple(cancels), tuple(places))
+    return buy_at, buy_price, buy_size, sell_at, sell_price, sell_size
+
+
+def _side_lists(
+    side: Side,
+    open_orders: list[OpenOrder],
+    buy_at: list[int],
+    buy_price: list[int],
+    buy_size: list[int],
+    sell_at: list[int],
+    sell_price: list[int],
+    sell_size: list[int],
+) -> tuple[list[int], list[int], list[int]]:
+    """The open orders of `side` as (index, price, size) lists; a side that is neither buy nor sell
+    (only uncompiled code lets one in) matches by identity."""
+    if side is _BUY:
+        return buy_at, buy_price, buy_size
+    if side is _SELL:
+        return sell_at, sell_price, sell_size
+    at = [i for i, have in enumerate(open_orders) if have.side is side]
+    return at, [open_orders[i].price_ticks for i in at], [open_orders[i].size_lots for i in at]
 
 
 def _all_kept(
@@ -194,15 +219,16 @@ def _all_kept(
     tolerance_pct: float,
     keys: OrderKeys | None = None,
 ) -> bool:
-    """True only if the scan would keep every open order and place nothing; needs equal counts.
+    """True only if the scans would keep every open order and place nothing; needs equal counts.
 
     Sort the open orders of each side by price and guess that the k-th buy in `desired` keeps the k-th
-    highest open buy and the k-th sell the k-th lowest open sell. Replay the scan's steps against that
-    guess: when the k-th buy comes, the open buys claimed so far are exactly the k-1 highest, so its
-    partner is the highest unclaimed one; along sorted prices the distance to a price falls, then
-    rises, so the partner is the strictly nearest unclaimed buy if it beats the next lower one. Then it
-    must be within tolerance and of a size that qualifies. Sells mirrored. Any doubt (a tie, an order
-    `order_keys` cannot key, a desired order out of that order) answers False: the scan decides.
+    highest open buy and the k-th sell the k-th lowest open sell. The guess is the scans' answer when
+    the desired buys come strictly best first and each open buy lies at or below its partner, within
+    tolerance, strictly above the next open buy and strictly above the next desired buy: then no open
+    buy is at another desired order's price (the exact scan pairs only partners), and when a desired
+    buy's turn comes the open buys above its partner are claimed, so its partner is the nearest that
+    may stand for it. Sizes must qualify. Sells mirrored. Any doubt (a tie, an order `order_keys`
+    cannot key, a desired order out of that order) answers False: the scans decide.
     `keys` are `order_keys(open_orders)` when the caller has them.
     """
     if keys is None:
@@ -213,34 +239,34 @@ def _all_kept(
     bid_rank = len(bids)
     ask_rank = 0
     n_asks = len(asks)
-    for want in desired:  # |a - b| written out: compiled, a call per distance costs as much as the rest
+    last_bid = last_ask = 0  # the previous partner's price on each side, once there is one
+    seen_bid = seen_ask = False
+    for want in desired:
         side = want.side
         target = want.price_ticks
         if side is _BUY:
             bid_rank -= 1  # the highest unclaimed bid
-            if bid_rank < 0:
+            if bid_rank < 0 or (seen_bid and not target < last_bid):
                 return False
             key = bids[bid_rank]
             price = key >> 32
-            gap = price - target if price >= target else target - price
-            if bid_rank:
-                below = bids[bid_rank - 1] >> 32
-                if not (below - target if below >= target else target - below) > gap:
-                    return False
+            gap = target - price
+            if bid_rank and not bids[bid_rank - 1] >> 32 < price:
+                return False
+            last_bid, seen_bid = price, True
         elif side is _SELL:
-            if ask_rank >= n_asks:
+            if ask_rank >= n_asks or (seen_ask and not target > last_ask):
                 return False
             key = asks[ask_rank]  # the lowest unclaimed ask
             price = key >> 32
-            gap = price - target if price >= target else target - price
+            gap = price - target
             ask_rank += 1
-            if ask_rank < n_asks:
-                above = asks[ask_rank] >> 32
-                if not (above - target if above >= target else target - above) > gap:
-                    return False
+            if ask_rank < n_asks and not asks[ask_rank] >> 32 > price:
+                return False
+            last_ask, seen_ask = price, True
         else:
             return False
-        if not gap <= tolerance_pct * target or (key & _SIZE_MASK) > want.size_lots:
+        if not 0 <= gap <= tolerance_pct * target or (key & _SIZE_MASK) > want.size_lots:
             return False
     return bid_rank == 0 and ask_rank == n_asks
 

@@ -1,14 +1,11 @@
 """One bot's quoting brain: book event in, desired orders out. Stateful (indicators), but no I/O, no clock.
 
-Per event: volatility and regime update in O(1), the model's reservation price and spread, the spread
-floor, inventory skew, the grid with boost and entry anchor, then risk: state, reduce-only, limit.
-
-`on_book` runs on every book event, so it is written for speed with the same arithmetic as the pieces
-it stands for (`avellaneda`, `risk.assess`, `quoting.entry_anchor`/`build_quotes`, `risk.keep_reducing`/
-`clamp_to_limit`): settings are read once into slots at construction (a config change builds a new
-engine with `reconfigured`), the model terms that depend only on gamma and kappa are recomputed when
-those change, and the common cases (risk all clear, every order within the limit) skip the general code,
-which still decides every other case. `tests/unit/test_quoter_fast_path.py` holds it to the pieces.
+Per event, in the order the strategy reads: volatility and regime update in O(1); the model's
+reservation price and spread (`avellaneda`, built for the current gamma and kappa); the spread floor
+and the inventory skew around the quote centre; the risk state (`risk.assess`); then the post-only
+price limits, the entry anchor, the grid and the signal boost (`quoting`); last the position limit
+per side (`risk.order_room`, `within_limit`). Each step is a small typed function in a module mypyc
+compiles, so composing them costs C calls.
 """
 
 from __future__ import annotations
@@ -20,20 +17,27 @@ from typing import Final
 from mypy_extensions import mypyc_attr
 
 from bots.engine import pickling
+from bots.engine.avellaneda import AvellanedaStoikov, Glft, QuotingModel
+from bots.engine.config import EngineConfig
 from bots.engine.indicators import LogReturnVolatility
-from bots.engine.quoting import grid_steps, nearest_int, quote_sides
+from bots.engine.quoting import (
+    boost,
+    entry_anchor,
+    floored_spread,
+    grid,
+    grid_steps,
+    lots_for_notional,
+    nearest_int,
+    post_only_limits,
+    quote_center,
+)
 from bots.engine.regime import RegimeTracker, RegimeView
-from bots.engine.risk import CLEAR, RiskState, assess, clamp_to_limit, keep_reducing
+from bots.engine.risk import RiskState, assess, inventory_skew, order_room, within_limit
 from bots.engine.types import Book, DesiredOrder, Signal, TradingState
-from settings.models import BotSettings
 
 __all__ = ["Inventory", "QuoteDecision", "QuoteEngine"]
 
 _NS_PER_S: Final = 1_000_000_000
-_EPS: Final = 1e-9  # as in quoting: guards float division before floor/ceil
-_INF: Final = math.inf
-_NAN: Final = math.nan
-_ACTIVE: Final[TradingState] = TradingState.ACTIVE
 _HALTED: Final[TradingState] = TradingState.HALTED
 _REDUCING: Final[TradingState] = TradingState.REDUCING
 _NEUTRAL: Final[Signal] = Signal.NEUTRAL
@@ -116,287 +120,205 @@ class QuoteDecision:
 
 
 class QuoteEngine:
-    """Avellaneda-Stoikov (or GLFT) quoting with grid, regime filter, latch and risk, for one symbol."""
+    """Avellaneda-Stoikov (or GLFT) quoting with grid, regime filter, latch and risk, for one symbol.
+
+    The configuration is fixed for the engine's life (`reconfigured` builds the next one); gamma and
+    kappa may move between events (the regime model and the tuner set them).
+    """
 
     __slots__ = (
-        "_alpha",
-        "_anchor_mode",
         "_boost_offsets",
+        "_config",
         "_dt_s",
-        "_gamma",
-        "_glft",
-        "_glft_base",
-        "_glft_omega",
-        "_horizon_s",
-        "_kappa",
         "_last_ts_ns",
-        "_lot",
         "_max_age_ns",
-        "_max_drawdown",
-        "_max_loss",
-        "_max_position_usd",
-        "_min_lots",
-        "_order_size_usd",
+        "_model",
         "_regime",
-        "_settings",
-        "_skew_factor",
-        "_spread_floor",
-        "_spread_term",
+        "_signals",
+        "_smoothing",
         "_steps",
-        "_tick",
-        "_tolerance_neutral",
-        "_tolerance_signal",
         "_vol",
         "risk_state",
     )
 
-    def __init__(self, settings: BotSettings) -> None:
-        self._configure(settings)
-        self._vol = LogReturnVolatility(settings.strategy.volatility_window_ticks)
-        self._regime = RegimeTracker(settings.strategy)
+    def __init__(self, config: EngineConfig) -> None:
+        self._config = config
+        self._model = self._new_model(config.gamma, config.kappa)
+        self._max_age_ns = config.risk.max_book_age_s * _NS_PER_S
+        self._steps = grid_steps(config.grid.layers, config.grid.spacing_pct)
+        self._boost_offsets = config.grid.boost_offsets_pct if config.grid.signal_boost else ()
+        self._smoothing = 2.0 / (config.volatility_window_ticks + 1)  # of the time between book events
+        self._vol = LogReturnVolatility(config.volatility_window_ticks)
+        self._regime = RegimeTracker(config.regime)
         self._dt_s = math.nan  # smoothed seconds between book events, to scale per-tick sigma
         self._last_ts_ns = 0
+        self._signals: tuple[Signal, Signal] = (_NEUTRAL, _NEUTRAL)  # (raw, latched) of the newest book
         self.risk_state = RiskState()
 
-    def _configure(self, settings: BotSettings) -> None:
-        """Read everything the per-event path needs from `settings` into slots."""
-        self._settings = settings
-        spec = settings.spec
-        strategy = settings.strategy
-        risk = settings.risk
-        self._tick = float(spec.tick_size)
-        self._lot = float(spec.lot_size)
-        self._min_lots = math.ceil(spec.effective_min_size / spec.lot_size)
-        self._alpha = 2.0 / (strategy.volatility_window_ticks + 1)
-        self._max_age_ns = risk.max_book_age_s * _NS_PER_S
-        self._order_size_usd = strategy.order_size_usd
-        self._glft = strategy.model == "glft"
-        self._horizon_s = strategy.horizon_s
-        self._spread_floor = strategy.spread_pct
-        self._max_position_usd = risk.max_position_usd
-        self._skew_factor = risk.inventory_skew_factor
-        self._max_loss = risk.max_loss_usd
-        self._max_drawdown = risk.max_drawdown_pct
-        self._anchor_mode = strategy.entry_anchor_mode
-        self._tolerance_signal = strategy.loss_tolerance_signal_pct
-        self._tolerance_neutral = strategy.loss_tolerance_neutral_pct
-        self._steps = grid_steps(strategy)
-        self._boost_offsets = strategy.boost_offsets_pct if strategy.signal_boost else None
-        self._set_model(strategy.gamma, strategy.kappa)
-
-    def _set_model(self, gamma: float, kappa: float) -> None:
-        """gamma and kappa, and the model's terms that depend on them alone, computed as `avellaneda` does."""
-        self._gamma = gamma
-        self._kappa = kappa
-        self._spread_term = self._glft_base = self._glft_omega = math.nan
-        if self._glft:
-            # half spread = ln(1 + gamma/kappa)/gamma + omega/2; skew = omega = sigma * _glft_omega
-            intensity_a = self._settings.strategy.glft_intensity_a
-            growth = math.exp((1.0 + kappa / gamma) * math.log1p(gamma / kappa))
-            self._glft_base = math.log1p(gamma / kappa) / gamma
-            self._glft_omega = math.sqrt(gamma / (2.0 * kappa * intensity_a) * growth)
-        else:
-            # optimal_spread = gamma*sigma^2*tau + _spread_term
-            self._spread_term = (2.0 / gamma) * math.log1p(gamma / kappa)
-
     @property
-    def settings(self) -> BotSettings:
-        """Read-only: the per-event path holds values read from it; new settings go through `reconfigured`."""
-        return self._settings
+    def config(self) -> EngineConfig:
+        """Read-only: a new configuration goes through `reconfigured`."""
+        return self._config
+
+    def _new_model(self, gamma: float, kappa: float) -> QuotingModel:
+        """The configured model for `gamma` and `kappa` (it computes what depends on them alone once)."""
+        if self._config.model == "glft":
+            return Glft(gamma, kappa, self._config.glft_intensity_a)
+        return AvellanedaStoikov(gamma, kappa)
 
     @property
     def gamma(self) -> float:
-        return self._gamma
+        return self._model.gamma
 
     @gamma.setter
     def gamma(self, gamma: float) -> None:
-        self._set_model(gamma, self._kappa)
+        self._model = self._new_model(gamma, self._model.kappa)
 
     @property
     def kappa(self) -> float:
-        return self._kappa
+        return self._model.kappa
 
     @kappa.setter
     def kappa(self, kappa: float) -> None:
-        self._set_model(self._gamma, kappa)
+        self._model = self._new_model(self._model.gamma, kappa)
 
-    def reconfigured(self, settings: BotSettings) -> QuoteEngine:
-        """An engine on new settings that keeps the warmed-up indicators when their parameters are equal."""
-        engine = QuoteEngine(settings)
-        old, new = self._settings.strategy, settings.strategy
-        if old.volatility_window_ticks == new.volatility_window_ticks:
+    def reconfigured(self, config: EngineConfig) -> QuoteEngine:
+        """An engine on `config` that keeps the warmed-up indicators when their parameters are equal,
+        and the latched risk trips."""
+        engine = QuoteEngine(config)
+        old = self._config
+        if old.volatility_window_ticks == config.volatility_window_ticks:
             engine._vol, engine._dt_s, engine._last_ts_ns = self._vol, self._dt_s, self._last_ts_ns
-        if (old.trend_strategy, old.filters) == (new.trend_strategy, new.filters):
-            engine._regime = self._regime
+        if old.regime == config.regime:
+            engine._regime, engine._signals = self._regime, self._signals
         engine.risk_state = self.risk_state
         return engine
 
     def sigma(self) -> float:
         """Volatility of log returns per sqrt(second); nan until the window is full."""
-        per_tick = self._vol.value
-        if not self._dt_s > 0:
+        dt_s = self._dt_s
+        if not dt_s > 0:
             return math.nan
-        return per_tick / math.sqrt(self._dt_s)
+        return self._vol.value / math.sqrt(dt_s)
 
-    def _advance_clock(self, ts_ns: int) -> None:
+    def _advance(self, mid: float, ts_ns: int) -> None:
+        """The clock (smoothed time between events) and the volatility, one mid on."""
         last = self._last_ts_ns
         if last and ts_ns > last:
             dt = (ts_ns - last) / _NS_PER_S
             dt_s = self._dt_s
-            self._dt_s = dt if math.isnan(dt_s) else dt_s + self._alpha * (dt - dt_s)
+            self._dt_s = dt if math.isnan(dt_s) else dt_s + self._smoothing * (dt - dt_s)
         self._last_ts_ns = ts_ns
+        self._vol.update(mid)
 
     def observe(self, mid: float, ts_ns: int, position_is_flat: bool = True) -> RegimeView:
         """Feed one mid price to the indicators (also used to seed them from history)."""
-        self._advance_clock(ts_ns)
-        self._vol.update(mid)
+        self._advance(mid, ts_ns)
         return self._regime.update(mid, position_is_flat)
 
-    def on_book(self, book: Book, inventory: Inventory, now_ns: int) -> QuoteDecision:  # noqa: PLR0915 - inlined hot path
+    def on_book(self, book: Book, inventory: Inventory, now_ns: int) -> QuoteDecision:
         """Desired orders for this book; none on a stale, crossed, empty or NaN book."""
-        bid_price = book.bid_price
-        ask_price = book.ask_price
-        # Book.is_quotable(), inlined: finite, positive, uncrossed, size on both sides (NaN fails all)
-        if not (
-            0.0 < bid_price < ask_price < _INF and 0.0 < book.bid_size < _INF and 0.0 < book.ask_size < _INF
-        ):
+        config = self._config
+        if not book.is_quotable():
             return self._no_quotes("book not quotable (crossed, empty or NaN)")
-        ts_ns = book.ts_ns
-        if now_ns - ts_ns > self._max_age_ns:
-            return self._no_quotes(f"book older than {self._settings.risk.max_book_age_s}s: stale")
-        mid = 0.5 * (bid_price + ask_price)  # Book.mid
-        lot = self._lot
-        tick = self._tick
+        if now_ns - book.ts_ns > self._max_age_ns:
+            return self._no_quotes(f"book older than {config.risk.max_book_age_s}s: stale")
+        mid = book.mid
         position_base = inventory.position_base
-        position_lots = nearest_int(position_base / lot)
-
-        # observe(), without building the RegimeView
-        last_ts_ns = self._last_ts_ns
-        if last_ts_ns and ts_ns > last_ts_ns:  # _advance_clock
-            dt = (ts_ns - last_ts_ns) / _NS_PER_S
-            dt_s = self._dt_s
-            self._dt_s = dt if math.isnan(dt_s) else dt_s + self._alpha * (dt - dt_s)
-        self._last_ts_ns = ts_ns
-        self._vol.update(mid)
-        raw, latched = self._regime.step(mid, position_lots == 0)
-
-        # sigma()
-        dt_s = self._dt_s
-        sigma = self._vol.value / math.sqrt(dt_s) if dt_s > 0 else _NAN
+        position_lots = nearest_int(position_base / config.lot)
+        if book.ts_ns > self._last_ts_ns:  # a new book; the same one again (a timer's requote) moves nothing
+            self._advance(mid, book.ts_ns)
+            self._signals = self._regime.step(mid, position_lots == 0)
+        raw, latched = self._signals
+        sigma = self.sigma()
         reasons: tuple[str, ...] = ()
         if math.isnan(sigma):
             reasons = _WARMING_UP
             sigma = 0.0
 
+        # the model in fractions of mid (s = 1), for the inventory q in order sizes
+        model = self._model
         position_usd = position_base * mid
-        q = position_usd / self._order_size_usd
-        gamma = self._gamma
-        if self._glft:
-            omega = sigma * self._glft_omega  # avellaneda.glft_skew
-            reservation = 1.0 - omega * q
-            model_spread = 2.0 * (self._glft_base + 0.5 * omega)  # 2 * avellaneda.glft_half_spread
-        else:
-            reservation = 1.0 - q * gamma * sigma * sigma * self._horizon_s  # avellaneda.reservation_price
-            model_spread = gamma * sigma * sigma * self._horizon_s + self._spread_term  # .optimal_spread
-        spread_floor = self._spread_floor
-        spread = spread_floor if spread_floor > model_spread else model_spread  # floor, never a cap
+        q = position_usd / config.order_size_usd
+        reservation = model.reservation_price(1.0, q, sigma, config.horizon_s)
+        spread = floored_spread(model.spread(sigma, config.horizon_s), config.spread_floor_pct)
         half_spread = 0.5 * spread
-        max_position_usd = self._max_position_usd
-        # risk.inventory_skew
-        ratio = position_usd / max_position_usd
-        ratio = ratio if ratio < 1.0 else 1.0  # min(1.0, ratio), NaN included
-        skew = self._skew_factor * (ratio if ratio > -1.0 else -1.0)  # max(-1.0, ratio)
-        center = mid * (reservation - skew * half_spread)
+        limits = config.risk
+        skew = inventory_skew(position_usd, limits.max_position_usd, limits.inventory_skew_factor)
+        center = quote_center(mid, reservation, skew, half_spread)
 
-        # risk.assess: the common case (no trip latched or due, within the limit) is ACTIVE with nothing
-        # to say; anything else goes through assess itself
-        risk_state = self.risk_state
-        equity = inventory.equity_usd
-        peak = inventory.peak_equity_usd
-        if (
-            not risk_state.breaker_tripped
-            and not risk_state.drawdown_tripped
-            and inventory.unrealized_pnl_usd > -self._max_loss
-            and (peak <= 0 or (peak - equity) / peak < self._max_drawdown)
-            and self._max_drawdown > 0.0
-            and abs(position_usd) < max_position_usd
-        ):
-            state = _ACTIVE
-            close_position = False
-            self.risk_state = CLEAR  # what assess carries on in this case
-        else:
-            verdict = assess(
-                self._settings.risk,
-                risk_state,
-                position_usd,
-                inventory.unrealized_pnl_usd,
-                equity,
-                peak,
-            )
-            self.risk_state = verdict.risk_state
-            state = verdict.state
-            close_position = verdict.close_position
+        verdict = assess(
+            limits,
+            self.risk_state,
+            position_usd,
+            inventory.unrealized_pnl_usd,
+            inventory.equity_usd,
+            inventory.peak_equity_usd,
+        )
+        self.risk_state = verdict.risk_state
+        state = verdict.state
+        if verdict.reasons:
             reasons += verdict.reasons
 
         orders: tuple[DesiredOrder, ...] = ()
-        size_lots = math.floor(self._order_size_usd / mid / lot + _EPS)  # quoting.lots_for_notional
-        if size_lots < self._min_lots:
-            reasons += (f"order_size_usd {self._order_size_usd} is below the minimum size",)
+        size_lots = lots_for_notional(config.order_size_usd, mid, config.lot)
+        if size_lots < config.min_lots:
+            reasons += (f"order_size_usd {config.order_size_usd} is below the minimum size",)
         elif state is not _HALTED:
-            max_bid = nearest_int(ask_price / tick) - 1  # post-only: a bid at the best ask would take
-            min_ask = nearest_int(bid_price / tick) + 1
-            entry_price = inventory.entry_price
-            if self._anchor_mode and position_lots != 0 and entry_price > 0:  # quoting.entry_anchor
-                tolerance = self._tolerance_signal if latched is not _NEUTRAL else self._tolerance_neutral
-                if position_lots > 0:
-                    anchor_bid = math.floor(entry_price / tick + _EPS)
-                    anchor_ask = math.ceil(entry_price * (1 - tolerance) / tick - _EPS)
-                else:
-                    anchor_bid = math.floor(entry_price * (1 + tolerance) / tick + _EPS)
-                    anchor_ask = math.ceil(entry_price / tick - _EPS)
-                max_bid = max_bid if max_bid <= anchor_bid else anchor_bid  # min()
-                min_ask = min_ask if min_ask >= anchor_ask else anchor_ask  # max()
-            bids, asks = quote_sides(
-                mid,
-                center,
-                half_spread,
-                tick,
-                size_lots,
-                max_bid,
-                min_ask,
-                latched,
-                self._steps,
-                self._boost_offsets,
+            orders = self._orders(
+                book, inventory, position_lots, center, half_spread, size_lots, latched, state
             )
-            max_lots = math.floor(max_position_usd / mid / lot + 1e-9)
-            if state is _REDUCING:
-                bids.extend(asks)
-                kept = clamp_to_limit(keep_reducing(bids, position_lots), position_lots, max_lots, True)
-                orders = tuple(kept)
-            elif (
-                len(bids) * size_lots <= max_lots - position_lots
-                and len(asks) * size_lots <= max_lots + position_lots
-            ):
-                # clamp_to_limit's "everything fits" case: every order is size_lots
-                bids.extend(asks)
-                orders = tuple(bids)
-            else:
-                bids.extend(asks)
-                orders = tuple(clamp_to_limit(bids, position_lots, max_lots, False))
         return QuoteDecision(
             orders,
             state,
-            close_position,
+            verdict.close_position,
             reasons,
             mid,
             mid * reservation,
             spread,
             sigma,
-            gamma,
-            self._kappa,
+            model.gamma,
+            model.kappa,
             raw,
             latched,
         )
+
+    def _orders(
+        self,
+        book: Book,
+        inventory: Inventory,
+        position_lots: int,
+        center: float,
+        half_spread: float,
+        size_lots: int,
+        latched: Signal,
+        state: TradingState,
+    ) -> tuple[DesiredOrder, ...]:
+        """The grid and boost inside the post-only and entry-anchor limits, trimmed to the position
+        limit: bids best first, then asks best first."""
+        config = self._config
+        tick = config.tick
+        mid = book.mid
+        max_bid, min_ask = post_only_limits(book.bid_price, book.ask_price, tick)
+        if config.entry_anchor_mode:
+            tolerance = (
+                config.loss_tolerance_signal_pct
+                if latched is not _NEUTRAL
+                else config.loss_tolerance_neutral_pct
+            )
+            max_bid, min_ask = entry_anchor(
+                max_bid, min_ask, position_lots, inventory.entry_price, tolerance, tick
+            )
+        bids, asks = grid(mid, center, half_spread, tick, size_lots, max_bid, min_ask, self._steps)
+        if self._boost_offsets:
+            bids, asks = boost(
+                bids, asks, mid, tick, size_lots, max_bid, min_ask, latched, self._boost_offsets
+            )
+        max_lots = lots_for_notional(config.risk.max_position_usd, mid, config.lot)
+        bid_room, ask_room = order_room(position_lots, max_lots, state is _REDUCING)
+        bids = within_limit(bids, size_lots, bid_room)
+        bids.extend(within_limit(asks, size_lots, ask_room))
+        return tuple(bids)
 
     def _no_quotes(self, reason: str) -> QuoteDecision:
         """Bad market data: want no orders resting, but leave the risk state as it was."""

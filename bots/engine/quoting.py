@@ -1,27 +1,31 @@
-"""From a quote centre and half spread to the grid of post-only orders, on the tick and the lot.
+"""From the model's reservation price and spread to the grid of post-only orders, on the tick and the lot.
 
-Prices are integer ticks from here on: bids round down and asks up (away from mid), then each side is
-clamped so it can never cross the book, then the entry anchor moves exits and adds away from a loss.
+The spread gets its floor and the centre its inventory skew; prices are integer ticks from there on:
+bids round down and asks up (away from mid), each side is clamped so it can never cross the book and
+the entry anchor moves exits and adds away from a loss; then grid layers and the signal boost.
+Compiled by mypyc: small typed functions, so the engine's calls are native C calls, and a returned
+`tuple[int, int]` or pair of lists is a C struct, not an allocated tuple.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Final, NamedTuple
+from typing import Final
 
 from bots.engine.types import DesiredOrder, OrderKind, Side, Signal
-from settings.models import StrategySettings
 
 __all__ = [
-    "Anchor",
     "ask_ticks",
     "bid_ticks",
-    "build_quotes",
+    "boost",
     "entry_anchor",
+    "floored_spread",
+    "grid",
     "grid_steps",
     "lots_for_notional",
     "nearest_int",
-    "quote_sides",
+    "post_only_limits",
+    "quote_center",
 ]
 
 # Guards the float division against values like 50000.1/0.1 = 500000.99999999994.
@@ -60,67 +64,49 @@ def lots_for_notional(notional_usd: float, price: float, lot: float) -> int:
     return math.floor(notional_usd / price / lot + _EPS)
 
 
-class Anchor(NamedTuple):
-    """Entry-anchor limits in ticks: bids at most `max_bid`, asks at least `min_ask`."""
-
-    max_bid: int
-    min_ask: int
+def post_only_limits(bid_price: float, ask_price: float, tick: float) -> tuple[int, int]:
+    """(highest bid, lowest ask) in ticks that rest without taking: inside the book's best prices."""
+    return nearest_int(ask_price / tick) - 1, nearest_int(bid_price / tick) + 1
 
 
-def entry_anchor(position_lots: int, entry_price: float, tolerance_pct: float, tick: float) -> Anchor | None:
-    """Entry-anchor rules for the current position (None when flat).
+def entry_anchor(
+    max_bid: int, min_ask: int, position_lots: int, entry_price: float, tolerance_pct: float, tick: float
+) -> tuple[int, int]:
+    """The price limits (max_bid, min_ask) tightened by the entry anchor; unchanged when flat.
 
     Long: exits (asks) never below entry*(1 - tolerance) - profit-only when the tolerance is 0 - and no
     buys above the entry (DCA below it is fine). Short: mirrored.
     """
     if position_lots == 0 or not entry_price > 0:
-        return None
+        return max_bid, min_ask
     if position_lots > 0:
-        return Anchor(
-            max_bid=bid_ticks(entry_price, tick), min_ask=ask_ticks(entry_price * (1 - tolerance_pct), tick)
-        )
-    return Anchor(
-        max_bid=bid_ticks(entry_price * (1 + tolerance_pct), tick), min_ask=ask_ticks(entry_price, tick)
+        anchor_bid = bid_ticks(entry_price, tick)
+        anchor_ask = ask_ticks(entry_price * (1 - tolerance_pct), tick)
+    else:
+        anchor_bid = bid_ticks(entry_price * (1 + tolerance_pct), tick)
+        anchor_ask = ask_ticks(entry_price, tick)
+    return (
+        max_bid if max_bid <= anchor_bid else anchor_bid,  # min(), max() without the generic calls
+        min_ask if min_ask >= anchor_ask else anchor_ask,
     )
 
 
-def grid_steps(strategy: StrategySettings) -> tuple[float, ...]:
-    """Each grid layer's distance beyond the half spread, as a fraction of mid: `layer * grid_spacing_pct`."""
-    spacing = strategy.grid_spacing_pct
-    return tuple(layer * spacing for layer in range(strategy.grid_layers))
+def floored_spread(model_spread: float, floor_pct: float) -> float:
+    """The model's total spread, never below the configured floor (a floor, never a cap)."""
+    return floor_pct if floor_pct > model_spread else model_spread
 
 
-def build_quotes(
-    *,
-    strategy: StrategySettings,
-    mid: float,
-    center: float,
-    half_spread: float,
-    tick: float,
-    size_lots: int,
-    best_bid_ticks: int,
-    best_ask_ticks: int,
-    signal: Signal,
-    anchor: Anchor | None,
-) -> list[DesiredOrder]:
-    """Grid layers around `center` (`half_spread` and spacing are fractions of mid) plus signal boost.
-
-    Returns bids best (highest) first, then asks best (lowest) first, at most one order per price.
-    """
-    max_bid = best_ask_ticks - 1  # post-only: a bid at the best ask would take
-    min_ask = best_bid_ticks + 1
-    if anchor is not None:
-        max_bid = min(max_bid, anchor.max_bid)
-        min_ask = max(min_ask, anchor.min_ask)
-    boosts = strategy.boost_offsets_pct if strategy.signal_boost else None
-    bids, asks = quote_sides(
-        mid, center, half_spread, tick, size_lots, max_bid, min_ask, signal, grid_steps(strategy), boosts
-    )
-    bids.extend(asks)
-    return bids
+def quote_center(mid: float, reservation: float, skew: float, half_spread: float) -> float:
+    """Where the grid centres: the reservation price (a fraction of mid) moved by `skew` half spreads."""
+    return mid * (reservation - skew * half_spread)
 
 
-def quote_sides(
+def grid_steps(layers: int, spacing_pct: float) -> tuple[float, ...]:
+    """Each grid layer's distance beyond the half spread, as a fraction of mid: `layer * spacing_pct`."""
+    return tuple(layer * spacing_pct for layer in range(layers))
+
+
+def grid(
     mid: float,
     center: float,
     half_spread: float,
@@ -128,24 +114,20 @@ def quote_sides(
     size_lots: int,
     max_bid: int,
     min_ask: int,
-    signal: Signal,
     steps: tuple[float, ...],
-    boost_offsets: tuple[float, ...] | None,
 ) -> tuple[list[DesiredOrder], list[DesiredOrder]]:
-    """`build_quotes` once the price limits are known, positional and with the per-settings constants
-    precomputed (`steps` from `grid_steps`, `boost_offsets` None when boosting is off); bids and asks
-    separately, each best first. The engine calls this on every book event.
-    """
-    # Hot path: rounding and min/max inlined. Layers move away from mid monotonically, so after the
-    # clamps equal prices can only be neighbours and one comparison de-duplicates.
+    """Grid layers around `center` (`half_spread` and `steps` from `grid_steps` are fractions of mid),
+    each side clamped to its price limit: bids best (highest) first, asks best (lowest) first, at most
+    one order per price. Layers move away from mid monotonically, so after the clamps equal prices can
+    only be neighbours and one comparison de-duplicates."""
     bids: list[DesiredOrder] = []
     asks: list[DesiredOrder] = []
     last_bid = last_ask = -1
     for layer, step in enumerate(steps):
         distance = mid * (half_spread + step)
-        bid = math.floor((center - distance) / tick + _EPS)
-        ask = math.ceil((center + distance) / tick - _EPS)
-        bid = bid if bid <= max_bid else max_bid  # min(), max() without the calls
+        bid = bid_ticks(center - distance, tick)
+        ask = ask_ticks(center + distance, tick)
+        bid = bid if bid <= max_bid else max_bid
         ask = ask if ask >= min_ask else min_ask
         if bid != last_bid and bid > 0:
             bids.append(DesiredOrder(_BUY, bid, size_lots, layer, _GRID))
@@ -153,17 +135,35 @@ def quote_sides(
         if ask != last_ask:
             asks.append(DesiredOrder(_SELL, ask, size_lots, layer, _GRID))
             last_ask = ask
-    if boost_offsets is None or signal is _NEUTRAL:
+    return bids, asks
+
+
+def boost(
+    bids: list[DesiredOrder],
+    asks: list[DesiredOrder],
+    mid: float,
+    tick: float,
+    size_lots: int,
+    max_bid: int,
+    min_ask: int,
+    signal: Signal,
+    offsets: tuple[float, ...],
+) -> tuple[list[DesiredOrder], list[DesiredOrder]]:
+    """The grid's sides with signal-boost orders at `offsets` from mid on the signal's side (none when
+    NEUTRAL), each side still best first with one order per price (a boost wins a tie).
+
+    Boosts sit near the mid, so a skewed grid may have our own opposite orders there: stay behind them.
+    When the boosts come strictly in price order and all better than the grid's best, `_merge` would
+    just put them in front; otherwise it sorts and de-duplicates.
+    """
+    if signal is _NEUTRAL:
         return bids, asks
-    # Boosts sit near the mid, so a skewed grid may have our own opposite orders there: stay behind them.
-    # When the boosts come strictly in price order and all better than the grid's best, `_merge` would
-    # just put them in front; otherwise it sorts and de-duplicates.
     boosts: list[DesiredOrder] = []
     in_order = True
     if signal is _SIGNAL_BUY:
         cap = min(max_bid, asks[0].price_ticks - 1)
-        for layer, offset in enumerate(boost_offsets):
-            price = math.floor(mid * (1.0 - offset) / tick + _EPS)
+        for layer, offset in enumerate(offsets):
+            price = bid_ticks(mid * (1.0 - offset), tick)
             price = price if price <= cap else cap
             if price > 0:
                 if boosts and price >= boosts[-1].price_ticks:
@@ -174,8 +174,8 @@ def quote_sides(
             return boosts, asks
         return _merge(boosts, bids, descending=True), asks
     lowest = max(min_ask, bids[0].price_ticks + 1 if bids else 0)
-    for layer, offset in enumerate(boost_offsets):
-        price = math.ceil(mid * (1.0 + offset) / tick - _EPS)
+    for layer, offset in enumerate(offsets):
+        price = ask_ticks(mid * (1.0 + offset), tick)
         price = price if price >= lowest else lowest
         if boosts and price <= boosts[-1].price_ticks:
             in_order = False

@@ -2,7 +2,7 @@
 
 A filter is a `RegimeFilter` subclass with a `name`, listed in `FILTERS`, so adding one is a class
 plus one entry. `RegimeTracker` feeds tick bars (h = l = c = price) to the filter
-chosen by `StrategySettings.trend_strategy` and latches its signals until RSI or a flat position
+chosen by `RegimeConfig.trend_strategy` and latches its signals until RSI or a flat position
 releases them.
 """
 
@@ -10,14 +10,12 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Final
+from typing import ClassVar, Final
 
 from bots.engine import pickling
+from bots.engine.config import FilterConfig, RegimeConfig
 from bots.engine.indicators import ADX, ATR, RSI, Bollinger, Choppiness
 from bots.engine.types import Signal
-
-if TYPE_CHECKING:  # settings.models imports FILTERS from here lazily; keep the import one-way
-    from settings.models import FilterSettings, StrategySettings
 
 __all__ = [
     "FILTERS",
@@ -46,7 +44,7 @@ class RegimeFilter:
 
     name: ClassVar[str]
 
-    def __init__(self, params: FilterSettings) -> None:
+    def __init__(self, params: FilterConfig) -> None:
         """Build the filter's indicator from `params`."""
 
     def update(self, high: float, low: float, close: float) -> Signal:
@@ -61,7 +59,7 @@ class BollingerFilter(RegimeFilter):
 
     name: ClassVar[str] = "bollinger"
 
-    def __init__(self, params: FilterSettings) -> None:
+    def __init__(self, params: FilterConfig) -> None:
         self._bands = Bollinger(params.bollinger_window, params.bollinger_num_std)
 
     def update(self, high: float, low: float, close: float) -> Signal:
@@ -83,7 +81,7 @@ class RSIFilter(RegimeFilter):
 
     name: ClassVar[str] = "rsi"
 
-    def __init__(self, params: FilterSettings) -> None:
+    def __init__(self, params: FilterConfig) -> None:
         self._rsi = RSI(params.rsi_period)
         self._oversold = params.rsi_oversold
         self._overbought = params.rsi_overbought
@@ -104,7 +102,7 @@ class ADXFilter(RegimeFilter):
 
     name: ClassVar[str] = "adx"
 
-    def __init__(self, params: FilterSettings) -> None:
+    def __init__(self, params: FilterConfig) -> None:
         self._adx = ADX(params.adx_period)
         self._threshold = params.adx_threshold
 
@@ -129,7 +127,7 @@ class ATRFilter(RegimeFilter):
 
     name: ClassVar[str] = "atr"
 
-    def __init__(self, params: FilterSettings) -> None:
+    def __init__(self, params: FilterConfig) -> None:
         self._atr = ATR(params.atr_period)
         self._mult = params.atr_breakout_mult
         self._prev_close = float("nan")
@@ -153,7 +151,7 @@ class ChopFilter(RegimeFilter):
 
     name: ClassVar[str] = "chop"
 
-    def __init__(self, params: FilterSettings) -> None:
+    def __init__(self, params: FilterConfig) -> None:
         self._chop = Choppiness(params.chop_period)
         self._period = params.chop_period
         self._threshold = params.chop_trend_threshold
@@ -224,11 +222,11 @@ class RegimeTracker:
 
     __slots__ = ("_filter", "_latched", "_release_buy", "_release_sell", "_rsi")
 
-    def __init__(self, strategy: StrategySettings) -> None:
-        self._filter: RegimeFilter = FILTERS[strategy.trend_strategy](strategy.filters)
-        self._rsi = RSI(strategy.filters.rsi_period)
-        self._release_buy = strategy.latch_release_rsi_buy
-        self._release_sell = strategy.latch_release_rsi_sell
+    def __init__(self, config: RegimeConfig) -> None:
+        self._filter: RegimeFilter = FILTERS[config.trend_strategy](config.filters)
+        self._rsi = RSI(config.filters.rsi_period)
+        self._release_buy = config.latch_release_rsi_buy
+        self._release_sell = config.latch_release_rsi_sell
         self._latched = _NEUTRAL
 
     @property
@@ -244,19 +242,9 @@ class RegimeTracker:
         raw = self._filter.update(price, price, price)
         rsi = self._rsi
         rsi.update(price)
-        # next_latch, inlined
-        if raw is not _NEUTRAL:
-            latched = raw
-        else:
-            latched = self._latched
-            if latched is not _NEUTRAL:
-                if position_is_flat:
-                    latched = _NEUTRAL
-                elif latched is _BUY:
-                    if rsi.value > self._release_buy:
-                        latched = _NEUTRAL
-                elif rsi.value < self._release_sell:
-                    latched = _NEUTRAL
+        latched = next_latch(
+            self._latched, raw, rsi.value, position_is_flat, self._release_buy, self._release_sell
+        )
         self._latched = latched
         return raw, latched
 

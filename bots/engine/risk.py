@@ -6,18 +6,18 @@ from dataclasses import dataclass
 from typing import Final
 
 from bots.engine import pickling
-from bots.engine.types import DesiredOrder, Side, TradingState
-from settings.models import RiskSettings
+from bots.engine.config import RiskLimits
+from bots.engine.types import DesiredOrder, TradingState
 
 __all__ = [
     "CLEAR",
     "RiskState",
     "RiskVerdict",
     "assess",
-    "clamp_to_limit",
     "drawdown_ratio",
     "inventory_skew",
-    "keep_reducing",
+    "order_room",
+    "within_limit",
 ]
 
 
@@ -45,11 +45,12 @@ def drawdown_ratio(equity_usd: float, peak_equity_usd: float) -> float:
     """Fraction lost from the peak; 0 at or above the peak."""
     if peak_equity_usd <= 0:
         return 0.0
-    return max(0.0, (peak_equity_usd - equity_usd) / peak_equity_usd)
+    ratio = (peak_equity_usd - equity_usd) / peak_equity_usd
+    return ratio if ratio > 0.0 else 0.0  # max(0.0, ratio) without the generic call
 
 
 def assess(
-    risk: RiskSettings,
+    limits: RiskLimits,
     prev: RiskState,
     position_usd: float,
     unrealized_pnl_usd: float,
@@ -62,25 +63,24 @@ def assess(
     a drawdown beyond the limit closes everything and halts; at the position limit only reducing orders
     are allowed. Trips latch until `RiskState()` is passed again (an operator's start command).
     """
-    breaker = prev.breaker_tripped or unrealized_pnl_usd <= -risk.max_loss_usd
-    drawdown = prev.drawdown_tripped or (drawdown_ratio(equity_usd, peak_equity_usd) >= risk.max_drawdown_pct)
+    breaker = prev.breaker_tripped or unrealized_pnl_usd <= -limits.max_loss_usd
+    drawdown = prev.drawdown_tripped or drawdown_ratio(equity_usd, peak_equity_usd) >= limits.max_drawdown_pct
+    exposure_usd = abs(position_usd)
+    if not (breaker or drawdown or exposure_usd >= limits.max_position_usd):
+        return _ACTIVE  # nothing latched (so `prev` equals CLEAR) and within the limit: allocates nothing
     state_after = (
         prev
-        if (breaker, drawdown) == (prev.breaker_tripped, prev.drawdown_tripped)
+        if breaker == prev.breaker_tripped and drawdown == prev.drawdown_tripped
         else RiskState(breaker_tripped=breaker, drawdown_tripped=drawdown)
     )
     if drawdown:
-        reason = f"drawdown >= {risk.max_drawdown_pct:.2%} of peak equity {peak_equity_usd:.2f}: close all"
+        reason = f"drawdown >= {limits.max_drawdown_pct:.2%} of peak equity {peak_equity_usd:.2f}: close all"
         return RiskVerdict(TradingState.HALTED, position_usd != 0.0, (reason,), state_after)
     if breaker:
-        reason = f"circuit breaker: unrealized loss beyond max_loss_usd {risk.max_loss_usd:.2f}"
+        reason = f"circuit breaker: unrealized loss beyond max_loss_usd {limits.max_loss_usd:.2f}"
         return RiskVerdict(TradingState.HALTED, False, (reason,), state_after)
-    if abs(position_usd) >= risk.max_position_usd:
-        reason = f"|position| {abs(position_usd):.2f} USD at max_position_usd: reduce only"
-        return RiskVerdict(TradingState.REDUCING, False, (reason,), state_after)
-    if not (breaker or drawdown) and prev == _CLEAR:
-        return _ACTIVE  # the common case allocates nothing
-    return RiskVerdict(TradingState.ACTIVE, False, (), state_after)
+    reason = f"|position| {exposure_usd:.2f} USD at max_position_usd: reduce only"
+    return RiskVerdict(TradingState.REDUCING, False, (reason,), state_after)
 
 
 def inventory_skew(position_usd: float, max_position_usd: float, factor: float) -> float:
@@ -89,47 +89,34 @@ def inventory_skew(position_usd: float, max_position_usd: float, factor: float) 
     Positive when long, so the centre moves down and asks get nearer the mid.
     """
     ratio = position_usd / max_position_usd
-    return factor * max(-1.0, min(1.0, ratio))
+    ratio = ratio if ratio < 1.0 else 1.0  # min(1.0, ratio), NaN included, without the generic call
+    return factor * (ratio if ratio > -1.0 else -1.0)
 
 
-def keep_reducing(orders: list[DesiredOrder], position_lots: int) -> list[DesiredOrder]:
-    """Only orders that shrink |position|: sells when long, buys when short, nothing when flat."""
-    if position_lots > 0:
-        return [o for o in orders if o.side is Side.SELL]
-    if position_lots < 0:
-        return [o for o in orders if o.side is Side.BUY]
-    return []
+def order_room(position_lots: int, max_lots: int, reducing: bool) -> tuple[int, int]:
+    """Lots that all bids, and all asks, may add up to if every one fills.
 
-
-def clamp_to_limit(
-    orders: list[DesiredOrder], position_lots: int, max_lots: int, reducing: bool
-) -> list[DesiredOrder]:
-    """Trim orders (best price first) so that even if every one fills, |position| stays within max_lots.
-
-    In REDUCING state the room on the reducing side is the position itself, so an exit never flips it.
-    Orders arrive sorted best first per side; the order that crosses the limit is shrunk to fit.
+    Up to the limit either way; in REDUCING state only back to flat, so an exit never flips the
+    position and the side that would grow it gets no room at all (nothing when flat).
     """
-    room = {
-        Side.BUY: (-position_lots if reducing else max_lots - position_lots),
-        Side.SELL: (position_lots if reducing else max_lots + position_lots),
-    }
-    wanted = {Side.BUY: 0, Side.SELL: 0}
-    for order in orders:
-        wanted[order.side] += order.size_lots
-    if wanted[Side.BUY] <= room[Side.BUY] and wanted[Side.SELL] <= room[Side.SELL]:
+    if reducing:
+        return -position_lots, position_lots
+    return max_lots - position_lots, max_lots + position_lots
+
+
+def within_limit(orders: list[DesiredOrder], size_lots: int, room: int) -> list[DesiredOrder]:
+    """One side's orders, each of `size_lots`, best price first, trimmed to `room` lots in total: the
+    order that crosses the limit is shrunk to fit, the ones behind it dropped."""
+    if len(orders) * size_lots <= room:
         return orders  # everything fits: the common case
-    kept: list[DesiredOrder] = []
-    for order in orders:
-        left = room[order.side]
-        if left <= 0:
-            continue
-        fitted = (
-            order
-            if order.size_lots <= left
-            else DesiredOrder(order.side, order.price_ticks, left, order.layer, order.kind)
-        )
-        room[order.side] = left - fitted.size_lots
-        kept.append(fitted)
+    if room <= 0:
+        return []
+    full = room // size_lots  # fewer than len(orders), and size_lots > 0, since they do not all fit
+    kept = orders[:full]
+    rest = room - full * size_lots
+    if rest:
+        order = orders[full]
+        kept.append(DesiredOrder(order.side, order.price_ticks, rest, order.layer, order.kind))
     return kept
 
 

@@ -1,4 +1,4 @@
-"""`diff_orders`' fast paths give exactly the answer of the definition, `_diff_reference`."""
+"""`diff_orders`' fast paths give exactly the answer of the definition, `_diff_reference` here."""
 
 from __future__ import annotations
 
@@ -10,8 +10,54 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from bots import native
-from bots.engine.orders import OpenOrder, _all_kept, _diff_reference, _diff_scan, diff_orders, order_keys
+from bots.engine.orders import OpenOrder, OrderDiff, _all_kept, _diff_scan, diff_orders, order_keys
 from bots.engine.types import DesiredOrder, OrderKind, Side
+
+
+def _may_stand_for(have: OpenOrder, want: DesiredOrder, tolerance_pct: float) -> bool:
+    """Same side, no larger, within tolerance and never more aggressive than the desired order."""
+    behind = (
+        want.price_ticks - have.price_ticks if want.side is Side.BUY else have.price_ticks - want.price_ticks
+    )
+    return (
+        have.side is want.side
+        and 0 < have.size_lots <= want.size_lots
+        and 0 <= behind <= tolerance_pct * want.price_ticks
+    )
+
+
+def _diff_reference(
+    open_orders: list[OpenOrder], desired: list[DesiredOrder], tolerance_pct: float
+) -> OrderDiff:
+    """The definition: each desired order in turn claims an unclaimed open order at exactly its price;
+    then each one left, in turn, the nearest unclaimed open order that may stand for it and is not at
+    another desired order's price (ties: the earlier open order). O(n*m)."""
+    unclaimed = list(open_orders)
+    wanted = {(want.side, want.price_ticks) for want in desired}
+    left: list[DesiredOrder] = []
+    for want in desired:
+        exact = [
+            have for have in unclaimed
+            if have.side is want.side and have.price_ticks == want.price_ticks
+            and 0 < have.size_lots <= want.size_lots
+        ]  # fmt: skip
+        if exact:
+            unclaimed.remove(exact[0])
+        else:
+            left.append(want)
+    places: list[DesiredOrder] = []
+    for want in desired:
+        if not any(want is w for w in left):
+            continue
+        candidates = [
+            have for have in unclaimed
+            if _may_stand_for(have, want, tolerance_pct) and (have.side, have.price_ticks) not in wanted
+        ]  # fmt: skip
+        if candidates:
+            unclaimed.remove(min(candidates, key=lambda have: abs(have.price_ticks - want.price_ticks)))
+        else:
+            places.append(want)
+    return OrderDiff(cancels=tuple(o.client_order_id for o in unclaimed), places=tuple(places))
 
 
 @st.composite

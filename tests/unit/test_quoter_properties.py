@@ -74,7 +74,7 @@ def _run(engine: QuoteEngine, path: list[tuple[float, int]], inventory: Inventor
 def test_quotes_never_cross_stay_on_tick_and_within_the_limit(
     config: BotSettings, path: list[tuple[float, int]], position_frac: float, entry_offset: float
 ) -> None:
-    engine = QuoteEngine(config)
+    engine = QuoteEngine(config.engine_config())
     last_bid, last_spread = path[-1]
     mid = last_bid + last_spread * TICK / 2
     max_lots = math.floor(config.risk.max_position_usd / mid / LOT + 1e-9)
@@ -113,7 +113,7 @@ def test_long_inventory_lowers_and_short_raises_the_reservation_price(
     config: BotSettings, path: list[tuple[float, int]], lots: int
 ) -> None:
     flat, long, short = (
-        _run(QuoteEngine(config), path, Inventory(position_base=p))[-1]
+        _run(QuoteEngine(config.engine_config()), path, Inventory(position_base=p))[-1]
         for p in (0.0, lots * LOT, -lots * LOT)
     )
     if flat.sigma > 0:
@@ -128,11 +128,30 @@ def test_engine_is_deterministic_for_an_event_sequence(
     config: BotSettings, path: list[tuple[float, int]], position_lots: int
 ) -> None:
     inventory = Inventory(position_base=position_lots * LOT, entry_price=50_000.0)
-    assert _run(QuoteEngine(config), path, inventory) == _run(QuoteEngine(config), path, inventory)
+    assert _run(QuoteEngine(config.engine_config()), path, inventory) == _run(
+        QuoteEngine(config.engine_config()), path, inventory
+    )
+
+
+@settings(max_examples=40, deadline=None)
+@given(config=bot_settings(), path=paths(), position_lots=st.integers(-20, 20))
+def test_deciding_again_on_the_same_book_moves_no_indicator(
+    config: BotSettings, path: list[tuple[float, int]], position_lots: int
+) -> None:
+    """A timer's requote on a quiet market meets the book it already decided on: the same decision,
+    the same sigma and signals after it, as if it had not happened."""
+    inventory = Inventory(position_base=position_lots * LOT, entry_price=50_000.0)
+    once, twice = QuoteEngine(config.engine_config()), QuoteEngine(config.engine_config())
+    for i, (bid, spread) in enumerate(path):
+        book = Book(ts_ns=i * NS, bid_price=bid, bid_size=1.0, ask_price=bid + spread * TICK, ask_size=1.0)
+        decision = once.on_book(book, inventory, now_ns=i * NS)
+        assert twice.on_book(book, inventory, now_ns=i * NS) == decision
+        assert twice.on_book(book, inventory, now_ns=i * NS + NS // 2) == decision  # the timer, later
+        assert (math.isnan(once.sigma()) and math.isnan(twice.sigma())) or once.sigma() == twice.sigma()
 
 
 def test_bad_books_give_no_quotes() -> None:
-    engine = QuoteEngine(BotSettings(symbol="BTC_USDT_Perp"))
+    engine = QuoteEngine(BotSettings(symbol="BTC_USDT_Perp").engine_config())
     inventory = Inventory()
     good = Book(ts_ns=0, bid_price=50_000.0, bid_size=1.0, ask_price=50_000.1, ask_size=1.0)
     assert engine.on_book(good, inventory, now_ns=0).orders
@@ -152,7 +171,7 @@ def test_bad_books_give_no_quotes() -> None:
 
 
 def test_drawdown_breach_halts_and_asks_to_close() -> None:
-    engine = QuoteEngine(BotSettings(symbol="BTC_USDT_Perp"))
+    engine = QuoteEngine(BotSettings(symbol="BTC_USDT_Perp").engine_config())
     book = Book(ts_ns=0, bid_price=50_000.0, bid_size=1.0, ask_price=50_000.1, ask_size=1.0)
     inventory = Inventory(
         position_base=0.05, entry_price=52_000.0, equity_usd=9_000.0, peak_equity_usd=10_000.0

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from bots.engine.quoting import (
-    Anchor,
     ask_ticks,
     bid_ticks,
-    build_quotes,
+    boost,
     entry_anchor,
+    floored_spread,
+    grid,
+    grid_steps,
     lots_for_notional,
     nearest_int,
+    post_only_limits,
+    quote_center,
 )
 from bots.engine.types import DesiredOrder, OrderKind, Side, Signal
-from settings.models import StrategySettings
+from settings.models import BotSettings, StrategySettings
 
 TICK = 0.1
+OPEN = (10**9, 0)  # price limits that limit nothing
 
 
 def _quotes(
@@ -30,20 +37,18 @@ def _quotes(
     best_bid: int = 499_999,
     best_ask: int = 500_001,
     signal: Signal = Signal.NEUTRAL,
-    anchor: Anchor | None = None,
+    anchor: tuple[int, int] = OPEN,
 ) -> list[DesiredOrder]:
-    return build_quotes(
-        strategy=strategy or StrategySettings(),
-        mid=mid,
-        center=mid if center is None else center,
-        half_spread=half_spread,
-        tick=TICK,
-        size_lots=4,
-        best_bid_ticks=best_bid,
-        best_ask_ticks=best_ask,
-        signal=signal,
-        anchor=anchor,
-    )
+    """The engine's quoting steps: post-only limits (tightened by `anchor`), grid, boost."""
+    config = BotSettings(symbol="BTC_USDT_Perp", strategy=strategy or StrategySettings()).engine_config().grid
+    max_bid, min_ask = post_only_limits(best_bid * TICK, best_ask * TICK, TICK)
+    max_bid, min_ask = min(max_bid, anchor[0]), max(min_ask, anchor[1])
+    mid_center = mid if center is None else center
+    steps = grid_steps(config.layers, config.spacing_pct)
+    bids, asks = grid(mid, mid_center, half_spread, TICK, 4, max_bid, min_ask, steps)
+    if config.signal_boost:
+        bids, asks = boost(bids, asks, mid, TICK, 4, max_bid, min_ask, signal, config.boost_offsets_pct)
+    return bids + asks
 
 
 @pytest.mark.parametrize(
@@ -115,25 +120,27 @@ def test_post_only_clamp_keeps_quotes_off_the_other_side() -> None:
 
 
 def test_entry_anchor_long_profit_only_exits_and_no_buys_above_entry() -> None:
-    anchor = entry_anchor(position_lots=5, entry_price=50_200.0, tolerance_pct=0.0, tick=TICK)
-    assert anchor == Anchor(max_bid=502_000, min_ask=502_000)
+    anchor = entry_anchor(*OPEN, position_lots=5, entry_price=50_200.0, tolerance_pct=0.0, tick=TICK)
+    assert anchor == (502_000, 502_000)
     orders = _quotes(anchor=anchor)
     assert all(o.price_ticks >= 502_000 for o in orders if o.side is Side.SELL)
     assert all(o.price_ticks <= 502_000 for o in orders if o.side is Side.BUY)
 
 
 def test_entry_anchor_signal_tolerance_allows_a_bounded_loss() -> None:
-    anchor = entry_anchor(position_lots=5, entry_price=50_200.0, tolerance_pct=0.005, tick=TICK)
-    assert anchor is not None
-    assert anchor.min_ask == ask_ticks(50_200 * 0.995, TICK)
+    anchor = entry_anchor(*OPEN, position_lots=5, entry_price=50_200.0, tolerance_pct=0.005, tick=TICK)
+    assert anchor == (502_000, ask_ticks(50_200 * 0.995, TICK))
 
 
 def test_entry_anchor_short_is_mirrored_and_flat_has_none() -> None:
-    anchor = entry_anchor(position_lots=-5, entry_price=49_800.0, tolerance_pct=0.0, tick=TICK)
-    assert anchor == Anchor(max_bid=498_000, min_ask=498_000)
+    anchor = entry_anchor(*OPEN, position_lots=-5, entry_price=49_800.0, tolerance_pct=0.0, tick=TICK)
+    assert anchor == (498_000, 498_000)
     orders = _quotes(anchor=anchor)
     assert all(o.price_ticks <= 498_000 for o in orders if o.side is Side.BUY)
-    assert entry_anchor(0, 50_000.0, 0.0, TICK) is None
+    assert entry_anchor(*OPEN, 0, 50_000.0, 0.0, TICK) == OPEN
+    assert entry_anchor(*OPEN, 5, math.nan, 0.0, TICK) == OPEN  # no entry price known
+    # the anchor only ever tightens the limits it is given
+    assert entry_anchor(501_000, 503_000, 5, 50_200.0, 0.0, TICK) == (501_000, 503_000)
 
 
 def test_boost_stays_behind_our_own_opposite_orders() -> None:
@@ -143,3 +150,20 @@ def test_boost_stays_behind_our_own_opposite_orders() -> None:
     bids = [o.price_ticks for o in orders if o.side is Side.BUY]
     asks = [o.price_ticks for o in orders if o.side is Side.SELL]
     assert max(bids) < min(asks)
+
+
+def test_spread_floor_and_centre() -> None:
+    assert floored_spread(0.001, 0.005) == 0.005  # a floor under the model's spread
+    assert floored_spread(0.008, 0.005) == 0.008  # never a cap
+    assert quote_center(50_000.0, 1.0, 0.0, 0.0025) == 50_000.0
+    # long (skew 0.5 half spreads) moves the centre down by a quarter of the spread
+    assert quote_center(50_000.0, 1.0, 0.5, 0.0025) == pytest.approx(50_000.0 * (1 - 0.00125))
+
+
+def test_post_only_limits_stay_inside_the_book() -> None:
+    assert post_only_limits(49_999.9, 50_000.1, TICK) == (500_000, 500_000)
+    assert post_only_limits(2.40, 2.41, 0.01) == (240, 241)  # a one-tick book: join it, never cross
+
+
+def test_grid_steps_are_layers_of_spacing() -> None:
+    assert grid_steps(3, 0.001) == (0.0, 0.001, 0.002)

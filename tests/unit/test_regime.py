@@ -10,9 +10,10 @@ import numpy as np
 import pydantic
 import pytest
 
+from bots.engine.config import FilterConfig, RegimeConfig
 from bots.engine.regime import FILTERS, RegimeTracker, RegimeView, next_latch
 from bots.engine.types import Signal
-from settings.models import FilterSettings, StrategySettings
+from settings.models import BotSettings, FilterSettings, StrategySettings
 
 N, B, S = Signal.NEUTRAL, Signal.BUY, Signal.SELL
 NAN = math.nan
@@ -20,7 +21,7 @@ NAN = math.nan
 
 def run_filter(name: str, closes: Sequence[float], wick: float = 0.0, **params: float) -> list[Signal]:
     """Signals of filter `name` on bars with high/low `wick` above/below each close."""
-    flt = FILTERS[name](FilterSettings.model_validate(params))
+    flt = FILTERS[name](FilterConfig(**FilterSettings.model_validate(params).model_dump()))
     return [flt.update(c + wick, c - wick, c) for c in closes]
 
 
@@ -177,12 +178,19 @@ def test_next_latch(latched: Signal, raw: Signal, rsi: float, flat: bool, expect
 PATH = [100.0, 99.0, 98.0, 97.0, 96.0, 96.5, 96.6, 96.7, 97.0, 97.5, 98.0]
 
 
-def rsi_strategy() -> StrategySettings:
-    return StrategySettings(
-        trend_strategy="rsi",
-        filters=FilterSettings(rsi_period=3),
-        latch_release_rsi_buy=RELEASE_BUY,
-        latch_release_rsi_sell=RELEASE_SELL,
+def regime(strategy: StrategySettings) -> RegimeConfig:
+    """The engine's regime config, as the settings layer builds it."""
+    return BotSettings(symbol="BTC_USDT_Perp", strategy=strategy).engine_config().regime
+
+
+def rsi_strategy() -> RegimeConfig:
+    return regime(
+        StrategySettings(
+            trend_strategy="rsi",
+            filters=FilterSettings(rsi_period=3),
+            latch_release_rsi_buy=RELEASE_BUY,
+            latch_release_rsi_sell=RELEASE_SELL,
+        )
     )
 
 
@@ -209,14 +217,14 @@ def test_tracker_uses_the_configured_filter() -> None:
     # the selected filter may speak.
     closes = [*CALM[:20], 90.0]
     for name, expected in (("bollinger", B), ("adx", N)):
-        tracker = RegimeTracker(StrategySettings(trend_strategy=name))
+        tracker = RegimeTracker(regime(StrategySettings(trend_strategy=name)))
         assert [tracker.update(p, False).raw for p in closes][-1] is expected
 
 
 @pytest.mark.parametrize("name", sorted(FILTERS))
 def test_tracker_runs_every_filter_on_ticks(name: str) -> None:
     prices = np.round(50_000.0 * np.exp(np.cumsum(np.random.default_rng(7).normal(0, 2e-4, 3_000))), 1)
-    tracker = RegimeTracker(StrategySettings(trend_strategy=name))
+    tracker = RegimeTracker(regime(StrategySettings(trend_strategy=name)))
     views = [tracker.update(p, position_is_flat=False) for p in prices.tolist()]
     raws = {v.raw for v in views}
     assert raws <= {N, B, S} and len(raws) > 1  # the filter does say something on a random walk

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from bots.engine.risk import RiskState, assess, clamp_to_limit, drawdown_ratio, inventory_skew, keep_reducing
-from bots.engine.types import DesiredOrder, Side, TradingState
-from settings.models import RiskSettings
+from bots.engine.risk import RiskState, assess, drawdown_ratio, inventory_skew, order_room, within_limit
+from bots.engine.types import DesiredOrder, OrderKind, Side, TradingState
+from settings.models import BotSettings, RiskSettings
 
-RISK = RiskSettings(max_position_usd=5000, max_loss_usd=50, max_drawdown_pct=0.05)
+RISK = (
+    BotSettings(
+        symbol="BTC_USDT_Perp",
+        risk=RiskSettings(max_position_usd=5000, max_loss_usd=50, max_drawdown_pct=0.05),
+    )
+    .engine_config()
+    .risk
+)
 
 
 @pytest.mark.parametrize(
@@ -59,12 +68,6 @@ def _orders() -> list[DesiredOrder]:
     ]
 
 
-def test_keep_reducing_keeps_only_the_side_that_shrinks_the_position() -> None:
-    assert {o.side for o in keep_reducing(_orders(), 5)} == {Side.SELL}
-    assert {o.side for o in keep_reducing(_orders(), -5)} == {Side.BUY}
-    assert keep_reducing(_orders(), 0) == []
-
-
 @pytest.mark.parametrize(
     ("position", "max_lots", "reducing", "bid_sizes", "ask_sizes"),
     [
@@ -72,12 +75,45 @@ def test_keep_reducing_keeps_only_the_side_that_shrinks_the_position() -> None:
         (0, 7, False, [3, 3, 1], [3, 3, 1]),  # the order that crosses the limit is shrunk
         (6, 7, False, [1], [3, 3, 3]),
         (-7, 7, False, [3, 3, 3], []),
-        (4, 7, True, [], [3, 1]),  # reducing never flips the position
+        (9, 7, False, [], [3, 3, 3]),  # beyond the limit (rounding): no room to add
+        (4, 7, True, [], [3, 1]),  # reducing never flips the position, and never adds
+        (-5, 7, True, [3, 2], []),
+        (0, 7, True, [], []),  # reducing while flat: nothing to do
     ],
 )
-def test_clamp_to_limit(
+def test_orders_within_the_room_of_the_limit(
     position: int, max_lots: int, reducing: bool, bid_sizes: list[int], ask_sizes: list[int]
 ) -> None:
-    kept = clamp_to_limit(_orders(), position, max_lots, reducing)
-    assert [o.size_lots for o in kept if o.side is Side.BUY] == bid_sizes
-    assert [o.size_lots for o in kept if o.side is Side.SELL] == ask_sizes
+    orders = _orders()
+    bid_room, ask_room = order_room(position, max_lots, reducing)
+    bids = within_limit([o for o in orders if o.side is Side.BUY], 3, bid_room)
+    asks = within_limit([o for o in orders if o.side is Side.SELL], 3, ask_room)
+    assert [o.size_lots for o in bids] == bid_sizes
+    assert [o.size_lots for o in asks] == ask_sizes
+    assert [o.price_ticks for o in bids] == [100, 99, 98][: len(bids)]  # best first, the rest dropped
+
+
+def _within_limit_reference(orders: list[DesiredOrder], room: int) -> list[DesiredOrder]:
+    """The definition: walk best first, shrink the order that crosses, drop the ones after it."""
+    kept: list[DesiredOrder] = []
+    for order in orders:
+        if room <= 0:
+            break
+        size = min(order.size_lots, room)
+        kept.append(
+            order
+            if size == order.size_lots
+            else DesiredOrder(order.side, order.price_ticks, size, order.layer, order.kind)
+        )
+        room -= size
+    return kept
+
+
+@given(count=st.integers(0, 12), size=st.integers(1, 50), room=st.integers(-100, 700))
+def test_within_limit_is_the_walk_best_first(count: int, size: int, room: int) -> None:
+    orders = [DesiredOrder(Side.SELL, 500 + i, size, i, OrderKind.GRID) for i in range(count)]
+    kept = within_limit(orders, size, room)
+    assert kept == _within_limit_reference(orders, room)
+    assert sum(o.size_lots for o in kept) <= max(room, 0)
+    if count * size <= room:
+        assert kept is orders  # the common case allocates nothing

@@ -1,9 +1,11 @@
-"""The engine's inlined per-event path decides exactly what its pieces, composed plainly, decide.
+"""The engine decides exactly what the strategy, written out plainly, decides.
 
-`reference_on_book` is `QuoteEngine.on_book` written the straightforward way: the `avellaneda`
-formulas, `risk.assess`, `inventory_skew`, `keep_reducing`, `clamp_to_limit`, `quoting.entry_anchor`
-and a plain `build_quotes` (`reference_build_quotes`, kept here). Both run on their own engine over the
-same events and must agree on every field, bit for bit, and on the risk state after each event.
+`ReferenceEngine.on_book` is the strategy the straightforward way, independent of the engine's pieces
+except the risk rules (`risk.assess`, held to its table in test_risk): the A-S and GLFT closed forms,
+Python's round, min and max, the entry anchor as an optional pair, every grid layer with a dict merge
+and a sort for the boosts, reduce-only as a filter and the position limit over both sides at once with
+orders of any size. Engine and reference run over the same events and must agree on every field,
+bit for bit, and on the risk state after each event; reference values pin one decision by hand.
 """
 
 from __future__ import annotations
@@ -11,21 +13,89 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bots.engine import avellaneda
 from bots.engine.quoter import Inventory, QuoteDecision, QuoteEngine
-from bots.engine.quoting import Anchor, ask_ticks, bid_ticks, build_quotes, entry_anchor, lots_for_notional
-from bots.engine.regime import RegimeTracker, next_latch
-from bots.engine.risk import RiskState, assess, clamp_to_limit, inventory_skew, keep_reducing
+from bots.engine.quoting import boost, grid, grid_steps
+from bots.engine.regime import RegimeTracker
+from bots.engine.risk import RiskState, assess
 from bots.engine.types import Book, DesiredOrder, OrderKind, Side, Signal, TradingState
 from settings.models import BotSettings, StrategySettings
 
 NS = 1_000_000_000
+EPS = 1e-9  # the rounding guard: 50000.1/0.1 = 500000.99999999994
+
+
+def bid_ticks(price: float, tick: float) -> int:
+    return math.floor(price / tick + EPS)
+
+
+def ask_ticks(price: float, tick: float) -> int:
+    return math.ceil(price / tick - EPS)
+
+
+class Anchor(NamedTuple):
+    max_bid: int
+    min_ask: int
+
+
+def reference_entry_anchor(
+    position_lots: int, entry_price: float, tolerance: float, tick: float
+) -> Anchor | None:
+    """Long: exits not below entry*(1 - tolerance), no buys above the entry; short mirrored; flat: none."""
+    if position_lots == 0 or not entry_price > 0:
+        return None
+    if position_lots > 0:
+        return Anchor(bid_ticks(entry_price, tick), ask_ticks(entry_price * (1 - tolerance), tick))
+    return Anchor(bid_ticks(entry_price * (1 + tolerance), tick), ask_ticks(entry_price, tick))
+
+
+def reference_keep_reducing(orders: list[DesiredOrder], position_lots: int) -> list[DesiredOrder]:
+    """Only orders that shrink |position|: sells when long, buys when short, nothing when flat."""
+    if position_lots > 0:
+        return [o for o in orders if o.side is Side.SELL]
+    if position_lots < 0:
+        return [o for o in orders if o.side is Side.BUY]
+    return []
+
+
+def reference_clamp_to_limit(
+    orders: list[DesiredOrder], position_lots: int, max_lots: int, reducing: bool
+) -> list[DesiredOrder]:
+    """Trim orders (best first per side) so that even if every one fills |position| stays within
+    max_lots; reducing, only back to flat. Sizes may differ; the order that crosses is shrunk."""
+    room = {
+        Side.BUY: (-position_lots if reducing else max_lots - position_lots),
+        Side.SELL: (position_lots if reducing else max_lots + position_lots),
+    }
+    kept: list[DesiredOrder] = []
+    for order in orders:
+        left = room[order.side]
+        if left <= 0:
+            continue
+        size = min(order.size_lots, left)
+        kept.append(order if size == order.size_lots else dataclasses.replace(order, size_lots=size))
+        room[order.side] = left - size
+    return kept
+
+
+def reference_model(
+    config: BotSettings, q: float, sigma: float, gamma: float, kappa: float
+) -> tuple[float, float]:
+    """Reservation price and total spread at s = 1: A-S eq. (29), (30) or GLFT (Gueant 2017, 4.6)."""
+    strategy = config.strategy
+    if strategy.model == "glft":
+        growth = math.exp((1.0 + kappa / gamma) * math.log1p(gamma / kappa))
+        omega = sigma * math.sqrt(gamma / (2.0 * kappa * strategy.glft_intensity_a) * growth)
+        return 1.0 - omega * q, 2.0 * (math.log1p(gamma / kappa) / gamma + 0.5 * omega)
+    tau = strategy.horizon_s
+    return 1.0 - q * gamma * sigma * sigma * tau, gamma * sigma * sigma * tau + (2.0 / gamma) * math.log1p(
+        gamma / kappa
+    )
 
 
 def reference_build_quotes(
@@ -97,10 +167,11 @@ class ReferenceEngine:
 
     def __init__(self, config: BotSettings) -> None:
         self.settings = config
-        self.engine = QuoteEngine(config)  # for its indicators only, fed through observe()
+        self.engine = QuoteEngine(config.engine_config())  # for its indicators only, fed through observe()
         self.risk_state = RiskState()
         self.gamma = config.strategy.gamma
         self.kappa = config.strategy.kappa
+        self.limits = config.engine_config().risk
 
     def on_book(self, book: Book, inventory: Inventory, now_ns: int) -> QuoteDecision:
         strategy, risk, spec = self.settings.strategy, self.settings.risk, self.settings.spec
@@ -120,19 +191,13 @@ class ReferenceEngine:
         position_usd = inventory.position_base * mid
         q = position_usd / strategy.order_size_usd
         gamma, kappa = self.gamma, self.kappa
-        if strategy.model == "glft":
-            half = avellaneda.glft_half_spread(gamma, sigma, kappa, strategy.glft_intensity_a)
-            reservation = 1.0 - avellaneda.glft_skew(gamma, sigma, kappa, strategy.glft_intensity_a) * q
-            model_spread = 2.0 * half
-        else:
-            reservation = avellaneda.reservation_price(1.0, q, gamma, sigma, strategy.horizon_s)
-            model_spread = avellaneda.optimal_spread(gamma, sigma, strategy.horizon_s, kappa)
+        reservation, model_spread = reference_model(self.settings, q, sigma, gamma, kappa)
         spread = max(model_spread, strategy.spread_pct)
         half_spread = 0.5 * spread
-        skew = inventory_skew(position_usd, risk.max_position_usd, risk.inventory_skew_factor)
+        skew = risk.inventory_skew_factor * max(-1.0, min(1.0, position_usd / risk.max_position_usd))
         center = mid * (reservation - skew * half_spread)
         verdict = assess(
-            risk,
+            self.limits,
             self.risk_state,
             position_usd,
             inventory.unrealized_pnl_usd,
@@ -142,7 +207,7 @@ class ReferenceEngine:
         self.risk_state = verdict.risk_state
         reasons.extend(verdict.reasons)
         orders: list[DesiredOrder] = []
-        size_lots = lots_for_notional(strategy.order_size_usd, mid, lot)
+        size_lots = math.floor(strategy.order_size_usd / mid / lot + EPS)
         min_lots = math.ceil(spec.effective_min_size / spec.lot_size)
         if size_lots < min_lots:
             reasons.append(f"order_size_usd {strategy.order_size_usd} is below the minimum size")
@@ -153,7 +218,7 @@ class ReferenceEngine:
                 else strategy.loss_tolerance_neutral_pct
             )
             anchor = (
-                entry_anchor(position_lots, inventory.entry_price, tolerance, tick)
+                reference_entry_anchor(position_lots, inventory.entry_price, tolerance, tick)
                 if strategy.entry_anchor_mode
                 else None
             )
@@ -171,9 +236,9 @@ class ReferenceEngine:
             )
             reducing = verdict.state is TradingState.REDUCING
             if reducing:
-                orders = keep_reducing(orders, position_lots)
-            max_lots = math.floor(risk.max_position_usd / mid / lot + 1e-9)
-            orders = clamp_to_limit(orders, position_lots, max_lots, reducing)
+                orders = reference_keep_reducing(orders, position_lots)
+            max_lots = math.floor(risk.max_position_usd / mid / lot + EPS)
+            orders = reference_clamp_to_limit(orders, position_lots, max_lots, reducing)
         return QuoteDecision(
             orders=tuple(orders),
             state=verdict.state,
@@ -275,7 +340,7 @@ def events(draw: st.DrawFn) -> list[tuple[Book, Inventory, int]]:
 def test_on_book_decides_as_its_pieces_do(
     config: BotSettings, path: list[tuple[Book, Inventory, int]], retune: tuple[float, float] | None
 ) -> None:
-    engine, reference = QuoteEngine(config), ReferenceEngine(config)
+    engine, reference = QuoteEngine(config.engine_config()), ReferenceEngine(config)
     for number, (book, inventory, now_ns) in enumerate(path):
         if retune is not None and number == len(path) // 2:  # a tuner moving gamma and kappa
             engine.gamma, engine.kappa = retune
@@ -292,11 +357,11 @@ def test_reconfigured_engine_reads_the_new_settings() -> None:
     new = old.model_copy(
         update={"strategy": old.strategy.model_copy(update={"grid_layers": 2, "gamma": 3.0})}
     )
-    engine = QuoteEngine(old).reconfigured(new)
+    engine = QuoteEngine(old.engine_config()).reconfigured(new.engine_config())
     reference = ReferenceEngine(new)
     book = Book(0, 50_000.0, 1.0, 50_000.1, 1.0)
     inventory = Inventory(equity_usd=10_000.0, peak_equity_usd=10_000.0)
-    assert engine.settings is new and engine.gamma == 3.0
+    assert engine.config == new.engine_config() and engine.gamma == 3.0
     assert engine.on_book(book, inventory, 0) == reference.on_book(book, inventory, 0)
     assert len(engine.on_book(book, inventory, 0).orders) == 4
 
@@ -306,9 +371,13 @@ def test_reconfigured_engine_reads_the_new_settings() -> None:
     name=st.sampled_from(["bollinger", "rsi", "adx", "atr", "chop"]),
     steps=st.lists(st.tuples(st.integers(-30, 30), st.booleans()), min_size=1, max_size=120),
 )
-def test_regime_step_latches_as_next_latch_does(name: str, steps: list[tuple[int, bool]]) -> None:
+def test_regime_step_latches_as_written(name: str, steps: list[tuple[int, bool]]) -> None:
+    """The latch the engine steps (`next_latch` inside `RegimeTracker.step`) against the rule written
+    out: a signal sets or switches it; without one it holds until a flat position, or the RSI crossing
+    the release level of its side, lets go."""
     strategy = StrategySettings(trend_strategy=name)
-    tracker, plain = RegimeTracker(strategy), RegimeTracker(strategy)
+    regime = BotSettings(symbol="BTC_USDT_Perp", strategy=strategy).engine_config().regime
+    tracker, plain = RegimeTracker(regime), RegimeTracker(regime)
     latched = Signal.NEUTRAL
     price = 1_000.0
     for move, flat in steps:
@@ -316,16 +385,17 @@ def test_regime_step_latches_as_next_latch_does(name: str, steps: list[tuple[int
         view = tracker.update(price, flat)
         raw = plain._filter.update(price, price, price)
         plain._rsi.update(price)
-        latched = next_latch(
-            latched,
-            raw,
-            plain._rsi.value,
-            flat,
-            strategy.latch_release_rsi_buy,
-            strategy.latch_release_rsi_sell,
-        )
+        rsi = plain._rsi.value
+        if raw is not Signal.NEUTRAL:
+            latched = raw
+        elif (
+            flat
+            or (latched is Signal.BUY and rsi > strategy.latch_release_rsi_buy)
+            or (latched is Signal.SELL and rsi < strategy.latch_release_rsi_sell)
+        ):
+            latched = Signal.NEUTRAL
         assert (view.raw, view.latched) == (raw, latched)
-        assert _same(view.rsi, plain._rsi.value)
+        assert _same(view.rsi, rsi)
 
 
 @settings(max_examples=400, deadline=None)
@@ -342,7 +412,7 @@ def test_regime_step_latches_as_next_latch_does(name: str, steps: list[tuple[int
     signal=st.sampled_from(Signal),
     anchor=st.none() | st.tuples(st.floats(-0.01, 0.01), st.floats(-0.01, 0.01)),
 )
-def test_build_quotes_is_the_reference(
+def test_grid_and_boost_are_the_reference(
     layers: int,
     spacing: float,
     boosts: list[float],
@@ -378,18 +448,14 @@ def test_build_quotes_is_the_reference(
         signal,
         limits,
     )
-    got = build_quotes(
-        strategy=args[0],
-        mid=args[1],
-        center=args[2],
-        half_spread=args[3],
-        tick=args[4],
-        size_lots=args[5],
-        best_bid_ticks=args[6],
-        best_ask_ticks=args[7],
-        signal=args[8],
-        anchor=args[9],
-    )
+    max_bid, min_ask = best_bid + book[1] - 1, best_bid + 1
+    if limits is not None:
+        max_bid, min_ask = min(max_bid, limits.max_bid), max(min_ask, limits.min_ask)
+    center = mid * (1 + shift)
+    bids, asks = grid(mid, center, half_spread, tick, 4, max_bid, min_ask, grid_steps(layers, spacing))
+    if boost_on:
+        bids, asks = boost(bids, asks, mid, tick, 4, max_bid, min_ask, signal, tuple(boosts))
+    got = bids + asks
     assert got == reference_build_quotes(*args)
     assert all(type(order) is DesiredOrder for order in got)
 
@@ -418,7 +484,7 @@ def test_limit_and_loss_boundaries_decide_as_the_pieces_do(model: str) -> None:
         range(-16, 17), (0.0, -50.0, -49.999999), (50_000.0, 49_999.9, 50_123.4), (config, anchored)
     ):
         inventory = Inventory(position_lots * 0.001, entry, unrealized, 10_000.0, 10_000.0)
-        engine, reference = QuoteEngine(settings_), ReferenceEngine(settings_)
+        engine, reference = QuoteEngine(settings_.engine_config()), ReferenceEngine(settings_)
         got = engine.on_book(book, inventory, 0)
         want = reference.on_book(book, inventory, 0)
         assert _same(got, want), (position_lots, unrealized, entry, got, want)
@@ -449,6 +515,24 @@ def test_entry_anchors_on_the_tick_decide_as_the_pieces_do(
             lots * float(config.spec.lot_size) * max(1, round(60.0 / bid / float(config.spec.lot_size)))
         )
         inventory = Inventory(position, entry, 0.0, 10_000.0, 10_000.0)
-        got = QuoteEngine(config).on_book(book, inventory, 0)
+        got = QuoteEngine(config.engine_config()).on_book(book, inventory, 0)
         want = ReferenceEngine(config).on_book(book, inventory, 0)
         assert got.orders and _same(got, want), (lots, got, want)
+
+
+def test_a_first_decision_by_hand() -> None:
+    """Default BTC bot, flat, first book (sigma unknown, so 0): the A-S spread (2/1)*ln(1.001) = 0.2%
+    is under the 0.5% floor, so layer i sits at mid*(1 -+ (0.25% + i*0.12%)); 200 USD is 3 lots."""
+    engine = QuoteEngine(BotSettings(symbol="BTC_USDT_Perp").engine_config())
+    inventory = Inventory(equity_usd=10_000.0, peak_equity_usd=10_000.0)
+    decision = engine.on_book(Book(0, 50_000.0, 1.0, 50_000.1, 1.0), inventory, 0)
+    assert decision.state is TradingState.ACTIVE and not decision.close_position
+    assert decision.reasons == ("volatility warming up: sigma taken as 0",)
+    assert (decision.mid, decision.reservation_price, decision.spread_pct) == (50_000.05, 50_000.05, 0.005)
+    assert (decision.sigma, decision.gamma, decision.kappa) == (0.0, 1.0, 1000.0)
+    bids = [o.price_ticks for o in decision.orders if o.side is Side.BUY]
+    asks = [o.price_ticks for o in decision.orders if o.side is Side.SELL]
+    assert bids == [498_750, 498_150, 497_550, 496_950, 496_350, 495_750, 495_150]
+    assert asks == [501_251, 501_851, 502_451, 503_051, 503_651, 504_251, 504_851]
+    assert {(o.size_lots, o.kind) for o in decision.orders} == {(3, OrderKind.GRID)}
+    assert [o.layer for o in decision.orders] == [*range(7), *range(7)]
