@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Final
 
 import typer
 from rich.table import Table
@@ -15,14 +15,21 @@ from bots.store import Ledger
 from bots.store.control import ALL_BOTS
 from bots.worker import ENABLED_KEY, RISK_KEY
 
-__all__ = ["ctl_app"]
+__all__ = ["ACK_TIMEOUT", "ctl_app"]
 
 ctl_app = typer.Typer(no_args_is_help=True, help="Send commands to bots and show their state.")
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Fleet YAML file.")]
 BotOption = Annotated[str | None, typer.Option("--bot", help="Bot name; omit with --all.")]
 AllOption = Annotated[bool, typer.Option("--all", help="Every bot of the fleet.")]
-WaitOption = Annotated[float, typer.Option(help="Seconds to wait for acks (0: don't wait).")]
+# Exit code of a command some bot did not ack within --wait (the bot may be down, busy or wedged; the
+# command stays queued and runs when it polls). 124 as `timeout(1)`, outside the bots' exit codes.
+# Moves to the one exit-code table (bots.exitcodes) as ACK_TIMEOUT.
+ACK_TIMEOUT: Final = 124
+WaitOption = Annotated[
+    float,
+    typer.Option(help=f"Seconds to wait for acks (0: don't wait); a missing ack exits {ACK_TIMEOUT}."),
+]
 
 
 def _send(config: Path, command: str, bot: str | None, all_bots: bool, wait_s: float) -> None:
@@ -38,11 +45,19 @@ def _send(config: Path, command: str, bot: str | None, all_bots: bool, wait_s: f
         expected = set(names) if all_bots else {str(bot)}
         deadline = time.monotonic() + wait_s
         acked: dict[str, str] = {}
-        while wait_s > 0 and time.monotonic() < deadline and set(acked) != expected:
+        while wait_s > 0:
             acked = {ack.bot: f"{ack.status}: {ack.outcome}" for ack in ledger.command_acks(command_id)}
+            if set(acked) == expected or time.monotonic() >= deadline:
+                break  # the last read is after the deadline: an ack just in time counts
             time.sleep(0.2)
         for name in sorted(expected):
             typer.echo(f"  {name}: {acked.get(name, 'no ack yet')}")
+    if wait_s > 0 and (missing := sorted(expected - set(acked))):
+        typer.echo(
+            f"no ack within {wait_s:g} s from {', '.join(missing)} (command {command_id} stays queued)",
+            err=True,
+        )
+        raise typer.Exit(code=ACK_TIMEOUT)
 
 
 def _command(name: str, doc: str) -> None:

@@ -31,6 +31,7 @@ from bots.errors import (
     ExchangeError,
     RateLimited,
     Rejected,
+    RejectReason,
     Timeout,
     TransientExchangeError,
     Unavailable,
@@ -212,7 +213,9 @@ class GrvtExchange:
                 self._needs_reconcile = True
             raise
         except GrvtInvalidOrder as exc:
-            raise Rejected("invalid_order", message=f"{what}: {_REDACTOR.redact(str(exc))}") from None
+            raise Rejected(
+                RejectReason.INVALID_ORDER, message=f"{what}: {_REDACTOR.redact(str(exc))}"
+            ) from None
 
     def _check(self, symbol: str) -> None:
         if symbol != self.symbol:
@@ -249,18 +252,20 @@ class GrvtExchange:
     @staticmethod
     def _validate(request: OrderRequest, info: InstrumentInfo) -> None:
         if request.price <= 0:
-            raise Rejected("price_not_positive")
+            raise Rejected(RejectReason.PRICE_NOT_POSITIVE)
         if request.size <= 0:
-            raise Rejected("size_not_positive")
+            raise Rejected(RejectReason.SIZE_NOT_POSITIVE)
         if request.price % info.tick_size != 0:
-            raise Rejected("price_off_tick")
+            raise Rejected(RejectReason.PRICE_OFF_TICK)
         if request.size % info.lot_size != 0:
-            raise Rejected("size_off_lot")
+            raise Rejected(RejectReason.SIZE_OFF_LOT)
         if request.size < info.min_size:
-            raise Rejected("size_below_min")
+            raise Rejected(RejectReason.SIZE_BELOW_MIN)
         coid = request.client_order_id
         if not coid.isdigit() or not 0 < int(coid) < 2**64:
-            raise Rejected("bad_client_order_id", message=f"GRVT client order ids are uint64, got {coid!r}")
+            raise Rejected(
+                RejectReason.BAD_CLIENT_ORDER_ID, message=f"GRVT client order ids are uint64, got {coid!r}"
+            )
 
     async def place_order(self, request: OrderRequest) -> OrderUpdate:
         self._check(request.symbol)
@@ -288,7 +293,7 @@ class GrvtExchange:
             )
         except GrvtApiError as exc:
             if (
-                exc.reason == "overlapping_client_order_id"
+                exc.reason is RejectReason.OVERLAPPING_CLIENT_ORDER_ID
                 and (known := await self._lookup(coid)) is not None
             ):
                 return _accepted(known)
@@ -300,7 +305,10 @@ class GrvtExchange:
         if not result:
             raise Unavailable("create_order: reply without an order")
         update = parse_order(result)
-        if update.reason == "overlapping_client_order_id" and (known := await self._lookup(coid)) is not None:
+        if (
+            update.reason == RejectReason.OVERLAPPING_CLIENT_ORDER_ID
+            and (known := await self._lookup(coid)) is not None
+        ):
             return _accepted(known)
         return _accepted(update)
 

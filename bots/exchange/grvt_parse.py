@@ -18,7 +18,7 @@ from urllib.parse import quote, unquote
 from pysdk.grvt_raw_types import OrderRejectReason
 
 from bots.engine.types import Side
-from bots.errors import ExchangeError, Rejected
+from bots.errors import ExchangeError, Rejected, RejectReason
 from bots.exchange.base import (
     BookLevel,
     BookUpdate,
@@ -42,6 +42,7 @@ __all__ = [
     "parse_instrument",
     "parse_order",
     "parse_trade",
+    "reject_reason",
 ]
 
 _CURSOR_PREFIX = "grvt1:"
@@ -67,21 +68,80 @@ def _reason(grvt_reason: object) -> str | None:
     return _REASONS.get(name, name.lower())
 
 
-# GRVT error codes of order refusals, named like the reject reasons (paper names where they exist).
-_CODE_REASONS = {
-    2012: "overlapping_client_order_id",
-    2061: "instrument_invalid",
-    2062: "size_below_min",
-    2064: "price_off_tick",
-    2065: "size_off_lot",
-    2080: "below_margin",
-    2081: "exceed_max_position_size",
-    2090: "max_open_orders",
-    2400: "reduce_only_would_increase",
-    2401: "reduce_only_would_increase",
-    3000: "instrument_invalid",
+R = RejectReason
+# Every `OrderRejectReason` of the SDK -> our reject reason, for an order whose state is REJECTED.
+# The cancel reasons never refuse an order: one seen on a rejected order is `OTHER`.
+_ORDER_REJECTS: dict[str, RejectReason] = {
+    "FAIL_POST_ONLY": R.POST_ONLY_WOULD_CROSS,
+    "FAIL_REDUCE_ONLY": R.REDUCE_ONLY_WOULD_INCREASE,
+    "REDUCE_ONLY_LIMIT": R.REDUCE_ONLY_WOULD_INCREASE,
+    "DERISK_MUST_BE_REDUCE_ONLY": R.INVALID_ORDER,
+    "DERISK_MUST_BE_IOC": R.INVALID_ORDER,
+    "DERISK_NOT_SUPPORTED": R.INVALID_ORDER,
+    "UNSUPPORTED_TIME_IN_FORCE": R.INVALID_ORDER,
+    "MULTI_LEGGED_ORDER": R.INVALID_ORDER,
+    "MARKET_ORDER_WITH_LIMIT_PRICE": R.INVALID_ORDER,
+    "INVALID_ORDER_TYPE": R.INVALID_ORDER,
+    "OVERLAPPING_CLIENT_ORDER_ID": R.OVERLAPPING_CLIENT_ORDER_ID,
+    "INSTRUMENT_INVALID": R.INSTRUMENT_INVALID,
+    "INSTRUMENT_DEACTIVATED": R.INSTRUMENT_INVALID,
+    "CURRENCY_NOT_DEFINED": R.INSTRUMENT_INVALID,
+    "BELOW_MARGIN": R.BELOW_MARGIN,
+    "EXCEED_MAX_POSITION_SIZE": R.EXCEED_MAX_POSITION_SIZE,
+    "SELF_TRADE_PROTECTION": R.SELF_TRADE,
+    "SELF_MATCHED_SUBACCOUNT": R.SELF_TRADE,
+    "UNAUTHORISED": R.UNAUTHORIZED,
+    "SUB_ACCOUNT_NOT_FOUND": R.UNAUTHORIZED,
+    "NO_TRADE_PERMISSION": R.UNAUTHORIZED,
+    "SESSION_KEY_EXPIRED": R.UNAUTHORIZED,
+    "EXCEED_MAX_SIGNATURE_EXPIRATION": R.BAD_SIGNATURE,
+    "MM_PROTECTION": R.MM_PROTECTION,
+    "LIQUIDATION": R.LIQUIDATION,
+    "SYSTEM_FAILOVER": R.EXCHANGE_FAILOVER,
+    **dict.fromkeys(
+        ("UNSPECIFIED", "CLIENT_CANCEL", "CLIENT_BULK_CANCEL", "CLIENT_SESSION_END", "MARKET_CANCEL",
+         "IOC_CANCEL", "AON_CANCEL", "FOK_CANCEL", "EXPIRED", "CLIENT_CANCEL_ON_DISCONNECT_TRIGGERED",
+         "OCO_COUNTER_PART_TRIGGERED", "CLIENT_REPLACE"),
+        R.OTHER,
+    ),
+}  # fmt: skip
+
+# GRVT error codes of order refusals (the 4xx a gateway answers) -> our reject reason. Codes not
+# here (1004 not found, 1101 feed format, a code GRVT adds later) are `OTHER`; 1006 and 5xx never
+# become a refusal (`RateLimited`, `Unavailable`).
+_CODE_REASONS: dict[int, RejectReason] = {
+    1000: R.UNAUTHORIZED,
+    1001: R.UNAUTHORIZED,
+    2003: R.UNAUTHORIZED,
+    3020: R.UNAUTHORIZED,
+    1012: R.BAD_SIGNATURE,
+    **dict.fromkeys((2000, 2001, 2002, 2005, 2006, 2007), R.BAD_SIGNATURE),
+    **dict.fromkeys((1003, 2010, 2011, 2020, 2021, 2030, 2032, 2040, 2042), R.INVALID_ORDER),
+    2012: R.OVERLAPPING_CLIENT_ORDER_ID,
+    2061: R.INSTRUMENT_INVALID,
+    2062: R.SIZE_BELOW_MIN,
+    2064: R.PRICE_OFF_TICK,
+    2065: R.SIZE_OFF_LOT,
+    2080: R.BELOW_MARGIN,
+    2081: R.EXCEED_MAX_POSITION_SIZE,
+    2090: R.MAX_OPEN_ORDERS,
+    2400: R.REDUCE_ONLY_WOULD_INCREASE,
+    2401: R.REDUCE_ONLY_WOULD_INCREASE,
+    3000: R.INSTRUMENT_INVALID,
 }
 _CODE_NOT_FOUND = 1004
+
+
+def reject_reason(grvt_reason: object) -> RejectReason:
+    """A GRVT `OrderRejectReason` name (a rejected order's state) as our reject reason."""
+    return _ORDER_REJECTS.get(str(grvt_reason or "").upper(), R.OTHER)
+
+
+def _final_reason(status: OrderStatus, grvt_reason: object) -> str | None:
+    """Why an order ended: a `RejectReason` when it was refused, else the cancel reason, if any."""
+    if status is OrderStatus.REJECTED:
+        return reject_reason(grvt_reason)
+    return _reason(grvt_reason) if status.is_final else None
 
 
 class GrvtApiError(ExchangeError):
@@ -94,14 +154,15 @@ class GrvtApiError(ExchangeError):
         self.message = message
 
     @property
-    def reason(self) -> str:
-        """A short reason for metrics: by GRVT code, else a reject reason named in the message."""
+    def reason(self) -> RejectReason:
+        """Our reject reason: by GRVT code, else a GRVT reject reason named in the message, else `OTHER`
+        (the code stays in the message)."""
         if self.code in _CODE_REASONS:
             return _CODE_REASONS[self.code]
         for name in re.findall(r"[A-Z][A-Z_]+", self.message.upper()):
-            if name in _GRVT_REASONS and (reason := _reason(name)) is not None:
+            if name in _GRVT_REASONS and (reason := reject_reason(name)) is not R.OTHER:
                 return reason
-        return f"grvt_{self.code}" if self.code is not None else f"http_{self.status}"
+        return R.OTHER
 
     @property
     def is_not_found(self) -> bool:
@@ -179,7 +240,7 @@ def parse_order(order: Mapping[str, Any]) -> OrderUpdate:
         size=_decimal(leg.get("size", "0"), "order size"),
         filled_size=_decimal(state.get("traded_size") or "0", "traded size"),
         status=status,
-        reason=_reason(state.get("reject_reason")) if status.is_final else None,
+        reason=_final_reason(status, state.get("reject_reason")),
         ts_ns=_ns(state.get("update_time")) or _ns(meta.get("create_time")),
     )
 
@@ -217,7 +278,7 @@ def decode_cursor(cursor: str | None) -> tuple[int, set[str]]:
 def _accepted(update: OrderUpdate) -> OrderUpdate:
     """The order as the exchange holds it, or `Rejected` when it refused it."""
     if update.status is OrderStatus.REJECTED:
-        raise Rejected(update.reason or "rejected")
+        raise Rejected(update.reason if isinstance(update.reason, RejectReason) else R.OTHER)
     return update
 
 

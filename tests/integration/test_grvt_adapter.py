@@ -494,6 +494,10 @@ def test_injected_rejects_are_rejected_with_their_reason(auto: GrvtSimServerThre
             with pytest.raises(Rejected) as refused:
                 await ex.place_order(_order(Side.BUY, price))
             assert refused.value.reason == "exceed_max_position_size"
+            auto.faults.reject_next(1, 2000)  # a signature from an unauthorized signer (a wrong key)
+            with pytest.raises(Rejected) as unsigned:
+                await ex.place_order(_order(Side.BUY, price))
+            assert unsigned.value.reason == "bad_signature"
             assert await ex.open_orders(SYMBOL) == []
             assert (await ex.place_order(_order(Side.BUY, price))).status is OrderStatus.OPEN
             await ex.cancel_all(SYMBOL)

@@ -15,6 +15,7 @@ from bots.errors import (
     FleetError,
     RateLimited,
     Rejected,
+    RejectReason,
     Timeout,
     TransientExchangeError,
     Unavailable,
@@ -387,9 +388,9 @@ def test_error_tree() -> None:
     assert not issubclass(Rejected, TransientExchangeError)
     limited = RateLimited(2.5)
     assert (limited.retry_after_s, limited.status) == (2.5, 429)
-    rejected = Rejected("post-only would cross", status=400)
-    assert (rejected.reason, rejected.status) == ("post-only would cross", 400)
-    assert "post-only" in rejected.message
+    rejected = Rejected(RejectReason.POST_ONLY_WOULD_CROSS, status=400)
+    assert (rejected.reason, rejected.status) == ("post_only_would_cross", 400)
+    assert "post_only_would_cross" in rejected.message
     down = Unavailable("gateway down", status=503)
     assert (down.message, down.status) == ("gateway down", 503)
     assert ConfigError("bad").problems == ("bad",)
