@@ -1,18 +1,19 @@
-"""The `mmfleet` command: a thin shell that registers sub-apps; the work lives in library functions."""
+"""The `mmfleet` command: a thin shell that registers sub-apps, one module per command group (parse,
+call, print); the work lives in library functions."""
 
 from __future__ import annotations
 
 import typer
 
-from bots.cli_alerts import alerts_app
-from bots.cli_backtest import backtest_app
-from bots.cli_config import config_app
-from bots.cli_ctl import ctl_app
-from bots.cli_flows import flows_app, stack_app
-from bots.cli_k8s import k8s_app
-from bots.cli_record import record
-from bots.cli_run import bot_app, fleet_app
-from bots.cli_sim import sim_app
+from bots.cli.alerts import alerts_app
+from bots.cli.backtest import backtest_app
+from bots.cli.config import config_app
+from bots.cli.ctl import ctl_app
+from bots.cli.flows import flows_app, stack_app
+from bots.cli.k8s import k8s_app
+from bots.cli.record import record
+from bots.cli.run import bot_app, fleet_app
+from bots.cli.sim import sim_app
 
 __all__ = ["app"]
 
@@ -33,6 +34,3 @@ app.add_typer(backtest_app, name="backtest")
 app.add_typer(sim_app, name="sim")
 app.add_typer(k8s_app, name="k8s")
 app.command("record")(record)
-
-if __name__ == "__main__":
-    app()

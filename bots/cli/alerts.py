@@ -11,9 +11,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from bots.alerts import DEFAULT_PORT, AlertReceiver, serve
-from bots.cli_common import fail, load_or_exit, print_tables
+from bots.cli.common import fail, load_or_exit, print_tables
 from bots.logs import setup_logging
+from bots.ops.alerts import DEFAULT_PORT, AlertReceiver, serve
 from bots.store import Ledger, StoreError
 
 __all__ = ["alerts_app"]

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from pydantic import ValidationError
 
-from bots.cli_common import fail, load_or_exit, print_tables
+from bots.cli.common import fail, load_or_exit, print_tables
 from bots.errors import ConfigError
 
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from bots.cli_common import fail, load_or_exit
+from bots.cli.common import fail, load_or_exit
 from bots.errors import ConfigError
 from settings.fleet import format_effective_config
 from settings.reference import render_reference, write_reference

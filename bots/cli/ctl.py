@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from bots.cli_common import fail, load_or_exit, print_tables
+from bots.cli.common import fail, load_or_exit, print_tables
 from bots.store import Ledger
 from bots.store.control import ALL_BOTS
 from bots.worker import ENABLED_KEY, RISK_KEY

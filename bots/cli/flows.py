@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from bots.cli_common import load_or_exit
+from bots.cli.common import load_or_exit
 from bots.k8s.bots import FLEET_IN_POD
 
 __all__ = ["flows_app", "stack_app"]
@@ -81,7 +81,7 @@ def stack_up(
     Prometheus + Alertmanager + the alert receiver when installed; prints their URLs; Ctrl-C stops all.
     A port not given is the conventional one when free, else a free one; a given port that is taken
     stops here, naming it."""
-    from bots.stack import StackPorts, run_local_stack  # noqa: PLC0415 - subprocess plumbing only here
+    from bots.ops.stack import StackPorts, run_local_stack  # noqa: PLC0415 - subprocess plumbing only here
 
     ports = StackPorts(prefect_port, prometheus_port, alertmanager_port, alert_receiver_port)
     raise typer.Exit(run_local_stack(config, ports=ports, live=live))

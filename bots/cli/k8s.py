@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from bots.cli_common import fail, load_or_exit
+from bots.cli.common import fail, load_or_exit
 from bots.errors import ConfigError
 from bots.k8s import RenderOptions, render, write_manifests
 

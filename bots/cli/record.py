@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
-from bots.cli_common import fail, load_or_exit
+from bots.cli.common import fail, load_or_exit
 from bots.errors import ConfigError
 from bots.exchange.factory import market_source
 from bots.exchange.sim.market import Step

@@ -13,11 +13,11 @@ import typer
 from rich.console import Console
 from rich.live import Live
 
-from bots.cli_common import fail, load_or_exit, print_tables
-from bots.dashboard import Sample, fleet_table, scrape_fleet
+from bots.cli.common import fail, load_or_exit, print_tables
 from bots.errors import ConfigError
-from bots.fleet import ChildStatus, Supervisor, fleet_dir, read_status
 from bots.logs import setup_logging
+from bots.ops.dashboard import Sample, fleet_table, scrape_fleet
+from bots.ops.supervisor import ChildStatus, Supervisor, fleet_dir, read_status
 from bots.runner import BotProcess, run_bot
 from settings import bot_settings
 

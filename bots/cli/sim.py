@@ -1,10 +1,10 @@
-"""`mmfleet sim ...`: the local GRVT-compatible exchange (`bots.exchange.sim.grvt_server`).
+"""`mmfleet sim ...`: the local GRVT-compatible exchange (`bots.venues.grvt.server.app`).
 
 - `mmfleet sim serve --host H --port P [--faults SPEC]` serves it until interrupted;
 - `mmfleet sim fault SPEC --url URL` switches faults on a running one (`POST /_sim/faults`);
 - `mmfleet sim step N --url URL` advances its markets (useful with `--step-interval 0`).
 
-SPEC is the comma-separated form of `bots.exchange.sim.grvt_faults.parse_fault_spec`, e.g.
+SPEC is the comma-separated form of `bots.venues.grvt.server.faults.parse_fault_spec`, e.g.
 `latency=0.2,http_errors=503:2,rate_limit=1:1.5,reject_next=2:BELOW_MARGIN,partial_fills=0.5`.
 """
 
@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import aiohttp
 import typer
 
-from bots.cli_common import fail
+from bots.cli.common import fail
 
 if TYPE_CHECKING:  # the server pulls in eth_account and the SDK (seconds): imported when a command runs
-    from bots.exchange.sim.grvt_server import GrvtSimServer
+    from bots.venues.grvt.server.app import GrvtSimServer
 
 __all__ = ["sim_app"]
 
@@ -43,7 +43,7 @@ def _signers(values: list[str]) -> dict[str, str]:
 
 
 def _spec(text: str) -> dict[str, Any]:
-    from bots.exchange.sim.grvt_faults import parse_fault_spec  # noqa: PLC0415 - the SDK loads only when used
+    from bots.venues.grvt.server.faults import parse_fault_spec  # noqa: PLC0415 - the SDK loads only when used
 
     try:
         return parse_fault_spec(text)
@@ -66,7 +66,7 @@ def serve(
     faults: Annotated[str, typer.Option(help="Faults switched on at start (see `mmfleet sim fault`).")] = "",
 ) -> None:
     """Serve the local exchange until Ctrl-C; prints its base URL."""
-    from bots.exchange.sim.grvt_server import GrvtSimConfig, GrvtSimServer  # noqa: PLC0415
+    from bots.venues.grvt.server.app import GrvtSimConfig, GrvtSimServer  # noqa: PLC0415
 
     try:
         starting = Decimal(balance)

@@ -92,7 +92,7 @@ def market_source(
         steps = _sim_steps(settings, _sim_seed(settings) if seed is None else seed, last_mid)
         return paced(steps, speed=settings.sim.speed)
     if mode == "paper":
-        from bots.exchange.grvt import GrvtMarketData  # noqa: PLC0415 - the SDK loads only when used
+        from bots.venues.grvt.execution import GrvtMarketData  # noqa: PLC0415 - the SDK loads only when used
 
         return GrvtMarketData.from_settings(settings).steps()
     raise ConfigError(f"{settings.name}: exchange.mode {mode} has no market-data source in this build yet")
@@ -136,7 +136,7 @@ async def make_exchange(
             portfolio=portfolio,
         )
     if mode == "live":
-        from bots.exchange.grvt import GrvtExchange  # noqa: PLC0415 - the SDK loads only when used
+        from bots.venues.grvt.execution import GrvtExchange  # noqa: PLC0415 - the SDK loads only when used
 
         return GrvtExchange(settings)  # credentials from settings.exchange.credentials
     raise ConfigError(f"{settings.name}: exchange.mode {mode} is not available in this build yet")

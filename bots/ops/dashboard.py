@@ -10,7 +10,7 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 from rich.table import Table
 
-from bots.fleet import ChildStatus
+from bots.ops.supervisor import ChildStatus
 
 __all__ = ["Sample", "fleet_table", "scrape", "scrape_fleet"]
 

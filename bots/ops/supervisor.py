@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bots.relaunch import claim_starts
+from bots.ops.relaunch import claim_starts
 from settings import FleetSettings
 
 __all__ = ["ChildStatus", "Supervisor", "fleet_dir", "read_status", "write_json_atomic"]

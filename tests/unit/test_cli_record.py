@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bots.cli import app
-from bots.cli_record import Recorded, record_source
+from bots.cli.record import Recorded, record_source
 from bots.exchange.sim import SimMarket, Step, paced, read_recording
 from settings.models import BUILTIN_INSTRUMENTS
 

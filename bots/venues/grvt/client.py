@@ -1,7 +1,7 @@
 """The grvt-pysdk client as a trading bot needs it: transport, error mapping, log masking, SDK hooks.
 
 Why a module of its own: everything here works around how the SDK's `GrvtCcxtWS` (whose REST methods
-are `GrvtCcxtPro`'s) behaves; the adapters in `bots.exchange.grvt` only call it. Endpoints, payloads,
+are `GrvtCcxtPro`'s) behaves; the adapters in `bots.venues.grvt.execution` only call it. Endpoints, payloads,
 EIP-712 order signing, instrument loading and the websocket client (connect, subscribe, its 5 s
 reconnect loop, resubscription) stay the SDK's. `_SdkClient` overrides the SDK hooks that cannot serve
 a trading bot as they are:
@@ -43,7 +43,7 @@ from pysdk.grvt_ccxt_utils import EnumEncoder
 from pysdk.grvt_ccxt_ws import GrvtCcxtWS
 
 from bots.errors import ExchangeError, RateLimited, Timeout, Unavailable
-from bots.exchange.grvt_parse import GrvtApiError
+from bots.venues.grvt.parse import GrvtApiError
 
 __all__ = ["SDK_LOGGER", "SDK_LOGGER_NAME", "_REDACTOR", "_SdkClient", "_TaskLoop"]
 

@@ -19,9 +19,9 @@ from pysdk.grvt_ccxt_env import GrvtEnv
 
 from bots.errors import ExchangeError
 from bots.exchange.base import BookUpdate, Trade
-from bots.exchange.grvt_client import _SdkClient, _TaskLoop
-from bots.exchange.grvt_endpoints import base_url_override
-from bots.exchange.grvt_parse import parse_book, parse_trade
+from bots.venues.grvt.client import _SdkClient, _TaskLoop
+from bots.venues.grvt.endpoints import base_url_override
+from bots.venues.grvt.parse import parse_book, parse_trade
 from settings.models import BotSettings
 
 __all__ = ["GrvtMarketData", "Step", "_MarketFeed"]

@@ -1,11 +1,11 @@
 """Live GRVT on grvt-pysdk: `GrvtExchange` (the `Exchange` protocol) and `GrvtMarketData` (public data).
 
 Why this module: it is the adapters' home and the import point (`bots.exchange.factory`); the parts
-live beside it: `grvt_client` (the SDK client: transport, error mapping, log masking, SDK hooks),
-`grvt_parse` (JSON -> our `Decimal` dataclasses, reject reasons) and `grvt_feed` (market-data
+live beside it: `client` (the SDK client: transport, error mapping, log masking, SDK hooks),
+`parse` (JSON -> our `Decimal` dataclasses, reject reasons) and `data` (market-data
 websocket, `GrvtMarketData`).
 
-Hosts: `exchange.base_url` points every endpoint at one host (`bots.exchange.grvt_endpoints`, per
+Hosts: `exchange.base_url` points every endpoint at one host (`bots.venues.grvt.endpoints`, per
 client). Secrets stay `SecretStr` until the SDK client is built and our messages never carry them.
 Prices and sizes leave as decimal strings on the tick and lot (an order off the grid is `Rejected`
 locally, with the paper model's reason names) and come back as `Decimal`.
@@ -36,10 +36,11 @@ from bots.errors import (
     Unavailable,
 )
 from bots.exchange.base import BookUpdate, Fill, InstrumentInfo, OrderRequest, OrderUpdate, Trade
-from bots.exchange.grvt_client import _REDACTOR, _SdkClient, _TaskLoop
-from bots.exchange.grvt_endpoints import base_url_override
-from bots.exchange.grvt_feed import GrvtMarketData, _MarketFeed
-from bots.exchange.grvt_parse import (
+from bots.exchange.reconcile import ReconcileReport, reconcile
+from bots.venues.grvt.client import _REDACTOR, _SdkClient, _TaskLoop
+from bots.venues.grvt.data import GrvtMarketData, _MarketFeed
+from bots.venues.grvt.endpoints import base_url_override
+from bots.venues.grvt.parse import (
     GrvtApiError,
     _accepted,
     _decimal,
@@ -52,7 +53,6 @@ from bots.exchange.grvt_parse import (
     parse_instrument,
     parse_order,
 )
-from bots.exchange.reconcile import ReconcileReport, reconcile
 from settings.credentials import GrvtCredentials, resolve_credentials
 from settings.models import BotSettings
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from bots.exchange.sim.grvt_book import BookOrder
-from bots.exchange.sim.grvt_wire import ZERO, GrvtApiError
+from bots.venues.grvt.server.book import BookOrder
+from bots.venues.grvt.server.wire import ZERO, GrvtApiError
 
 __all__ = ["Accounts", "Position", "Session", "SubAccount"]
 

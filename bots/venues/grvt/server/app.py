@@ -8,9 +8,9 @@ Base-URL contract (every GRVT host family, edge, trade data and market data, is 
   `{"code", "message", "status"}` with that HTTP status; endpoints: instrument, instruments,
   all_instruments, book, ticker, mini, trade, trade_history, kline and funding (empty), create_order,
   cancel_order, cancel_all_orders, open_orders, order, order_history, positions, fill_history,
-  account_summary, aggregated_account_summary, funding_account_summary (see `grvt_exchange`).
+  account_summary, aggregated_account_summary, funding_account_summary (see `exchange`).
 - `GET /ws` and `GET /ws/full` (websocket, identical): market and trade streams and JSON-RPC
-  (see `grvt_ws`); the private streams need the cookie and header above on the upgrade request.
+  (see `ws`); the private streams need the cookie and header above on the upgrade request.
 - Control, never faulted: `GET|POST /_sim/faults` (the JSON of `Faults.apply`), `POST /_sim/step`
   `{"n"}`, `GET /_sim/state`.
 
@@ -34,12 +34,12 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from bots.exchange.sim.grvt_config import GrvtSimConfig
-from bots.exchange.sim.grvt_exchange import SimExchange
-from bots.exchange.sim.grvt_faults import Faults
-from bots.exchange.sim.grvt_wire import GrvtApiError
-from bots.exchange.sim.grvt_ws import WsHub
 from bots.exchange.sim.market import SimMarket
+from bots.venues.grvt.server.config import GrvtSimConfig
+from bots.venues.grvt.server.exchange import SimExchange
+from bots.venues.grvt.server.faults import Faults
+from bots.venues.grvt.server.wire import GrvtApiError
+from bots.venues.grvt.server.ws import WsHub
 
 __all__ = ["GrvtSimConfig", "GrvtSimServer", "GrvtSimServerThread"]
 

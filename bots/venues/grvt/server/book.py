@@ -28,7 +28,7 @@ from typing import Any
 
 from bots.engine.types import Side
 from bots.exchange.base import BookLevel, BookUpdate, Trade
-from bots.exchange.sim.grvt_wire import ZERO
+from bots.venues.grvt.server.wire import ZERO
 
 __all__ = ["BookOrder", "InstrumentBook", "Match"]
 

@@ -14,7 +14,7 @@ from settings.models import BUILTIN_INSTRUMENTS
 __all__ = ["CURRENCY_IDS", "GrvtSimConfig"]
 
 # GRVT's currency ids, as in pysdk's GrvtCurrency (USDT=3, ETH=4, BTC=5); SOL is not in the SDK's
-# list and gets the next id. They make the instrument hashes (`grvt_signing.instrument_hash`).
+# list and gets the next id. They make the instrument hashes (`signing.instrument_hash`).
 CURRENCY_IDS: Mapping[str, int] = MappingProxyType({"USDT": 3, "ETH": 4, "BTC": 5, "SOL": 6})
 
 

@@ -1,8 +1,8 @@
 """The local GRVT exchange without its transport: instruments, synthetic markets, books and accounts,
 and one handler per GRVT endpoint (`SimExchange.call`), shared by REST and websocket JSON-RPC.
 
-Orders are validated in GRVT's order (codes in `grvt_wire.ERRORS`), their EIP-712 signature checked
-(`grvt_signing`), then matched (`grvt_book`). A validation or signature failure is an error reply; an
+Orders are validated in GRVT's order (codes in `wire.ERRORS`), their EIP-712 signature checked
+(`signing`), then matched (`book`). A validation or signature failure is an error reply; an
 order the matching engine refuses comes back as an order with state REJECTED (FAIL_POST_ONLY, or an
 injected reject) or CANCELLED (IOC_CANCEL, FOK_CANCEL, MARKET_CANCEL, SELF_TRADE_PROTECTION): the sim
 answers with the final state at once, where GRVT may first answer PENDING. Every change is also pushed
@@ -18,20 +18,20 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, Protocol
 
-from bots.exchange.sim.grvt_accounts import Accounts, Session, SubAccount
-from bots.exchange.sim.grvt_book import BookOrder, Match
-from bots.exchange.sim.grvt_config import GrvtSimConfig
-from bots.exchange.sim.grvt_faults import Faults
-from bots.exchange.sim.grvt_instruments import Instrument, MarketData, build_instruments
-from bots.exchange.sim.grvt_orders import parse_order
-from bots.exchange.sim.grvt_payloads import (
+from bots.venues.grvt.server.accounts import Accounts, Session, SubAccount
+from bots.venues.grvt.server.book import BookOrder, Match
+from bots.venues.grvt.server.config import GrvtSimConfig
+from bots.venues.grvt.server.faults import Faults
+from bots.venues.grvt.server.instruments import Instrument, MarketData, build_instruments
+from bots.venues.grvt.server.orders import parse_order
+from bots.venues.grvt.server.payloads import (
     account_summary,
     fill_payload,
     order_payload,
     order_state_feed,
     position_payload,
 )
-from bots.exchange.sim.grvt_wire import ZERO, GrvtApiError, fmt, public_trade, str_list
+from bots.venues.grvt.server.wire import ZERO, GrvtApiError, fmt, public_trade, str_list
 
 __all__ = ["ExchangeListener", "Instrument", "SimExchange"]
 

@@ -14,11 +14,11 @@ from decimal import Decimal
 from typing import Any
 
 from bots.exchange.base import BookUpdate
-from bots.exchange.sim.grvt_book import InstrumentBook
-from bots.exchange.sim.grvt_config import CURRENCY_IDS, GrvtSimConfig
-from bots.exchange.sim.grvt_signing import instrument_hash
-from bots.exchange.sim.grvt_wire import GrvtApiError, fmt, str_list
 from bots.exchange.sim.market import SimMarket
+from bots.venues.grvt.server.book import InstrumentBook
+from bots.venues.grvt.server.config import CURRENCY_IDS, GrvtSimConfig
+from bots.venues.grvt.server.signing import instrument_hash
+from bots.venues.grvt.server.wire import GrvtApiError, fmt, str_list
 from settings.models import BUILTIN_INSTRUMENTS, InstrumentSpec
 
 __all__ = ["Instrument", "MarketData", "build_instruments", "instrument_payload", "ticker_payload"]

@@ -3,7 +3,7 @@
 1. structure: 2010 order id set, 2011 no client order id, 2040/2042 not exactly one leg, 2061 unknown
    instrument, 2030 time in force not GTT/IOC/FOK, 2032 post-only with IOC/FOK, 2020 market order
    with a price, 2021 limit order without one, 1003 a malformed number;
-2. signature (`grvt_signing`): 2006/2005/2007 format, 1012 chain id, 2001 expired, 2002 not signed
+2. signature (`signing`): 2006/2005/2007 format, 1012 chain id, 2001 expired, 2002 not signed
    by the claimed signer; then 2000 the signer is not the account's key (trust on first use);
 3. trading rules: 2064 price off the tick, 2065 size off the lot, 2062 size below the minimum,
    2012 client order id of an active order, 2400/2401 reduce-only with no position / increasing it.
@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from bots.exchange.sim.grvt_accounts import Accounts, SubAccount
-from bots.exchange.sim.grvt_config import GrvtSimConfig
-from bots.exchange.sim.grvt_signing import SignedLeg, recover_order_signer
-from bots.exchange.sim.grvt_wire import GrvtApiError, dec
+from bots.venues.grvt.server.accounts import Accounts, SubAccount
+from bots.venues.grvt.server.config import GrvtSimConfig
+from bots.venues.grvt.server.signing import SignedLeg, recover_order_signer
+from bots.venues.grvt.server.wire import GrvtApiError, dec
 
 if TYPE_CHECKING:
-    from bots.exchange.sim.grvt_instruments import Instrument
+    from bots.venues.grvt.server.instruments import Instrument
 
 __all__ = ["ParsedOrder", "parse_order"]
 

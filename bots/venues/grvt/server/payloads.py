@@ -1,6 +1,6 @@
 """GRVT JSON objects built from the local exchange's accounts and orders: Order, OrderStateFeed, Fill,
 Positions, SubAccount. Field sets follow `pysdk.grvt_raw_types` exactly. An instrument's own objects
-(Instrument, Ticker/MiniTicker, the book) are built in `grvt_instruments`."""
+(Instrument, Ticker/MiniTicker, the book) are built in `instruments`."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from bots.exchange.sim.grvt_accounts import SubAccount
-from bots.exchange.sim.grvt_book import BookOrder, Match
-from bots.exchange.sim.grvt_wire import ZERO, fmt
+from bots.venues.grvt.server.accounts import SubAccount
+from bots.venues.grvt.server.book import BookOrder, Match
+from bots.venues.grvt.server.wire import ZERO, fmt
 
 __all__ = [
     "account_summary",

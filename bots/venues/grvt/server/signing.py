@@ -10,7 +10,7 @@ order JSON and recovers the signer; the checks and their GRVT codes:
 - 1012 a `chain_id` in the signature that the server does not accept;
 - 2001 the signature expired;
 - 2002 the recovered address is not the claimed `signer` (a forged or tampered signature);
-- 2000 the claimed signer is not the account's key (checked by the caller, see `grvt_accounts`).
+- 2000 the claimed signer is not the account's key (checked by the caller, see `accounts`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from eth_account.messages import SignableMessage, encode_typed_data
 from pysdk.grvt_raw_env import GrvtEnv
 from pysdk.grvt_raw_signing import EIP712_ORDER_MESSAGE_TYPE, SignTimeInForce, get_EIP712_domain_data
 
-from bots.exchange.sim.grvt_wire import GrvtApiError
+from bots.venues.grvt.server.wire import GrvtApiError
 
 __all__ = ["PRICE_MULTIPLIER", "SignedLeg", "instrument_hash", "recover_order_signer"]
 

@@ -30,11 +30,11 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from bots.exchange.sim.grvt_accounts import Session
-from bots.exchange.sim.grvt_exchange import SimExchange
-from bots.exchange.sim.grvt_faults import Faults
-from bots.exchange.sim.grvt_instruments import Instrument, ticker_payload
-from bots.exchange.sim.grvt_wire import GrvtApiError
+from bots.venues.grvt.server.accounts import Session
+from bots.venues.grvt.server.exchange import SimExchange
+from bots.venues.grvt.server.faults import Faults
+from bots.venues.grvt.server.instruments import Instrument, ticker_payload
+from bots.venues.grvt.server.wire import GrvtApiError
 
 __all__ = ["WsHub"]
 
