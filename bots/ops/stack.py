@@ -49,7 +49,7 @@ __all__ = [
     "run_local_stack",
 ]
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 INFRA = REPO / "infra"
 _FLEET_STOP_S = 60.0
 _STOP_S = 15.0
