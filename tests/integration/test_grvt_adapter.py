@@ -33,7 +33,6 @@ from bots.errors import RateLimited, Rejected, Timeout, TransientExchangeError, 
 from bots.exchange.base import Exchange, OrderRequest, OrderStatus
 from bots.exchange.factory import make_exchange, market_source
 from bots.exchange.paper_exchange import PaperExchange
-from bots.exchange.reconcile import Reconciling
 from bots.metrics import BotMetrics
 from bots.retry import Backoff, retrying
 from bots.store import Ledger
@@ -583,7 +582,7 @@ def test_reconcile_reports_unknown_orders_and_cancels_them_only_when_configured(
         finally:
             await earlier.close()
         reporter = _exchange(auto.url, creds)
-        assert isinstance(reporter, Reconciling) and reporter.needs_reconcile
+        assert reporter.capabilities.reconciles and reporter.needs_reconcile
         try:
             report = await reporter.reconcile([ours.client_order_id, "123"])
             assert [o.client_order_id for o in report.unknown_orders] == [stray.client_order_id]

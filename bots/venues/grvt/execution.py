@@ -35,7 +35,15 @@ from bots.errors import (
     TransientExchangeError,
     Unavailable,
 )
-from bots.exchange.base import BookUpdate, Fill, InstrumentInfo, OrderRequest, OrderUpdate, Trade
+from bots.exchange.base import (
+    BookUpdate,
+    Capabilities,
+    Fill,
+    InstrumentInfo,
+    OrderRequest,
+    OrderUpdate,
+    Trade,
+)
 from bots.exchange.reconcile import ReconcileReport, reconcile
 from bots.venues.grvt.client import _REDACTOR, _SdkClient, _TaskLoop
 from bots.venues.grvt.data import GrvtMarketData, _MarketFeed
@@ -80,6 +88,8 @@ class GrvtExchange:
     Reconciliation: `needs_reconcile` is True at start, after a websocket reconnect and after a call
     that failed transiently (it may have happened); `reconcile()` compares the exchange with the bot.
     """
+
+    capabilities = Capabilities(reconciles=True, local_fills=False)
 
     def __init__(
         self,
