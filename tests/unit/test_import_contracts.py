@@ -104,6 +104,8 @@ def test_every_module_has_a_layer() -> None:
         ("bots.exchange.events", "bots.engine.quoter"),  # value types below the engine
         ("bots.errors", "settings"),
         ("settings.models", "bots.exchange.base"),
+        ("settings.models", "bots.venues.grvt.execution"),  # settings read the venue's config, not its client
+        ("bots.venues.grvt.config", "settings.models"),
         ("bots.venues.grvt.execution", "bots.store.ledger"),
         ("bots.store.ledger", "ml.registry"),
         ("ml.backtest", "bots.worker"),
@@ -151,6 +153,7 @@ def test_a_cycle_inside_the_bot_core_is_caught() -> None:
         ("bots.engine.quoter", "time"),
         ("bots.engine.portfolio", "sqlalchemy"),
         ("bots.exchange.events", "asyncio"),
+        ("bots.venues.grvt.config", "pysdk"),  # validating a config loads no venue SDK
         (CORE, "time"),
         (CORE, "aiohttp"),
         (CORE, "prometheus_client"),

@@ -102,7 +102,7 @@ class GrvtExchange:
         fills_overlap_s: float = 10.0,
     ) -> None:
         exchange = settings.exchange
-        self._creds = credentials if credentials is not None else resolve_credentials(exchange.credentials)
+        self._creds = credentials if credentials is not None else resolve_credentials(exchange)
         try:
             Account.from_key(self._creds.private_key.get_secret_value())
         except Exception:  # any parse failure; its message could echo the key
