@@ -155,8 +155,9 @@ def record(
 ) -> None:
     """Record the market data a bot would trade on (book snapshots and trades) to --out.
 
-    Today that is the sim market of the bot's settings (defaults without --config), paced at
-    `sim.speed`. Without --steps or --seconds it records until Ctrl-C; the file is complete either way.
+    The bot's settings (defaults without --config) pick it: in sim mode the synthetic market (or its
+    replay) paced at `sim.speed`, in paper mode the venue's public book and trades. Without --steps or
+    --seconds it records until Ctrl-C; the file is complete either way.
     """
     if not out.name.lower().endswith(RECORDING_SUFFIXES):
         fail([f"{out}: a recording ends in {', '.join(RECORDING_SUFFIXES)}"])

@@ -27,7 +27,10 @@ if TYPE_CHECKING:  # the server pulls in eth_account and the SDK (seconds): impo
 
 __all__ = ["sim_app"]
 
-sim_app = typer.Typer(no_args_is_help=True, help="The local GRVT-compatible exchange for tests and sim runs.")
+sim_app = typer.Typer(
+    no_args_is_help=True,
+    help="The local GRVT-compatible exchange: paper and live bots reach it through exchange.base_url.",
+)
 
 _URL_HELP = "Base URL of a running `mmfleet sim serve`."
 
