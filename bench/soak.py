@@ -42,10 +42,10 @@ import yaml
 from eth_account import Account
 
 from bots.core.orders import bot_tag
-from bots.exchange.sim.grvt_config import GrvtSimConfig
-from bots.exchange.sim.grvt_server import GrvtSimServerThread
 from bots.store import Ledger
-from settings import bot_settings, load_fleet
+from bots.venues.grvt.server.app import GrvtSimServerThread
+from bots.venues.grvt.server.config import GrvtSimConfig
+from settings import load_fleet
 
 SYMBOLS = ("BTC_USDT_Perp", "ETH_USDT_Perp", "SOL_USDT_Perp")
 _COUNTER_BITS = 48  # bots.core.orders: a client order id is the bot's 14-bit tag, then a counter
@@ -53,15 +53,17 @@ _MAX_POSITION_USD = 1_500.0
 _SLACK = 1.01
 
 
-def _fleet_file(directory: Path, url: str) -> tuple[Path, dict[str, str]]:
-    """A fleet file of live bots on `url`, and the environment holding each bot's credentials."""
+def _fleet_file(directory: Path, url: str) -> tuple[Path, dict[str, str], dict[str, str]]:
+    """A fleet file of live bots on `url`, the environment holding each bot's credentials, and each
+    bot's sub-account id."""
     env: dict[str, str] = {}
+    accounts: dict[str, str] = {}
     bots = []
     for index, symbol in enumerate(SYMBOLS):
         prefix = f"SOAK_{index}"
         env[f"{prefix}_API_KEY"] = f"soak-key-{index}-{random.getrandbits(32):x}"
         env[f"{prefix}_PRIVATE_KEY"] = Account.create().key.hex()
-        env[f"{prefix}_ACCOUNT"] = str(30_000_001 + index)
+        env[f"{prefix}_ACCOUNT"] = accounts[symbol] = str(30_000_001 + index)
         credentials = {
             "api_key_env": f"{prefix}_API_KEY",
             "private_key_env": f"{prefix}_PRIVATE_KEY",
@@ -81,7 +83,7 @@ def _fleet_file(directory: Path, url: str) -> tuple[Path, dict[str, str]]:
     }  # fmt: skip
     path = directory / "fleet.yaml"
     path.write_text(yaml.safe_dump(fleet))
-    return path, env
+    return path, env, accounts
 
 
 def _free_port_base() -> int:
@@ -223,13 +225,9 @@ def main() -> None:
     )
     server = GrvtSimServerThread(config)
     url = server.start()
-    path, credentials = _fleet_file(directory, url)
+    path, credentials, accounts = _fleet_file(directory, url)
     fleet = load_fleet(path)
     data_dir = fleet.data_dir
-    accounts = {
-        bot.name: credentials[bot_settings(fleet, bot.name).exchange.credentials.trading_account_id_env]
-        for bot in fleet.bots
-    }
     ledger = Ledger(fleet.ledger_url())
     env = {**os.environ, **credentials}
     supervisor = subprocess.Popen(

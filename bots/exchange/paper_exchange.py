@@ -22,7 +22,16 @@ from typing import Generic, TypeVar
 
 from bots.engine.portfolio import Portfolio
 from bots.errors import ExchangeError, Rejected, RejectReason
-from bots.exchange.base import BookUpdate, Fill, InstrumentInfo, OrderRequest, OrderStatus, OrderUpdate, Trade
+from bots.exchange.base import (
+    BookUpdate,
+    Capabilities,
+    Fill,
+    InstrumentInfo,
+    OrderRequest,
+    OrderStatus,
+    OrderUpdate,
+    Trade,
+)
 from bots.exchange.paper import PaperFillModel
 from settings.models import InstrumentSpec, PaperSettings
 
@@ -88,6 +97,8 @@ class PaperExchange:
     checks and `position()` see the real position); a fresh one with `starting_balance_usd` when None.
     The exchange books its fills into it.
     """
+
+    capabilities = Capabilities(reconciles=False, local_fills=True)  # a fresh in-process book
 
     def __init__(
         self,

@@ -37,8 +37,8 @@ from hypothesis.stateful import (
 
 from bots.control import WorkerExit, merged_settings
 from bots.engine.types import Side
-from bots.exchange.sim.grvt_server import GrvtSimConfig, GrvtSimServerThread
 from bots.store import Ledger
+from bots.venues.grvt.server.app import GrvtSimConfig, GrvtSimServerThread
 from settings.models import BotSettings
 from tests.integration.exchange_invariants import (
     ExchangeView,

@@ -23,10 +23,10 @@ from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
 from bots.control import WorkerExit
-from bots.exchange.grvt import GrvtExchange
 from bots.metrics import BotMetrics
 from bots.retry import Backoff
 from bots.store import Ledger
+from bots.venues.grvt.execution import GrvtExchange
 from bots.worker import BotWorker
 from settings.credentials import GrvtCredentials
 from settings.models import BotSettings

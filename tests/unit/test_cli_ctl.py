@@ -12,7 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from bots.cli import app
-from bots.cli_ctl import ACK_TIMEOUT
+from bots.cli.ctl import ACK_TIMEOUT
 from bots.store import Ledger
 
 BTC, ETH = "BTC_USDT_Perp", "ETH_USDT_Perp"

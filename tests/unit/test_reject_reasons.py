@@ -17,11 +17,11 @@ from pysdk.grvt_raw_types import OrderRejectReason
 from bots.engine.types import Side
 from bots.errors import Rejected, RejectReason
 from bots.exchange.base import BookLevel, BookUpdate, OrderRequest, OrderStatus
-from bots.exchange.grvt_client import _failure
-from bots.exchange.grvt_parse import GrvtApiError, _accepted, parse_order, reject_reason
 from bots.exchange.paper import PaperFillModel
-from bots.exchange.sim.grvt_wire import ERRORS
 from bots.metrics import BotMetrics
+from bots.venues.grvt.client import _failure
+from bots.venues.grvt.parse import GrvtApiError, _accepted, parse_order, reject_reason
+from bots.venues.grvt.server.wire import ERRORS
 from settings.models import BUILTIN_INSTRUMENTS, PaperSettings
 
 SYMBOL = "BTC_USDT_Perp"
