@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from bots.dashboard import parse_exposition
+from bots.ops.dashboard import parse_exposition
 
 SYMBOLS = ("BTC_USDT_Perp", "ETH_USDT_Perp", "SOL_USDT_Perp")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

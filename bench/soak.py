@@ -13,7 +13,9 @@ and the exchange's own records are compared with the ledger's:
 - foreign orders (an order on a bot's sub-account without that bot's client-order-id tag: placed or
   touched by another bot);
 - limit breaches (a position beyond `max_position_usd` at the fill price, 1% slack for the mid);
-- a fleet that did not trade (no fill, or a supervisor that failed): it would prove nothing.
+- a fleet that did not trade (no fill, or a supervisor that failed): it would prove nothing;
+- a bot the supervisor marked failed (a crash loop): each bot is killed at most once in 80 s, inside
+  the supervisor's policy (5 crashes in 300 s), so none may be.
 
 Every violation count must be 0. Prints the figures (the supervisor's stderr and the bots' logs stay
 in the run's directory); the last line is JSON. Not part of `make test` (it runs for minutes); `make
@@ -42,26 +44,30 @@ import yaml
 from eth_account import Account
 
 from bots.core.orders import bot_tag
-from bots.exchange.sim.grvt_config import GrvtSimConfig
-from bots.exchange.sim.grvt_server import GrvtSimServerThread
 from bots.store import Ledger
-from settings import bot_settings, load_fleet
+from bots.venues.grvt.server.app import GrvtSimServerThread
+from bots.venues.grvt.server.config import GrvtSimConfig
+from settings import load_fleet
 
 SYMBOLS = ("BTC_USDT_Perp", "ETH_USDT_Perp", "SOL_USDT_Perp")
 _COUNTER_BITS = 48  # bots.core.orders: a client order id is the bot's 14-bit tag, then a counter
 _MAX_POSITION_USD = 1_500.0
 _SLACK = 1.01
+_KILL_SPACING_S = 80.0
+_RSS_SETTLE_S = 60.0  # RSS growth is measured once a process has warmed up (imports, first books)
 
 
-def _fleet_file(directory: Path, url: str) -> tuple[Path, dict[str, str]]:
-    """A fleet file of live bots on `url`, and the environment holding each bot's credentials."""
+def _fleet_file(directory: Path, url: str) -> tuple[Path, dict[str, str], dict[str, str]]:
+    """A fleet file of live bots on `url`, the environment holding each bot's credentials, and each
+    bot's sub-account id."""
     env: dict[str, str] = {}
+    accounts: dict[str, str] = {}
     bots = []
     for index, symbol in enumerate(SYMBOLS):
         prefix = f"SOAK_{index}"
         env[f"{prefix}_API_KEY"] = f"soak-key-{index}-{random.getrandbits(32):x}"
         env[f"{prefix}_PRIVATE_KEY"] = Account.create().key.hex()
-        env[f"{prefix}_ACCOUNT"] = str(30_000_001 + index)
+        env[f"{prefix}_ACCOUNT"] = accounts[symbol] = str(30_000_001 + index)
         credentials = {
             "api_key_env": f"{prefix}_API_KEY",
             "private_key_env": f"{prefix}_PRIVATE_KEY",
@@ -81,7 +87,7 @@ def _fleet_file(directory: Path, url: str) -> tuple[Path, dict[str, str]]:
     }  # fmt: skip
     path = directory / "fleet.yaml"
     path.write_text(yaml.safe_dump(fleet))
-    return path, env
+    return path, env, accounts
 
 
 def _free_port_base() -> int:
@@ -129,14 +135,21 @@ class Chaos:
     ) -> None:
         self.server, self.ledger, self.data_dir, self.rng = server, ledger, data_dir, rng
         self.counts: dict[str, int] = defaultdict(int)
+        self.killed_at: dict[str, float] = {}  # bot -> monotonic time of its last SIGKILL
 
     def strike(self) -> None:
         kind = self.rng.choice(["kill", "freeze", "fault", "fault", "command"])
         pids = _pids(self.data_dir)
-        if kind in ("kill", "freeze") and not pids:
+        now = time.monotonic()
+        # The supervisor marks a bot that crashed 5 times in 300 s failed (a crash loop, left down):
+        # a bot is killed at most once in _KILL_SPACING_S, so the chaos stays inside that policy.
+        killable = [bot for bot in pids if now - self.killed_at.get(bot, -_KILL_SPACING_S) >= _KILL_SPACING_S]
+        if (kind == "kill" and not killable) or (kind == "freeze" and not pids):
             kind = "fault"
         if kind == "kill":
-            os.kill(self.rng.choice(list(pids.values())), signal.SIGKILL)
+            bot = self.rng.choice(killable)
+            self.killed_at[bot] = now
+            os.kill(pids[bot], signal.SIGKILL)
         elif kind == "freeze":
             pid = self.rng.choice(list(pids.values()))
             os.kill(pid, signal.SIGSTOP)
@@ -223,13 +236,9 @@ def main() -> None:
     )
     server = GrvtSimServerThread(config)
     url = server.start()
-    path, credentials = _fleet_file(directory, url)
+    path, credentials, accounts = _fleet_file(directory, url)
     fleet = load_fleet(path)
     data_dir = fleet.data_dir
-    accounts = {
-        bot.name: credentials[bot_settings(fleet, bot.name).exchange.credentials.trading_account_id_env]
-        for bot in fleet.bots
-    }
     ledger = Ledger(fleet.ledger_url())
     env = {**os.environ, **credentials}
     supervisor = subprocess.Popen(
@@ -238,19 +247,19 @@ def main() -> None:
         env=env, stdout=subprocess.DEVNULL, stderr=(directory / "supervisor.err").open("w"),
     )  # fmt: skip
     chaos = Chaos(server, ledger, data_dir, rng)
-    rss: dict[int, list[tuple[float, float]]] = defaultdict(list)  # pid -> (seconds, MB)
+    rss: dict[int, list[tuple[float, float]]] = defaultdict(list)  # pid -> (seconds, MB) once settled
+    first_seen: dict[int, float] = {}
     started = time.monotonic()
     deadline = started + args.minutes * 60
     time.sleep(5.0)  # the fleet starts, logs in and quotes
     while time.monotonic() < deadline:
         for pid in _pids(data_dir).values():
-            if (mb := _rss_mb(pid)) is not None:
-                rss[pid].append((time.monotonic() - started, mb))
+            seconds = time.monotonic() - started
+            if seconds - first_seen.setdefault(pid, seconds) >= _RSS_SETTLE_S and (mb := _rss_mb(pid)):
+                rss[pid].append((seconds, mb))
         time.sleep(rng.uniform(*args.pause_s))
         chaos.strike()
-    for (
-        bot
-    ) in accounts:  # leave every bot enabled: the audit wants the fleet's own shutdown to flatten orders
+    for bot in accounts:  # every bot enabled again: the fleet's own shutdown must leave nothing resting
         ledger.enqueue_command(bot, "start", author="soak")
     time.sleep(3.0)
     supervisor.send_signal(signal.SIGINT)
@@ -260,6 +269,9 @@ def main() -> None:
     fills = sum(len(ledger.fills(bot)) for bot in accounts)
     if fills == 0 or supervisor.returncode != 0:  # a fleet that never traded proves nothing
         violations["fleet_did_not_trade"] = 1
+    # a bot the supervisor gave up on was left down with what it had resting: within the chaos's
+    # policy that must not happen
+    violations["bots_failed"] = sum(1 for b in status.get("bots", []) if b.get("state") == "failed")
     growth = [
         (samples[-1][1] - samples[0][1]) / ((samples[-1][0] - samples[0][0]) / 3600)
         for samples in rss.values()
@@ -272,7 +284,7 @@ def main() -> None:
     print(f"  mishaps: {dict(sorted(chaos.counts.items()))}")
     print(f"  fills {fills}, restarts {restarts}, RSS growth max {max(growth, default=0.0):.1f} MB/h")
     for name in ("lost_fills", "phantom_fills", "position_mismatches", "orphan_orders", "foreign_orders",
-                 "limit_breaches", "fleet_did_not_trade"):  # fmt: skip
+                 "limit_breaches", "fleet_did_not_trade", "bots_failed"):  # fmt: skip
         print(f"  {name:<20} {violations.get(name, 0)}")
     print(
         json.dumps(

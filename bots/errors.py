@@ -7,6 +7,7 @@ reaction differs (retry a `TransientExchangeError`, slow down on `RateLimited`, 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from enum import StrEnum
 
 from bots.exitcodes import ExitCode
 
@@ -15,6 +16,7 @@ __all__ = [
     "ExchangeError",
     "FleetError",
     "RateLimited",
+    "RejectReason",
     "Rejected",
     "Timeout",
     "TransientExchangeError",
@@ -70,9 +72,40 @@ class RateLimited(TransientExchangeError):  # noqa: N818
         super().__init__(message, status=status)
 
 
+class RejectReason(StrEnum):
+    """Why an order was refused: the closed set every adapter and the paper fill model raise, and the
+    labels of `mmfleet_orders_rejected_total{reason}` (all exported from start, so a rate is never
+    absent). A venue's own codes map onto these in its adapter; `OTHER` is a refusal the adapter could
+    not name (the venue's code stays in the exception's message). README "Reject reasons" lists them."""
+
+    POST_ONLY_WOULD_CROSS = "post_only_would_cross"
+    REDUCE_ONLY_WOULD_INCREASE = "reduce_only_would_increase"
+    PRICE_NOT_POSITIVE = "price_not_positive"
+    SIZE_NOT_POSITIVE = "size_not_positive"
+    PRICE_OFF_TICK = "price_off_tick"
+    SIZE_OFF_LOT = "size_off_lot"
+    SIZE_BELOW_MIN = "size_below_min"
+    BAD_CLIENT_ORDER_ID = "bad_client_order_id"
+    OVERLAPPING_CLIENT_ORDER_ID = "overlapping_client_order_id"
+    INVALID_ORDER = "invalid_order"
+    INSTRUMENT_INVALID = "instrument_invalid"
+    BELOW_MARGIN = "below_margin"
+    EXCEED_MAX_POSITION_SIZE = "exceed_max_position_size"
+    MAX_OPEN_ORDERS = "max_open_orders"
+    SELF_TRADE = "self_trade"
+    UNAUTHORIZED = "unauthorized"
+    BAD_SIGNATURE = "bad_signature"
+    MM_PROTECTION = "mm_protection"
+    LIQUIDATION = "liquidation"
+    EXCHANGE_FAILOVER = "exchange_failover"
+    OTHER = "other"
+
+
 class Rejected(ExchangeError):  # noqa: N818
     """The exchange refused this order (post-only cross, size, margin): requote or count it; no retry."""
 
-    def __init__(self, reason: str, *, message: str | None = None, status: int | None = None) -> None:
+    def __init__(
+        self, reason: RejectReason, *, message: str | None = None, status: int | None = None
+    ) -> None:
         self.reason = reason
         super().__init__(message if message is not None else f"rejected: {reason}", status=status)

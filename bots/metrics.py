@@ -20,6 +20,7 @@ from bots.engine.portfolio import Portfolio
 from bots.engine.quoter import Inventory, QuoteDecision
 from bots.engine.risk import drawdown_ratio
 from bots.engine.types import OrderKind, Side, Signal, TradingState
+from bots.errors import RejectReason
 
 __all__ = ["REGIMES", "TICK_TO_QUOTE_BUCKETS", "BotMetrics"]
 
@@ -30,7 +31,6 @@ TICK_TO_QUOTE_BUCKETS: Final = (
     1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 1e-1,
 )  # fmt: skip
 REGIMES: Final = ("trending", "ranging", "volatile")
-REJECT_REASONS: Final = ("post_only_would_cross", "off_tick", "off_lot", "rate_limited", "other")
 ERROR_KINDS: Final = ("unavailable", "timeout", "rate_limited", "rejected", "other")
 LABELS: Final = ("bot", "symbol", "mode")
 
@@ -117,7 +117,7 @@ class BotMetrics:
         self.orders_placed = counter("orders_placed", "Orders accepted by the exchange.").labels(*base)
         self.orders_cancelled = counter("orders_cancelled", "Orders cancelled.").labels(*base)
         self._orders_rejected = counter("orders_rejected", "Orders rejected, by reason.", ("reason",))
-        self.orders_rejected = {r: self._orders_rejected.labels(*base, r) for r in REJECT_REASONS}
+        self.orders_rejected = {r: self._orders_rejected.labels(*base, r) for r in RejectReason}
         fills = counter("fills", "Fills received.", ("side",))
         self.fills = {side: fills.labels(*base, side.value) for side in Side}
         self.fill_volume_usd = counter("fill_volume_usd", "Filled notional, USD.").labels(*base)
@@ -154,9 +154,9 @@ class BotMetrics:
         for child in self.quote_price.values():
             child.set(float("nan"))
 
-    def reject(self, reason: str) -> None:
-        """Count a rejection; unknown reasons fall into `other` so the label set stays bounded."""
-        self.orders_rejected.get(reason, self.orders_rejected["other"]).inc()
+    def reject(self, reason: RejectReason) -> None:
+        """Count a rejection; the reasons are a closed set, so the label set stays bounded."""
+        self.orders_rejected[reason].inc()
 
     def error(self, kind: str) -> None:
         self.exchange_errors.get(kind, self.exchange_errors["other"]).inc()

@@ -39,7 +39,7 @@ def account_key(settings: BotSettings) -> str:
     mode = settings.exchange.mode
     if mode != "live":
         return f"{mode}:{settings.name}"  # simulated accounts are per bot
-    account_id = resolve_credentials(settings.exchange.credentials).trading_account_id.get_secret_value()
+    account_id = resolve_credentials(settings.exchange).trading_account_id.get_secret_value()
     digest = hashlib.sha256(account_id.encode()).hexdigest()[:16]
     return f"live:{settings.exchange.env}:{digest}"
 

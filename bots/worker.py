@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, cast
 
 from bots.control import WorkerExit, apply_control, restart_fields, restore_applied_config
 from bots.core.actions import (
@@ -330,8 +330,8 @@ class BotWorker:
     async def _on_timer(self) -> None:
         """Reconcile when the exchange asks; a new model version; the core's quiet-market requote
         (stale data: cancel all) and records."""
-        exchange = self.exchange
-        if isinstance(exchange, Reconciling) and exchange.needs_reconcile:
+        exchange = self._reconciling()
+        if exchange is not None and exchange.needs_reconcile:
             await self._reconcile(starting=False)  # after a reconnect or a call that may have happened
         if self.regime is not None and self.settings.ml.regime_enabled:
             adopted = self.regime.poll(time.time())
@@ -463,12 +463,12 @@ class BotWorker:
         Exchanges that cannot tell (sim, paper: a fresh in-process book) just get a cancel-all at start.
         An order with our bot tag that we do not track is ours from an earlier life: always cancelled.
         """
-        if not isinstance(self.exchange, Reconciling):
+        exchange = self._reconciling()
+        if exchange is None:
             if starting:
                 await self._perform([CancelAll()])
             return
         known = set() if starting else {*self.core.orders.orders, *self.core.orders.cancelling}
-        exchange = self.exchange
         report = await self._call(lambda: exchange.reconcile(known, self._cursor))
         if report is None:
             return
@@ -488,6 +488,10 @@ class BotWorker:
                 },
             )
             self._apply_fill(adjustment)
+
+    def _reconciling(self) -> Reconciling | None:
+        """The exchange as one that reconciles, when its capabilities say so."""
+        return cast("Reconciling", self.exchange) if self.exchange.capabilities.reconciles else None
 
     def _count_error(self, exc: TransientExchangeError) -> None:
         self.metrics.error(error_kind(exc))
@@ -580,14 +584,12 @@ class BotWorker:
         restart can change (nothing is changed then)."""
         if settings.instrument is None:  # live: keep the tick and lot the exchange gave at start
             settings = settings.model_copy(update={"instrument": self.settings.instrument})
-        fields = restart_fields(
-            self.settings, settings, fills_here=hasattr(self.exchange, "reconfigure_fills")
-        )
+        local_fills = self.exchange.capabilities.local_fills
+        fields = restart_fields(self.settings, settings, fills_here=local_fills)
         if fields:
             raise ConfigError(f"needs restart: {', '.join(fields)}")
-        if settings.paper != self.settings.paper and hasattr(self.exchange, "reconfigure_fills"):
-            host: FillModelHost = self.exchange  # type: ignore[assignment]
-            host.reconfigure_fills(settings.paper)
+        if settings.paper != self.settings.paper and local_fills:
+            cast("FillModelHost", self.exchange).reconfigure_fills(settings.paper)
         if self.regime is not None:
             self.regime.reconfigure(settings.ml.model_dir, settings.ml.max_model_age_s)
         self.settings = settings

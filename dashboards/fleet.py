@@ -29,8 +29,22 @@ __all__ = ["fleet_overview"]
 def fleet_overview() -> Json:
     layout = Layout()
     layout.row("Fleet totals")
+    layout.add(
+        stat(
+            "Equity",
+            [
+                target("fleet:mmfleet_equity_usd:sum", "{{fleet}} {{mode}}"),
+                target("fleet:mmfleet_equity_usd:sum_down", "{{fleet}} {{mode}} of it, bots down"),
+            ],
+            description="A bot that is down counts at its last known equity (its money is still"
+            " there); 'of it, bots down' is that last known part.",
+            unit="currencyUSD",
+            decimals=2,
+        ),
+        4,
+        4,
+    )
     for title, expr, unit in (
-        ("Equity", "fleet:mmfleet_equity_usd:sum", "currencyUSD"),
         ("PnL (realized + unrealized)", "fleet:mmfleet_pnl_usd:sum", "currencyUSD"),
         ("Net position", "fleet:mmfleet_position_usd:sum", "currencyUSD"),
         ("Gross position", "fleet:mmfleet_position_usd:sum_abs", "currencyUSD"),
@@ -39,9 +53,13 @@ def fleet_overview() -> Json:
         layout.add(stat(title, [target(expr, "{{fleet}} {{mode}}")], unit=unit, decimals=2), 4, 4)
     layout.add(
         stat(
-            "Bots up",
-            [target('sum by (fleet) (up{job="mmfleet-bots"})', "{{fleet}}")],
-            description="Bot workers Prometheus scrapes successfully.",
+            "Bots up and down",
+            [
+                target('sum by (fleet) (up{job="mmfleet-bots"})', "{{fleet}} up"),
+                target("fleet:mmfleet_bots_down:count", "{{fleet}} down"),
+            ],
+            description="Bot workers Prometheus scrapes, and fails to scrape: the totals hold the last"
+            " known PnL and positions of the bots down.",
             decimals=0,
         ),
         4,

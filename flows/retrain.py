@@ -1,8 +1,9 @@
-"""retrain-regime-model: fit the regime GMM on recent market features of every bot's symbol, compare it
+"""retrain-regime-model: fit the regime GMM on recent market features of the fleet's bots, compare it
 with the registry's current model on a holdout, and publish it only when it is valid and not worse.
 
-1. Features: the ledger's recorded rows (one a second per bot) of the last `lookback_hours`, one series
-   per bot, turned into the model's features by `ml.features` (the code the bots run), pooled.
+1. Features: the rows the fleet's own bots recorded in the ledger (one a second per bot) over the last
+   `lookback_hours`, one series per bot, turned into the model's features by `ml.features` (the code
+   the bots run), pooled.
 2. Holdout: the latest `holdout_fraction` of the rows by time; the candidate is fitted on the rest
    (`ml.regime.fit_regime_model`, k chosen by BIC unless `n_components` is given).
 3. Comparison: mean log-likelihood per holdout row, in the features' own units (so models with
@@ -67,12 +68,15 @@ class Dataset:
 
 @task(retries=3, retry_delay_seconds=[2, 5, 15], retry_condition_fn=is_transient, cache_policy=NO_CACHE)
 def load_feature_rows(fleet: FleetSettings, since_ns: int) -> dict[str, list[FeatureRow]]:
-    """Recorded rows of every bot's symbol since `since_ns`, one series per (symbol, bot)."""
+    """Rows the fleet's own bots recorded since `since_ns`, one series per (symbol, bot): a store may
+    hold rows of bots no longer (or never) in this fleet file, on the same symbols, and those are not
+    the market this fleet trades."""
     series: dict[str, list[FeatureRow]] = {}
     with Ledger(fleet.ledger_url()) as ledger:
-        for symbol in sorted({bot.symbol for bot in fleet.bots}):
-            for row in ledger.features(symbol, since_ts_ns=since_ns):
-                series.setdefault(f"{symbol}/{row.bot}", []).append(row)
+        for bot in sorted(fleet.bots, key=lambda b: (b.symbol, b.name)):
+            rows = ledger.features(bot.symbol, since_ts_ns=since_ns, bot=bot.name)
+            if rows:
+                series[f"{bot.symbol}/{bot.name}"] = rows
     return series
 
 

@@ -33,7 +33,14 @@ from prefect.cache_policies import NO_CACHE
 from bots.control import merged_settings
 from bots.errors import ConfigError
 from bots.store import Ledger
-from flows.canary import DEFAULT_GUARD, CanaryGuard, Health, judge, query_health
+from flows.canary import (
+    DEFAULT_GUARD,
+    CanaryGuard,
+    Health,
+    PrometheusUnreachable,
+    judge,
+    query_health,
+)
 from flows.common import (
     FlowError,
     flow_author,
@@ -226,10 +233,17 @@ def _watch(guard: CanaryGuard, bot: str, baseline: Health, changed_at: float) ->
     deadline = changed_at + guard.watch_s
     while True:
         since_s = max(1, int(time.monotonic() - changed_at))
-        health = query_health(guard, bot, since_s)
-        logger.info("canary %s after %d s: %s", bot, since_s, health.describe())
-        breach = judge(baseline, health, guard)
-        if breach is not None or time.monotonic() >= deadline:
+        try:
+            health = query_health(guard, bot, since_s)
+        except PrometheusUnreachable as exc:  # a blip is waited out; nothing proves health past the watch
+            logger.warning("canary %s after %d s: %s", bot, since_s, exc)
+            breach: str | None = f"{exc}, so the canary cannot be watched"
+        else:
+            logger.info("canary %s after %d s: %s", bot, since_s, health.describe())
+            breach = judge(baseline, health, guard)
+            if breach is not None:
+                return breach
+        if time.monotonic() >= deadline:
             return breach
         time.sleep(min(guard.poll_s, max(0.0, deadline - time.monotonic())))
 
@@ -289,7 +303,10 @@ def rollout_config(
     author = flow_author("rollout-config")
     lead = plan.canary
 
-    baseline = query_health(guard, lead)
+    try:
+        baseline = query_health(guard, lead)
+    except PrometheusUnreachable as exc:
+        raise FlowError(f"{exc}: the canary {lead} cannot be watched, nothing was published") from None
     if not baseline.samples or baseline.drawdown is None:
         raise FlowError(
             f"Prometheus at {guard.prometheus_url} has no metrics of the canary {lead}: it cannot be"

@@ -13,7 +13,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 from bots.errors import ConfigError
-from settings.models import CredentialRefs
+from bots.venues.registry import VENUES
+from settings.models import CredentialRefs, ExchangeSettings
 
 __all__ = ["GrvtCredentials", "credential_source", "resolve_credentials"]
 
@@ -21,7 +22,8 @@ _FIELDS = ("api_key", "private_key", "trading_account_id")
 
 
 class GrvtCredentials(BaseModel):
-    """One GRVT sub-account's secrets; `SecretStr` so that printing or logging them shows a mask."""
+    """One sub-account's secrets (the set GRVT asks for); `SecretStr` so that printing or logging them
+    shows a mask."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -51,17 +53,21 @@ def _read_secret_file(field: str, path: Path) -> tuple[str | None, str | None]:
     return text, None
 
 
-def resolve_credentials(refs: CredentialRefs, environ: Mapping[str, str] | None = None) -> GrvtCredentials:
-    """Read each secret from its file when one is set, else from its environment variable.
+def resolve_credentials(
+    exchange: ExchangeSettings, environ: Mapping[str, str] | None = None
+) -> GrvtCredentials:
+    """Read each secret of `exchange.credentials` from its file when one is set, else from its
+    environment variable (named by the venue unless configured).
 
     Every missing secret is listed in one `ConfigError`, so the operator fixes them all at once.
     """
     env: Mapping[str, str] = os.environ if environ is None else environ
+    refs = exchange.credentials
     values: dict[str, str] = {}
     problems: list[str] = []
     for field in _FIELDS:
         file: Path | None = getattr(refs, f"{field}_file")
-        var: str = getattr(refs, f"{field}_env")
+        var: str = getattr(refs, f"{field}_env")  # the venue's name when not configured
         if file is not None:
             value, problem = _read_secret_file(field, file)
         else:
@@ -72,7 +78,8 @@ def resolve_credentials(refs: CredentialRefs, environ: Mapping[str, str] | None 
         if problem is not None:
             problems.append(problem)
     if problems:
-        raise ConfigError("GRVT credentials missing: " + "; ".join(problems), problems)
+        label = VENUES[exchange.venue].label
+        raise ConfigError(f"{label} credentials missing: " + "; ".join(problems), problems)
     return GrvtCredentials(
         api_key=SecretStr(values["api_key"]),
         private_key=SecretStr(values["private_key"]),

@@ -17,11 +17,22 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from bots.core.config import CoreConfig, RegimeGammaKappa
 from bots.engine.config import EngineConfig, FilterConfig, GridConfig, QuoteModel, RegimeConfig, RiskLimits
 from bots.engine.regime import FILTERS
+from bots.venues.registry import DEFAULT_VENUE, VENUES
 from settings.names import check_bot_name
 
 __all__ = [
@@ -42,7 +53,6 @@ __all__ = [
 ]
 
 Mode = Literal["sim", "paper", "live"]
-GrvtEnv = Literal["prod", "testnet"]
 # An exchange increment: positive, at most 18 decimal places (the ledger's scale), not absurdly large.
 PositiveDecimal = Annotated[Decimal, Field(gt=0, le=Decimal(1_000_000), decimal_places=18)]
 _MAX_PATH = 4096
@@ -65,6 +75,14 @@ class Frozen(BaseModel):
     """Base of every config model: immutable, keyword-only, unknown fields are errors."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True, allow_inf_nan=False)
+
+
+def _field_error(field: str, value: object, message: str) -> ValidationError:
+    """An error at `field` from a rule that needs another field (the venue): reported like a field's own."""
+    error = PydanticCustomError("value_error", "Value error, {message}", {"message": message})
+    return ValidationError.from_exception_data(
+        field, [InitErrorDetails(type=error, loc=(field,), input=value)]
+    )
 
 
 class InstrumentSpec(Frozen):
@@ -90,34 +108,51 @@ BUILTIN_INSTRUMENTS: dict[str, InstrumentSpec] = {
 
 
 class CredentialRefs(Frozen):
-    """Where a bot's GRVT credentials live: names of environment variables or secret files, never values.
+    """Where a bot's venue credentials live: names of environment variables or secret files, never values.
 
-    A `*_file` path wins over its environment variable. Several sub-accounts run side by side by giving
-    each bot its own variable names.
+    A `*_file` path wins over its environment variable; an unset variable name is the venue's (on grvt
+    GRVT_API_KEY, GRVT_PRIVATE_KEY, GRVT_TRADING_ACCOUNT_ID). Several sub-accounts run side by side by
+    giving each bot its own variable names.
     """
 
-    api_key_env: EnvVarName = Field(default="GRVT_API_KEY", description="Env var holding the API key.")
-    private_key_env: EnvVarName = Field(
-        default="GRVT_PRIVATE_KEY", description="Env var holding the signing key."
-    )
-    trading_account_id_env: EnvVarName = Field(
-        default="GRVT_TRADING_ACCOUNT_ID", description="Env var holding the trading sub-account id."
+    api_key_env: EnvVarName | None = Field(default=None, description="Env var holding the API key.")
+    private_key_env: EnvVarName | None = Field(default=None, description="Env var holding the signing key.")
+    trading_account_id_env: EnvVarName | None = Field(
+        default=None, description="Env var holding the trading sub-account id."
     )
     api_key_file: SafePath | None = Field(default=None, description="File holding the API key.")
     private_key_file: SafePath | None = Field(default=None, description="File holding the signing key.")
     trading_account_id_file: SafePath | None = Field(default=None, description="File holding the account id.")
 
 
-class ExchangeSettings(Frozen):
-    """Which market a bot trades on and how it reaches it."""
+_ENVS = "; ".join(
+    f"{v.name}: {' or '.join(v.environments)}, default {v.default_environment}" for v in VENUES.values()
+)
 
-    mode: Mode = Field(default="sim", description="sim (offline simulator), paper (real data), live.")
-    env: GrvtEnv = Field(default="testnet", description="GRVT environment for paper and live.")
+
+class ExchangeSettings(Frozen):
+    """Which market a bot trades on and how it reaches it: the mode, and the venue of paper and live."""
+
+    mode: Mode = Field(
+        default="sim",
+        description=(
+            "sim (a synthetic market, offline), paper (the venue's market data, fills simulated here)"
+            " or live (orders on the venue)."
+        ),
+    )
+    venue: str = Field(
+        default=DEFAULT_VENUE,
+        description=f"The exchange of paper and live mode; one of: {', '.join(VENUES)}.",
+    )
+    env: str = Field(default="", description=f"The venue's environment; its default when empty ({_ENVS}).")
     credentials: CredentialRefs = Field(default_factory=CredentialRefs)
     base_url: str | None = Field(
         default=None,
         max_length=2048,
-        description="Point every GRVT REST and websocket endpoint at this host (tests, staging).",
+        description=(
+            "Point every REST and websocket endpoint of the venue at this host (our local"
+            " GRVT-compatible server, tests, staging)."
+        ),
     )
     request_timeout_s: float = Field(default=10.0, gt=0, le=120, description="Per-request timeout.")
     cancel_unknown_orders: bool = Field(
@@ -146,6 +181,41 @@ class ExchangeSettings(Frozen):
         if port == 0:
             raise ValueError("port 0 is not a port")
         return value
+
+    @field_validator("venue")
+    @classmethod
+    def _known_venue(cls, value: str) -> str:
+        if value not in VENUES:
+            raise ValueError(f"unknown venue {value!r}; known: {', '.join(sorted(VENUES))}")
+        return value
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _venue_environment(cls, value: object, info: ValidationInfo) -> object:
+        """One of the venue's environments; its default when empty."""
+        venue = VENUES.get(info.data.get("venue", ""))
+        if venue is None:
+            return value  # the venue's own error says it all
+        if value in (None, ""):
+            return venue.default_environment
+        if value not in venue.environments:
+            raise ValueError(
+                f"{venue.name} has no environment {value!r}; known: {', '.join(venue.environments)}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _venue_credentials(self) -> ExchangeSettings:
+        """The venue's credential names where none is set."""
+        venue = VENUES[self.venue]
+        unset = {
+            f"{name}_env": variable
+            for name, variable in venue.credential_env.items()
+            if getattr(self.credentials, f"{name}_env") is None
+        }
+        if unset:
+            object.__setattr__(self, "credentials", self.credentials.model_copy(update=unset))
+        return self
 
 
 class PaperSettings(Frozen):
@@ -393,9 +463,7 @@ class BotSettings(Frozen):
     """The effective configuration of one bot: fleet defaults with this bot's overrides applied."""
 
     symbol: str = Field(
-        max_length=40,
-        pattern=r"^[A-Z0-9]+_[A-Z0-9]+_Perp$",
-        description="GRVT instrument, e.g. BTC_USDT_Perp.",
+        max_length=40, description="The venue's instrument, by its rule: e.g. BTC_USDT_Perp on grvt."
     )
     name: str = Field(
         default="",
@@ -406,7 +474,8 @@ class BotSettings(Frozen):
         ),
     )
     instrument: InstrumentSpec | None = Field(
-        default=None, description="Tick and lot; built-in for known symbols, read from GRVT in live mode."
+        default=None,
+        description="Tick and lot; built-in for known symbols, read from the venue in live mode.",
     )
     exchange: ExchangeSettings = Field(default_factory=ExchangeSettings)
     strategy: StrategySettings = Field(default_factory=StrategySettings)
@@ -422,6 +491,10 @@ class BotSettings(Frozen):
 
     @model_validator(mode="after")
     def _fill_derived(self) -> BotSettings:
+        venue = VENUES[self.exchange.venue]
+        if not venue.is_symbol(self.symbol):
+            rule = f"not a {venue.label} instrument (like {venue.symbol_example}: {venue.symbol_pattern})"
+            raise _field_error("symbol", self.symbol, rule)
         if not self.name:
             object.__setattr__(self, "name", self.symbol)
         if self.instrument is None:

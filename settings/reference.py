@@ -1,6 +1,6 @@
 """Render the Markdown configuration reference from the models themselves.
 
-The README section is generated, and a test compares it with a fresh render, so the documented
+docs/configuration.md is generated, and a test compares it with a fresh render, so the documented
 fields, defaults and bounds cannot drift from the code.
 """
 
@@ -34,7 +34,8 @@ START_MARKER = "<!-- config-reference:start -->"
 END_MARKER = "<!-- config-reference:end -->"
 
 _INTRO = """\
-Generated from `settings/` by `mmfleet config reference --write README.md`; do not edit by hand.
+Generated from `settings/` by `mmfleet config reference --write docs/configuration.md`; do not edit by
+hand.
 
 Sources, highest precedence first: keyword arguments in code, environment variables, a `.env` file in
 the current directory, then the YAML fleet file. An environment variable is `MMFLEET_` plus the key path

@@ -1,5 +1,6 @@
-"""The `Exchange` protocol every mode implements (live GRVT, paper, sim); its value types live in
-`bots.exchange.events` and are re-exported here.
+"""The `Exchange` protocol every mode implements (live on a venue, paper, sim); its value types live in
+`bots.exchange.events` and are re-exported here. What an exchange can do beyond the protocol is
+declared as data (`Capabilities`), so the worker reads a flag instead of probing types.
 
 Errors: every method may raise the `bots.errors` family. `TransientExchangeError` (`Unavailable`,
 `Timeout`, `RateLimited` with `retry_after_s`) is worth a retry with backoff; `Rejected(reason)` is a
@@ -10,6 +11,7 @@ final answer for that request (post-only would cross, size below minimum, unknow
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
@@ -27,6 +29,7 @@ from bots.exchange.events import (
 __all__ = [
     "BookLevel",
     "BookUpdate",
+    "Capabilities",
     "Exchange",
     "Fill",
     "InstrumentInfo",
@@ -37,10 +40,23 @@ __all__ = [
 ]
 
 
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What an exchange does beyond the protocol, declared by each implementation."""
+
+    reconciles: bool  # has `needs_reconcile` and `reconcile()` (`bots.exchange.reconcile.Reconciling`)
+    local_fills: bool  # fills come from a fill model in this process: `reconfigure_fills(paper)`
+
+
 @runtime_checkable
 class Exchange(Protocol):
     """What a bot worker needs from an exchange. Live, paper and sim modes implement it alike, so the
-    worker cannot tell them apart."""
+    worker cannot tell them apart beyond what `capabilities` declares."""
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What this exchange can do beyond the protocol."""
+        ...
 
     async def instrument(self, symbol: str) -> InstrumentInfo:
         """Tick, lot and minimum size of `symbol`."""

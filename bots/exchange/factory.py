@@ -1,4 +1,5 @@
-"""Build the exchange a bot's mode asks for; the only place that knows which class serves which mode.
+"""Build the exchange a bot's mode and venue ask for; the only place that knows which class serves which
+mode on which venue.
 
 `market_source` is the market-data stream a bot's mode trades on, as async `(BookUpdate, list[Trade])`
 steps; `make_exchange` wraps it in the exchange the worker talks to, and `mmfleet record` writes it to
@@ -83,19 +84,21 @@ def market_source(
 
     sim: the generated market (seeded by `seed`, else `sim.seed`, else at random; starting at
     `sim.start_price`, else `last_mid`, else a built-in price), or the replay of `sim.replay_file`
-    moved to start now; either at `sim.speed`. paper: GRVT's public book and trades (`GrvtMarketData`,
-    at `exchange.base_url` when set). Raises ConfigError for a mode without a source (live trades on
-    the exchange's own streams).
+    moved to start now; either at `sim.speed`. paper: the venue's public book and trades (on grvt
+    `GrvtMarketData`, at `exchange.base_url` when set). Raises ConfigError for a mode without a source
+    (live trades on the exchange's own streams).
     """
     mode = settings.exchange.mode
     if mode == "sim":
         steps = _sim_steps(settings, _sim_seed(settings) if seed is None else seed, last_mid)
         return paced(steps, speed=settings.sim.speed)
-    if mode == "paper":
-        from bots.exchange.grvt import GrvtMarketData  # noqa: PLC0415 - the SDK loads only when used
+    if mode == "paper" and settings.exchange.venue == "grvt":
+        from bots.venues.grvt.data import GrvtMarketData  # noqa: PLC0415 - the SDK loads only when used
 
         return GrvtMarketData.from_settings(settings).steps()
-    raise ConfigError(f"{settings.name}: exchange.mode {mode} has no market-data source in this build yet")
+    raise ConfigError(
+        f"{settings.name}: exchange.mode {mode} on venue {settings.exchange.venue} has no market-data source"
+    )
 
 
 def _sim(settings: BotSettings, portfolio: Portfolio, last_mid: float | None) -> PaperExchange:
@@ -115,8 +118,8 @@ async def make_exchange(
     settings: BotSettings, portfolio: Portfolio, last_mid: float | None = None
 ) -> Exchange:
     """The exchange for `settings.exchange.mode`: sim and paper are a `PaperExchange` (local fills) on
-    the sim market or on GRVT's public data; live is a `GrvtExchange` (credentials resolved here, a
-    missing one is a ConfigError).
+    the sim market or on the venue's public data; live is the venue's exchange, on grvt a `GrvtExchange`
+    (credentials resolved here, a missing one is a ConfigError).
 
     Live checks its credentials with GRVT here: a refusal is a ConfigError naming their variables or files.
     `portfolio` is a copy of the ledger's state for the simulated account (not the worker's own object:
@@ -126,7 +129,7 @@ async def make_exchange(
     mode = settings.exchange.mode
     if mode == "sim":
         return _sim(settings, portfolio, last_mid)
-    if mode == "paper":  # GRVT public data, local fills: no order leaves the process
+    if mode == "paper":  # the venue's public data, local fills: no order leaves the process
         return PaperExchange(
             settings.symbol,
             settings.spec,
@@ -136,8 +139,8 @@ async def make_exchange(
             fill_id_prefix=f"{settings.name}-{time.time_ns():x}-",
             portfolio=portfolio,
         )
-    if mode == "live":
-        from bots.exchange.grvt import GrvtExchange  # noqa: PLC0415 - the SDK loads only when used
+    if mode == "live" and settings.exchange.venue == "grvt":
+        from bots.venues.grvt.execution import GrvtExchange  # noqa: PLC0415 - the SDK loads only when used
 
         exchange = GrvtExchange(settings)  # credentials from settings.exchange.credentials
         try:
@@ -146,4 +149,6 @@ async def make_exchange(
             await exchange.close()
             raise
         return exchange
-    raise ConfigError(f"{settings.name}: exchange.mode {mode} is not available in this build yet")
+    raise ConfigError(
+        f"{settings.name}: exchange.mode {mode} on venue {settings.exchange.venue} is not available"
+    )

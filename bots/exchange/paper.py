@@ -26,6 +26,7 @@ from typing import Final
 from mypy_extensions import mypyc_attr
 
 from bots.engine.types import Side
+from bots.errors import RejectReason
 from bots.exchange.base import BookLevel, BookUpdate, Fill, OrderRequest, OrderStatus, OrderUpdate, Trade
 from settings.models import InstrumentSpec, PaperSettings
 
@@ -137,7 +138,7 @@ class PaperFillModel:
             request.price >= opposite[0].price if is_buy else request.price <= opposite[0].price
         )
         if reason is None and crosses and request.post_only:
-            reason = "post_only_would_cross"
+            reason = RejectReason.POST_ONLY_WOULD_CROSS
         if reason is not None:
             return self._finish(order.update(_REJECTED, reason, ts_ns))
         self._orders[request.client_order_id] = order
@@ -275,18 +276,18 @@ class PaperFillModel:
             self._finish(order.update(_FILLED, None, ts_ns))
             self._removed(request)
 
-    def _invalid(self, request: OrderRequest) -> str | None:
+    def _invalid(self, request: OrderRequest) -> RejectReason | None:
         """Why the exchange would refuse this order's price or size, or None."""
         if not (request.price.is_finite() and request.price > 0):
-            return "price_not_positive"
+            return RejectReason.PRICE_NOT_POSITIVE
         if not (request.size.is_finite() and request.size > 0):
-            return "size_not_positive"
+            return RejectReason.SIZE_NOT_POSITIVE
         if request.price % self._tick:
-            return "price_off_tick"
+            return RejectReason.PRICE_OFF_TICK
         if request.size % self._lot:
-            return "size_off_lot"
+            return RejectReason.SIZE_OFF_LOT
         if request.size < self._min:
-            return "size_below_min"
+            return RejectReason.SIZE_BELOW_MIN
         return None
 
     def _clip_queues(self, book: BookUpdate) -> None:

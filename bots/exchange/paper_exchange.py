@@ -22,8 +22,17 @@ from decimal import Decimal
 from typing import Generic, TypeVar
 
 from bots.engine.portfolio import Portfolio
-from bots.errors import ExchangeError, Rejected
-from bots.exchange.base import BookUpdate, Fill, InstrumentInfo, OrderRequest, OrderStatus, OrderUpdate, Trade
+from bots.errors import ExchangeError, Rejected, RejectReason
+from bots.exchange.base import (
+    BookUpdate,
+    Capabilities,
+    Fill,
+    InstrumentInfo,
+    OrderRequest,
+    OrderStatus,
+    OrderUpdate,
+    Trade,
+)
 from bots.exchange.paper import PaperFillModel
 from settings.models import InstrumentSpec, PaperSettings
 
@@ -91,6 +100,8 @@ class PaperExchange:
     checks and `position()` see the real position); a fresh one with `starting_balance_usd` when None.
     The exchange books its fills into it.
     """
+
+    capabilities = Capabilities(reconciles=False, local_fills=True)  # a fresh in-process book
 
     def __init__(
         self,
@@ -227,14 +238,14 @@ class PaperExchange:
         if request.reduce_only:
             position = self.portfolio.position
             if not (position * request.side.sign < 0 and request.size <= abs(position)):
-                raise Rejected("reduce_only_would_increase")
+                raise Rejected(RejectReason.REDUCE_ONLY_WOULD_INCREASE)
         update = self.model.submit(request, self.model.book.ts_ns if self.model.book else 0, self.model.book)
         taken, self.model.immediate_fills = self.model.immediate_fills, []
         for fill in taken:
             self._book_fill(fill)
             await self._fill_topic.publish(fill)
         if update.status is OrderStatus.REJECTED:
-            raise Rejected(update.reason or "rejected")
+            raise Rejected(RejectReason(update.reason or RejectReason.OTHER))
         return update
 
     async def cancel_order(self, symbol: str, client_order_id: str) -> None:

@@ -13,8 +13,9 @@ cursor, position, open orders) and says where the two differ:
   differs (fills older than the exchange's history, trades made by hand) is closed by
   `adjustment_fill()`, a synthetic fill that brings the ledger to the exchange's position.
 
-It works on any `Exchange`; `GrvtExchange.reconcile` calls it with its own position details and a
-cancel by exchange order id, and flags when it is needed (`Reconciling.needs_reconcile`).
+It works on any `Exchange` and is shared by the venues: `GrvtExchange.reconcile` calls it with its own
+position details and a cancel by exchange order id, and flags when it is needed
+(`Reconciling.needs_reconcile`). An exchange that reconciles says so in its `capabilities`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 from bots.engine.types import Side
 from bots.exchange.base import Exchange, Fill, OrderUpdate
@@ -80,7 +81,6 @@ class ReconcileReport:
         )
 
 
-@runtime_checkable
 class Reconciling(Protocol):
     """An exchange that knows when the bot should reconcile (start, reconnect, a call that may have
     happened) and how."""

@@ -1,4 +1,4 @@
-"""Kubernetes manifests of a fleet: `mmfleet k8s render` (bots/cli_k8s.py) and what it is made of."""
+"""Kubernetes manifests of a fleet: `mmfleet k8s render` (bots/cli/k8s.py) and what it is made of."""
 
 from bots.k8s.names import object_name
 from bots.k8s.render import RenderOptions, render, write_manifests

@@ -121,7 +121,7 @@ def _receiver(receiver: dict[str, Any], namespace: str) -> Manifest:
 
 def alertmanager_config(namespace: str, source: Path = ALERTMANAGER_FILE) -> Manifest:
     """alertmanager.yml as an AlertmanagerConfig. The operator adds a `namespace` matcher to its route:
-    the Prometheus must label our alerts with it (README: enforcedNamespaceLabel)."""
+    the Prometheus must label our alerts with it (docs/deployment.md: enforcedNamespaceLabel)."""
     config = _yaml_file(source)
     inhibit = [
         {

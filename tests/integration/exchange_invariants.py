@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from bots.engine.types import Side
-from bots.exchange.sim.grvt_book import BookOrder
-from bots.exchange.sim.grvt_exchange import SimExchange
+from bots.venues.grvt.server.book import BookOrder
+from bots.venues.grvt.server.exchange import SimExchange
 from settings.models import BotSettings
 
 __all__ = [

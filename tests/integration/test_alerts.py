@@ -15,7 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.exc import OperationalError
 
-from bots.alerts import (
+from bots.ops.alerts import (
     AlertReceiver,
     PayloadError,
     build_app,

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 import yaml
 
-from bots.dashboard import parse_exposition
 from bots.exitcodes import ExitCode
+from bots.ops.dashboard import parse_exposition
 from bots.store import Ledger
 
 # DESIGN.md's metrics vocabulary, as exposed (counters with _total, the histogram by its count).

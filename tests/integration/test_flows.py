@@ -227,8 +227,18 @@ def insert_rows(fleet: Fleet, table: Any, rows: list[dict[str, Any]]) -> None:
 # --- rollout-config -----------------------------------------------------------------------------------
 
 
+def wait_for_first_publication(fleet: Fleet) -> None:
+    """Until every bot has published its first quote cycle: its gauges read 0 before that (gamma is
+    validated > 0, so a gamma of 0 is a bot that has not published yet)."""
+    for bot in fleet.names:
+        wait_for(
+            partial(lambda name: fleet.metric(name, "gamma") > 0, bot), what=f"{bot}'s first publication"
+        )
+
+
 def test_a_rollout_invalid_for_one_bot_is_refused_before_touching_any(calm: Fleet) -> None:
     before = config_version_count(calm)
+    wait_for_first_publication(calm)
     gammas = {bot: calm.metric(bot, "gamma") for bot in calm.names}
     # 3000 USD orders fit BTC's and SOL's 5000 USD position limit, not ETH's 2000.
     state = rollout_config(
@@ -312,6 +322,63 @@ def test_a_good_rollout_reaches_every_bot_canary_first_then_batches(calm_watched
             assert applied.config == deep_merge(previous.config if previous else {}, patch)
     assert acked_at[ETH] < acked_at[BTC] < acked_at[SOL]
     wait_for(lambda: all(fleet.metric(bot, "gamma") == 1.7 for bot in fleet.names), what="gamma metrics")
+
+
+def test_a_canary_left_enabled_with_no_resting_order_fails_and_is_rolled_back(calm_watched: Fleet) -> None:
+    """A patch that keeps trading enabled but quotes nothing (10 USD orders are below one BTC lot):
+    the flag alone would pass it; the resting orders do not."""
+    fleet = calm_watched
+    wait_for(
+        lambda: fleet.metric(BTC, "trading_enabled") == 1 and fleet.metric(BTC, "orders_open") > 0,
+        what="BTC quoting",
+    )
+    versions = config_version_count(fleet)
+    with fleet.ledger() as ledger:
+        before = {bot: ledger.applied_config(bot) for bot in fleet.names}
+    state = rollout_config(
+        patch={"strategy": {"order_size_usd": 10.0}},
+        canary=BTC,
+        guard=fleet.guard(watch_s=30.0, quiet_s=5),
+        config=str(fleet.config),
+        return_state=True,
+    )
+    assert state.is_failed()
+    message = str(state.message)
+    assert (
+        f"canary {BTC} failed: the canary stopped quoting: trading enabled but no resting order for 5 s"
+        " (mmfleet_orders_open), no quote wanted either" in message
+    ), message
+    assert "rolled back" in message and "no other bot was changed" in message, message
+    assert config_version_count(fleet) == versions + 2  # the trial and the rollback
+    file_settings = next(b for b in load_fleet(fleet.config).bots if b.name == BTC)
+    previous = last.config if (last := before[BTC]) is not None else {}
+    with fleet.ledger() as ledger:
+        applied = ledger.applied_config(BTC)
+        assert applied is not None  # the canary ends on exactly its settings before the rollout
+        assert merged_settings(file_settings, applied.config) == merged_settings(file_settings, previous)
+        assert {bot: ledger.applied_config(bot) for bot in (ETH, SOL)} == {
+            bot: before[bot] for bot in (ETH, SOL)
+        }
+    wait_for(lambda: fleet.metric(BTC, "orders_open") > 0, what="BTC quoting again after the rollback")
+
+
+def test_a_rollout_against_an_unreachable_prometheus_fails_naming_its_url(tmp_path: Path) -> None:
+    config, base = write_fleet(tmp_path, [BTC])
+    fleet = Fleet(config, tmp_path / "data", base, [BTC])
+    with fleet.ledger():
+        pass  # creates the ledger's tables
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    state = rollout_config(
+        patch={"strategy": {"gamma": 1.5}},
+        guard=CanaryGuard(prometheus_url=url, **FAST_GUARD),
+        config=str(config),
+        return_state=True,
+    )
+    assert state.is_failed()
+    message = str(state.message)
+    assert f"Prometheus at {url} did not answer" in message and "nothing was published" in message, message
+    assert "URLError" not in message
+    assert config_version_count(fleet) == 0
 
 
 def test_a_canary_breaching_the_drawdown_guard_is_rolled_back_and_no_other_bot_changes(
@@ -582,18 +649,46 @@ def test_a_retrain_with_too_few_rows_ends_completed_named_skipped_with_the_count
     assert "| training | 800 | 1000 |" in markdown and "| holdout | 200 | 10 |" in markdown
 
 
+def test_a_retrain_reads_only_the_rows_of_the_fleets_own_bots(tmp_path: Path) -> None:
+    """Rows of another bot on the same symbol (another fleet, a sim bot's synthetic market) are not
+    this fleet's market: with them the run would have 1,600 training rows and train; without, 800."""
+    config, base = write_fleet(tmp_path, [BTC], ml={"model_dir": str(tmp_path / "models")})
+    fleet = Fleet(config, tmp_path / "data", base, [BTC])
+    with fleet.ledger():
+        pass  # creates the ledger's tables
+    start = time.time_ns() - 3600 * NS
+    insert_rows(fleet, market_features, regime_rows(BTC, ["calm", "volatile"], start, 7))
+    foreign = regime_rows("BTC_sim_elsewhere", ["volatile", "trend"], start, 8)
+    insert_rows(fleet, market_features, [{**row, "symbol": BTC} for row in foreign])
+
+    state = retrain_regime_model(config=str(config), return_state=True)
+    assert state.is_completed() and state.name == "Skipped", (state.type, state.name, state.message)
+    data = state.result()
+    assert isinstance(data, dict) and data["rows"] == 800
+
+
 # --- pure parts and the deployments ---------------------------------------------------------------------
 
 
 def test_the_guard_judges_the_canary_against_its_own_baseline() -> None:
-    guard = CanaryGuard(max_drawdown_increase=0.01, max_reject_rate_increase=0.5)
-    base = Health(drawdown=0.03, reject_rate=0.1, quoting=1.0, samples=10)
-    assert judge(base, Health(0.039, 0.5, 1.0, 10), guard) is None  # 3.9% is within 1 point of 3%
-    assert "drawdown" in str(judge(base, Health(0.041, 0.1, 1.0, 10), guard))
-    assert "reject rate" in str(judge(base, Health(0.03, 0.7, 1.0, 10), guard))
-    assert "stopped quoting" in str(judge(base, Health(0.03, 0.1, 0.0, 10), guard))
-    assert judge(Health(0.0, 0.0, 0.0, 10), Health(0.0, 0.0, 0.0, 10), guard) is None  # was not quoting
-    assert "no sample" in str(judge(base, Health(None, None, None, 0), guard))
+    guard = CanaryGuard(max_drawdown_increase=0.01, max_reject_rate_increase=0.5, watch_s=60, quiet_s=10)
+    base = Health(drawdown=0.03, reject_rate=0.1, enabled=1.0, orders=6, quotes=6, samples=10)
+    after = partial(Health, orders=6, quotes=6, samples=10, since_s=30)
+    assert judge(base, after(0.039, 0.5, 1.0), guard) is None  # 3.9% is within 1 point of 3%
+    assert "drawdown" in str(judge(base, after(0.041, 0.1, 1.0), guard))
+    assert "reject rate" in str(judge(base, after(0.03, 0.7, 1.0), guard))
+    assert "trading_enabled went to 0" in str(judge(base, after(0.03, 0.1, 0.0), guard))
+    # Enabled, but nothing rested for the whole quiet window: stopped quoting, whatever the flag says.
+    idle = judge(base, after(0.03, 0.1, 1.0, orders=0, quotes=None), guard)
+    assert "no resting order for 10 s" in str(idle) and "no quote wanted" in str(idle)
+    refused = judge(base, after(0.03, 0.1, 1.0, orders=0, quotes=4), guard)
+    assert "no resting order" in str(refused) and "4 quotes wanted" in str(refused)
+    # Before a whole window has passed since the change, no resting order proves nothing yet.
+    assert judge(base, after(0.03, 0.1, 1.0, orders=0, since_s=9), guard) is None
+    # A canary that was not quoting (disabled, or enabled with nothing resting) is not judged on it.
+    for idle_base in (Health(0.0, 0.0, 0.0, 0, None, 10), Health(0.0, 0.0, 1.0, 0, None, 10)):
+        assert judge(idle_base, after(0.0, 0.0, 1.0, orders=0), guard) is None
+    assert "no sample" in str(judge(base, Health(None, None, None, None, None, 0, since_s=30), guard))
 
 
 def test_a_rollback_restores_exactly_the_keys_the_patch_touched() -> None:

@@ -30,18 +30,17 @@ from bots.control import WorkerExit
 from bots.engine.portfolio import Portfolio
 from bots.engine.types import Side
 from bots.errors import RateLimited, Rejected, Timeout, TransientExchangeError, Unavailable
-from bots.exchange import grvt, grvt_parse
 from bots.exchange.base import Exchange, OrderRequest, OrderStatus
 from bots.exchange.factory import make_exchange, market_source
-from bots.exchange.grvt import GrvtExchange, GrvtMarketData
-from bots.exchange.grvt_client import SDK_LOGGER_NAME
-from bots.exchange.grvt_endpoints import base_url_override, current_base_url
 from bots.exchange.paper_exchange import PaperExchange
-from bots.exchange.reconcile import Reconciling
-from bots.exchange.sim.grvt_server import GrvtSimConfig, GrvtSimServerThread
 from bots.metrics import BotMetrics
 from bots.retry import Backoff, retrying
 from bots.store import Ledger
+from bots.venues.grvt import execution, parse
+from bots.venues.grvt.client import SDK_LOGGER_NAME
+from bots.venues.grvt.endpoints import base_url_override, current_base_url
+from bots.venues.grvt.execution import GrvtExchange, GrvtMarketData
+from bots.venues.grvt.server.app import GrvtSimConfig, GrvtSimServerThread
 from bots.worker import BotWorker
 from settings.credentials import GrvtCredentials
 from settings.models import BotSettings
@@ -376,7 +375,7 @@ def test_fills_position_and_balance_follow_the_exchange(manual: GrvtSimServerThr
 def test_fills_since_reads_every_page_of_the_history(
     auto: GrvtSimServerThread, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(grvt, "_FILL_PAGE", 2)
+    monkeypatch.setattr(execution, "_FILL_PAGE", 2)
 
     async def main() -> None:
         ex = _exchange(auto.url)
@@ -494,6 +493,10 @@ def test_injected_rejects_are_rejected_with_their_reason(auto: GrvtSimServerThre
             with pytest.raises(Rejected) as refused:
                 await ex.place_order(_order(Side.BUY, price))
             assert refused.value.reason == "exceed_max_position_size"
+            auto.faults.reject_next(1, 2000)  # a signature from an unauthorized signer (a wrong key)
+            with pytest.raises(Rejected) as unsigned:
+                await ex.place_order(_order(Side.BUY, price))
+            assert unsigned.value.reason == "bad_signature"
             assert await ex.open_orders(SYMBOL) == []
             assert (await ex.place_order(_order(Side.BUY, price))).status is OrderStatus.OPEN
             await ex.cancel_all(SYMBOL)
@@ -583,7 +586,7 @@ def test_reconcile_reports_unknown_orders_and_cancels_them_only_when_configured(
         finally:
             await earlier.close()
         reporter = _exchange(auto.url, creds)
-        assert isinstance(reporter, Reconciling) and reporter.needs_reconcile
+        assert reporter.capabilities.reconciles and reporter.needs_reconcile
         try:
             report = await reporter.reconcile([ours.client_order_id, "123"])
             assert [o.client_order_id for o in report.unknown_orders] == [stray.client_order_id]
@@ -615,7 +618,7 @@ def test_a_restarted_bot_ends_up_with_the_exchanges_position(auto: GrvtSimServer
                 await first.place_order(_order(side, price, post_only=False))
             every, _ = await first.fills_since(SYMBOL, None)
             early = [f for f in every if f.ts_ns < every[-1].ts_ns]  # the ledger saw all but the last order
-            cursor = grvt_parse.encode_cursor(
+            cursor = parse.encode_cursor(
                 early[-1].ts_ns, {f.fill_id for f in early if f.ts_ns == early[-1].ts_ns}
             )
         finally:

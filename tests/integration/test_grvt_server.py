@@ -38,9 +38,9 @@ from typer.testing import CliRunner
 from bots.cli import app
 from bots.engine.types import Side
 from bots.exchange.base import BookLevel, BookUpdate, Trade
-from bots.exchange.sim.grvt_book import BookOrder, InstrumentBook
-from bots.exchange.sim.grvt_faults import parse_fault_spec
-from bots.exchange.sim.grvt_server import GrvtSimConfig, GrvtSimServerThread
+from bots.venues.grvt.server.app import GrvtSimConfig, GrvtSimServerThread
+from bots.venues.grvt.server.book import BookOrder, InstrumentBook
+from bots.venues.grvt.server.faults import parse_fault_spec
 from tests.integration.grvt_shim import sdk_pointed_at
 
 BTC = "BTC_USDT_Perp"

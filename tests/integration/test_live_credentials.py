@@ -19,8 +19,8 @@ from eth_account import Account
 from bots.engine.portfolio import Portfolio
 from bots.errors import ConfigError
 from bots.exchange.factory import make_exchange
-from bots.exchange.sim.grvt_server import GrvtSimConfig, GrvtSimServerThread
 from bots.exitcodes import ExitCode
+from bots.venues.grvt.server.app import GrvtSimConfig, GrvtSimServerThread
 from settings.models import BotSettings
 
 pytestmark = pytest.mark.integration

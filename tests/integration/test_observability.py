@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bots.dashboard import parse_exposition
+from bots.ops.dashboard import parse_exposition
 from tests.integration.test_fleet import free_port, http, mmfleet, ready, wait_for, write_fleet
 from tests.promql import ROOT, Query, all_queries, dashboard_files, dashboard_queries, unknown_names
 

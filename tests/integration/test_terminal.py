@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 import yaml
 
-from bots.cli_common import table_console
-from bots.dashboard import fleet_table
-from bots.fleet import ChildStatus
-from bots.stack import CONVENTIONAL_PORTS, PortTakenError, StackPorts, alertmanager_config, resolve_ports
+from bots.cli.common import table_console
+from bots.ops.dashboard import fleet_table
+from bots.ops.stack import CONVENTIONAL_PORTS, PortTakenError, StackPorts, alertmanager_config, resolve_ports
+from bots.ops.supervisor import ChildStatus
 from tests.integration.test_fleet import mmfleet, processes, ready, wait_for, write_fleet
 
 __all__ = ["processes"]  # the fixture, shared with test_fleet

@@ -37,9 +37,8 @@ from hypothesis.stateful import (
 
 from bots.control import WorkerExit, merged_settings
 from bots.engine.types import Side
-from bots.exchange.sim.grvt_server import GrvtSimConfig, GrvtSimServerThread
 from bots.store import Ledger
-from bots.worker import BotWorker
+from bots.venues.grvt.server.app import GrvtSimConfig, GrvtSimServerThread
 from settings.models import BotSettings
 from tests.integration.exchange_invariants import (
     ExchangeView,
@@ -103,20 +102,10 @@ FLIPS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     ),
 }
 
-# Today's worker breaks these rules, so both tests are expected to fail until the single-consumer worker
-# (the one with `quiescent()`) lands; from then on they must pass:
-# - its market and timer tasks run quote cycles concurrently when a cycle outlasts refresh_interval_s
-#   (latency, a busy CPU): both place the same missing orders, so two orders rest at one price, beyond
-#   the grid and beyond max_position_usd;
-# - `diff_orders` keeps an order within `price_tolerance_pct` of one target while it places another
-#   target at that kept order's price (two orders at one price even with cycles serialised);
-# - `diff_orders` keeps orders the entry anchor no longer allows (`test_kept_orders_obey_...`).
-KNOWN_VIOLATIONS = pytest.mark.xfail(
-    not hasattr(BotWorker, "quiescent"),
-    reason="today's worker: overlapping quote cycles; diff_orders duplicates prices and keeps orders "
-    "beyond the entry anchor",
-    strict=False,
-)
+# What this machine found before the single-consumer worker and the order diff's rules landed: quote
+# cycles overlapping when one outlasted refresh_interval_s (two orders at one price, beyond the grid
+# and max_position_usd), a failed cancel forgotten, `diff_orders` keeping an order for one target while
+# placing another at its price, and kept orders beyond the entry anchor.
 
 
 class WorkerAtTheExchange(RuleBasedStateMachine):
@@ -278,7 +267,6 @@ def machine() -> Iterator[type[WorkerAtTheExchange]]:
         loop.stop()
 
 
-@KNOWN_VIOLATIONS
 def test_what_rests_at_the_exchange_stays_sane(machine: type[WorkerAtTheExchange]) -> None:
     machine.runs.clear()
     run_state_machine_as_test(
@@ -304,7 +292,6 @@ def quiet_machine(machine: type[WorkerAtTheExchange]) -> Iterator[type[WorkerAtT
         yield type("QuietMarket", (machine,), {"server": server})
 
 
-@KNOWN_VIOLATIONS
 def test_kept_orders_obey_a_tighter_entry_anchor(quiet_machine: type[WorkerAtTheExchange]) -> None:
     """Long with exits clamped at entry * (1 - tolerance); the tolerance drops to 0: exits below the
     entry must go, even the ones within `price_tolerance_pct` of a new target."""

@@ -23,14 +23,13 @@ from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
 from bots.control import WorkerExit
-from bots.exchange.grvt import GrvtExchange
 from bots.metrics import BotMetrics
 from bots.retry import Backoff
 from bots.store import Ledger
+from bots.venues.grvt.execution import GrvtExchange
 from bots.worker import BotWorker
 from settings.credentials import GrvtCredentials
 from settings.models import BotSettings
-from tests.integration.quiescence import meter_calls
 
 __all__ = ["LoopThread", "RunningWorker", "new_credentials", "start_worker", "stop_worker"]
 
@@ -84,10 +83,9 @@ class RunningWorker:
 async def start_worker(
     settings: BotSettings, ledger_path: Path, *, first_book_s: float = 20.0
 ) -> RunningWorker:
-    """A worker running on a fresh sub-account, its exchange calls metered, once it has a first book."""
+    """A worker running on a fresh sub-account, once it has a first book."""
     credentials = new_credentials()
     exchange = GrvtExchange(settings, credentials=credentials)
-    meter_calls(exchange)  # for wait_quiescent on a worker without quiescent()
     ledger = Ledger(ledger_path)
     metrics = BotMetrics(
         CollectorRegistry(), settings.name, settings.symbol, "live", settings.strategy.grid_layers

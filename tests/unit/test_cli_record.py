@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from bots.cli import app
-from bots.cli_record import Recorded, record_source
 from bots.exchange.sim import SimMarket, Step, paced, read_recording
+from bots.exchange.sim.recorder import Recorded, record_source
 from settings.models import BUILTIN_INSTRUMENTS
 
 SYMBOL = "ETH_USDT_Perp"

@@ -11,8 +11,8 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry, generate_latest
 
-from bots.dashboard import parse_exposition
 from bots.metrics import BotMetrics
+from bots.ops.dashboard import parse_exposition
 from dashboards import build
 from dashboards.panels import DATASOURCE, DRAWDOWN_CRITICAL, DRAWDOWN_WARNING, POSITION_NEAR_LIMIT
 from tests.promql import (

@@ -12,7 +12,7 @@ import pytest
 
 from bots.errors import ConfigError
 from bots.exitcodes import ExitCode, SupervisorAction, signal_exit_code, supervisor_action
-from bots.fleet import Supervisor, _Child
+from bots.ops.supervisor import Supervisor, _Child
 from bots.store import StoreError
 from settings import FleetSettings
 

@@ -185,7 +185,7 @@ def test_every_reference_resolves_to_a_rendered_object_or_a_documented_secret(
     accounts.add(template["variables"]["properties"]["service_account_name"]["default"])
     assert {("ServiceAccount", a) for a in accounts} <= named
     secrets = {ref["name"] for ref in refs(pods, "secretKeyRef") if not ref.get("optional")}
-    assert secrets == {"mmfleet-database"}, "the one Secret the README says to create"
+    assert secrets == {"mmfleet-database"}, "the one Secret docs/deployment.md says to create"
 
 
 # --- the bots ---------------------------------------------------------------------------------------------

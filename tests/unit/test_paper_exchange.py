@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from bots.engine.portfolio import Portfolio
 from bots.engine.types import Side
 from bots.errors import ConfigError, ExchangeError, Rejected
-from bots.exchange.base import BookUpdate, Exchange, Fill, OrderRequest, OrderStatus, Trade
+from bots.exchange.base import BookUpdate, Capabilities, Exchange, Fill, OrderRequest, OrderStatus, Trade
 from bots.exchange.factory import make_exchange, market_source
 from bots.exchange.paper_exchange import PaperExchange
 from bots.exchange.sim import SimMarket, paced, read_recording, write_recording
@@ -56,6 +56,8 @@ async def place_grid(ex: PaperExchange, layers: int = 5, spacing_bp: int = 4) ->
 def test_paper_exchange_is_an_exchange() -> None:
     implementation: Exchange = exchange([])  # mypy checks the protocol statically
     assert isinstance(implementation, Exchange)
+    # fills from the local model (paper.* reloads in place); nothing on a venue to reconcile with
+    assert implementation.capabilities == Capabilities(reconciles=False, local_fills=True)
 
 
 def test_end_to_end_fills_position_and_cancel_all() -> None:

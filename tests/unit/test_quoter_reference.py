@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from bots.engine.quoter import Inventory, QuoteDecision, QuoteEngine
 from bots.engine.quoting import boost, grid, grid_steps
-from bots.engine.regime import RegimeTracker
+from bots.engine.regime import RegimeTracker, RegimeView
 from bots.engine.risk import RiskState, assess
 from bots.engine.types import Book, DesiredOrder, OrderKind, Side, Signal, TradingState
 from settings.models import BotSettings, StrategySettings
@@ -172,6 +172,8 @@ class ReferenceEngine:
         self.gamma = config.strategy.gamma
         self.kappa = config.strategy.kappa
         self.limits = config.engine_config().risk
+        self.last_ts_ns = 0
+        self.view = RegimeView(Signal.NEUTRAL, Signal.NEUTRAL, math.nan)
 
     def on_book(self, book: Book, inventory: Inventory, now_ns: int) -> QuoteDecision:
         strategy, risk, spec = self.settings.strategy, self.settings.risk, self.settings.spec
@@ -182,7 +184,10 @@ class ReferenceEngine:
             return self._no_quotes(f"book older than {risk.max_book_age_s}s: stale")
         mid = book.mid
         position_lots = round(inventory.position_base / lot)
-        view = self.engine.observe(mid, book.ts_ns, position_lots == 0)
+        if book.ts_ns > self.last_ts_ns:  # only a newer book moves the indicators
+            self.last_ts_ns = book.ts_ns
+            self.view = self.engine.observe(mid, book.ts_ns, position_lots == 0)
+        view = self.view
         reasons: list[str] = []
         sigma = self.engine.sigma()
         if math.isnan(sigma):

@@ -1,4 +1,5 @@
-"""The README configuration reference is generated: it must match the models as they are now."""
+"""The configuration reference (docs/configuration.md) is generated: it must match the models as they
+are now."""
 
 from __future__ import annotations
 
@@ -6,13 +7,13 @@ from pathlib import Path
 
 from settings.reference import END_MARKER, START_MARKER, extract_section, render_reference, replace_section
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
 
-def test_readme_reference_is_current() -> None:
-    section = extract_section(README.read_text(encoding="utf-8"))
-    assert section is not None, f"README.md lacks {START_MARKER} ... {END_MARKER}"
-    assert section == render_reference(), "run: mmfleet config reference --write README.md"
+def test_reference_is_current() -> None:
+    section = extract_section(REFERENCE.read_text(encoding="utf-8"))
+    assert section is not None, f"docs/configuration.md lacks {START_MARKER} ... {END_MARKER}"
+    assert section == render_reference(), "run: mmfleet config reference --write docs/configuration.md"
 
 
 def test_every_model_and_bound_is_documented() -> None:

@@ -15,12 +15,15 @@ from bots.errors import (
     FleetError,
     RateLimited,
     Rejected,
+    RejectReason,
     Timeout,
     TransientExchangeError,
     Unavailable,
 )
 from settings import (
+    BotSettings,
     CredentialRefs,
+    ExchangeSettings,
     FleetSettings,
     GrvtCredentials,
     bot_settings,
@@ -204,6 +207,9 @@ BAD_VALUES = [
         "risk.max_position_usd=4000.0, strategy.order_size_usd=5000.5",
     ),
     ("bots.0.symbol", "btc", "bots[0].symbol", "'btc'"),
+    ("bots.0.symbol", "BTC_USDT", "bots[0].symbol", "'BTC_USDT'"),  # not a GRVT perpetual's name
+    ("bots.0.exchange.venue", "kraken", "bots[0].exchange.venue", "'kraken'"),
+    ("bots.0.exchange.env", "mainnet", "bots[0].exchange.env", "'mainnet'"),  # not one of GRVT's
     ("bots.0.paper.touch_fill_probability", 1.5, "bots[0].paper.touch_fill_probability", "1.5"),
     ("defaults.strategy.gamma", 0, "defaults.strategy.gamma", "0"),
     ("defaults.risk.max_position_usd", -1, "defaults.risk.max_position_usd", "-1"),
@@ -321,6 +327,32 @@ def test_example_file_validates() -> None:
     assert bot_settings(fleet, "BTC_USDT_Perp").strategy.gamma == 1.0
 
 
+# --- venue ----------------------------------------------------------------------------------------------
+
+
+def test_venue_is_grvt_by_default_and_supplies_env_and_credential_names() -> None:
+    exchange = ExchangeSettings(mode="live")
+    assert (exchange.venue, exchange.env) == ("grvt", "testnet")
+    refs = exchange.credentials
+    assert (refs.api_key_env, refs.private_key_env, refs.trading_account_id_env) == (
+        "GRVT_API_KEY",
+        "GRVT_PRIVATE_KEY",
+        "GRVT_TRADING_ACCOUNT_ID",
+    )
+    own = ExchangeSettings(env="prod", credentials=CredentialRefs(api_key_env="BOT2_KEY"))
+    assert own.env == "prod"
+    assert (own.credentials.api_key_env, own.credentials.private_key_env) == ("BOT2_KEY", "GRVT_PRIVATE_KEY")
+
+
+def test_a_config_stored_before_venue_existed_loads_unchanged() -> None:
+    """Fleet files and stored config versions from before `exchange.venue` mean GRVT, as they did."""
+    current = BotSettings(symbol="BTC_USDT_Perp", exchange=ExchangeSettings(mode="paper"))
+    stored = current.model_dump(mode="json")
+    del stored["exchange"]["venue"]
+    assert BotSettings.model_validate(stored) == current
+    assert BotSettings.model_validate(current.model_dump(mode="json")) == current
+
+
 # --- credentials ----------------------------------------------------------------------------------------
 
 SECRETS = {
@@ -331,7 +363,7 @@ SECRETS = {
 
 
 def test_credentials_from_env() -> None:
-    creds = resolve_credentials(CredentialRefs(), SECRETS)
+    creds = resolve_credentials(ExchangeSettings(), SECRETS)
     assert isinstance(creds, GrvtCredentials)
     assert creds.api_key.get_secret_value() == "key-s3cr3t"
     assert creds.private_key.get_secret_value() == "0xpriv-s3cr3t"
@@ -348,13 +380,16 @@ def test_credentials_from_process_env(monkeypatch: pytest.MonkeyPatch) -> None:
         private_key_env="BOT2_GRVT_PRIVATE_KEY",
         trading_account_id_env="BOT2_GRVT_TRADING_ACCOUNT_ID",
     )
-    assert resolve_credentials(refs).trading_account_id.get_secret_value() == "acct-9"
+    assert (
+        resolve_credentials(ExchangeSettings(credentials=refs)).trading_account_id.get_secret_value()
+        == "acct-9"
+    )
 
 
 def test_credential_file_wins_over_env(tmp_path: Path) -> None:
     key_file = tmp_path / "api_key"
     key_file.write_text("from-file\n")
-    creds = resolve_credentials(CredentialRefs(api_key_file=key_file), SECRETS)
+    creds = resolve_credentials(ExchangeSettings(credentials=CredentialRefs(api_key_file=key_file)), SECRETS)
     assert creds.api_key.get_secret_value() == "from-file"
     assert creds.private_key.get_secret_value() == "0xpriv-s3cr3t"
 
@@ -362,7 +397,7 @@ def test_credential_file_wins_over_env(tmp_path: Path) -> None:
 def test_missing_credential_names_variable_not_secret() -> None:
     env = {key: value for key, value in SECRETS.items() if key != "GRVT_PRIVATE_KEY"}
     with pytest.raises(ConfigError) as caught:
-        resolve_credentials(CredentialRefs(), env)
+        resolve_credentials(ExchangeSettings(), env)
     text = str(caught.value) + "\n".join(caught.value.problems)
     assert "GRVT_PRIVATE_KEY" in text
     assert caught.value.problems == (
@@ -377,7 +412,7 @@ def test_missing_credential_file_names_file(tmp_path: Path) -> None:
     empty.write_text("\n")
     refs = CredentialRefs(private_key_file=missing, trading_account_id_file=empty)
     with pytest.raises(ConfigError) as caught:
-        resolve_credentials(refs, SECRETS)
+        resolve_credentials(ExchangeSettings(credentials=refs), SECRETS)
     assert caught.value.problems == (
         f"private_key: secret file {missing} not found",
         f"trading_account_id: secret file {empty} is empty",
@@ -398,9 +433,9 @@ def test_error_tree() -> None:
     assert not issubclass(Rejected, TransientExchangeError)
     limited = RateLimited(2.5)
     assert (limited.retry_after_s, limited.status) == (2.5, 429)
-    rejected = Rejected("post-only would cross", status=400)
-    assert (rejected.reason, rejected.status) == ("post-only would cross", 400)
-    assert "post-only" in rejected.message
+    rejected = Rejected(RejectReason.POST_ONLY_WOULD_CROSS, status=400)
+    assert (rejected.reason, rejected.status) == ("post_only_would_cross", 400)
+    assert "post_only_would_cross" in rejected.message
     down = Unavailable("gateway down", status=503)
     assert (down.message, down.status) == ("gateway down", 503)
     assert ConfigError("bad").problems == ("bad",)

@@ -1,0 +1,490 @@
+"""Live GRVT on grvt-pysdk: `GrvtExchange` (the `Exchange` protocol) and `GrvtMarketData` (public data).
+
+Why this module: it is the adapters' home and the import point (`bots.exchange.factory`); the parts
+live beside it: `client` (the SDK client: transport, error mapping, log masking, SDK hooks),
+`parse` (JSON -> our `Decimal` dataclasses, reject reasons) and `data` (market-data
+websocket, `GrvtMarketData`).
+
+Hosts: `exchange.base_url` points every endpoint at one host (`bots.venues.grvt.endpoints`, per
+client). Secrets stay `SecretStr` until the SDK client is built and our messages never carry them.
+Prices and sizes leave as decimal strings on the tick and lot (an order off the grid is `Rejected`
+locally, with the paper model's reason names) and come back as `Decimal`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from eth_account import Account
+from pysdk.grvt_ccxt_env import GrvtEnv, GrvtWSEndpointType
+from pysdk.grvt_ccxt_types import GrvtInvalidOrder
+
+from bots.engine.types import Side
+from bots.errors import (
+    ConfigError,
+    ExchangeError,
+    RateLimited,
+    Rejected,
+    RejectReason,
+    Timeout,
+    TransientExchangeError,
+    Unavailable,
+)
+from bots.exchange.base import (
+    BookUpdate,
+    Capabilities,
+    Fill,
+    InstrumentInfo,
+    OrderRequest,
+    OrderUpdate,
+    Trade,
+)
+from bots.exchange.reconcile import ReconcileReport, reconcile
+from bots.venues.grvt.client import _REDACTOR, _SdkClient, _TaskLoop
+from bots.venues.grvt.data import GrvtMarketData, _MarketFeed
+from bots.venues.grvt.endpoints import base_url_override
+from bots.venues.grvt.parse import (
+    GrvtApiError,
+    _accepted,
+    _decimal,
+    _gone_is_fine,
+    _plain,
+    decode_cursor,
+    encode_cursor,
+    parse_book,
+    parse_fill,
+    parse_instrument,
+    parse_order,
+)
+from settings.credentials import GrvtCredentials, credential_source, resolve_credentials
+from settings.models import BotSettings
+
+__all__ = ["GrvtExchange", "GrvtMarketData"]
+
+log = logging.getLogger("mmfleet.grvt")
+T = TypeVar("T")
+
+_NS_PER_S = 1_000_000_000
+_FILL_PAGE = 1000
+_MAX_FILL_PAGES = 1000
+_SENT_MEMORY = 50_000  # client order ids remembered for idempotent retries
+
+
+class GrvtExchange:
+    """The `Exchange` protocol on GRVT for one bot's symbol (other symbols are refused).
+
+    Lazy: the first REST call logs in and loads the instruments (tick, lot and minimum size come from
+    GRVT, never from the config), the first stream opens the market-data websocket. `close()` at the end.
+
+    Idempotent orders: a client order id this process already sent is looked up on the exchange before
+    it is sent again, so a retry after a timeout or a 5xx never makes a second order; GRVT's own
+    duplicate check (`OVERLAPPING_CLIENT_ORDER_ID`) is answered with the existing order too.
+
+    Reconciliation: `needs_reconcile` is True at start, after a websocket reconnect and after a call
+    that failed transiently (it may have happened); `reconcile()` compares the exchange with the bot.
+    """
+
+    capabilities = Capabilities(reconciles=True, local_fills=False)
+
+    def __init__(
+        self,
+        settings: BotSettings,
+        *,
+        credentials: GrvtCredentials | None = None,
+        book_rate_ms: int = 500,
+        book_depth: int = 10,
+        stale_after_s: float | None = 30.0,
+        fills_overlap_s: float = 10.0,
+    ) -> None:
+        exchange = settings.exchange
+        self._creds = credentials if credentials is not None else resolve_credentials(exchange)
+        self._refs = exchange.credentials
+        try:
+            Account.from_key(self._creds.private_key.get_secret_value())
+        except Exception:  # any parse failure; its message could echo the key
+            source = credential_source(self._refs, "private_key")
+            raise ConfigError(f"GRVT private_key from {source} is not a valid hex signing key") from None
+        self.symbol = settings.symbol
+        self.env = GrvtEnv(exchange.env)
+        self.base_url = exchange.base_url
+        self.request_timeout_s = exchange.request_timeout_s
+        self.cancel_unknown_orders = exchange.cancel_unknown_orders
+        self.configured_instrument = settings.instrument
+        self.book_rate_ms, self.book_depth, self.stale_after_s = book_rate_ms, book_depth, stale_after_s
+        self.fills_overlap_ns = round(fills_overlap_s * _NS_PER_S)
+        self.reconnects = 0
+        self._loop: _TaskLoop | None = None
+        self._client: _SdkClient | None = None
+        self._feed: _MarketFeed | None = None
+        self._info: InstrumentInfo | None = None
+        self._ready_lock = asyncio.Lock()
+        self._sent: OrderedDict[str, None] = OrderedDict()
+        self._delivered: dict[str, int] = {}  # fill id -> event time, within the overlap window
+        self._connections = 0
+        self._needs_reconcile = True
+        self._closed = False
+
+    # ----- lifecycle ------------------------------------------------------------------------------
+
+    @property
+    def needs_reconcile(self) -> bool:
+        """True until `reconcile()` succeeds after start, a reconnect or a call that may have happened."""
+        return self._needs_reconcile
+
+    def _secrets(self) -> tuple[str, ...]:
+        c = self._creds
+        return (
+            c.api_key.get_secret_value(),
+            c.private_key.get_secret_value(),
+            c.trading_account_id.get_secret_value(),
+        )
+
+    def _on_connected(self, _endpoint_type: GrvtWSEndpointType) -> None:
+        self._connections += 1
+        if self._connections > 1:
+            self.reconnects += 1
+            self._needs_reconcile = True
+            log.info(
+                "GRVT websocket reconnected", extra={"fields": {"symbol": self.symbol, "n": self.reconnects}}
+            )
+
+    def _sdk_client(self) -> _SdkClient:
+        if self._closed:
+            raise ExchangeError("the GRVT exchange is closed")
+        if self._client is None:
+            self._loop = _TaskLoop(asyncio.get_running_loop())
+            api_key, private_key, account_id = self._secrets()
+            _REDACTOR.add(api_key, private_key, account_id)
+            params = {"trading_account_id": account_id, "private_key": private_key}
+            with base_url_override(self.base_url):
+                self._client = _SdkClient(
+                    self.env, self._loop, params=params, api_key=api_key,
+                    timeout_s=self.request_timeout_s, on_connected=self._on_connected,
+                )  # fmt: skip
+        return self._client
+
+    async def _ready(self) -> _SdkClient:
+        """The client, logged in, with the instruments loaded."""
+        client = self._sdk_client()
+        async with self._ready_lock:
+            if self._info is None:
+                await self._sdk("login", client.refresh_cookie)
+                markets = await self._sdk("instruments", client.load_markets)
+                market = (markets or {}).get(self.symbol)
+                if market is None:
+                    raise ExchangeError(f"{self.symbol} is not an active instrument on GRVT {self.env.value}")
+                self._info = parse_instrument(market)
+                spec = self.configured_instrument
+                if spec is not None and (spec.tick_size, spec.lot_size) != (
+                    self._info.tick_size,
+                    self._info.lot_size,
+                ):
+                    log.warning("configured tick/lot differ from GRVT's; GRVT's apply",
+                                extra={"fields": {"symbol": self.symbol, "tick": str(self._info.tick_size),
+                                                  "lot": str(self._info.lot_size)}})  # fmt: skip
+        return client
+
+    async def _market_feed(self) -> _MarketFeed:
+        client = self._sdk_client()
+        if self._feed is None:
+            assert self._loop is not None
+            with base_url_override(self.base_url):
+                self._feed = _MarketFeed(client, self.symbol, self.book_rate_ms, self.book_depth)
+                await self._feed.subscribe()
+                self._loop.create_task(client.connect_all_channels(), name=f"grvt-connect-{self.symbol}")
+                self._feed.start_watchdog(self._loop, self.stale_after_s)
+        return self._feed
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._feed is not None:
+            self._feed.close()
+        if self._client is not None and self._loop is not None:
+            await self._client.shutdown(self._loop)
+            _REDACTOR.discard(*self._secrets())
+
+    async def _sdk(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        """One SDK call against this exchange's host, bounded in time, errors mapped."""
+        try:  # asyncio.timeout, not wait_for: in 3.11 wait_for can swallow the worker's cancel
+            with base_url_override(self.base_url):
+                async with asyncio.timeout(self.request_timeout_s + 1.0):
+                    return await call()
+        except TimeoutError:
+            self._needs_reconcile = True
+            raise Timeout(f"{what}: no answer within {self.request_timeout_s:g}s") from None
+        except TransientExchangeError as exc:
+            if not isinstance(exc, RateLimited):
+                self._needs_reconcile = True
+            raise
+        except GrvtInvalidOrder as exc:
+            raise Rejected(
+                RejectReason.INVALID_ORDER, message=f"{what}: {_REDACTOR.redact(str(exc))}"
+            ) from None
+
+    async def verify_credentials(self) -> None:
+        """Log in and read the sub-account once, before any order: GRVT refusing the credentials is a
+        ConfigError (exit 2, no restart helps) naming where each refused credential is read from."""
+        try:
+            await self.balance()
+        except ExchangeError as exc:
+            if isinstance(exc, TransientExchangeError) or exc.status not in (400, 401, 403):
+                raise
+            login = not isinstance(exc, GrvtApiError)  # the login itself was refused
+            fields = ("api_key",) if login else ("trading_account_id", "api_key")
+            refused = " for the ".join(f"{f} from {credential_source(self._refs, f)}" for f in fields)
+            detail = exc.message if isinstance(exc, GrvtApiError) else "login refused"
+            raise ConfigError(
+                f"{self.symbol}: GRVT {self.env.value} refused the {refused} (HTTP {exc.status}: {detail})"
+            ) from None
+
+    def _check(self, symbol: str) -> None:
+        if symbol != self.symbol:
+            raise ExchangeError(f"this GRVT exchange trades {self.symbol}, not {symbol}")
+
+    # ----- market data ---------------------------------------------------------------------------
+
+    async def instrument(self, symbol: str) -> InstrumentInfo:
+        self._check(symbol)
+        await self._ready()
+        assert self._info is not None
+        return self._info
+
+    async def book(self, symbol: str) -> BookUpdate:
+        self._check(symbol)
+        client = self._sdk_client()
+        reply = await self._sdk("book", lambda: client.fetch_order_book(symbol, limit=self.book_depth))
+        return parse_book(reply, symbol)
+
+    async def stream_books(self, symbol: str) -> AsyncGenerator[BookUpdate, None]:
+        self._check(symbol)
+        feed = await self._market_feed()
+        async for book in feed.books.subscribe():
+            yield book
+
+    async def stream_trades(self, symbol: str) -> AsyncGenerator[Trade, None]:
+        self._check(symbol)
+        feed = await self._market_feed()
+        async for trade in feed.trades.subscribe():
+            yield trade
+
+    # ----- orders ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _validate(request: OrderRequest, info: InstrumentInfo) -> None:
+        if request.price <= 0:
+            raise Rejected(RejectReason.PRICE_NOT_POSITIVE)
+        if request.size <= 0:
+            raise Rejected(RejectReason.SIZE_NOT_POSITIVE)
+        if request.price % info.tick_size != 0:
+            raise Rejected(RejectReason.PRICE_OFF_TICK)
+        if request.size % info.lot_size != 0:
+            raise Rejected(RejectReason.SIZE_OFF_LOT)
+        if request.size < info.min_size:
+            raise Rejected(RejectReason.SIZE_BELOW_MIN)
+        coid = request.client_order_id
+        if not coid.isdigit() or not 0 < int(coid) < 2**64:
+            raise Rejected(
+                RejectReason.BAD_CLIENT_ORDER_ID, message=f"GRVT client order ids are uint64, got {coid!r}"
+            )
+
+    async def place_order(self, request: OrderRequest) -> OrderUpdate:
+        self._check(request.symbol)
+        client = await self._ready()
+        info = self._info
+        assert info is not None
+        self._validate(request, info)
+        coid = request.client_order_id
+        if coid in self._sent and (known := await self._lookup(coid)) is not None:
+            return _accepted(known)  # a retry whose first attempt reached the exchange
+        self._sent[coid] = None
+        while len(self._sent) > _SENT_MEMORY:
+            self._sent.popitem(last=False)
+        side = "buy" if request.side is Side.BUY else "sell"
+        size, price = (
+            f"{request.size.quantize(info.lot_size):f}",
+            f"{request.price.quantize(info.tick_size):f}",
+        )
+        params = {"client_order_id": coid, "post_only": request.post_only,
+                  "reduce_only": request.reduce_only, "time_in_force": "GOOD_TILL_TIME"}  # fmt: skip
+        try:
+            result = await self._sdk(
+                "create_order",
+                lambda: client.create_order(request.symbol, "limit", side, size, price, params),
+            )
+        except GrvtApiError as exc:
+            if (
+                exc.reason is RejectReason.OVERLAPPING_CLIENT_ORDER_ID
+                and (known := await self._lookup(coid)) is not None
+            ):
+                return _accepted(known)
+            raise Rejected(exc.reason, message=str(exc), status=exc.status) from None
+        except ExchangeError:
+            raise
+        except Exception as exc:  # signing: its message could echo the key
+            raise ExchangeError(f"create_order: could not sign the order ({type(exc).__name__})") from None
+        if not result:
+            raise Unavailable("create_order: reply without an order")
+        update = parse_order(result)
+        if (
+            update.reason == RejectReason.OVERLAPPING_CLIENT_ORDER_ID
+            and (known := await self._lookup(coid)) is not None
+        ):
+            return _accepted(known)
+        return _accepted(update)
+
+    async def _lookup(self, coid: str) -> OrderUpdate | None:
+        """Our order with this client order id, in any state; None when the exchange has none."""
+        client = self._sdk_client()
+        try:
+            reply = await self._sdk("order", lambda: client.fetch_order(params={"client_order_id": coid}))
+        except GrvtApiError:  # unknown there, or not served: look among the resting orders
+            reply = None
+        order = reply.get("result") if isinstance(reply, dict) else None
+        if isinstance(order, dict) and order:
+            return parse_order(order)
+        return next((o for o in await self.open_orders(self.symbol) if o.client_order_id == coid), None)
+
+    async def cancel_order(self, symbol: str, client_order_id: str) -> None:
+        """Cancel by client order id; an order already gone (not found, or no ack) is not an error."""
+        self._check(symbol)
+        client = await self._ready()
+        with _gone_is_fine():
+            await self._sdk(
+                "cancel_order", lambda: client.cancel_order(params={"client_order_id": client_order_id})
+            )
+
+    async def cancel_exchange_order(self, order_id: str) -> None:
+        """Cancel by GRVT order id (for orders that are not ours, e.g. placed by hand)."""
+        client = await self._ready()
+        with _gone_is_fine():
+            await self._sdk("cancel_order", lambda: client.cancel_order(id=order_id))
+
+    async def cancel_all(self, symbol: str) -> int:
+        """GRVT's bulk cancel on the symbol's kind/base/quote, then one by one whatever still rests (an
+        order that raced the bulk cancel); returns how many rested before."""
+        self._check(symbol)
+        client = await self._ready()
+        before = await self.open_orders(symbol)
+        base, quote_currency, *_ = symbol.split("_")
+        params = {"kind": "PERPETUAL", "base": base, "quote": quote_currency}
+        await self._sdk("cancel_all_orders", lambda: client.cancel_all_orders(params=params))
+        for order in await self.open_orders(symbol):
+            await self._cancel(order)
+        return len(before)
+
+    async def _cancel(self, order: OrderUpdate) -> None:
+        if order.exchange_order_id:
+            await self.cancel_exchange_order(order.exchange_order_id)
+        else:
+            await self.cancel_order(order.symbol, order.client_order_id)
+
+    async def open_orders(self, symbol: str) -> list[OrderUpdate]:
+        self._check(symbol)
+        client = await self._ready()
+        rows = await self._sdk("open_orders", lambda: client.fetch_open_orders(symbol=symbol))
+        return [parse_order(row) for row in rows or []]
+
+    # ----- account ---------------------------------------------------------------------------------
+
+    async def position_detail(self, symbol: str) -> tuple[Decimal, Decimal | None, Decimal | None]:
+        """Signed size, entry price and mark price of the position (0, None, None when flat)."""
+        self._check(symbol)
+        client = await self._ready()
+        rows = await self._sdk("positions", lambda: client.fetch_positions(symbols=[symbol]))
+        for row in rows or []:
+            if row.get("instrument") == symbol:
+                entry, mark = row.get("entry_price"), row.get("mark_price")
+                return (
+                    _decimal(row.get("size", "0"), "position size"),
+                    _decimal(entry, "entry price") if entry not in (None, "") else None,
+                    _decimal(mark, "mark price") if mark not in (None, "") else None,
+                )
+        return Decimal(0), None, None
+
+    async def position(self, symbol: str) -> Decimal:
+        return (await self.position_detail(symbol))[0]
+
+    async def balance(self) -> Decimal:
+        """Total equity minus unrealized PnL (else the USD-like spot balances) of the sub-account."""
+        client = await self._ready()
+        summary = await self._sdk("account_summary", lambda: client.get_account_summary("sub-account"))
+        if not isinstance(summary, dict) or not summary:
+            raise Unavailable("account_summary: empty reply")
+        if summary.get("total_equity") is not None:
+            unrealized = _decimal(summary.get("unrealized_pnl") or "0", "unrealized pnl")
+            return _plain(_decimal(summary["total_equity"], "total equity") - unrealized)
+        rows = [b for b in summary.get("spot_balances") or [] if b.get("currency") in ("USDT", "USD", "USDC")]
+        return sum((_decimal(b.get("balance", "0"), "balance") for b in rows), Decimal(0))
+
+    async def fills_since(self, symbol: str, cursor: str | None) -> tuple[list[Fill], str | None]:
+        """Our fills after `cursor`, oldest first, from GRVT's fill history (every page).
+
+        The cursor is `grvt1:<newest event time ns>:<fill ids at that time>`. The query starts
+        `fills_overlap_s` before it, so a fill that reaches the history late is still delivered (once
+        per process; after a restart such a fill may come again, and the ledger drops it by fill id).
+        None, or a cursor another mode wrote, reads the whole history.
+        """
+        self._check(symbol)
+        client = await self._ready()
+        last_ns, last_ids = decode_cursor(cursor)
+        start_ns = max(1, last_ns - self.fills_overlap_ns) if last_ns else None
+        rows: list[dict[str, Any]] = []
+        page: str | None = None
+
+        async def fetch_page(params: dict[str, str]) -> Any:
+            return await client.fetch_my_trades(symbol, start_ns, _FILL_PAGE, params)
+
+        for _ in range(_MAX_FILL_PAGES):
+            params = {"cursor": page} if page else {}
+            reply = await self._sdk("fill_history", functools.partial(fetch_page, params))
+            batch = (reply.get("result") or []) if isinstance(reply, dict) else []
+            rows.extend(batch)
+            following = reply.get("next") if isinstance(reply, dict) else None
+            if not batch or not following or following == page:
+                break
+            page = str(following)
+        else:
+            raise ExchangeError(f"fill_history: more than {_MAX_FILL_PAGES} pages")
+        unique = {f.fill_id: f for f in map(parse_fill, rows) if f.symbol == symbol}
+        fills = sorted(unique.values(), key=lambda f: (f.ts_ns, f.fill_id))
+        new = [
+            f for f in fills
+            if f.ts_ns > last_ns
+            or (f.fill_id not in last_ids and (f.ts_ns == last_ns or f.fill_id not in self._delivered))
+        ]  # fmt: skip
+        if not new:
+            return [], cursor
+        for fill in new:
+            self._delivered[fill.fill_id] = fill.ts_ns
+        newest = max(last_ns, new[-1].ts_ns)
+        self._delivered = {k: ts for k, ts in self._delivered.items() if ts >= newest - self.fills_overlap_ns}
+        at_newest = {f.fill_id for f in fills if f.ts_ns == newest} | (
+            last_ids if newest == last_ns else set()
+        )
+        return new, encode_cursor(newest, at_newest)
+
+    # ----- reconciliation --------------------------------------------------------------------------
+
+    async def reconcile(
+        self, known_client_order_ids: Collection[str] = (), cursor: str | None = None
+    ) -> ReconcileReport:
+        """Fills since `cursor`, position and open orders against the orders the bot knows; unknown
+        orders are reported, and cancelled when `exchange.cancel_unknown_orders` is set."""
+        self._needs_reconcile = False
+        try:
+            return await reconcile(
+                self, self.symbol, known_client_order_ids, cursor,
+                cancel_unknown=self.cancel_unknown_orders, position_detail=self.position_detail,
+                cancel=self._cancel,
+            )  # fmt: skip
+        except BaseException:
+            self._needs_reconcile = True
+            raise
