@@ -13,6 +13,11 @@
 | 143  | TERMINATED        | SIGTERM, orders cancelled                                    | see below       |
 | <0   | (killed)          | the process died from signal -code (SIGKILL: OOM, `kill -9`) | restart/backoff |
 
+Codes of the operator's commands, not of a bot (so outside the bots' codes):
+
+| 124  | ACK_TIMEOUT       | `mmfleet ctl`: some bot did not ack within `--wait` (as       |
+|      |                   | `timeout(1)`); the command stays queued, runs when it polls  |
+
 A signal stop is a requested stop: while the supervisor is stopping the fleet it expects it and
 marks the bot stopped; any other time someone else stopped the worker, and the supervisor, whose job
 is to keep the fleet running, restarts it. Only `shutdown` (0) keeps a bot down. Any code not in the
@@ -23,8 +28,9 @@ from __future__ import annotations
 
 import signal
 from enum import IntEnum, StrEnum
+from typing import Final
 
-__all__ = ["ExitCode", "SupervisorAction", "signal_exit_code", "supervisor_action"]
+__all__ = ["ACK_TIMEOUT", "ExitCode", "SupervisorAction", "signal_exit_code", "supervisor_action"]
 
 
 class ExitCode(IntEnum):
@@ -37,6 +43,9 @@ class ExitCode(IntEnum):
     MARKET_DATA_ENDED = 4
     INTERRUPTED = 128 + signal.SIGINT
     TERMINATED = 128 + signal.SIGTERM
+
+
+ACK_TIMEOUT: Final = 124  # `mmfleet ctl`: an ack did not arrive within --wait
 
 
 class SupervisorAction(StrEnum):

@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Final
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from bots.cli.common import fail, load_or_exit, print_tables
+from bots.exitcodes import ACK_TIMEOUT
 from bots.store import Ledger
 from bots.store.control import ALL_BOTS
 from bots.worker import ENABLED_KEY, RISK_KEY
@@ -22,10 +23,6 @@ ctl_app = typer.Typer(no_args_is_help=True, help="Send commands to bots and show
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Fleet YAML file.")]
 BotOption = Annotated[str | None, typer.Option("--bot", help="Bot name; omit with --all.")]
 AllOption = Annotated[bool, typer.Option("--all", help="Every bot of the fleet.")]
-# Exit code of a command some bot did not ack within --wait (the bot may be down, busy or wedged; the
-# command stays queued and runs when it polls). 124 as `timeout(1)`, outside the bots' exit codes.
-# Moves to the one exit-code table (bots.exitcodes) as ACK_TIMEOUT.
-ACK_TIMEOUT: Final = 124
 WaitOption = Annotated[
     float,
     typer.Option(help=f"Seconds to wait for acks (0: don't wait); a missing ack exits {ACK_TIMEOUT}."),
