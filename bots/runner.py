@@ -9,17 +9,20 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
 from bots import native
 from bots.control import WorkerExit
-from bots.errors import ConfigError
+from bots.errors import ConfigError, TransientExchangeError
+from bots.exchange.base import Exchange
 from bots.exchange.factory import make_exchange
 from bots.exitcodes import ExitCode, signal_exit_code
 from bots.http import start_http
 from bots.metrics import BotMetrics
+from bots.retry import Backoff, retrying
 from bots.store import Ledger
 from bots.worker import BotWorker
 from ml.live_regime import LiveRegime
@@ -32,6 +35,7 @@ __all__ = ["BotProcess", "account_key", "run_bot"]
 log = logging.getLogger("mmfleet.runner")
 
 _HEARTBEAT_S = 5.0
+_CONNECT_BACKOFF = Backoff(attempts=8, base_s=0.5, max_s=15.0)  # about a minute of a failing exchange
 
 
 def account_key(settings: BotSettings) -> str:
@@ -126,17 +130,9 @@ async def _serve(process: BotProcess, settings: BotSettings, ledger: Ledger, acc
     try:
         while not stopping.is_set():
             reload: Callable[[], BotSettings] = lambda: _load(process)[1]  # noqa: E731
-            exchange = await make_exchange(
-                settings,
-                ledger.restore_portfolio(settings.name, settings.symbol, settings.paper.starting_balance_usd),
-                _last_mid(ledger, settings.symbol),
+            exchange, settings = await retrying(
+                partial(_connect, settings, ledger), policy=_CONNECT_BACKOFF, on_error=_connect_failed
             )
-            if settings.exchange.mode == "live":  # tick, lot and minimum size as the exchange says today
-                info = await exchange.instrument(settings.symbol)
-                spec = InstrumentSpec(
-                    tick_size=info.tick_size, lot_size=info.lot_size, min_size=info.min_size
-                )
-                settings = settings.model_copy(update={"instrument": spec})
             regime = LiveRegime(settings.ml.model_dir, settings.ml.max_model_age_s)
             worker = BotWorker(settings, exchange, ledger, metrics, reload_settings=reload, regime=regime)
             current[:] = [worker]
@@ -152,6 +148,30 @@ async def _serve(process: BotProcess, settings: BotSettings, ledger: Ledger, acc
     finally:
         heartbeat.cancel()
         await runner.cleanup()
+
+
+async def _connect(settings: BotSettings, ledger: Ledger) -> tuple[Exchange, BotSettings]:
+    """The bot's exchange and, in live mode, its settings with the tick, lot and minimum size the
+    exchange gives today."""
+    exchange = await make_exchange(
+        settings,
+        ledger.restore_portfolio(settings.name, settings.symbol, settings.paper.starting_balance_usd),
+        _last_mid(ledger, settings.symbol),
+    )
+    if settings.exchange.mode != "live":
+        return exchange, settings
+    try:
+        info = await exchange.instrument(settings.symbol)
+    except BaseException:
+        await exchange.close()
+        raise
+    spec = InstrumentSpec(tick_size=info.tick_size, lot_size=info.lot_size, min_size=info.min_size)
+    return exchange, settings.model_copy(update={"instrument": spec})
+
+
+def _connect_failed(exc: TransientExchangeError) -> None:
+    """A 5xx, a timeout or a rate limit while connecting: retried with backoff, not a crash."""
+    log.warning("exchange unavailable at start, retrying", extra={"fields": {"error": str(exc)}})
 
 
 def _last_mid(ledger: Ledger, symbol: str) -> float | None:

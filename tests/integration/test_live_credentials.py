@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -116,3 +118,34 @@ def test_bot_run_exits_2_and_the_supervisor_would_not_restart_it(
     assert not [value for value in secrets.values() if value in result.stdout + result.stderr]
     log = (tmp_path / "data" / "logs" / f"{SYMBOL}.log").read_text()
     assert not [value for value in secrets.values() if value in log]
+
+
+def test_an_exchange_failing_at_start_is_waited_out_not_a_crash(
+    server: GrvtSimServerThread, tmp_path: Path
+) -> None:
+    """Found by bench/soak.py: a 5xx burst while the bot logged in crashed it (exit 1, a restart).
+    Connecting is retried with backoff; the bot starts once the exchange answers."""
+    secrets = _secrets(str(random.randrange(10**8, 10**9)))
+    fleet = tmp_path / "fleet.yaml"
+    bot = {"symbol": SYMBOL, "exchange": {"mode": "live", "base_url": server.url, "request_timeout_s": 2.0}}
+    fleet.write_text(yaml.safe_dump({"data_dir": str(tmp_path / "data"), "bots": [bot]}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MMFLEET_", "GRVT_"))}
+    server.faults.http_errors(503, 4)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bots.cli", "bot", "run", "-c", str(fleet), "--bot", SYMBOL, "--quiet",
+         "--i-understand-live-trading", "--metrics-port", "0"],
+        env={**env, **secrets}, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    log = tmp_path / "data" / "logs" / f"{SYMBOL}.log"
+    try:
+        deadline = time.monotonic() + 90
+        while '"message": "started"' not in (log.read_text() if log.exists() else ""):
+            assert process.poll() is None, process.communicate()[1]
+            assert time.monotonic() < deadline, "the bot never started"
+            time.sleep(0.2)
+    finally:
+        server.faults.clear()
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == ExitCode.INTERRUPTED, stderr
+    assert "exchange unavailable at start, retrying" in log.read_text()
