@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ from bots.engine.orders import OpenOrder
 from bots.engine.portfolio import Portfolio
 from bots.engine.quoter import QuoteEngine
 from bots.engine.risk import RiskState
-from bots.errors import ConfigError, Rejected, TransientExchangeError
+from bots.errors import ConfigError, Rejected, RejectReason, TransientExchangeError
 from bots.exchange.base import BookUpdate, Exchange, Fill, OrderRequest, Trade
 from bots.exchange.reconcile import Reconciling
 from bots.metrics import BotMetrics
@@ -57,6 +58,9 @@ _CONTROL_INTERVAL_S = 0.25
 _STOP_GRACE_S = 10.0  # a stop lets the decision under way finish its calls this long
 SEED_WINDOW_NS = 3600 * _NS_PER_S  # an hour of recorded history warms the indicators up
 _SEED_TICKS = 5_000
+_CREDENTIALS_REFUSED = frozenset({RejectReason.UNAUTHORIZED, RejectReason.BAD_SIGNATURE})
+_HALT_AFTER_REFUSALS = 5
+_REFUSAL_BACKOFF = Backoff(base_s=0.5, max_s=10.0)
 
 
 class RegimeSource(Protocol):
@@ -133,6 +137,8 @@ class BotWorker:
         self._exit = WorkerExit.STOPPED
         self._stop = asyncio.Event()
         self._errors_in_a_row = 0
+        self._refusals_in_a_row = 0  # orders refused for their credentials, in a row
+        self._rng = random.Random()
         self._queue: asyncio.Queue[_Event | Trade] = asyncio.Queue()
         self._queued: set[_Event] = set()  # payload-free events are queued once at a time
         self._idle = asyncio.Event()
@@ -362,7 +368,9 @@ class BotWorker:
                     self.core.on_cancel_failed(action.client_order_id)
                     cancel_failed = True
             elif isinstance(action, Place):
-                if cancel_failed:  # what it replaces may still rest: the next decision sees both
+                # what it replaces may still rest (the next decision sees both); or the bot was stopped
+                # while this decision went out: no quote leaves after that
+                if cancel_failed or (action.post_only and not self.core.enabled):
                     self.core.on_not_sent(action.client_order_id)
                     continue
                 await self._place(action)
@@ -388,6 +396,21 @@ class BotWorker:
         if took_liquidity:
             await self._sync_fills()  # the position must include what a close took before the next decision
         return cancelled
+
+    async def _credentials_refused(self, reason: str) -> None:
+        """The exchange refuses our orders' credentials or signature (a wrong key): each refusal in a
+        row waits longer (full jitter, doubling); the `_HALT_AFTER_REFUSALS`-th stops trading, every
+        order cancelled, with an ERROR saying why. An operator's `start` resumes once the key is fixed."""
+        self._refusals_in_a_row += 1
+        if self._refusals_in_a_row < _HALT_AFTER_REFUSALS:
+            await asyncio.sleep(_REFUSAL_BACKOFF.delay_s(self._refusals_in_a_row - 1, self._rng))
+            return
+        log.error(
+            "halted: the exchange refuses our orders' credentials; fix the key, then `mmfleet ctl start`",
+            extra={"fields": {"bot": self.name, "reason": reason, "in_a_row": self._refusals_in_a_row}},
+        )
+        self._refusals_in_a_row = 0
+        await self._perform(self.core.stop())
 
     async def _cancel(self, client_order_id: str) -> bool:
         """Cancel one order with retries; False when the call kept failing (it may still rest)."""
@@ -423,12 +446,14 @@ class BotWorker:
             self.core.on_rejected(cid)
             self.metrics.reject(exc.reason)
             log.info("rejected", extra={"fields": {"bot": self.name, "reason": exc.reason}})
+            if exc.reason in _CREDENTIALS_REFUSED:
+                await self._credentials_refused(exc.reason)
             return
         except TransientExchangeError:
             self._errors_in_a_row += 1  # maybe placed: the next diff or a reconciliation decides
             self.core.on_send_failed(cid)
             return
-        self._errors_in_a_row = 0
+        self._errors_in_a_row = self._refusals_in_a_row = 0
         self.metrics.orders_placed.inc()
         await self._perform(self.core.on_placed(cid, update))
 

@@ -1,0 +1,67 @@
+"""A wrong signing key: the exchange refuses every order's signature. The bot backs off between
+refusals and halts after a few (every order cancelled, an ERROR saying why), instead of firing
+hundreds of rejected orders a second."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bots.errors import RejectReason
+from bots.venues.grvt.server.app import GrvtSimConfig, GrvtSimServerThread
+from settings.models import BotSettings
+from tests.integration.worker_harness import start_worker, stop_worker
+
+pytestmark = pytest.mark.integration
+
+SYMBOL = "BTC_USDT_Perp"
+GRVT_SIGNATURE_REFUSED = 2000  # GRVT's error code for an order whose signature does not verify
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[GrvtSimServerThread]:
+    with GrvtSimServerThread(GrvtSimConfig(seed=3, step_interval_s=0.05)) as running:
+        yield running
+
+
+def test_refused_signatures_back_off_then_halt(
+    server: GrvtSimServerThread, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = BotSettings.model_validate(
+        {
+            "symbol": SYMBOL,
+            "exchange": {"mode": "live", "base_url": server.url, "request_timeout_s": 2.0},
+            "strategy": {"grid_layers": 3, "spread_pct": 0.0005, "refresh_interval_s": 0.2},
+        }
+    )
+
+    async def scenario() -> tuple[float, bool, int]:
+        server.faults.reject_next(1_000, GRVT_SIGNATURE_REFUSED)
+        running = await start_worker(settings, tmp_path / "ledger.db")
+        worker = running.worker
+        refused = worker.metrics.orders_rejected[RejectReason.BAD_SIGNATURE]
+        try:
+            deadline = time.monotonic() + 60
+            while worker.core.enabled:
+                assert time.monotonic() < deadline, "never halted"
+                await asyncio.sleep(0.05)
+            halted_at = refused._value.get()
+            await asyncio.sleep(2.0)  # halted: nothing more is sent
+            assert refused._value.get() == halted_at
+            enabled = bool(running.ledger.get_state(worker.name, "trading_enabled", True))
+            resting = len(await running.exchange.open_orders(SYMBOL))
+        finally:
+            server.faults.clear()
+            await stop_worker(running)
+        return halted_at, enabled, resting
+
+    with caplog.at_level(logging.ERROR, logger="mmfleet.worker"):
+        refusals, enabled, resting = asyncio.run(scenario())
+    assert refusals == 5  # backed off between them, halted at the fifth
+    assert not enabled and resting == 0  # persisted: a restart stays halted; nothing left resting
+    assert any("refuses our orders' credentials" in r.getMessage() for r in caplog.records)
