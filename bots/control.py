@@ -47,6 +47,9 @@ class WorkerExit(StrEnum):
     SHUTDOWN = "shutdown"  # the shutdown command: stop and stay down
     RESTART = "restart"  # the restart command: rebuild the exchange connection and run again
     MARKET_ENDED = "market_ended"  # the market-data stream ended (replay ran out or broke)
+    ORDERS_LEFT = (
+        "orders_left"  # stopped, but orders of ours still rest (the exchange failed past the deadline)
+    )
 
 
 class ControlledBot(Protocol):

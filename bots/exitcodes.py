@@ -9,6 +9,9 @@
 | 3    | STORE_UNAVAILABLE | the ledger database cannot be reached or opened              | restart/backoff |
 | 4    | MARKET_DATA_ENDED | the market-data source ended or broke (a replay that ran out | failed          |
 |      |                   | or hit a corrupt row): a restart would read the same data    |                 |
+| 5    | ORDERS_LEFT       | stopped, but orders of ours still rest: the exchange did not | restart/backoff |
+|      |                   | confirm their cancel within `exchange.stop_deadline_s` (an   | (its start      |
+|      |                   | ERROR names them); when the fleet is stopping they stay      | cancels them)   |
 | 130  | INTERRUPTED       | SIGINT (Ctrl-C), orders cancelled                            | see below       |
 | 143  | TERMINATED        | SIGTERM, orders cancelled                                    | see below       |
 | <0   | (killed)          | the process died from signal -code (SIGKILL: OOM, `kill -9`) | restart/backoff |
@@ -41,6 +44,7 @@ class ExitCode(IntEnum):
     CONFIG = 2
     STORE_UNAVAILABLE = 3
     MARKET_DATA_ENDED = 4
+    ORDERS_LEFT = 5
     INTERRUPTED = 128 + signal.SIGINT
     TERMINATED = 128 + signal.SIGTERM
 

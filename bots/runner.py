@@ -75,6 +75,7 @@ def _load(process: BotProcess) -> tuple[FleetSettings, BotSettings, int]:
 _EXITS = {
     WorkerExit.SHUTDOWN: ExitCode.SHUTDOWN,
     WorkerExit.MARKET_ENDED: ExitCode.MARKET_DATA_ENDED,
+    WorkerExit.ORDERS_LEFT: ExitCode.ORDERS_LEFT,
 }
 
 
@@ -142,7 +143,9 @@ async def _serve(process: BotProcess, settings: BotSettings, ledger: Ledger, acc
                 await exchange.close()
             settings = worker.settings
             if outcome is not WorkerExit.RESTART:
-                return stopped_as[0] if stopped_as else _EXITS.get(outcome, ExitCode.TERMINATED)
+                if outcome is WorkerExit.ORDERS_LEFT or not stopped_as:  # orders left outrank a signal
+                    return _EXITS.get(outcome, ExitCode.TERMINATED)
+                return stopped_as[0]
             log.info("restarting", extra={"fields": {"bot": settings.name}})
         return stopped_as[0] if stopped_as else ExitCode.TERMINATED
     finally:

@@ -138,6 +138,7 @@ class BotWorker:
         self._stop = asyncio.Event()
         self._errors_in_a_row = 0
         self._refusals_in_a_row = 0  # orders refused for their credentials, in a row
+        self._stop_deadline = 0.0  # monotonic time a stop must be done by
         self._rng = random.Random()
         self._queue: asyncio.Queue[_Event | Trade] = asyncio.Queue()
         self._queued: set[_Event] = set()  # payload-free events are queued once at a time
@@ -241,10 +242,20 @@ class BotWorker:
         return self._exit
 
     async def shutdown(self) -> None:
-        """Cancel everything, take the last fills, persist a snapshot."""
+        """Cancel everything until the exchange confirms nothing of ours rests (or the stop deadline
+        passes: then exit ORDERS_LEFT with an ERROR naming them), take the last fills, persist a
+        snapshot."""
         try:
-            await self._perform([CancelAll()])
-            await self._sync_fills()
+            left = await self._flatten_orders()
+            if left:
+                self._exit = WorkerExit.ORDERS_LEFT
+                log.error(
+                    "stopped with orders resting: the exchange did not confirm their cancel in time",
+                    extra={"fields": {"bot": self.name, "client_order_ids": left}},
+                )
+            await asyncio.wait_for(self._sync_fills(), self._stop_left_s())
+        except TimeoutError:
+            log.warning("last fills not taken before the stop deadline", extra={"fields": {"bot": self.name}})
         finally:
             self._flush_orders()
             self.ledger.snapshot_position(self.name, self.portfolio, mark=self.core.mark())
@@ -252,6 +263,28 @@ class BotWorker:
             log.info(
                 "stopped", extra={"fields": {"bot": self.name, "position": str(self.portfolio.position)}}
             )
+
+    async def _flatten_orders(self) -> list[str]:
+        """Cancel-all and read back the open orders until none rests, within `stop_deadline_s` (a retry
+        or a Retry-After that would pass it is cut short). What is still resting then, by client order
+        id (ours and, the cancel-all being per symbol, any other); [] once the exchange says none."""
+        self._stop_deadline = time.monotonic() + self.settings.exchange.stop_deadline_s
+        left = sorted(self.core.orders.orders) + sorted(self.core.orders.cancelling)
+        while (remaining := self._stop_left_s()) > 0:
+            try:
+                await asyncio.wait_for(self._perform([CancelAll()]), remaining)
+                resting = await asyncio.wait_for(self.exchange.open_orders(self.symbol), self._stop_left_s())
+            except (TimeoutError, TransientExchangeError):
+                await asyncio.sleep(min(0.2, max(0.0, self._stop_left_s())))
+                continue
+            left = sorted(order.client_order_id for order in resting)
+            if not left:
+                return []
+            await asyncio.sleep(min(0.2, max(0.0, self._stop_left_s())))
+        return left
+
+    def _stop_left_s(self) -> float:
+        return max(0.0, self._stop_deadline - time.monotonic())
 
     async def close_now(self) -> None:
         """Flatten at once (a stop-and-close): for each attempt, the fills synced first, then a fresh

@@ -155,6 +155,14 @@ class ExchangeSettings(Frozen):
         ),
     )
     request_timeout_s: float = Field(default=10.0, gt=0, le=120, description="Per-request timeout.")
+    stop_deadline_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="How long a stopping bot keeps cancelling and confirming that nothing of ours rests "
+        "(a Retry-After beyond it is not waited for); past it the bot exits 5 naming what is left. The "
+        "supervisor, compose and Kubernetes grace periods are longer.",
+    )
     cancel_unknown_orders: bool = Field(
         default=False,
         description=(

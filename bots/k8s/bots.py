@@ -12,7 +12,6 @@ from typing import Any, Final
 
 from bots.errors import ConfigError
 from bots.k8s.names import bot_labels
-from bots.retry import Backoff
 from settings import BotSettings, FleetSettings
 
 __all__ = [
@@ -54,18 +53,15 @@ RUN_AS: Final = 10001  # the image's `mmfleet` user and group (infra/docker/Dock
 BOT_REQUESTS: Final = {"cpu": "50m", "memory": "128Mi"}
 BOT_LIMITS: Final = {"cpu": "500m", "memory": "256Mi"}
 
-# Time the worker needs after SIGTERM: a cancel-all retried by the worker's Backoff (each attempt up to
-# request_timeout_s, with the backoff's delays between), then the ledger flush and the HTTP server stop.
+# Time the worker needs after SIGTERM: its stop deadline (cancelling until the exchange confirms nothing
+# rests), then the last fills, the ledger flush and the HTTP server stop.
 _STOP_MARGIN_S: Final = 15.0
 _MIN_GRACE_S: Final = 30
 
 
-def grace_period_s(bot: BotSettings, backoff: Backoff | None = None) -> int:
-    """terminationGracePeriodSeconds long enough for the worst-case cancel of every resting order."""
-    policy = backoff or Backoff()
-    delays = sum(min(policy.max_s, policy.base_s * 2.0**n) for n in range(policy.attempts - 1))
-    worst = policy.attempts * bot.exchange.request_timeout_s + delays + _STOP_MARGIN_S
-    return max(_MIN_GRACE_S, math.ceil(worst))
+def grace_period_s(bot: BotSettings) -> int:
+    """terminationGracePeriodSeconds: longer than the bot's `exchange.stop_deadline_s`."""
+    return max(_MIN_GRACE_S, math.ceil(bot.exchange.stop_deadline_s + _STOP_MARGIN_S))
 
 
 def bot_resources() -> dict[str, dict[str, str]]:

@@ -31,7 +31,7 @@ __all__ = ["ChildStatus", "Supervisor", "fleet_dir", "read_status", "write_json_
 
 log = logging.getLogger("mmfleet.fleet")
 
-_STOP_GRACE_S = 30.0
+_STOP_MARGIN_S = 15.0  # after a bot's stop deadline: the last fills, the ledger flush, the HTTP server
 _PR_SET_PDEATHSIG = 1
 _TAIL_LINES = 20
 
@@ -86,6 +86,7 @@ class ChildStatus:
 @dataclass
 class _Child:
     status: ChildStatus
+    grace_s: float  # SIGTERM to SIGKILL: longer than the bot's own stop deadline
     process: asyncio.subprocess.Process | None = None
     crashes: deque[float] = field(default_factory=deque)
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=_TAIL_LINES))
@@ -113,7 +114,8 @@ class Supervisor:
         self.extra_args = extra_args
         self.children = {
             bot.name: _Child(
-                ChildStatus(bot.name, bot.symbol, bot.exchange.mode, fleet.metrics_base_port + i)
+                ChildStatus(bot.name, bot.symbol, bot.exchange.mode, fleet.metrics_base_port + i),
+                bot.exchange.stop_deadline_s + _STOP_MARGIN_S,
             )
             for i, bot in enumerate(fleet.bots)
         }
@@ -239,7 +241,7 @@ class Supervisor:
             return
         process.send_signal(signal.SIGTERM)
         try:
-            await asyncio.wait_for(process.wait(), timeout=_STOP_GRACE_S)
+            await asyncio.wait_for(process.wait(), timeout=child.grace_s)
         except TimeoutError:
             log.error("worker ignored SIGTERM: killing", extra={"fields": {"bot": child.status.name}})
             process.kill()

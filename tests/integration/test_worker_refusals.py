@@ -7,13 +7,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from bots.control import WorkerExit
 from bots.errors import RejectReason
 from bots.venues.grvt.server.app import GrvtSimConfig, GrvtSimServerThread
+from bots.venues.grvt.server.faults import Faults
 from settings.models import BotSettings
 from tests.integration.worker_harness import start_worker, stop_worker
 
@@ -65,3 +67,78 @@ def test_refused_signatures_back_off_then_halt(
     assert refusals == 5  # backed off between them, halted at the fifth
     assert not enabled and resting == 0  # persisted: a restart stays halted; nothing left resting
     assert any("refuses our orders' credentials" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    "fail",
+    [
+        pytest.param(lambda faults: faults.http_errors(503, 100_000), id="503-storm"),
+        pytest.param(lambda faults: faults.rate_limit(100_000, retry_after_s=30.0), id="429-retry-after-30s"),
+    ],
+)
+def test_a_stop_the_exchange_cannot_confirm_ends_orders_left_naming_them(
+    server: GrvtSimServerThread,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    fail: Callable[[Faults], None],
+) -> None:
+    """SIGTERM while the exchange is down: the bot keeps cancelling until `stop_deadline_s` (a
+    Retry-After beyond it is not waited for), then ends ORDERS_LEFT with an ERROR naming what rests,
+    never a quiet "stopped" with orders resting."""
+    settings = BotSettings.model_validate(
+        {
+            "symbol": SYMBOL,
+            "exchange": {
+                "mode": "live", "base_url": server.url, "request_timeout_s": 1.0, "stop_deadline_s": 2.0,
+            },
+            "strategy": {"grid_layers": 3, "spread_pct": 0.0005},
+        }
+    )  # fmt: skip
+
+    async def scenario() -> tuple[WorkerExit, list[str]]:
+        running = await start_worker(settings, tmp_path / "ledger.db")
+        worker = running.worker
+        try:
+            while not worker.resting:
+                await asyncio.sleep(0.05)
+            await worker.quiescent()
+            fail(server.faults)
+            worker.request_stop()
+            outcome = await asyncio.wait_for(running.task, timeout=30)  # a liveness bound, not a timing
+        finally:
+            server.faults.clear()
+            left = [o.client_order_id for o in await running.exchange.open_orders(SYMBOL)]
+            await stop_worker(running)
+        return outcome, left
+
+    with caplog.at_level(logging.ERROR, logger="mmfleet.worker"):
+        outcome, left = asyncio.run(scenario())
+    assert outcome is WorkerExit.ORDERS_LEFT
+    assert left, "the exchange was down: orders had to remain"
+    errors = [r for r in caplog.records if "stopped with orders resting" in r.getMessage()]
+    assert errors and set(left) <= set(errors[0].__dict__["fields"]["client_order_ids"])
+
+
+def test_a_stop_leaves_nothing_resting_when_the_exchange_answers(
+    server: GrvtSimServerThread, tmp_path: Path
+) -> None:
+    settings = BotSettings.model_validate(
+        {
+            "symbol": SYMBOL,
+            "exchange": {"mode": "live", "base_url": server.url, "request_timeout_s": 2.0},
+            "strategy": {"grid_layers": 3, "spread_pct": 0.0005},
+        }
+    )
+
+    async def scenario() -> tuple[WorkerExit, int]:
+        running = await start_worker(settings, tmp_path / "ledger.db")
+        try:
+            while not running.worker.resting:
+                await asyncio.sleep(0.05)
+            running.worker.request_stop()
+            outcome = await asyncio.wait_for(running.task, timeout=30)
+            return outcome, len(await running.exchange.open_orders(SYMBOL))
+        finally:
+            await stop_worker(running)
+
+    assert asyncio.run(scenario()) == (WorkerExit.STOPPED, 0)

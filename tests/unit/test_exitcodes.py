@@ -22,6 +22,7 @@ EXPECTED = {
     ExitCode.CONFIG: SupervisorAction.FAILED,
     ExitCode.STORE_UNAVAILABLE: SupervisorAction.RESTART,
     ExitCode.MARKET_DATA_ENDED: SupervisorAction.FAILED,
+    ExitCode.ORDERS_LEFT: SupervisorAction.RESTART,  # its next start cancels what was left
     ExitCode.INTERRUPTED: SupervisorAction.RESTART,  # someone else stopped it: keep the fleet up
     ExitCode.TERMINATED: SupervisorAction.RESTART,
 }

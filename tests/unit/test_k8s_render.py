@@ -217,10 +217,8 @@ def test_one_deployment_per_bot_that_runs_it_safely(rendered: dict[str, list[Jso
         assert container["ports"] == [{"name": "metrics", "containerPort": port, "protocol": "TCP"}]
         assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
         assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
-        # SIGTERM: five cancel-all attempts of request_timeout_s (10 s) and their backoff fit in the grace.
-        assert (
-            pod["terminationGracePeriodSeconds"] == grace_period_s(bot) >= 5 * bot.exchange.request_timeout_s
-        )
+        # SIGTERM: the bot's stop deadline (cancelling until nothing rests) and the flush fit in the grace
+        assert pod["terminationGracePeriodSeconds"] == grace_period_s(bot) > bot.exchange.stop_deadline_s
         assert container["resources"] == {"requests": BOT_REQUESTS, "limits": BOT_LIMITS}
         assert pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["runAsUser"] != 0
         assert container["securityContext"]["readOnlyRootFilesystem"] is True
