@@ -121,11 +121,17 @@ async def _serve(process: BotProcess, settings: BotSettings, ledger: Ledger, acc
         if current:
             current[0].request_stop()
 
+    def lease_lost() -> None:
+        stopped_as[:] = [ExitCode.CONFIG]
+        stopping.set()
+        if current:
+            current[0].lease_lost()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop, signal_exit_code(sig))
     # Another worker holds the lock now: a restart here would be refused the same way.
     heartbeat = asyncio.create_task(
-        _heartbeat(ledger, account, settings.symbol, lambda: stop(ExitCode.CONFIG))
+        _heartbeat(ledger, account, settings.symbol, lease_lost)
     )
     log.info("serving metrics", extra={"fields": {"bot": settings.name, "port": port}})
     try:

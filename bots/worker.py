@@ -139,6 +139,7 @@ class BotWorker:
         self._errors_in_a_row = 0
         self._refusals_in_a_row = 0  # orders refused for their credentials, in a row
         self._stop_deadline = 0.0  # monotonic time a stop must be done by
+        self._lease_lost = False
         self._rng = random.Random()
         self._queue: asyncio.Queue[_Event | Trade] = asyncio.Queue()
         self._queued: set[_Event] = set()  # payload-free events are queued once at a time
@@ -208,6 +209,13 @@ class BotWorker:
         self._exit = exit_as
         self._stop.set()
 
+    def lease_lost(self) -> None:
+        """Another worker holds this bot's lease now (this one hung, then woke): stop, and on the way
+        out touch nothing but the orders this worker placed itself in this life, cancelled by id;
+        never a cancel-all, which would cancel the new holder's orders."""
+        self._lease_lost = True
+        self.request_stop()
+
     async def run(self) -> WorkerExit:
         """Trade until stopped; always leaves no order of ours resting."""
         await self.start()
@@ -246,6 +254,9 @@ class BotWorker:
         passes: then exit ORDERS_LEFT with an ERROR naming them), take the last fills, persist a
         snapshot."""
         try:
+            if self._lease_lost:
+                await self._cancel_own_orders()
+                return
             left = await self._flatten_orders()
             if left:
                 self._exit = WorkerExit.ORDERS_LEFT
@@ -282,6 +293,22 @@ class BotWorker:
                 return []
             await asyncio.sleep(min(0.2, max(0.0, self._stop_left_s())))
         return left
+
+    async def _cancel_own_orders(self) -> None:
+        """The lease is lost: cancel, by id, every order this life placed (within the stop deadline)."""
+        self._stop_deadline = time.monotonic() + self.settings.exchange.stop_deadline_s
+        own = [*self.core.orders.orders, *self.core.orders.cancelling]
+        if self.core.closing is not None:
+            own.append(self.core.closing)
+        for client_order_id in own:
+            try:
+                await asyncio.wait_for(self._cancel(client_order_id), self._stop_left_s())
+            except TimeoutError:
+                break
+        log.error(
+            "lost the worker lease: cancelled this life's orders by id and stopped",
+            extra={"fields": {"bot": self.name, "client_order_ids": own}},
+        )
 
     def _stop_left_s(self) -> float:
         return max(0.0, self._stop_deadline - time.monotonic())

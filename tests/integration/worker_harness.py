@@ -81,10 +81,14 @@ class RunningWorker:
 
 
 async def start_worker(
-    settings: BotSettings, ledger_path: Path, *, first_book_s: float = 20.0
+    settings: BotSettings,
+    ledger_path: Path,
+    *,
+    first_book_s: float = 20.0,
+    credentials: GrvtCredentials | None = None,
 ) -> RunningWorker:
-    """A worker running on a fresh sub-account, once it has a first book."""
-    credentials = new_credentials()
+    """A worker running on `credentials`' sub-account (a fresh one by default), once it has a book."""
+    credentials = credentials or new_credentials()
     exchange = GrvtExchange(settings, credentials=credentials)
     ledger = Ledger(ledger_path)
     metrics = BotMetrics(

@@ -1,6 +1,6 @@
-"""A wrong signing key: the exchange refuses every order's signature. The bot backs off between
-refusals and halts after a few (every order cancelled, an ERROR saying why), instead of firing
-hundreds of rejected orders a second."""
+"""Stopping, halting and handing over against the local GRVT exchange: a wrong signing key backs off
+and halts; a stop the exchange cannot confirm ends ORDERS_LEFT naming what rests; a worker that lost
+its lease cancels only its own orders, never the new holder's."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from bots.errors import RejectReason
 from bots.venues.grvt.server.app import GrvtSimConfig, GrvtSimServerThread
 from bots.venues.grvt.server.faults import Faults
 from settings.models import BotSettings
-from tests.integration.worker_harness import start_worker, stop_worker
+from tests.integration.worker_harness import RunningWorker, new_credentials, start_worker, stop_worker
 
 pytestmark = pytest.mark.integration
 
@@ -142,3 +142,57 @@ def test_a_stop_leaves_nothing_resting_when_the_exchange_answers(
             await stop_worker(running)
 
     assert asyncio.run(scenario()) == (WorkerExit.STOPPED, 0)
+
+
+@pytest.fixture(scope="module")
+def still_server() -> Iterator[GrvtSimServerThread]:
+    """A market that moves only when a test steps it."""
+    with GrvtSimServerThread(GrvtSimConfig(seed=4, step_interval_s=None)) as running:
+        yield running
+
+
+def test_a_worker_that_lost_its_lease_cancels_only_its_own_orders(
+    still_server: GrvtSimServerThread, tmp_path: Path
+) -> None:
+    """A holder hung, the lease went to a new worker of the same bot on the same account; when the old
+    one wakes and learns it lost the lease, the new holder's orders stay resting."""
+    server = still_server
+    settings = BotSettings.model_validate(
+        {
+            "symbol": SYMBOL,
+            "exchange": {"mode": "live", "base_url": server.url, "request_timeout_s": 2.0},
+            "strategy": {"grid_layers": 2, "spread_pct": 0.0005},
+        }
+    )
+    credentials = new_credentials()
+
+    async def until_quoting(running: RunningWorker) -> None:
+        for _ in range(200):
+            server.step(1)
+            await asyncio.sleep(0.05)
+            if running.worker.resting:
+                return
+        raise AssertionError("never quoted")
+
+    async def scenario() -> tuple[set[str], set[str]]:
+        server.step(1)
+        old = await start_worker(settings, tmp_path / "old.db", credentials=credentials)
+        new = None
+        try:
+            await until_quoting(old)
+            new = await start_worker(settings, tmp_path / "new.db", credentials=credentials)
+            await until_quoting(new)  # the market holds still from here: the new holder rests as it is
+            await new.worker.quiescent()
+            await old.worker.quiescent()
+            theirs = set(new.worker.resting)
+            old.worker.lease_lost()
+            await asyncio.wait_for(old.task, timeout=30)
+            resting = {o.client_order_id for o in await new.exchange.open_orders(SYMBOL)}
+            return theirs, resting
+        finally:
+            await stop_worker(old)
+            if new is not None:
+                await stop_worker(new)
+
+    theirs, resting = asyncio.run(scenario())
+    assert theirs and theirs <= resting  # every order of the new holder still rests
