@@ -130,9 +130,7 @@ async def _serve(process: BotProcess, settings: BotSettings, ledger: Ledger, acc
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop, signal_exit_code(sig))
     # Another worker holds the lock now: a restart here would be refused the same way.
-    heartbeat = asyncio.create_task(
-        _heartbeat(ledger, account, settings.symbol, lease_lost)
-    )
+    heartbeat = asyncio.create_task(_heartbeat(ledger, account, settings.symbol, lease_lost))
     log.info("serving metrics", extra={"fields": {"bot": settings.name, "port": port}})
     try:
         while not stopping.is_set():
