@@ -287,7 +287,14 @@ class BotCore:
         self.decided_ns = now_ns
         desired: list[DesiredOrder] = list(decision.orders) if self.enabled else []
         orders = self.orders
-        diff = diff_orders(orders.open_orders(), desired, self._tolerance, orders.keys())
+        diff = diff_orders(
+            orders.open_orders(),
+            desired,
+            self._tolerance,
+            orders.keys(),
+            decision.max_bid_ticks,
+            decision.min_ask_ticks,
+        )
         actions: list[Action] = []
         for cid in diff.cancels:
             orders.cancel_sent(cid)

@@ -2,11 +2,11 @@
 
 Replacing an order costs queue position, rate limit and a signature, so an open order may stand for a
 desired one when it is on the same side, no larger (a partially filled order still qualifies), within
-`tolerance_pct` of the desired price, and never more aggressive than it (a bid at or below it, an ask
-at or above it): every clamp on a price (post-only behind the touch, the entry anchor) caps how
-aggressive an order may be, so a kept order obeys them as the desired one does. An open order at
-exactly a desired price stands for that one first, and is never kept for another desired order (which
-would then be placed beside it, at its price). Everything else is cancelled or placed.
+`tolerance_pct` of the desired price, and inside the decision's price limits (`max_bid_ticks`,
+`min_ask_ticks`: post-only behind the touch, the entry anchor), so a kept order obeys every clamp the
+desired ones do. An open order at exactly a desired price stands for that one first, and is never
+kept for another desired order (which would then be placed beside it, at its price). Everything else
+is cancelled or placed.
 """
 
 from __future__ import annotations
@@ -19,7 +19,10 @@ from mypy_extensions import mypyc_attr
 from bots.engine import pickling
 from bots.engine.types import DesiredOrder, Side
 
-__all__ = ["OpenOrder", "OrderDiff", "OrderKeys", "diff_orders", "order_keys"]
+__all__ = ["NO_ASK_LIMIT", "NO_BID_LIMIT", "OpenOrder", "OrderDiff", "OrderKeys", "diff_orders", "order_keys"]
+
+NO_BID_LIMIT: Final = 1 << 62  # price limits that admit any price
+NO_ASK_LIMIT: Final = -(1 << 62)
 
 
 @mypyc_attr(acyclic=True)
@@ -65,13 +68,15 @@ def diff_orders(
     desired: list[DesiredOrder],
     tolerance_pct: float,
     keys: OrderKeys | None = None,
+    max_bid_ticks: int = NO_BID_LIMIT,
+    min_ask_ticks: int = NO_ASK_LIMIT,
 ) -> OrderDiff:
     """Cancels (client order ids) and placements that turn `open_orders` into `desired`.
 
     Each desired order, in turn, claims an unclaimed open order at exactly its price; then each one
     left, in turn, claims the nearest unclaimed open order that may stand for it (see the module
     docstring) and is not at another desired order's price; ties go to the earlier open order, so the
-    result is deterministic.
+    result is deterministic. Without limits (the defaults) any price qualifies.
 
     Runs on every book event, and on most of them every open order is kept: `_all_kept` proves that
     case in O(n log n) and the answer is then "no change"; otherwise `_diff_scan` decides. A caller
@@ -80,9 +85,11 @@ def diff_orders(
     `tests/unit/test_orders_fast_path.py` holds the paths to the definition (two O(n*m) scans of every
     unclaimed open order for each desired order in turn).
     """
-    if len(open_orders) == len(desired) and _all_kept(open_orders, desired, tolerance_pct, keys):
+    if len(open_orders) == len(desired) and _all_kept(
+        open_orders, desired, tolerance_pct, keys, max_bid_ticks, min_ask_ticks
+    ):
         return _NO_CHANGE
-    return _diff_scan(open_orders, desired, tolerance_pct)
+    return _diff_scan(open_orders, desired, tolerance_pct, max_bid_ticks, min_ask_ticks)
 
 
 def order_keys(open_orders: list[OpenOrder]) -> OrderKeys | None:
@@ -117,12 +124,20 @@ _SIZE_MASK: Final = _SIZE_LIMIT - 1
 _NO_CHANGE: Final = OrderDiff(cancels=(), places=())
 
 
-def _diff_scan(open_orders: list[OpenOrder], desired: list[DesiredOrder], tolerance_pct: float) -> OrderDiff:
+def _diff_scan(
+    open_orders: list[OpenOrder],
+    desired: list[DesiredOrder],
+    tolerance_pct: float,
+    max_bid_ticks: int = NO_BID_LIMIT,
+    min_ask_ticks: int = NO_ASK_LIMIT,
+) -> OrderDiff:
     """The definition's two scans with the open orders split by side first (each desired order scans
     only its side's, in their original order, so ties still go to the earlier one) and claimed ones
     flagged. Each side is three parallel int lists (index, price, size): compiled, the inner loop is
-    C ints."""
-    buy_at, buy_price, buy_size, sell_at, sell_price, sell_size = _by_side(open_orders)
+    C ints. Open orders outside the price limits are left out of both scans."""
+    buy_at, buy_price, buy_size, sell_at, sell_price, sell_size = _by_side(
+        open_orders, max_bid_ticks, min_ask_ticks
+    )
     wanted_bids = {want.price_ticks for want in desired if want.side is _BUY}
     wanted_asks = {want.price_ticks for want in desired if want.side is _SELL}
     taken = [False] * len(open_orders)
@@ -138,7 +153,7 @@ def _diff_scan(open_orders: list[OpenOrder], desired: list[DesiredOrder], tolera
                 taken[index] = matched[number] = True
                 break
     places: list[DesiredOrder] = []
-    for number, want in enumerate(desired):  # then the nearest passive one within tolerance
+    for number, want in enumerate(desired):  # then the nearest within tolerance
         if matched[number]:
             continue
         side = want.side
@@ -154,9 +169,9 @@ def _diff_scan(open_orders: list[OpenOrder], desired: list[DesiredOrder], tolera
             index = at[k]
             if not taken[index]:
                 price = prices[k]
-                gap = target - price if side is _BUY else price - target  # how far behind the target
+                gap = price - target if price >= target else target - price  # |price - target|, no call
                 if (
-                    0 <= gap <= limit
+                    gap <= limit
                     and 0 < sizes[k] <= size
                     and price not in wanted
                     and (best < 0 or gap < best_gap)
@@ -171,9 +186,10 @@ def _diff_scan(open_orders: list[OpenOrder], desired: list[DesiredOrder], tolera
 
 
 def _by_side(
-    open_orders: list[OpenOrder],
+    open_orders: list[OpenOrder], max_bid_ticks: int, min_ask_ticks: int
 ) -> tuple[list[int], list[int], list[int], list[int], list[int], list[int]]:
-    """(index, price, size) lists of the open buys, then of the open sells, in their original order."""
+    """(index, price, size) lists of the open buys, then of the open sells, in their original order;
+    orders outside the price limits are left out (they can stand for nothing)."""
     buy_at: list[int] = []
     buy_price: list[int] = []
     buy_size: list[int] = []
@@ -182,13 +198,14 @@ def _by_side(
     sell_size: list[int] = []
     for index, have in enumerate(open_orders):
         side = have.side
-        if side is _BUY:
+        price = have.price_ticks
+        if side is _BUY and price <= max_bid_ticks:
             buy_at.append(index)
-            buy_price.append(have.price_ticks)
+            buy_price.append(price)
             buy_size.append(have.size_lots)
-        elif side is _SELL:
+        elif side is _SELL and price >= min_ask_ticks:
             sell_at.append(index)
-            sell_price.append(have.price_ticks)
+            sell_price.append(price)
             sell_size.append(have.size_lots)
     return buy_at, buy_price, buy_size, sell_at, sell_price, sell_size
 
@@ -218,17 +235,20 @@ def _all_kept(
     desired: list[DesiredOrder],
     tolerance_pct: float,
     keys: OrderKeys | None = None,
+    max_bid_ticks: int = NO_BID_LIMIT,
+    min_ask_ticks: int = NO_ASK_LIMIT,
 ) -> bool:
     """True only if the scans would keep every open order and place nothing; needs equal counts.
 
     Sort the open orders of each side by price and guess that the k-th buy in `desired` keeps the k-th
-    highest open buy and the k-th sell the k-th lowest open sell. The guess is the scans' answer when
-    the desired buys come strictly best first and each open buy lies at or below its partner, within
-    tolerance, strictly above the next open buy and strictly above the next desired buy: then no open
-    buy is at another desired order's price (the exact scan pairs only partners), and when a desired
-    buy's turn comes the open buys above its partner are claimed, so its partner is the nearest that
-    may stand for it. Sizes must qualify. Sells mirrored. Any doubt (a tie, an order `order_keys`
-    cannot key, a desired order out of that order) answers False: the scans decide.
+    highest open buy and the k-th sell the k-th lowest open sell. Replay the scans against that guess:
+    when no open buy lies at another desired buy's price (checked against both neighbours: the desired
+    buys come best first, so a farther one would lie beyond a neighbour), the exact scan pairs only
+    partners, and when the k-th buy's turn comes the open buys above its partner are claimed, so its
+    partner is the highest unclaimed one; along sorted prices the distance to a price falls, then
+    rises, so the partner is the nearest if it beats the next lower one. It must be within tolerance
+    and the price limit, of a size that qualifies. Sells mirrored. Any doubt (a tie, an order
+    `order_keys` cannot key, a desired order out of that order) answers False: the scans decide.
     `keys` are `order_keys(open_orders)` when the caller has them.
     """
     if keys is None:
@@ -239,34 +259,42 @@ def _all_kept(
     bid_rank = len(bids)
     ask_rank = 0
     n_asks = len(asks)
-    last_bid = last_ask = 0  # the previous partner's price on each side, once there is one
+    last_bid = last_bid_want = last_ask = last_ask_want = 0  # the previous pair on each side, once seen
     seen_bid = seen_ask = False
-    for want in desired:
+    for want in desired:  # |a - b| written out: compiled, a call per distance costs as much as the rest
         side = want.side
         target = want.price_ticks
         if side is _BUY:
             bid_rank -= 1  # the highest unclaimed bid
-            if bid_rank < 0 or (seen_bid and not target < last_bid):
+            if bid_rank < 0:
                 return False
             key = bids[bid_rank]
             price = key >> 32
-            gap = target - price
-            if bid_rank and not bids[bid_rank - 1] >> 32 < price:
+            if price > max_bid_ticks or (seen_bid and not (target < last_bid and price < last_bid_want)):
                 return False
-            last_bid, seen_bid = price, True
+            gap = price - target if price >= target else target - price
+            if bid_rank:
+                below = bids[bid_rank - 1] >> 32
+                if not (below - target if below >= target else target - below) > gap:
+                    return False
+            last_bid, last_bid_want, seen_bid = price, target, True
         elif side is _SELL:
-            if ask_rank >= n_asks or (seen_ask and not target > last_ask):
+            if ask_rank >= n_asks:
                 return False
             key = asks[ask_rank]  # the lowest unclaimed ask
             price = key >> 32
-            gap = price - target
-            ask_rank += 1
-            if ask_rank < n_asks and not asks[ask_rank] >> 32 > price:
+            if price < min_ask_ticks or (seen_ask and not (target > last_ask and price > last_ask_want)):
                 return False
-            last_ask, seen_ask = price, True
+            gap = price - target if price >= target else target - price
+            ask_rank += 1
+            if ask_rank < n_asks:
+                above = asks[ask_rank] >> 32
+                if not (above - target if above >= target else target - above) > gap:
+                    return False
+            last_ask, last_ask_want, seen_ask = price, target, True
         else:
             return False
-        if not 0 <= gap <= tolerance_pct * target or (key & _SIZE_MASK) > want.size_lots:
+        if not gap <= tolerance_pct * target or (key & _SIZE_MASK) > want.size_lots:
             return False
     return bid_rank == 0 and ask_rank == n_asks
 

@@ -89,6 +89,8 @@ class QuoteDecision:
     kappa: float
     signal: Signal
     latched: Signal
+    max_bid_ticks: int  # the highest bid and lowest ask any order may rest at (post-only behind the
+    min_ask_ticks: int  # touch, the entry anchor): -1 when no order is wanted
 
     def __init__(
         self,
@@ -104,6 +106,8 @@ class QuoteDecision:
         kappa: float = math.nan,
         signal: Signal = Signal.NEUTRAL,
         latched: Signal = Signal.NEUTRAL,
+        max_bid_ticks: int = -1,
+        min_ask_ticks: int = -1,
     ) -> None:
         self.orders = orders
         self.state = state
@@ -117,6 +121,8 @@ class QuoteDecision:
         self.kappa = kappa
         self.signal = signal
         self.latched = latched
+        self.max_bid_ticks = max_bid_ticks
+        self.min_ask_ticks = min_ask_ticks
 
 
 class QuoteEngine:
@@ -261,12 +267,14 @@ class QuoteEngine:
             reasons += verdict.reasons
 
         orders: tuple[DesiredOrder, ...] = ()
+        max_bid = min_ask = -1
         size_lots = lots_for_notional(config.order_size_usd, mid, config.lot)
         if size_lots < config.min_lots:
             reasons += (f"order_size_usd {config.order_size_usd} is below the minimum size",)
         elif state is not _HALTED:
+            max_bid, min_ask = self._price_limits(book, inventory, position_lots, latched)
             orders = self._orders(
-                book, inventory, position_lots, center, half_spread, size_lots, latched, state
+                book, position_lots, center, half_spread, size_lots, latched, state, max_bid, min_ask
             )
         return QuoteDecision(
             orders,
@@ -281,24 +289,16 @@ class QuoteEngine:
             model.kappa,
             raw,
             latched,
+            max_bid,
+            min_ask,
         )
 
-    def _orders(
-        self,
-        book: Book,
-        inventory: Inventory,
-        position_lots: int,
-        center: float,
-        half_spread: float,
-        size_lots: int,
-        latched: Signal,
-        state: TradingState,
-    ) -> tuple[DesiredOrder, ...]:
-        """The grid and boost inside the post-only and entry-anchor limits, trimmed to the position
-        limit: bids best first, then asks best first."""
+    def _price_limits(
+        self, book: Book, inventory: Inventory, position_lots: int, latched: Signal
+    ) -> tuple[int, int]:
+        """(max_bid, min_ask) in ticks: post-only behind the touch, tightened by the entry anchor."""
         config = self._config
         tick = config.tick
-        mid = book.mid
         max_bid, min_ask = post_only_limits(book.bid_price, book.ask_price, tick)
         if config.entry_anchor_mode:
             tolerance = (
@@ -309,6 +309,25 @@ class QuoteEngine:
             max_bid, min_ask = entry_anchor(
                 max_bid, min_ask, position_lots, inventory.entry_price, tolerance, tick
             )
+        return max_bid, min_ask
+
+    def _orders(
+        self,
+        book: Book,
+        position_lots: int,
+        center: float,
+        half_spread: float,
+        size_lots: int,
+        latched: Signal,
+        state: TradingState,
+        max_bid: int,
+        min_ask: int,
+    ) -> tuple[DesiredOrder, ...]:
+        """The grid and boost inside the price limits, trimmed to the position limit: bids best
+        first, then asks best first."""
+        config = self._config
+        tick = config.tick
+        mid = book.mid
         bids, asks = grid(mid, center, half_spread, tick, size_lots, max_bid, min_ask, self._steps)
         if self._boost_offsets:
             bids, asks = boost(

@@ -10,19 +10,20 @@ def _want(side: Side, price: int, size: int = 2) -> DesiredOrder:
     return DesiredOrder(side, price, size, 0)
 
 
-def test_nothing_to_do_when_every_price_is_within_tolerance_and_behind_its_target() -> None:
-    open_orders = [OpenOrder("a", Side.BUY, 499_990, 2), OpenOrder("b", Side.SELL, 500_060, 2)]
+def test_nothing_to_do_when_every_price_is_within_tolerance() -> None:
+    open_orders = [OpenOrder("a", Side.BUY, 499_990, 2), OpenOrder("b", Side.SELL, 500_010, 2)]
     desired = [_want(Side.BUY, 500_000), _want(Side.SELL, 500_050)]
     diff = diff_orders(open_orders, desired, tolerance_pct=0.001)
     assert diff.empty
 
 
-def test_a_kept_order_is_never_more_aggressive_than_its_target() -> None:
-    """Clamps (post-only behind the touch, the entry anchor) cap aggressiveness: an order ahead of its
-    target, even within tolerance, may be beyond them, so it is replaced."""
+def test_an_order_beyond_the_price_limits_is_never_kept() -> None:
+    """Found by the state machine: an order kept within tolerance of its target had crossed the
+    entry anchor. Kept orders obey the decision's limits (post-only behind the touch, the anchor)."""
     open_orders = [OpenOrder("a", Side.BUY, 500_010, 2), OpenOrder("b", Side.SELL, 500_040, 2)]
     desired = [_want(Side.BUY, 500_000), _want(Side.SELL, 500_050)]
-    diff = diff_orders(open_orders, desired, tolerance_pct=0.001)
+    assert diff_orders(open_orders, desired, 0.001).empty  # no limits: both within tolerance
+    diff = diff_orders(open_orders, desired, 0.001, max_bid_ticks=500_005, min_ask_ticks=500_045)
     assert diff.cancels == ("a", "b")
     assert diff.places == tuple(desired)
 
@@ -40,7 +41,7 @@ def test_an_order_at_a_desired_price_is_never_kept_for_another_one() -> None:
     kept = {o.price_ticks for o in open_orders if o.client_order_id not in diff.cancels}
     placed = [w.price_ticks for w in diff.places]
     assert not kept & set(placed) and len(placed) == len(set(placed))
-    assert kept == {650_124, 650_138}  # 650138 stands behind 650131, within 13 ticks
+    assert kept == {650_124, 650_138}  # 650138 stands for 650131: 7 ticks, within 13
     assert placed == [650_117]
 
 

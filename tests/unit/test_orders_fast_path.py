@@ -10,36 +10,49 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from bots import native
-from bots.engine.orders import OpenOrder, OrderDiff, _all_kept, _diff_scan, diff_orders, order_keys
+from bots.engine.orders import (
+    NO_ASK_LIMIT,
+    NO_BID_LIMIT,
+    OpenOrder,
+    OrderDiff,
+    _all_kept,
+    _diff_scan,
+    diff_orders,
+    order_keys,
+)
 from bots.engine.types import DesiredOrder, OrderKind, Side
 
 
-def _may_stand_for(have: OpenOrder, want: DesiredOrder, tolerance_pct: float) -> bool:
-    """Same side, no larger, within tolerance and never more aggressive than the desired order."""
-    behind = (
-        want.price_ticks - have.price_ticks if want.side is Side.BUY else have.price_ticks - want.price_ticks
-    )
+def _may_stand_for(
+    have: OpenOrder, want: DesiredOrder, tolerance_pct: float, max_bid: int, min_ask: int
+) -> bool:
+    """Same side, no larger, within tolerance, inside the price limits."""
+    inside = have.price_ticks <= max_bid if want.side is Side.BUY else have.price_ticks >= min_ask
     return (
         have.side is want.side
         and 0 < have.size_lots <= want.size_lots
-        and 0 <= behind <= tolerance_pct * want.price_ticks
+        and abs(have.price_ticks - want.price_ticks) <= tolerance_pct * want.price_ticks
+        and inside
     )
 
 
 def _diff_reference(
-    open_orders: list[OpenOrder], desired: list[DesiredOrder], tolerance_pct: float
+    open_orders: list[OpenOrder],
+    desired: list[DesiredOrder],
+    tolerance_pct: float,
+    max_bid: int = NO_BID_LIMIT,
+    min_ask: int = NO_ASK_LIMIT,
 ) -> OrderDiff:
-    """The definition: each desired order in turn claims an unclaimed open order at exactly its price;
-    then each one left, in turn, the nearest unclaimed open order that may stand for it and is not at
-    another desired order's price (ties: the earlier open order). O(n*m)."""
+    """The definition: each desired order in turn claims an unclaimed open order at exactly its price
+    (inside the limits); then each one left, in turn, the nearest unclaimed open order that may stand
+    for it and is not at another desired order's price (ties: the earlier open order). O(n*m)."""
     unclaimed = list(open_orders)
     wanted = {(want.side, want.price_ticks) for want in desired}
     left: list[DesiredOrder] = []
     for want in desired:
         exact = [
             have for have in unclaimed
-            if have.side is want.side and have.price_ticks == want.price_ticks
-            and 0 < have.size_lots <= want.size_lots
+            if have.price_ticks == want.price_ticks and _may_stand_for(have, want, 0.0, max_bid, min_ask)
         ]  # fmt: skip
         if exact:
             unclaimed.remove(exact[0])
@@ -51,7 +64,8 @@ def _diff_reference(
             continue
         candidates = [
             have for have in unclaimed
-            if _may_stand_for(have, want, tolerance_pct) and (have.side, have.price_ticks) not in wanted
+            if _may_stand_for(have, want, tolerance_pct, max_bid, min_ask)
+            and (have.side, have.price_ticks) not in wanted
         ]  # fmt: skip
         if candidates:
             unclaimed.remove(min(candidates, key=lambda have: abs(have.price_ticks - want.price_ticks)))
@@ -106,14 +120,23 @@ def market_states(draw: st.DrawFn) -> tuple[list[OpenOrder], list[DesiredOrder],
 
 
 @settings(max_examples=1000, deadline=None)
-@given(state=market_states())
-def test_diff_orders_is_the_reference_scan(state: tuple[list[OpenOrder], list[DesiredOrder], float]) -> None:
+@given(state=market_states(), limits=st.data())
+def test_diff_orders_is_the_reference_scan(
+    state: tuple[list[OpenOrder], list[DesiredOrder], float], limits: st.DataObject
+) -> None:
     opens, desired, tolerance = state
-    expected = _diff_reference(opens, desired, tolerance)
-    assert diff_orders(opens, desired, tolerance) == expected
-    assert diff_orders(opens, desired, tolerance, order_keys(opens)) == expected  # keys kept by a caller
-    assert _diff_scan(opens, desired, tolerance) == expected
-    if len(opens) == len(desired) and _all_kept(opens, desired, tolerance):
+    # no limits, or limits near the desired prices (the engine's post-only and anchor clamps)
+    bids = [w.price_ticks for w in desired if w.side is Side.BUY] or [0]
+    asks = [w.price_ticks for w in desired if w.side is Side.SELL] or [0]
+    max_bid, min_ask = limits.draw(
+        st.just((NO_BID_LIMIT, NO_ASK_LIMIT))
+        | st.tuples(st.integers(max(bids) - 3, max(bids) + 600), st.integers(min(asks) - 600, min(asks) + 3))
+    )
+    expected = _diff_reference(opens, desired, tolerance, max_bid, min_ask)
+    assert diff_orders(opens, desired, tolerance, None, max_bid, min_ask) == expected
+    assert diff_orders(opens, desired, tolerance, order_keys(opens), max_bid, min_ask) == expected
+    assert _diff_scan(opens, desired, tolerance, max_bid, min_ask) == expected
+    if len(opens) == len(desired) and _all_kept(opens, desired, tolerance, None, max_bid, min_ask):
         event("all kept: fast path")
         assert expected.empty
 

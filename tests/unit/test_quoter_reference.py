@@ -212,6 +212,7 @@ class ReferenceEngine:
         self.risk_state = verdict.risk_state
         reasons.extend(verdict.reasons)
         orders: list[DesiredOrder] = []
+        max_bid = min_ask = -1  # the price limits: none without orders
         size_lots = math.floor(strategy.order_size_usd / mid / lot + EPS)
         min_lots = math.ceil(spec.effective_min_size / spec.lot_size)
         if size_lots < min_lots:
@@ -227,6 +228,9 @@ class ReferenceEngine:
                 if strategy.entry_anchor_mode
                 else None
             )
+            max_bid, min_ask = round(book.ask_price / tick) - 1, round(book.bid_price / tick) + 1
+            if anchor is not None:
+                max_bid, min_ask = min(max_bid, anchor.max_bid), max(min_ask, anchor.min_ask)
             orders = reference_build_quotes(
                 strategy,
                 mid,
@@ -257,6 +261,8 @@ class ReferenceEngine:
             kappa=kappa,
             signal=view.raw,
             latched=view.latched,
+            max_bid_ticks=max_bid,
+            min_ask_ticks=min_ask,
         )
 
     def _no_quotes(self, reason: str) -> QuoteDecision:
