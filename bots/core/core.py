@@ -92,6 +92,14 @@ class BotCore:
         self.closing: str | None = None  # the client order id of the close in flight
         self.risk_recorded = self._risk_key()
         self.journal: list[JournalEntry] | None = None  # every event and its actions, when a test asks
+        self._tick = self._lot = Decimal(0)
+        self._tolerance = 0.0
+        self._refresh_ns = self._record_ns = 0
+        self._read(config)
+
+    def _read(self, config: CoreConfig) -> None:
+        """The config values every event reads, into plain attributes (compiled: native fields)."""
+        self.config = config
         self._tick = config.tick_size
         self._lot = config.lot_size
         self._tolerance = config.price_tolerance_pct
@@ -236,13 +244,8 @@ class BotCore:
         """New settings between two decisions (`engine` already carries the warmed-up indicators)."""
         if (config.name, config.symbol) != (self.config.name, self.config.symbol):
             raise ValueError("a core's name and symbol never change")
-        self.config = config
+        self._read(config)
         self.engine = engine
-        self._tick = config.tick_size
-        self._lot = config.lot_size
-        self._tolerance = config.price_tolerance_pct
-        self._refresh_ns = config.refresh_interval_ns
-        self._record_ns = config.record_interval_ns
         self._blend()
 
     def seed(self, mid: float, ts_ns: int) -> None:
