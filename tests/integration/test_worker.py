@@ -197,6 +197,7 @@ def test_decisions_never_overlap_when_the_exchange_is_slower_than_the_refresh_in
     """Each order call takes 0.1 s while the timer fires every 0.02 s and books keep coming: one
     consumer makes one call at a time, so nothing is placed twice against the same resting orders."""
     in_flight = most = calls = 0
+    delay_s = 0.1
 
     def slow(call: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         async def delayed(*args: Any) -> Any:
@@ -205,7 +206,7 @@ def test_decisions_never_overlap_when_the_exchange_is_slower_than_the_refresh_in
             calls += 1
             most = max(most, in_flight)
             try:
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(delay_s)
                 return await call(*args)
             finally:
                 in_flight -= 1
@@ -216,8 +217,10 @@ def test_decisions_never_overlap_when_the_exchange_is_slower_than_the_refresh_in
         exchange: Any = worker.exchange
         exchange.place_order = slow(exchange.place_order)
         exchange.cancel_order = slow(exchange.cancel_order)
+        nonlocal delay_s
         await _until(lambda: calls >= 30, what="thirty slow order calls")
-        await worker.quiescent()
+        delay_s = 0.0  # the exchange recovers: the worker catches up and comes to rest
+        await asyncio.wait_for(worker.quiescent(), 20)
         resting = await exchange.open_orders(worker.symbol)
         keys = [(order.side, order.price) for order in resting]
         assert len(keys) == len(set(keys)), "two resting orders share side and price"
