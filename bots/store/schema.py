@@ -33,7 +33,6 @@ __all__ = [
     "COMMANDS",
     "FEATURE_COLUMNS",
     "MONEY_SCALE",
-    "SCHEMA_VERSION",
     "Money",
     "alerts",
     "bot_state",
@@ -52,8 +51,8 @@ __all__ = [
     "worker_locks",
 ]
 
-# Bump with every change of a table, and teach `bots.store.db` how to upgrade from the previous one.
-SCHEMA_VERSION = 1
+# Every change of a table here comes with an Alembic revision in bots/store/migrations/versions (a test
+# fails when the two disagree).
 
 MONEY_SCALE = 18
 _QUANTUM = Decimal(1).scaleb(-MONEY_SCALE)
@@ -119,6 +118,8 @@ def _id_column() -> Column[int]:
 
 metadata = MetaData()
 
+# Before Alembic, the schema's version (1); Alembic-managed ledgers hold 2 here so that mmfleet from
+# before Alembic refuses them. The revision in `alembic_version` is what this code checks.
 schema_version = Table(
     "schema_version",
     metadata,
@@ -283,8 +284,7 @@ worker_locks = Table(
 
 # Alertmanager notifications, one row per (alert fingerprint, firing episode, status): a repeated
 # delivery of the same notification changes nothing. `command_id` is the stop command a halting alert
-# issued. Added beside schema version 1 without a bump: `create_all` adds a missing table to an
-# existing database, and no existing table changed.
+# issued.
 alerts = Table(
     "alerts",
     metadata,

@@ -14,13 +14,11 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import update
 
 from bots.engine.portfolio import Portfolio
 from bots.engine.types import Side
 from bots.exchange.base import Fill, OrderStatus, OrderUpdate
-from bots.store import SCHEMA_VERSION, Ledger, SchemaVersionError, StoreError, normalise_url
-from bots.store.schema import schema_version
+from bots.store import Ledger, StoreError, normalise_url
 from tests.integration.conftest import LedgerFactory
 
 pytestmark = pytest.mark.integration
@@ -332,15 +330,6 @@ def test_lock_of_dead_local_process_is_reclaimed(ledgers: LedgerFactory) -> None
     successor = ledgers.open(owner="new-worker")
     assert successor.acquire_lock("acct", SYMBOL)  # no need to wait for the heartbeat to go stale
     assert not ledgers.open(owner="third").acquire_lock("acct", SYMBOL)  # a live holder keeps it
-
-
-def test_newer_schema_is_refused(ledgers: LedgerFactory) -> None:
-    ledger = ledgers.open()
-    with ledger.engine.begin() as connection:
-        connection.execute(update(schema_version).values(version=SCHEMA_VERSION + 1))
-    ledger.close()
-    with pytest.raises(SchemaVersionError, match=f"schema version {SCHEMA_VERSION + 1}"):
-        ledgers.open()
 
 
 def test_sqlite_is_wal_and_synchronous_full(tmp_path: Path) -> None:
