@@ -10,12 +10,12 @@ __all__ = ["GammaKappa", "blend"]
 
 
 class GammaKappa(Protocol):
-    """Per-regime parameters (`settings.models.RegimeParams` satisfies this)."""
+    """Per-regime parameters (`settings.models.RegimeParams` satisfies this); kappa None: the bot's."""
 
     @property
     def gamma(self) -> float: ...
     @property
-    def kappa(self) -> float: ...
+    def kappa(self) -> float | None: ...
 
 
 def blend(
@@ -27,7 +27,8 @@ def blend(
 ) -> tuple[float, float]:
     """Probability-weighted means of gamma and kappa across regimes.
 
-    A regime without params contributes the defaults (the bot's configured gamma/kappa); unusable
+    A regime without params contributes the defaults (the bot's gamma/kappa: configured, or kappa
+    fitted when auto), one without a kappa the default kappa; unusable
     probabilities (negative, non-finite, summing to 0) give the defaults outright.
     """
     total = gamma = kappa = 0.0
@@ -36,8 +37,13 @@ def blend(
             return default_gamma, default_kappa
         params = regime_params.get(regime)
         total += p
-        gamma += p * (params.gamma if params is not None else default_gamma)
-        kappa += p * (params.kappa if params is not None else default_kappa)
+        if params is None:
+            gamma += p * default_gamma
+            kappa += p * default_kappa
+        else:
+            gamma += p * params.gamma
+            regime_kappa = params.kappa
+            kappa += p * (regime_kappa if regime_kappa is not None else default_kappa)
     if total <= 0.0:
         return default_gamma, default_kappa
     return gamma / total, kappa / total
