@@ -547,6 +547,16 @@ class MLSettings(Frozen):
         description="Older models are ignored (config gamma/kappa used).",
     )
     regime_params: dict[str, RegimeParams] = Field(default_factory=_default_regime_params)
+    regime_smoothing_s: float = Field(
+        default=60.0,
+        ge=0,
+        le=86_400,
+        description=(
+            "Time constant of the smoothed regime posterior the blend uses (an exponential moving"
+            " average of the model's probabilities): a regime switch moves gamma/kappa 63% of the way"
+            " in this long, 95% in three times it. 0: the raw posterior, which jumps."
+        ),
+    )
     tuner: TunerSettings = Field(default_factory=TunerSettings)
 
 
@@ -628,6 +638,7 @@ class BotSettings(Frozen):
             intensity=strategy.intensity.config(),
             regime_enabled=ml.regime_enabled,
             regime_params={name: RegimeGammaKappa(p.gamma, p.kappa) for name, p in ml.regime_params.items()},
+            regime_smoothing_ns=round(ml.regime_smoothing_s * 1_000_000_000),
             keep_order_log=keep_order_log,
             record_market=record_market,
         )

@@ -42,6 +42,7 @@ class CoreConfig:
     intensity: IntensityConfig = field(default_factory=IntensityConfig)
     regime_enabled: bool = False
     regime_params: dict[str, RegimeGammaKappa] = field(default_factory=dict)
+    regime_smoothing_ns: int = 0  # time constant of the smoothed posterior; 0: the raw one
     close_attempts: int = 5  # reduce-only closes tried per close request before giving up until asked again
     close_slippage: Decimal = Decimal("0.01")  # a close may pay up to 1% beyond the touch, never more
     keep_order_log: bool = True  # the worker records order states; a backtest does not need them
@@ -56,6 +57,8 @@ class CoreConfig:
             raise ValueError("tick_size and lot_size must be positive")
         if not (self.refresh_interval_ns > 0 and self.record_interval_ns > 0):
             raise ValueError("refresh_interval_ns and record_interval_ns must be positive")
+        if self.regime_smoothing_ns < 0:
+            raise ValueError("regime_smoothing_ns must not be negative")
 
 
 pickling.register(CoreConfig, RegimeGammaKappa)

@@ -12,7 +12,8 @@ exchange or a fill model; what came of them returns as events:
     fill        -> on_fill         (committed by the driver first: a fill counts once it is durable)
     ack/reject  -> on_placed / on_rejected / on_cancelled / on_all_cancelled
     timer       -> on_timer     -> a quiet market's requote (stale data cancels all), the records
-    regime      -> on_regime       (probabilities from `ml`'s inference on the recorded features)
+    regime      -> on_regime       (probabilities from `ml`'s inference on the recorded features,
+                                   smoothed over time here: `bots.core.blend.smooth`)
     command     -> start / stop / reconfigure
 
 Compiled by mypyc with the engine (`make native`): `on_book` is the per-event path of every backtest.
@@ -35,7 +36,7 @@ from bots.core.actions import (
     RecordOrders,
     RecordRisk,
 )
-from bots.core.blend import blend
+from bots.core.blend import blend, smooth
 from bots.core.config import CoreConfig
 from bots.core.features import market_features
 from bots.core.orders import OrderIds, RestingOrders
@@ -83,7 +84,8 @@ class BotCore:
         self.inventory = Inventory()
         self.last_book: BookUpdate | None = None
         self.last_decision: QuoteDecision | None = None
-        self.probabilities: dict[str, float] | None = None
+        self.probabilities: dict[str, float] | None = None  # smoothed; None: no model answers
+        self.regime_ns = 0  # event time of the last probabilities
         self.decided_ns = 0  # event time of the last decision
         self.recorded_ns = 0  # event time of the last record
         self.now_ns = 0  # the newest event time seen
@@ -244,8 +246,16 @@ class BotCore:
     # ----- the regime model and the operator -----------------------------------------------------
 
     def on_regime(self, probabilities: Mapping[str, float] | None) -> None:
-        """Regime probabilities (None: no usable model); the blend applies from the next decision."""
-        self.probabilities = dict(probabilities) if probabilities is not None else None
+        """Regime probabilities (None: no usable model), smoothed with time constant
+        `regime_smoothing_ns` of event time; the blend applies from the next decision."""
+        tau = self.config.regime_smoothing_ns
+        if probabilities is None or tau == 0:
+            self.probabilities = dict(probabilities) if probabilities is not None else None
+        else:
+            dt = self.now_ns - self.regime_ns
+            weight = -math.expm1(-dt / tau) if dt > 0 else 0.0
+            self.probabilities = smooth(self.probabilities, probabilities, weight)
+        self.regime_ns = self.now_ns
         self._blend()
         if self.journal is not None:
             self.journal.append(("on_regime", (self.probabilities,), []))
