@@ -347,7 +347,10 @@ class IntensitySettings(Frozen):
         default=0.00005, gt=0, lt=0.1, description="Width of the depth histogram's buckets, fraction of mid."
     )
     buckets: int = Field(
-        default=200, ge=2, le=100_000, description="Depth buckets; deeper trades are counted as deeper still."
+        default=200,
+        ge=2,
+        le=100_000,
+        description="Depth buckets; a deeper trade counts as beyond the last (censored).",
     )
     kappa_min: float = Field(
         default=10.0, gt=0, le=1e9, description="A fitted kappa is clamped to at least this."
