@@ -258,7 +258,9 @@ class BotCore:
         self.regime_ns = self.now_ns
         self._blend()
         if self.journal is not None:
-            self.journal.append(("on_regime", (self.probabilities,), []))
+            self.journal.append(
+                ("on_regime", (dict(probabilities) if probabilities is not None else None,), [])
+            )
 
     def start(self) -> list[Action]:
         """An operator's start: trading enabled, risk trips cleared."""
