@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bots.core.blend import smooth
+from bots.core.blend import blend, smooth
 from bots.core.core import BotCore
 from bots.core.orders import OrderIds
 from bots.engine.portfolio import Portfolio
@@ -115,3 +115,17 @@ def test_an_unusable_posterior_is_not_averaged_in() -> None:
     assert math.isnan(with_nan["a"]) and with_nan["b"] == 1.0
     got = smooth({"a": 0.5, "b": 0.5}, {"a": -1.0, "b": 1.0}, 0.5)
     assert got == {"a": -1.0, "b": 1.0}  # taken as it is: the blend refuses it (configured gamma/kappa)
+
+
+def test_a_regime_without_a_kappa_keeps_the_bots_own_fitted_or_configured() -> None:
+    settings = BotSettings.model_validate(
+        {
+            "symbol": "BTC_USDT_Perp",
+            "strategy": {"kappa": "auto"},
+            "ml": {"regime_enabled": True, "regime_params": {"trending": {"gamma": 2.0}}},
+        }
+    )
+    params = settings.core_config().regime_params
+    assert params["trending"].kappa is None
+    gamma, kappa = blend({"trending": 0.5, "ranging": 0.5}, params, default_gamma=1.0, default_kappa=777.0)
+    assert (gamma, kappa) == (1.5, 777.0)  # "ranging" has no params at all: the defaults
