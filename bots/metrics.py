@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
@@ -99,10 +99,29 @@ class BotMetrics:
             for kind in OrderKind
             for layer in range(grid_layers if kind is OrderKind.GRID else 2)
         }
-        regime = Gauge(
-            "mmfleet_regime_probability", "Regime model probability.", (*LABELS, "regime"), registry=registry
+        self.model_spread = gauge(
+            "model_spread", "The model's total spread before the spread_pct floor, fraction of mid."
+        ).labels(*base)
+        self.spread_floor_binding = gauge(
+            "spread_floor_binding", "1 while the spread_pct floor, not the model, sets the quoted spread."
+        ).labels(*base)
+        self.intensity_a = gauge(
+            "intensity_a", "Arrival intensity A in use (trades per second per side at the mid)."
+        ).labels(*base)
+        self.intensity_fitted = gauge(
+            "intensity_fitted", "1 while kappa/A come from the fit of recent trades (auto), 0 otherwise."
+        ).labels(*base)
+        # Absent, not 0, while no model answers: a 0 would read as "certainly not this regime".
+        self._regime_probability = Gauge(
+            "mmfleet_regime_probability",
+            "Regime probability the gamma/kappa blend uses (the smoothed posterior); absent without a model.",
+            (*LABELS, "regime"),
+            registry=registry,
         )
-        self.regime_probability = {name: regime.labels(*base, name) for name in REGIMES}
+        self._regimes_shown: set[str] = set()
+        self.regime_model_loaded = gauge(
+            "regime_model_loaded", "1 while a usable regime model is loaded (ml.regime_enabled), else 0."
+        ).labels(*base)
         latched = Gauge(
             "mmfleet_signal_latched",
             "1 while a signal is latched on this side.",
@@ -149,8 +168,6 @@ class BotMetrics:
         self.set_config_version("none")
         self.set_model_version("none")
         registry.register(_MarketDataAge(base, lambda: self.last_book_ns))
-        for child in self.regime_probability.values():
-            child.set(0.0)
         for child in self.quote_price.values():
             child.set(float("nan"))
 
@@ -172,6 +189,27 @@ class BotMetrics:
     def set_model_version(self, version: str) -> None:
         self._model_info.clear()
         self._model_info.labels(*self._base, version).set(1.0)
+
+    def publish_regime(self, probabilities: Mapping[str, float] | None, *, loaded: bool) -> None:
+        """The blend's regime probabilities: a series per known regime, none at all without them."""
+        self.regime_model_loaded.set(1.0 if loaded else 0.0)
+        family, base, shown = self._regime_probability, self._base, self._regimes_shown
+        for name in REGIMES:
+            p = probabilities.get(name) if probabilities is not None else None
+            if p is not None:
+                family.labels(*base, name).set(p)
+                shown.add(name)
+            elif name in shown:
+                family.remove(*base, name)
+                shown.discard(name)
+
+    def publish_spread(self, decision: QuoteDecision, *, intensity_a: float, fitted: bool) -> None:
+        """The model's spread beside the quoted one, whether the floor binds, and the intensity in use."""
+        if not math.isnan(decision.model_spread_pct):
+            self.model_spread.set(decision.model_spread_pct)
+            self.spread_floor_binding.set(1.0 if decision.floor_binds else 0.0)
+        self.intensity_a.set(intensity_a)
+        self.intensity_fitted.set(1.0 if fitted else 0.0)
 
     def publish_cycle(
         self,

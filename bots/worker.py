@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -36,7 +37,7 @@ from bots.core.core import BotCore
 from bots.core.orders import OrderIds, bot_tag
 from bots.engine.orders import OpenOrder
 from bots.engine.portfolio import Portfolio
-from bots.engine.quoter import QuoteEngine
+from bots.engine.quoter import QuoteDecision, QuoteEngine
 from bots.engine.risk import RiskState
 from bots.errors import ConfigError, Rejected, RejectReason, TransientExchangeError
 from bots.exchange.base import BookUpdate, Exchange, Fill, OrderRequest, Trade
@@ -71,6 +72,7 @@ class RegimeSource(Protocol):
     def observe(self, row: FeatureRow) -> None: ...
     def poll(self, now_s: float) -> int | None: ...
     def probabilities(self, now_s: float) -> dict[str, float] | None: ...
+    def loaded(self, now_s: float) -> bool: ...
     def reconfigure(self, model_dir: Path, max_model_age_s: float) -> None: ...
 
 
@@ -133,6 +135,7 @@ class BotWorker:
         )
         self.last_book: BookUpdate | None = None  # the newest book received (maybe not decided on yet)
         self._received_ns = 0
+        self._floor_binds = False  # the spread floor decided the last published spread (logged on change)
         self._cursor: str | None = None
         self._exit = WorkerExit.STOPPED
         self._stop = asyncio.Event()
@@ -623,10 +626,9 @@ class BotWorker:
         if self.regime is None or not self.settings.ml.regime_enabled:
             return
         self.regime.observe(row)
-        probabilities = self.regime.probabilities(time.time())
-        self.core.on_regime(probabilities)
-        for name, child in self.metrics.regime_probability.items():
-            child.set((probabilities or {}).get(name, 0.0))
+        now_s = time.time()
+        self.core.on_regime(self.regime.probabilities(now_s))
+        self.metrics.publish_regime(self.core.probabilities, loaded=self.regime.loaded(now_s))
 
     def _seed_indicators(self) -> None:
         """No warm-up wait: the last hour of recorded mids of the symbol (any bot) into the engine's
@@ -646,6 +648,7 @@ class BotWorker:
         core = self.core
         decision = core.last_decision
         if decision is not None:
+            self._publish_spread(decision)
             self.metrics.publish_cycle(
                 decision,
                 core.inventory,
@@ -657,6 +660,27 @@ class BotWorker:
                 tick=float(self.settings.spec.tick_size),
             )
         self._publish_orders()
+
+    def _publish_spread(self, decision: QuoteDecision) -> None:
+        """Spread metrics, and a log line when the spread floor starts or stops deciding the spread."""
+        core = self.core
+        self.metrics.publish_spread(
+            decision, intensity_a=core.engine.intensity_a, fitted=core.fitted is not None
+        )
+        if math.isnan(decision.model_spread_pct) or decision.floor_binds == self._floor_binds:
+            return
+        self._floor_binds = decision.floor_binds
+        fields = {
+            "bot": self.name,
+            "model_spread_pct": round(decision.model_spread_pct, 8),
+            "spread_pct": self.settings.strategy.spread_pct,
+            "gamma": decision.gamma,
+            "kappa": decision.kappa,
+        }
+        if self._floor_binds:
+            log.info("spread floor binds: the model's spread is below spread_pct", extra={"fields": fields})
+        else:
+            log.info("spread floor released: the model's spread decides", extra={"fields": fields})
 
     def _publish_orders(self) -> None:
         self.metrics.publish_open_orders(self.core.orders.sides())
@@ -677,6 +701,8 @@ class BotWorker:
             cast("FillModelHost", self.exchange).reconfigure_fills(settings.paper)
         if self.regime is not None:
             self.regime.reconfigure(settings.ml.model_dir, settings.ml.max_model_age_s)
+        if not settings.ml.regime_enabled:
+            self.metrics.publish_regime(None, loaded=False)
         self.settings = settings
         self.core.reconfigure(settings.core_config(), self.core.engine.reconfigured(settings.engine_config()))
         self.config_version = version

@@ -116,7 +116,11 @@ def tune_parameters(
     for name, decision in decisions.items():
         if not (decision.accepted and apply):
             continue
-        patch = {"strategy": {"gamma": _round(decision.chosen.gamma), "kappa": _round(decision.chosen.kappa)}}
+        chosen, current = decision.chosen, decision.current
+        tuned = {"gamma": _round(chosen.gamma)}
+        if chosen.kappa != current.kappa:  # never a number over `kappa: auto` (the tuner holds it)
+            tuned["kappa"] = _round(chosen.kappa)
+        patch = {"strategy": tuned}
         state = rollout_config(
             patch=patch, bots=[name], canary=name, guard=guard, config=config, return_state=True
         )

@@ -223,11 +223,13 @@ def backtest_evaluator(
     score: Callable[[BacktestStats], float] = score_stats,
 ) -> Evaluator:
     """Score gamma/kappa by a backtest of `market` with `settings` otherwise unchanged (same seed for
-    every candidate, so two candidates see the very same market and touch draws)."""
+    every candidate, so two candidates see the very same market and touch draws); with `kappa: auto`
+    only gamma is set (the run fits kappa)."""
+    kappa_auto = settings.strategy.kappa == "auto"
 
     def evaluate(params: GammaKappa) -> float:
-        candidate = with_params(settings, {"gamma": params.gamma, "kappa": params.kappa})
-        return score(run_backtest(candidate, market, config).stats)
+        tuned = {"gamma": params.gamma} if kappa_auto else {"gamma": params.gamma, "kappa": params.kappa}
+        return score(run_backtest(with_params(settings, tuned), market, config).stats)
 
     return evaluate
 
@@ -244,8 +246,11 @@ def tune(
     """Propose from `stats` (and `measured_kappa`, see `propose`) within `settings.ml.tuner`; accept
     only if it scores strictly better than the current gamma/kappa on `window` (a market to
     backtest, or any evaluator)."""
-    current = GammaKappa(settings.strategy.gamma, settings.strategy.kappa)
+    strategy = settings.strategy
+    current = GammaKappa(strategy.gamma, strategy.kappa_value)
     proposed, why = propose(current, stats, settings.ml.tuner, targets, measured_kappa=measured_kappa)
+    if strategy.kappa == "auto":  # the bot fits kappa itself: only gamma is tuned
+        proposed = GammaKappa(proposed.gamma, current.kappa)
     if proposed == current:
         return TuneDecision(False, current, None, current, None, None, f"no change proposed: {why}", stats)
     evaluate = (

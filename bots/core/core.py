@@ -7,11 +7,13 @@ and tuner check drive this same object, and perform its actions (`bots.core.acti
 exchange or a fill model; what came of them returns as events:
 
     book        -> on_book      -> cancels and post-only placements (the diff), a close, a risk record
-    public trade-> on_trade        (counted: the recorded trade intensity)
+    public trade-> on_trade        (counted: the recorded trade intensity; with `kappa: auto`, its depth
+                                   from the mid feeds the A exp(-kappa delta) fit, refitted per timer)
     fill        -> on_fill         (committed by the driver first: a fill counts once it is durable)
     ack/reject  -> on_placed / on_rejected / on_cancelled / on_all_cancelled
     timer       -> on_timer     -> a quiet market's requote (stale data cancels all), the records
-    regime      -> on_regime       (probabilities from `ml`'s inference on the recorded features)
+    regime      -> on_regime       (probabilities from `ml`'s inference on the recorded features,
+                                   smoothed over time here: `bots.core.blend.smooth`)
     command     -> start / stop / reconfigure
 
 Compiled by mypyc with the engine (`make native`): `on_book` is the per-event path of every backtest.
@@ -34,10 +36,11 @@ from bots.core.actions import (
     RecordOrders,
     RecordRisk,
 )
-from bots.core.blend import blend
+from bots.core.blend import blend, smooth
 from bots.core.config import CoreConfig
 from bots.core.features import market_features
 from bots.core.orders import OrderIds, RestingOrders
+from bots.engine.intensity import IntensityEstimate, IntensityEstimator
 from bots.engine.orders import OpenOrder, diff_orders
 from bots.engine.portfolio import Portfolio
 from bots.engine.quoter import Inventory, QuoteDecision, QuoteEngine
@@ -81,12 +84,17 @@ class BotCore:
         self.inventory = Inventory()
         self.last_book: BookUpdate | None = None
         self.last_decision: QuoteDecision | None = None
-        self.probabilities: dict[str, float] | None = None
+        self.probabilities: dict[str, float] | None = None  # smoothed; None: no model answers
+        self.regime_ns = 0  # event time of the last probabilities
         self.decided_ns = 0  # event time of the last decision
         self.recorded_ns = 0  # event time of the last record
         self.now_ns = 0  # the newest event time seen
         self.trades = 0  # public trades since the last record (its trade intensity)
         self.trades_since_ns = 0  # exchange time that count started; 0 before the first record
+        self.intensity: IntensityEstimator | None = None  # the fit behind kappa/A auto
+        self.fitted: IntensityEstimate | None = None  # its latest answer (None: the fallback values)
+        self.trade_ns = 0  # exchange time of the newest public trade
+        self._mid = _NAN  # the mid of the newest quotable book: trade depths are measured from it
         self.close_requested = False  # an operator's stop-and-close, until flat or out of attempts
         self.close_attempts_left = 0
         self.closing: str | None = None  # the client order id of the close in flight
@@ -105,6 +113,12 @@ class BotCore:
         self._tolerance = config.price_tolerance_pct
         self._refresh_ns = config.refresh_interval_ns
         self._record_ns = config.record_interval_ns
+        estimator = self.intensity
+        if not config.fits_intensity:
+            self.intensity = self.fitted = None
+        elif estimator is None or estimator.config != config.intensity:
+            self.intensity = IntensityEstimator(config.intensity)
+            self.fitted = None
 
     # ----- market events -------------------------------------------------------------------------
 
@@ -119,6 +133,12 @@ class BotCore:
 
     def on_trade(self, trade: Trade) -> None:
         self.trades += 1
+        estimator = self.intensity
+        if estimator is not None:
+            mid = self._mid
+            if mid > 0.0:
+                estimator.add(trade.ts_ns, abs(float(trade.price) - mid) / mid)
+            self.trade_ns = max(self.trade_ns, trade.ts_ns)
         if self.journal is not None:
             self.journal.append(("on_trade", (trade,), []))
 
@@ -210,18 +230,37 @@ class BotCore:
         if now_ns - self.recorded_ns >= self._record_ns:
             self.recorded_ns = now_ns
             self._records(now_ns, actions)
+        if self.intensity is not None and book is not None:
+            self._refit(book.ts_ns)
         if self.journal is not None:
             self.journal.append(("on_timer", (now_ns,), actions))
         return actions
 
+    def _refit(self, book_ts_ns: int) -> None:
+        """The intensity fit as of the newest exchange time seen; applies from the next decision."""
+        estimator = self.intensity
+        if estimator is not None:
+            self.fitted = estimator.fit(max(book_ts_ns, self.trade_ns))
+            self._blend()
+
     # ----- the regime model and the operator -----------------------------------------------------
 
     def on_regime(self, probabilities: Mapping[str, float] | None) -> None:
-        """Regime probabilities (None: no usable model); the blend applies from the next decision."""
-        self.probabilities = dict(probabilities) if probabilities is not None else None
+        """Regime probabilities (None: no usable model), smoothed with time constant
+        `regime_smoothing_ns` of event time; the blend applies from the next decision."""
+        tau = self.config.regime_smoothing_ns
+        if probabilities is None or tau == 0:
+            self.probabilities = dict(probabilities) if probabilities is not None else None
+        else:
+            dt = self.now_ns - self.regime_ns
+            weight = -math.expm1(-dt / tau) if dt > 0 else 0.0
+            self.probabilities = smooth(self.probabilities, probabilities, weight)
+        self.regime_ns = self.now_ns
         self._blend()
         if self.journal is not None:
-            self.journal.append(("on_regime", (self.probabilities,), []))
+            self.journal.append(
+                ("on_regime", (dict(probabilities) if probabilities is not None else None,), [])
+            )
 
     def start(self) -> list[Action]:
         """An operator's start: trading enabled, risk trips cleared."""
@@ -274,6 +313,8 @@ class BotCore:
         """Engine, diff against what rests, the close when due; cancels first, then placements."""
         top = book.top()
         mid = top.mid
+        if self.intensity is not None and top.is_quotable():
+            self._mid = mid
         position = self.position
         cash = self.cash
         if not math.isnan(mid):
@@ -375,18 +416,23 @@ class BotCore:
         actions.append(RecordMarket(now_ns, mark, self.portfolio.equity(mark), book.ts_ns, features))
 
     def _blend(self) -> None:
+        """gamma, kappa and A for the next decision: the configured ones, kappa and A from the
+        intensity fit when auto (and fitted), then blended by regime when a model answers."""
         config = self.config
+        kappa, intensity_a = config.kappa, config.intensity_a
+        fitted = self.fitted
+        if fitted is not None:
+            if config.kappa_auto:
+                kappa = fitted.kappa
+            if config.intensity_a_auto:
+                intensity_a = fitted.intensity_a
+        gamma = config.gamma
         probabilities = self.probabilities
         if config.regime_enabled and probabilities is not None:
             gamma, kappa = blend(
-                probabilities, config.regime_params, default_gamma=config.gamma, default_kappa=config.kappa
+                probabilities, config.regime_params, default_gamma=gamma, default_kappa=kappa
             )
-        else:
-            gamma, kappa = config.gamma, config.kappa
-        engine = self.engine
-        if gamma != engine.gamma or kappa != engine.kappa:
-            engine.gamma = gamma
-            engine.kappa = kappa
+        self.engine.set_model(gamma, kappa, intensity_a)
 
     def _mirror_portfolio(self) -> None:
         portfolio = self.portfolio

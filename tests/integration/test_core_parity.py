@@ -1,10 +1,11 @@
 """One core: the worker and the backtest decide alike on one recorded, timestamped event sequence.
 
-The backtest runs a synthetic market with order latency and `ml.regime_enabled` (a published regime
-model blends gamma/kappa), journaling every event its core met and the actions it answered. The same
-events then go to the core a worker builds from the same settings; its market records go through the
-worker's own record path (ledger, regime model, probabilities back to the core as an event). Every
-answer must be the backtest's, action for action, with the blend moving gamma on the way.
+The backtest runs a synthetic market with order latency, `kappa: auto` (fitted from the public
+trades) and `ml.regime_enabled` (a published regime model blends gamma/kappa), journaling every event
+its core met and the actions it answered. The same events then go to the core a worker builds from
+the same settings; its market records go through the worker's own record path (ledger, regime model,
+probabilities back to the core as an event). Every answer must be the backtest's, action for action,
+with the blend moving gamma on the way.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def _settings(model_dir: Path) -> BotSettings:
         {
             "symbol": "BTC_USDT_Perp",
             "sim": {"seed": 4, "sigma": 4e-4},
-            "strategy": {"spread_pct": 0.0005, "refresh_interval_s": 0.5},
+            "strategy": {"spread_pct": 0.0005, "refresh_interval_s": 0.5, "kappa": "auto"},
             "paper": {"touch_fill_probability": 0.5},
             "ml": {"regime_enabled": True, "model_dir": str(model_dir)},
         }
@@ -92,11 +93,13 @@ def test_the_worker_core_answers_the_backtest_event_sequence_action_for_action(t
         finally:
             await exchange.close()
         assert core.portfolio.position == Decimal(sum(f.size * f.side.sign for f in _fills(journal)))
+        assert core.fitted is not None  # the worker's core fitted kappa from the trades, as the backtest's
         return gammas
 
     gammas = asyncio.run(replay())
     # gamma starts at the config's and moves once the features are warm and the model answers
     assert gammas[0] == settings.strategy.gamma and gammas[-1] != settings.strategy.gamma
+    assert sum(method == "on_trade" for method, _, _ in journal) > 1_000  # what kappa: auto fits
     ledger.close()
 
 

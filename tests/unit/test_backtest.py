@@ -52,9 +52,15 @@ CASES = {
     "touch fills, no latency": (bot(), BacktestConfig()),
     "touch fills, 350 ms latency": (bot(), BacktestConfig(latency_ms=350, seed=3)),
     "queue model, 1 s latency": (bot(paper={"queue_model": True}), BacktestConfig(latency_ms=1000)),
-    # a tight drawdown limit trips: the close is a reduce-only taker order paying taker fees
+    # a tight drawdown limit trips: the close is a reduce-only taker order paying taker fees (a 0.5%
+    # spread floor: tighter quotes fill faster and trip it before enough fills)
     "drawdown close, taker fees": (
-        bot(risk={"max_drawdown_pct": 0.0003}, paper={"starting_balance_usd": "1000"}, sim={"sigma": 5e-4}),
+        bot(
+            strategy={"spread_pct": 0.005},
+            risk={"max_drawdown_pct": 0.0003},
+            paper={"starting_balance_usd": "1000"},
+            sim={"sigma": 5e-4},
+        ),
         BacktestConfig(latency_ms=300),
     ),
 }
