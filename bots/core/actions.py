@@ -23,6 +23,7 @@ __all__ = [
     "RecordEnabled",
     "RecordMarket",
     "RecordOrders",
+    "RecordPeak",
     "RecordRisk",
 ]
 
@@ -89,6 +90,14 @@ class RecordRisk:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordPeak:
+    """An operator re-armed the drawdown limit: the stored peak equity becomes this (it otherwise only
+    rises), so the drawdown from the old peak cannot trip again after a restart or the next record."""
+
+    peak_equity_usd: Decimal
+
+
+@dataclass(frozen=True, slots=True)
 class RecordEnabled:
     """An operator's start or stop: persisted so a restart keeps it."""
 
@@ -107,4 +116,4 @@ class RecordMarket:
     features: dict[str, float] | None
 
 
-Action = Place | Cancel | CancelAll | RecordOrders | RecordRisk | RecordEnabled | RecordMarket
+Action = Place | Cancel | CancelAll | RecordOrders | RecordRisk | RecordPeak | RecordEnabled | RecordMarket
