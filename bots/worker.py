@@ -341,16 +341,23 @@ class BotWorker:
             self._check_other_stores(resting)
 
     def _check_other_stores(self, resting: Iterable[OrderUpdate]) -> None:
-        """Orders of another mmfleet store (another data directory or database) on our account and
-        symbol: the worker lease guards one store only, so two stores would quote against each other.
-        The core stops quoting until an operator's `reset-risk`, with an ERROR naming their orders and
-        `mmfleet_other_store_orders` for the alert."""
+        """A full look at the symbol's resting orders: how many are another store's (the gauge the
+        alert watches), and the halt when there are any."""
         self._orders_checked = time.monotonic()
         ids = self.core.ids
         theirs = sorted(o.client_order_id for o in resting if ids.is_other_stores(o.client_order_id))
         self.metrics.other_store_orders.set(len(theirs))
-        if not theirs or self.core.other_store is not None:
+        if theirs:
+            self._other_store_halt(theirs)
+
+    def _other_store_halt(self, theirs: Sequence[str]) -> None:
+        """Orders of another mmfleet store (another data directory or database) rest on our account and
+        symbol (`theirs`, from a look at the open orders or an order stream): the worker lease guards one
+        store only, so two stores would quote against each other. The core stops quoting until an
+        operator's `reset-risk`, with one ERROR naming their orders."""
+        if self.core.other_store is not None:
             return
+        ids = self.core.ids
         stores = sorted({f"{owner.store:04x}" for cid in theirs if (owner := owner_of(cid)) is not None})
         reason = (f"orders of another mmfleet store (store {', '.join(stores)}; this one is"
                   f" {ids.owner.store:04x}) rest on this account's {self.symbol}")  # fmt: skip
