@@ -114,6 +114,7 @@ def test_a_bot_of_a_second_store_on_the_account_halts_and_leaves_the_first_store
 
     with caplog.at_level(logging.ERROR, logger="mmfleet.worker"):
         theirs, while_b, at_b_stop, after_b, refused, gauge, b_exit = asyncio.run(scenario())
+    assert all(2**63 <= int(cid) < 2**64 for cid in theirs)  # the SDK sent them, the exchange keeps them
     assert theirs and theirs <= while_b  # B's start (and its reconciliation) cancelled none of A's
     assert at_b_stop and at_b_stop <= after_b  # nor did B's stop
     assert gauge > 0
