@@ -96,14 +96,18 @@ _CONTROL = _Event("control")
 _STOP = _Event("stop")  # wakes an idle consumer at shutdown
 
 
-def _stored_risk(value: object) -> RiskState:
-    """The trips kept in the ledger; a value that is not what the worker writes fails closed (breaker
-    tripped: no quoting until an operator's `reset-risk`), never a crash."""
-    fields = ("breaker_tripped", "drawdown_tripped")
-    if isinstance(value, dict) and set(value) <= set(fields) and all(type(v) is bool for v in value.values()):
-        return RiskState(**value)
+def _stored_halts(value: object) -> tuple[RiskState, str | None]:
+    """The risk trips and the other-store halt kept in the ledger; a value that is not what the worker
+    writes fails closed (breaker tripped: no quoting until an operator's `reset-risk`), never a crash."""
+    if isinstance(value, dict):
+        trips = {k: v for k, v in value.items() if k != "other_store"}
+        other = value.get("other_store")
+        readable = set(trips) <= {"breaker_tripped", "drawdown_tripped"}
+        readable = readable and all(type(v) is bool for v in trips.values())
+        if readable and (other is None or isinstance(other, str)):
+            return RiskState(**trips), other
     log.warning("stored risk state unreadable: breaker tripped until `mmfleet ctl reset-risk`")
-    return RiskState(breaker_tripped=True)
+    return RiskState(breaker_tripped=True), None
 
 
 class BotWorker:
@@ -206,11 +210,7 @@ class BotWorker:
             enabled=bool(ledger.get_state(name, ENABLED_KEY, True)),
             peak_equity=float(peak if peak is not None else portfolio.cash),
         )
-        self.core.engine.risk_state = _stored_risk(ledger.get_state(name, RISK_KEY, {}))
-        self.core.risk_recorded = (
-            self.core.engine.risk_state.breaker_tripped,
-            self.core.engine.risk_state.drawdown_tripped,
-        )
+        self.core.restore_halts(*_stored_halts(ledger.get_state(name, RISK_KEY, {})))
         restore_applied_config(self)  # a rollout or reload applied before this restart still holds
         await self._sync_fills()
         await self._reconcile(starting=True)  # orders of a previous life, fills missed while down
@@ -527,6 +527,7 @@ class BotWorker:
                 state = {
                     "breaker_tripped": action.breaker_tripped,
                     "drawdown_tripped": action.drawdown_tripped,
+                    "other_store": action.other_store,
                 }
                 self.ledger.set_state(self.name, RISK_KEY, state)
             elif isinstance(action, RecordPeak):

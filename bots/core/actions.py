@@ -83,10 +83,12 @@ class RecordOrders:
 
 @dataclass(frozen=True, slots=True)
 class RecordRisk:
-    """The risk trips changed: persisted so a restart keeps a halt."""
+    """The halts changed (risk trips, another store's orders on the account): persisted so a restart
+    keeps a halt."""
 
     breaker_tripped: bool
     drawdown_tripped: bool
+    other_store: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -295,10 +295,16 @@ class BotCore:
             return f"circuit breaker: unrealized loss beyond risk.max_loss_usd {limits.max_loss_usd:.2f} USD"
         return None
 
+    def restore_halts(self, risk: RiskState, other_store: str | None) -> None:
+        """The halts the driver kept across a restart (already recorded: nothing to record again)."""
+        self.engine.risk_state = risk
+        self.other_store = other_store
+        self.risk_recorded = self._risk_key()
+
     def on_other_store(self, reason: str) -> None:
         """Orders of another store rest on our symbol and account: quote nothing until an operator's
-        `reset_risk` (the next decision cancels our orders by id; never a cancel-all, which would
-        cancel theirs)."""
+        `reset_risk` (the next decision cancels our orders by id, never a cancel-all, which would
+        cancel theirs, and records the halt)."""
         self.other_store = reason
         if self.journal is not None:
             self.journal.append(("on_other_store", (reason,), []))
@@ -421,15 +427,15 @@ class BotCore:
             self.close_attempts_left -= 1
         actions.append(Place(cid, side, int(limit / self._tick), lots, post_only=False, reduce_only=True))
 
-    def _risk_key(self) -> tuple[bool, bool]:
+    def _risk_key(self) -> tuple[bool, bool, str | None]:
         state = self.engine.risk_state
-        return state.breaker_tripped, state.drawdown_tripped
+        return state.breaker_tripped, state.drawdown_tripped, self.other_store
 
     def _record_risk(self, actions: list[Action]) -> None:
         key = self._risk_key()
         if key != self.risk_recorded:
             self.risk_recorded = key
-            actions.append(RecordRisk(key[0], key[1]))
+            actions.append(RecordRisk(key[0], key[1], key[2]))
 
     def _records(self, now_ns: int, actions: list[Action]) -> None:
         """Order states since the last record; equity and position at the mark; the market features."""

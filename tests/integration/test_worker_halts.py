@@ -80,7 +80,7 @@ def test_a_bot_of_a_second_store_on_the_account_halts_and_leaves_the_first_store
     metric, a refused `start`; neither its start nor its stop cancels one of A's orders."""
     credentials = new_credentials()
 
-    async def scenario() -> tuple[set[str], set[str], set[str], set[str], str | None, float, WorkerExit]:
+    async def scenario() -> tuple[set[str], set[str], set[str], set[str], str | None, Any, float, WorkerExit]:
         server.step(1)
         first = await start_worker(_settings(server), tmp_path / "a" / "ledger.db", credentials=credentials)
         second = None
@@ -100,20 +100,30 @@ def test_a_bot_of_a_second_store_on_the_account_halts_and_leaves_the_first_store
             start = b_ledger.enqueue_command(second.worker.name, "start", author="test")
             await _until(server, lambda: bool(b_ledger.command_acks(start)), "B acks start")
             refused = b_ledger.command_acks(start)[0].outcome
+            kept = b_ledger.get_state(second.worker.name, "risk_state")
             gauge = second.worker.metrics.other_store_orders._value.get()
             await first.worker.quiescent()
             theirs_at_b_stop = set(first.worker.resting)  # the market stepped meanwhile: A requoted
             b_exit = await stop_worker(second)
             second = None
             resting_after_b = await _resting(first)
-            return theirs, resting_while_b_runs, theirs_at_b_stop, resting_after_b, refused, gauge, b_exit
+            return (
+                theirs,
+                resting_while_b_runs,
+                theirs_at_b_stop,
+                resting_after_b,
+                refused,
+                kept,
+                gauge,
+                b_exit,
+            )
         finally:
             if second is not None:
                 await stop_worker(second)
             await stop_worker(first)
 
     with caplog.at_level(logging.ERROR, logger="mmfleet.worker"):
-        theirs, while_b, at_b_stop, after_b, refused, gauge, b_exit = asyncio.run(scenario())
+        theirs, while_b, at_b_stop, after_b, refused, kept, gauge, b_exit = asyncio.run(scenario())
     assert all(2**63 <= int(cid) < 2**64 for cid in theirs)  # the SDK sent them, the exchange keeps them
     assert theirs and theirs <= while_b  # B's start (and its reconciliation) cancelled none of A's
     assert at_b_stop and at_b_stop <= after_b  # nor did B's stop
@@ -121,6 +131,7 @@ def test_a_bot_of_a_second_store_on_the_account_halts_and_leaves_the_first_store
     assert b_exit is WorkerExit.STOPPED  # B's stop cancelled nothing it could not confirm
     assert refused is not None and refused.startswith(f"refused: halted: {OTHER_STORE}")
     assert "reset-risk" in refused
+    assert kept["other_store"].startswith(OTHER_STORE)  # a restart stays halted; `ctl status` says so
     assert any(m.startswith(f"halted: {OTHER_STORE}") for m in _errors(caplog))
 
 
@@ -231,6 +242,6 @@ def test_a_drawdown_halt_is_refused_by_start_and_lifted_by_reset_risk(
     assert f"{SYMBOL}: done: halt lifted (drawdown halt" in out and "peak equity reset to" in out
     balance = settings.paper.starting_balance_usd
     assert seen["peak"] is not None and abs(seen["peak"] - balance) < Decimal("0.01") * balance
-    assert seen["risk"] == {"breaker_tripped": False, "drawdown_tripped": False}
+    assert seen["risk"] == {"breaker_tripped": False, "drawdown_tripped": False, "other_store": None}
     assert seen["enabled"] is True
     assert seen["authors"]["reset_risk"].startswith("cli ") and "@" in seen["authors"]["reset_risk"]

@@ -173,7 +173,8 @@ def test_an_unreadable_risk_state_fails_closed_until_an_operator_resets_risk(tmp
         assert worker.resting == {}
         reset = ledger.enqueue_command(NAME, "reset_risk", author="ops")
         await _until(lambda: _ack(ledger, reset) is not None and len(worker.resting) > 0, what="quotes")
-        assert ledger.get_state(NAME, "risk_state") == {"breaker_tripped": False, "drawdown_tripped": False}
+        halts = {"breaker_tripped": False, "drawdown_tripped": False, "other_store": None}
+        assert ledger.get_state(NAME, "risk_state") == halts
 
     asyncio.run(_run(tmp_path, fleet, body))
 

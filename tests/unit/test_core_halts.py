@@ -88,11 +88,13 @@ def test_another_stores_orders_stop_the_quoting_and_ours_go_by_id(core: BotCore)
     clock = Clock()
     ours = _places(core.on_book(*clock.book(50_000)))
     assert ours
-    core.on_other_store("orders of another mmfleet store rest on this account")
-    assert core.halt_reason() == "orders of another mmfleet store rest on this account"
+    reason = "orders of another mmfleet store rest on this account"
+    core.on_other_store(reason)
+    assert core.halt_reason() == reason
     actions = core.on_book(*clock.book(50_010))
+    assert RecordRisk(False, False, reason) in actions  # persisted: a restart stays halted
     assert not any(isinstance(a, CancelAll | Place) for a in actions)
     assert {a.client_order_id for a in actions if isinstance(a, Cancel)} == {p.client_order_id for p in ours}
     assert core.start() == [RecordEnabled(True)] and core.halt_reason() is not None
-    core.reset_risk()
+    assert RecordRisk(False, False, None) in core.reset_risk()
     assert core.halt_reason() is None
