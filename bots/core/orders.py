@@ -94,7 +94,9 @@ class OrderIds:
         return owner_of(client_order_id) == self.owner
 
     def is_other_stores(self, client_order_id: str) -> bool:
-        """Placed by an mmfleet bot of another store (another data directory or database)."""
+        """Placed by an mmfleet bot of another store (another data directory or database), or by any
+        other program that picks its ids where GRVT asks API clients to: either way, another trader on
+        this account."""
         owner = owner_of(client_order_id)
         return owner is not None and owner.store != self.owner.store
 
