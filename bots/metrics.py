@@ -151,6 +151,11 @@ class BotMetrics:
             "circuit_breaker_tripped", "1 when the max-loss breaker tripped."
         ).labels(*base)
         self.trading_enabled = gauge("trading_enabled", "1 when the bot may place orders.").labels(*base)
+        self.other_store_orders = gauge(
+            "other_store_orders",
+            "Orders of another mmfleet store resting on this bot's account and symbol at the last look"
+            " (any: the bot halts until reset-risk).",
+        ).labels(*base)
         self.trading_state = Gauge(
             "mmfleet_trading_state", "1 for the current trading state.", (*LABELS, "state"), registry=registry
         )

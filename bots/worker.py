@@ -31,16 +31,17 @@ from bots.core.actions import (
     RecordEnabled,
     RecordMarket,
     RecordOrders,
+    RecordPeak,
     RecordRisk,
 )
 from bots.core.core import BotCore
-from bots.core.orders import OrderIds, bot_tag
+from bots.core.orders import OrderIds, bot_tag, owner_of
 from bots.engine.orders import OpenOrder
 from bots.engine.portfolio import Portfolio
 from bots.engine.quoter import QuoteDecision, QuoteEngine
 from bots.engine.risk import RiskState
 from bots.errors import ConfigError, Rejected, RejectReason, TransientExchangeError
-from bots.exchange.base import BookUpdate, Exchange, Fill, OrderRequest, Trade
+from bots.exchange.base import BookUpdate, Exchange, Fill, OrderRequest, OrderUpdate, Trade
 from bots.exchange.reconcile import Reconciling
 from bots.metrics import BotMetrics
 from bots.retry import Backoff, error_kind, retrying
@@ -95,14 +96,18 @@ _CONTROL = _Event("control")
 _STOP = _Event("stop")  # wakes an idle consumer at shutdown
 
 
-def _stored_risk(value: object) -> RiskState:
-    """The trips kept in the ledger; a value that is not what the worker writes fails closed (breaker
-    tripped: no quoting until an operator's `start`), never a crash."""
-    fields = ("breaker_tripped", "drawdown_tripped")
-    if isinstance(value, dict) and set(value) <= set(fields) and all(type(v) is bool for v in value.values()):
-        return RiskState(**value)
-    log.warning("stored risk state unreadable: breaker tripped until a start command")
-    return RiskState(breaker_tripped=True)
+def _stored_halts(value: object) -> tuple[RiskState, str | None]:
+    """The risk trips and the other-store halt kept in the ledger; a value that is not what the worker
+    writes fails closed (breaker tripped: no quoting until an operator's `reset-risk`), never a crash."""
+    if isinstance(value, dict):
+        trips = {k: v for k, v in value.items() if k != "other_store"}
+        other = value.get("other_store")
+        readable = set(trips) <= {"breaker_tripped", "drawdown_tripped"}
+        readable = readable and all(type(v) is bool for v in trips.values())
+        if readable and (other is None or isinstance(other, str)):
+            return RiskState(**trips), other
+    log.warning("stored risk state unreadable: breaker tripped until `mmfleet ctl reset-risk`")
+    return RiskState(breaker_tripped=True), None
 
 
 class BotWorker:
@@ -130,6 +135,7 @@ class BotWorker:
         self.symbol = settings.symbol
         self.config_version = "file"
         self.started_ns = time.time_ns()
+        self.store_id = ledger.store_id()  # carried by our client order ids: see `_check_other_stores`
         self.core = self._new_core(
             Portfolio(symbol=self.symbol, starting_balance=settings.paper.starting_balance_usd)
         )
@@ -143,23 +149,34 @@ class BotWorker:
         self._refusals_in_a_row = 0  # orders refused for their credentials, in a row
         self._stop_deadline = 0.0  # monotonic time a stop must be done by
         self._lease_lost = False
+        self._orders_checked = 0.0  # monotonic time of the last look for other stores' orders
         self._rng = random.Random()
         self._queue: asyncio.Queue[_Event | Trade] = asyncio.Queue()
         self._queued: set[_Event] = set()  # payload-free events are queued once at a time
         self._idle = asyncio.Event()
 
     def _new_core(
-        self, portfolio: Portfolio, *, enabled: bool = True, peak_equity: float = float("nan")
+        self,
+        portfolio: Portfolio,
+        *,
+        previous: BotCore | None = None,
+        enabled: bool = True,
+        peak_equity: float = float("nan"),
     ) -> BotCore:
-        ids = OrderIds(bot_tag(self.name), time.time_ns() // 1_000)
         return BotCore(
             self.settings.core_config(),
             QuoteEngine(self.settings.engine_config()),
             portfolio,
-            ids,
+            self._order_ids(previous),
             enabled=enabled,
             peak_equity=peak_equity,
         )
+
+    def _order_ids(self, previous: BotCore | None) -> OrderIds:
+        """This store's and bot's client order ids, counting on from the wall clock in milliseconds and
+        past the ids of the core this one replaces."""
+        ids = previous.ids if previous is not None else None
+        return OrderIds.resuming(self.store_id, bot_tag(self.name), time.time_ns() // 1_000_000, ids)
 
     # ----- what the core holds, for the supervisor, the HTTP port and tests -----------------------
 
@@ -189,14 +206,11 @@ class BotWorker:
         peak = ledger.peak_equity(name)
         self.core = self._new_core(
             portfolio,
+            previous=self.core,
             enabled=bool(ledger.get_state(name, ENABLED_KEY, True)),
             peak_equity=float(peak if peak is not None else portfolio.cash),
         )
-        self.core.engine.risk_state = _stored_risk(ledger.get_state(name, RISK_KEY, {}))
-        self.core.risk_recorded = (
-            self.core.engine.risk_state.breaker_tripped,
-            self.core.engine.risk_state.drawdown_tripped,
-        )
+        self.core.restore_halts(*_stored_halts(ledger.get_state(name, RISK_KEY, {})))
         restore_applied_config(self)  # a rollout or reload applied before this restart still holds
         await self._sync_fills()
         await self._reconcile(starting=True)  # orders of a previous life, fills missed while down
@@ -281,7 +295,8 @@ class BotWorker:
     async def _flatten_orders(self) -> list[str]:
         """Cancel-all and read back the open orders until none rests, within `stop_deadline_s` (a retry
         or a Retry-After that would pass it is cut short). What is still resting then, by client order
-        id (ours and, the cancel-all being per symbol, any other); [] once the exchange says none."""
+        id (ours and, the cancel-all being per symbol, any other: only our store's once another store's
+        were seen); [] once the exchange says none."""
         self._stop_deadline = time.monotonic() + self.settings.exchange.stop_deadline_s
         left = sorted(self.core.orders.orders) + sorted(self.core.orders.cancelling)
         while (remaining := self._stop_left_s()) > 0:
@@ -291,7 +306,7 @@ class BotWorker:
             except (TimeoutError, TransientExchangeError):
                 await asyncio.sleep(min(0.2, max(0.0, self._stop_left_s())))
                 continue
-            left = sorted(order.client_order_id for order in resting)
+            left = sorted(order.client_order_id for order in resting if self._may_cancel(order))
             if not left:
                 return []
             await asyncio.sleep(min(0.2, max(0.0, self._stop_left_s())))
@@ -312,6 +327,64 @@ class BotWorker:
             "lost the worker lease: cancelled this life's orders by id and stopped",
             extra={"fields": {"bot": self.name, "client_order_ids": own}},
         )
+
+    # ----- other stores on our account -------------------------------------------------------------
+
+    async def check_other_stores(self) -> None:
+        """Read the symbol's open orders and look for another store's (`_check_other_stores`); only
+        where the account is shared with the world (paper and sim books are this process's own)."""
+        if self._reconciling() is None:
+            return
+        self._orders_checked = time.monotonic()
+        resting = await self._call(partial(self.exchange.open_orders, self.symbol))
+        if resting is not None:
+            self._check_other_stores(resting)
+
+    def _check_other_stores(self, resting: Iterable[OrderUpdate]) -> None:
+        """A full look at the symbol's resting orders: how many are another store's (the gauge the
+        alert watches), and the halt when there are any."""
+        self._orders_checked = time.monotonic()
+        ids = self.core.ids
+        theirs = sorted(o.client_order_id for o in resting if ids.is_other_stores(o.client_order_id))
+        self.metrics.other_store_orders.set(len(theirs))
+        if theirs:
+            self._other_store_halt(theirs)
+
+    def _other_store_halt(self, theirs: Sequence[str]) -> None:
+        """Orders of another mmfleet store (another data directory or database) rest on our account and
+        symbol (`theirs`, from a look at the open orders or an order stream): the worker lease guards one
+        store only, so two stores would quote against each other. The core stops quoting until an
+        operator's `reset-risk`, with one ERROR naming their orders."""
+        if self.core.other_store is not None:
+            return
+        ids = self.core.ids
+        stores = sorted({f"{owner.store:04x}" for cid in theirs if (owner := owner_of(cid)) is not None})
+        reason = (f"orders of another mmfleet store (store {', '.join(stores)}; this one is"
+                  f" {ids.owner.store:04x}) rest on this account's {self.symbol}")  # fmt: skip
+        log.error(
+            f"halted: {reason}; two stores must not trade one account and symbol. Stop the other store's"
+            " bot, then `mmfleet ctl reset-risk`",
+            extra={"fields": {"bot": self.name, "symbol": self.symbol, "client_order_ids": theirs}},
+        )
+        self.core.on_other_store(reason)
+
+    def _may_cancel(self, order: OrderUpdate) -> bool:
+        """Whether a stop or a cancel-all may cancel `order`: any order on the symbol, except once another
+        store's orders have been seen; then only our store's."""
+        if self.core.other_store is None:
+            return True
+        owner = owner_of(order.client_order_id)
+        return owner is not None and owner.store == self.core.ids.owner.store
+
+    async def _cancel_all(self) -> int:
+        """The exchange's cancel-all on the symbol; once another store shares it, our store's orders
+        one by one instead (theirs stay). How many rested before."""
+        if self.core.other_store is None:
+            return await self.exchange.cancel_all(self.symbol)
+        ours = [o for o in await self.exchange.open_orders(self.symbol) if self._may_cancel(o)]
+        for order in ours:
+            await self.exchange.cancel_order(self.symbol, order.client_order_id)
+        return len(ours)
 
     def _stop_left_s(self) -> float:
         return max(0.0, self._stop_deadline - time.monotonic())
@@ -397,11 +470,13 @@ class BotWorker:
         self._publish()
 
     async def _on_timer(self) -> None:
-        """Reconcile when the exchange asks; a new model version; the core's quiet-market requote
-        (stale data: cancel all) and records."""
+        """Reconcile when the exchange asks; a look for other stores' orders; a new model version; the
+        core's quiet-market requote (stale data: cancel all) and records."""
         exchange = self._reconciling()
         if exchange is not None and exchange.needs_reconcile:
             await self._reconcile(starting=False)  # after a reconnect or a call that may have happened
+        if time.monotonic() - self._orders_checked >= self.settings.exchange.other_stores_check_s:
+            await self.check_other_stores()
         if self.regime is not None and self.settings.ml.regime_enabled:
             adopted = self.regime.poll(time.time())
             if adopted is not None:
@@ -440,7 +515,7 @@ class BotWorker:
                 took_liquidity = took_liquidity or not action.post_only
             elif isinstance(action, CancelAll):
                 tracked = len(self.core.orders)
-                count = await self._call(lambda: self.exchange.cancel_all(self.symbol))
+                count = await self._call(self._cancel_all)
                 self.core.on_all_cancelled()
                 self.metrics.orders_cancelled.inc(tracked)
                 cancelled = count if count is not None else tracked
@@ -452,8 +527,11 @@ class BotWorker:
                 state = {
                     "breaker_tripped": action.breaker_tripped,
                     "drawdown_tripped": action.drawdown_tripped,
+                    "other_store": action.other_store,
                 }
                 self.ledger.set_state(self.name, RISK_KEY, state)
+            elif isinstance(action, RecordPeak):
+                self.ledger.reset_peak_equity(self.name, action.peak_equity_usd)
             elif isinstance(action, RecordEnabled):
                 self.ledger.set_state(self.name, ENABLED_KEY, action.enabled)
         if took_liquidity:
@@ -549,7 +627,8 @@ class BotWorker:
         """Agree with the exchange: missed fills, vanished orders, our orphans, and the position.
 
         Exchanges that cannot tell (sim, paper: a fresh in-process book) just get a cancel-all at start.
-        An order with our bot tag that we do not track is ours from an earlier life: always cancelled.
+        An order with our store's and bot's tags that we do not track is ours from an earlier life:
+        always cancelled. Another store's orders are never touched: they halt us.
         """
         exchange = self._reconciling()
         if exchange is None:
@@ -557,9 +636,11 @@ class BotWorker:
                 await self._perform([CancelAll()])
             return
         known = set() if starting else {*self.core.orders.orders, *self.core.orders.cancelling}
-        report = await self._call(lambda: exchange.reconcile(known, self._cursor))
+        spare = self.core.ids.is_other_stores
+        report = await self._call(lambda: exchange.reconcile(known, self._cursor, spare=spare))
         if report is None:
             return
+        self._check_other_stores(report.open_orders)
         self._book_fills(report.fills, report.cursor)
         for coid in report.missing_client_order_ids:
             self.core.on_order_gone(coid)
@@ -656,7 +737,7 @@ class BotWorker:
                 gamma=core.engine.gamma,
                 kappa=core.engine.kappa,
                 breaker_tripped=core.engine.risk_state.breaker_tripped,
-                enabled=core.enabled,
+                enabled=core.enabled and core.other_store is None,
                 tick=float(self.settings.spec.tick_size),
             )
         self._publish_orders()

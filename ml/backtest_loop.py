@@ -99,7 +99,7 @@ class BacktestLoop:
         regime = settings.ml.regime_enabled and self.regime is not None
         core_config = settings.core_config(keep_order_log=False, record_market=regime)
         portfolio = Portfolio(symbol=settings.symbol, starting_balance=settings.paper.starting_balance_usd)
-        self.core = BotCore(core_config, QuoteEngine(settings.engine_config()), portfolio, OrderIds(0, 0))
+        self.core = BotCore(core_config, QuoteEngine(settings.engine_config()), portfolio, OrderIds(0, 0, 0))
         if not regime:
             self.regime = None
         self.latency_ns = round(self.config.latency_ms * _NS_PER_MS)

@@ -166,12 +166,22 @@ class ExchangeSettings(Frozen):
         "(a Retry-After beyond it is not waited for); past it the bot exits 5 naming what is left. The "
         "supervisor, compose and Kubernetes grace periods are longer.",
     )
+    other_stores_check_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description=(
+            "Live: how often the bot reads its symbol's open orders for orders of another mmfleet store"
+            " (another data directory or database) on its account, besides at start and at each"
+            " reconciliation; finding one halts it until `mmfleet ctl reset-risk`."
+        ),
+    )
     cancel_unknown_orders: bool = Field(
         default=False,
         description=(
             "Live: at reconciliation (start, reconnect), cancel resting orders on the symbol that the"
-            " bot has no record of (placed by hand or by another process); when false they are only"
-            " reported."
+            " bot has no record of (placed by hand or by another process; never another store's);"
+            " when false they are only reported."
         ),
     )
 

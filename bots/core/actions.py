@@ -23,6 +23,7 @@ __all__ = [
     "RecordEnabled",
     "RecordMarket",
     "RecordOrders",
+    "RecordPeak",
     "RecordRisk",
 ]
 
@@ -82,10 +83,20 @@ class RecordOrders:
 
 @dataclass(frozen=True, slots=True)
 class RecordRisk:
-    """The risk trips changed: persisted so a restart keeps a halt."""
+    """The halts changed (risk trips, another store's orders on the account): persisted so a restart
+    keeps a halt."""
 
     breaker_tripped: bool
     drawdown_tripped: bool
+    other_store: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordPeak:
+    """An operator re-armed the drawdown limit: the stored peak equity becomes this (it otherwise only
+    rises), so the drawdown from the old peak cannot trip again after a restart or the next record."""
+
+    peak_equity_usd: Decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,4 +118,4 @@ class RecordMarket:
     features: dict[str, float] | None
 
 
-Action = Place | Cancel | CancelAll | RecordOrders | RecordRisk | RecordEnabled | RecordMarket
+Action = Place | Cancel | CancelAll | RecordOrders | RecordRisk | RecordPeak | RecordEnabled | RecordMarket

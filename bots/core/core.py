@@ -34,6 +34,7 @@ from bots.core.actions import (
     RecordEnabled,
     RecordMarket,
     RecordOrders,
+    RecordPeak,
     RecordRisk,
 )
 from bots.core.blend import blend, smooth
@@ -97,6 +98,7 @@ class BotCore:
         self._mid = _NAN  # the mid of the newest quotable book: trade depths are measured from it
         self.close_requested = False  # an operator's stop-and-close, until flat or out of attempts
         self.close_attempts_left = 0
+        self.other_store: str | None = None  # why another store's orders keep us from quoting
         self.closing: str | None = None  # the client order id of the close in flight
         self.risk_recorded = self._risk_key()
         self.journal: list[JournalEntry] | None = None  # every event and its actions, when a test asks
@@ -263,12 +265,49 @@ class BotCore:
             )
 
     def start(self) -> list[Action]:
-        """An operator's start: trading enabled, risk trips cleared."""
+        """An operator's start: trading enabled. A halt stays (`halt_reason`): only `reset_risk` lifts it."""
         self.enabled = True
+        return [RecordEnabled(True)]
+
+    def reset_risk(self) -> list[Action]:
+        """An operator's reset of the halts: risk trips cleared, the peak equity re-armed at the equity
+        now (else the drawdown from the old peak trips again at once), the other-store latch lifted
+        (the driver checks the exchange again before the next decision)."""
         self.engine.risk_state = RiskState()
-        actions: list[Action] = [RecordEnabled(True)]
+        self.other_store = None
+        mark = self.mark()
+        equity = self.portfolio.cash if mark is None else self.portfolio.equity(mark)
+        self.peak = float(equity)
+        actions: list[Action] = [RecordPeak(equity)]
         self._record_risk(actions)
         return actions
+
+    def halt_reason(self) -> str | None:
+        """Why the core will not quote even when enabled; None when nothing is latched."""
+        state = self.engine.risk_state
+        if self.other_store is not None:
+            return self.other_store
+        limits = self.engine.config.risk
+        if state.drawdown_tripped:
+            return (f"drawdown halt: equity fell {limits.max_drawdown_pct:.2%} or more below its peak"
+                    f" {self.peak:.2f} USD (positions closed)")  # fmt: skip
+        if state.breaker_tripped:
+            return f"circuit breaker: unrealized loss beyond risk.max_loss_usd {limits.max_loss_usd:.2f} USD"
+        return None
+
+    def restore_halts(self, risk: RiskState, other_store: str | None) -> None:
+        """The halts the driver kept across a restart (already recorded: nothing to record again)."""
+        self.engine.risk_state = risk
+        self.other_store = other_store
+        self.risk_recorded = self._risk_key()
+
+    def on_other_store(self, reason: str) -> None:
+        """Orders of another store rest on our symbol and account: quote nothing until an operator's
+        `reset_risk` (the next decision cancels our orders by id, never a cancel-all, which would
+        cancel theirs, and records the halt)."""
+        self.other_store = reason
+        if self.journal is not None:
+            self.journal.append(("on_other_store", (reason,), []))
 
     def stop(self, *, close: bool = False) -> list[Action]:
         """An operator's stop: no quotes, every order cancelled; with `close`, flatten with reduce-only
@@ -329,7 +368,8 @@ class BotCore:
         decision = self.engine.on_book(top, inventory, now_ns)
         self.last_decision = decision
         self.decided_ns = now_ns
-        desired: list[DesiredOrder] = list(decision.orders) if self.enabled else []
+        quoting = self.enabled and self.other_store is None
+        desired: list[DesiredOrder] = list(decision.orders) if quoting else []
         orders = self.orders
         diff = diff_orders(
             orders.open_orders(),
@@ -387,15 +427,15 @@ class BotCore:
             self.close_attempts_left -= 1
         actions.append(Place(cid, side, int(limit / self._tick), lots, post_only=False, reduce_only=True))
 
-    def _risk_key(self) -> tuple[bool, bool]:
+    def _risk_key(self) -> tuple[bool, bool, str | None]:
         state = self.engine.risk_state
-        return state.breaker_tripped, state.drawdown_tripped
+        return state.breaker_tripped, state.drawdown_tripped, self.other_store
 
     def _record_risk(self, actions: list[Action]) -> None:
         key = self._risk_key()
         if key != self.risk_recorded:
             self.risk_recorded = key
-            actions.append(RecordRisk(key[0], key[1]))
+            actions.append(RecordRisk(key[0], key[1], key[2]))
 
     def _records(self, now_ns: int, actions: list[Action]) -> None:
         """Order states since the last record; equity and position at the mark; the market features."""

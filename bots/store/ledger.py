@@ -23,6 +23,7 @@ from bots.exchange.base import Fill, OrderStatus, OrderUpdate
 from bots.safe_json import decode_json
 from bots.store.alerts import AlertLog
 from bots.store.control import ControlPlane
+from bots.store.identity import StoreIdentity
 from bots.store.locks import WorkerLocks
 from bots.store.schema import (
     FEATURE_COLUMNS,
@@ -113,9 +114,9 @@ def _order(row: Row[Any]) -> OrderUpdate:
     )
 
 
-class Ledger(ControlPlane, WorkerLocks, AlertLog):
+class Ledger(ControlPlane, WorkerLocks, AlertLog, StoreIdentity):
     """The store of one fleet: fills, orders, positions, equity, features, bot state, commands, configs,
-    worker locks and alerts. Open with a SQLite path or a PostgreSQL URL (see
+    worker locks, alerts and the store's identity. Open with a SQLite path or a PostgreSQL URL (see
     `bots.store.db.normalise_url`)."""
 
     # --- fills -------------------------------------------------------------------------------------

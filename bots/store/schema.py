@@ -47,6 +47,7 @@ __all__ = [
     "orders",
     "position_snapshots",
     "schema_version",
+    "store_identity",
     "tidy",
     "worker_locks",
 ]
@@ -58,7 +59,7 @@ MONEY_SCALE = 18
 _QUANTUM = Decimal(1).scaleb(-MONEY_SCALE)
 _MONEY_CONTEXT = Context(prec=38, rounding=ROUND_HALF_EVEN)
 
-COMMANDS = ("start", "stop", "stop_close", "reload_config", "restart", "shutdown")
+COMMANDS = ("start", "stop", "stop_close", "reload_config", "restart", "shutdown", "reset_risk")
 FEATURE_COLUMNS = (
     "mid",
     "spread",
@@ -304,4 +305,16 @@ alerts = Table(
     UniqueConstraint("fingerprint", "starts_at_ns", "status", name="uq_alerts_episode_status"),
     CheckConstraint("status IN ('firing', 'resolved')", name="ck_alerts_status"),
     Index("ix_alerts_received", "received_at_ns"),
+)
+
+# Which store this database is: a random id drawn once, when the first bot asks. Client order ids carry
+# it, so bots of two stores (two data directories or databases) on one account tell each other apart.
+store_identity = Table(
+    "store_identity",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("store_id", BigInteger, nullable=False),
+    Column("created_at_ns", BigInteger, nullable=False),
+    CheckConstraint("id = 1", name="ck_store_identity_single_row"),
+    CheckConstraint("store_id >= 0", name="ck_store_identity_store_id"),
 )

@@ -80,7 +80,7 @@ def test_the_worker_core_answers_the_backtest_event_sequence_action_for_action(t
         regime.poll(time.time())
         worker = BotWorker(settings, exchange, ledger, metrics, regime=regime)
         core = worker.core
-        core.ids = OrderIds(0, 0)  # the backtest's ids, so that client order ids compare
+        core.ids = OrderIds(0, 0, 0)  # the backtest's ids, so that client order ids compare
         gammas: list[float] = []
         try:
             for method, args, expected in journal:

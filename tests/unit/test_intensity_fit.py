@@ -157,7 +157,7 @@ def test_trade_depths_are_measured_from_the_last_quotable_mid() -> None:
         settings.core_config(),
         QuoteEngine(settings.engine_config()),
         Portfolio(symbol=settings.symbol, starting_balance=Decimal(10_000)),
-        OrderIds(0, 0),
+        OrderIds(0, 0, 0),
     )
 
     def trade(ts_s: int, price: str) -> Trade:
