@@ -33,6 +33,7 @@ from bots.core.actions import (
     Place,
     RecordEnabled,
     RecordMarket,
+    RecordMarkouts,
     RecordOrders,
     RecordPeak,
     RecordRisk,
@@ -40,6 +41,7 @@ from bots.core.actions import (
 from bots.core.blend import blend, smooth
 from bots.core.config import CoreConfig
 from bots.core.features import market_features
+from bots.core.markouts import MarkoutTracker, book_mid
 from bots.core.orders import OrderIds, RestingOrders
 from bots.engine.intensity import IntensityEstimate, IntensityEstimator
 from bots.engine.orders import OpenOrder, diff_orders
@@ -53,7 +55,6 @@ __all__ = ["BotCore", "JournalEntry"]
 
 JournalEntry = tuple[str, tuple[object, ...], list[Action]]  # (method, its arguments, the actions)
 _NAN: Final = math.nan
-_TWO: Final = Decimal(2)
 _ONE: Final = Decimal(1)
 
 
@@ -102,6 +103,7 @@ class BotCore:
         self.closing: str | None = None  # the client order id of the close in flight
         self.risk_recorded = self._risk_key()
         self.journal: list[JournalEntry] | None = None  # every event and its actions, when a test asks
+        self.markouts = MarkoutTracker(config.name)
         self._tick = self._lot = Decimal(0)
         self._tolerance = 0.0
         self._refresh_ns = self._record_ns = 0
@@ -126,9 +128,14 @@ class BotCore:
 
     def on_book(self, book: BookUpdate, received_ns: int) -> list[Action]:
         """A new book, received at `received_ns` (the worker's clock; a backtest's book time)."""
+        before = self.last_book
         self.last_book = book
         self.now_ns = received_ns
         actions = self._decide(book, received_ns)
+        if book.ts_ns >= self.markouts.next_due_ns:
+            done = self.markouts.on_book(before, book)
+            if done:
+                actions.append(RecordMarkouts(tuple(done)))
         if self.journal is not None:
             self.journal.append(("on_book", (book, received_ns), actions))
         return actions
@@ -145,7 +152,9 @@ class BotCore:
             self.journal.append(("on_trade", (trade,), []))
 
     def on_fill(self, fill: Fill) -> None:
-        """A fill of ours, already durable where the driver keeps money records."""
+        """A fill of ours, already durable where the driver keeps money records; its markouts are due
+        on the books after it (the mid at the fill: the newest book's)."""
+        self.markouts.add(fill, book_mid(self.last_book))
         self.portfolio.apply(fill)
         self._mirror_portfolio()
         self.orders.fill(fill, self._lot)
@@ -338,10 +347,7 @@ class BotCore:
 
     def mark(self) -> Decimal | None:
         """The mid of the newest two-sided book, exact; None before one."""
-        book = self.last_book
-        if book is None or not book.bids or not book.asks:
-            return None
-        return (book.bids[0].price + book.asks[0].price) / _TWO
+        return book_mid(self.last_book)
 
     def open_orders(self) -> list[OpenOrder]:
         return self.orders.open_orders()

@@ -41,6 +41,7 @@ __all__ = [
     "config_acks",
     "config_versions",
     "equity_history",
+    "fill_markouts",
     "fills",
     "market_features",
     "metadata",
@@ -148,6 +149,29 @@ fills = Table(
     UniqueConstraint("bot", "fill_id", name="uq_fills_bot_fill_id"),
     CheckConstraint("side IN ('buy', 'sell')", name="ck_fills_side"),
     Index("ix_fills_bot_ts", "bot", "ts_ns"),
+)
+
+# The mid move after each fill at each horizon (`bots.core.markouts`), written when the horizon passes.
+fill_markouts = Table(
+    "fill_markouts",
+    metadata,
+    _id_column(),
+    Column("bot", String(128), nullable=False),
+    Column("symbol", String(64), nullable=False),
+    Column("fill_id", String(128), nullable=False),
+    Column("side", String(4), nullable=False),
+    Column("size", Money, nullable=False),
+    Column("fill_ts_ns", BigInteger, nullable=False),
+    Column("horizon_s", Integer, nullable=False),
+    Column("mid_at_fill", Money, nullable=False),
+    Column("mid_after", Money, nullable=False),
+    Column("markout_usd", Money, nullable=False),  # signed for us: negative when the mid went against us
+    Column("markout_bps", Double, nullable=False),
+    Column("recorded_at_ns", BigInteger, nullable=False),
+    UniqueConstraint("bot", "fill_id", "horizon_s", name="uq_fill_markouts_bot_fill_horizon"),
+    CheckConstraint("side IN ('buy', 'sell')", name="ck_fill_markouts_side"),
+    CheckConstraint("horizon_s > 0", name="ck_fill_markouts_horizon"),
+    Index("ix_fill_markouts_bot_ts", "bot", "fill_ts_ns"),
 )
 
 orders = Table(
