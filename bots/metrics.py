@@ -16,14 +16,22 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disa
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from bots.core.markouts import MARKOUT_HORIZONS_S, Markout
+from bots.core.markouts import FillMarkout
+from bots.engine.markouts import MARKOUT_HORIZONS_S
 from bots.engine.portfolio import Portfolio
 from bots.engine.quoter import Inventory, QuoteDecision
 from bots.engine.risk import drawdown_ratio
 from bots.engine.types import OrderKind, Side, Signal, TradingState
 from bots.errors import RejectReason
 
-__all__ = ["MARKOUT_BPS_BUCKETS", "MARKOUT_USD_BUCKETS", "REGIMES", "TICK_TO_QUOTE_BUCKETS", "BotMetrics"]
+__all__ = [
+    "MARKOUT_BPS_BUCKETS",
+    "MARKOUT_USD_BUCKETS",
+    "REGIMES",
+    "TICK_TO_QUOTE_BUCKETS",
+    "BotMetrics",
+    "horizon_label",
+]
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # `_created` series double the exposition and no dashboard uses them
 
@@ -55,6 +63,11 @@ MARKOUT_USD_BUCKETS: Final = (
 REGIMES: Final = ("trending", "ranging", "volatile")
 ERROR_KINDS: Final = ("unavailable", "timeout", "rate_limited", "rejected", "other")
 LABELS: Final = ("bot", "symbol", "mode")
+
+
+def horizon_label(horizon_s: float) -> str:
+    """A markout horizon as its metric label: "1s", "10s", "60s"."""
+    return f"{horizon_s:g}s"
 
 
 class _MarketDataAge(Collector):
@@ -183,9 +196,9 @@ class BotMetrics:
         )  # fmt: skip
         self.fill_markout = {
             (side, horizon): (
-                markout_bps.labels(*base, side.value, f"{horizon}s"),
-                markout_usd.labels(*base, side.value, f"{horizon}s"),
-                markout_pnl.labels(*base, side.value, f"{horizon}s"),
+                markout_bps.labels(*base, side.value, horizon_label(horizon)),
+                markout_usd.labels(*base, side.value, horizon_label(horizon)),
+                markout_pnl.labels(*base, side.value, horizon_label(horizon)),
             )
             for side in Side
             for horizon in MARKOUT_HORIZONS_S
@@ -225,15 +238,14 @@ class BotMetrics:
         """Count a rejection; the reasons are a closed set, so the label set stays bounded."""
         self.orders_rejected[reason].inc()
 
-    def observe_markouts(self, markouts: Iterable[Markout]) -> None:
+    def observe_markouts(self, markouts: Iterable[FillMarkout]) -> None:
         """Each markout into its side's and horizon's histograms (bps and USD) and running sum (USD)."""
         for markout in markouts:
             children = self.fill_markout.get((markout.side, markout.horizon_s))
             if children is not None:
-                usd = float(markout.usd)
-                children[0].observe(float(markout.bps))
-                children[1].observe(usd)
-                children[2].inc(usd)
+                children[0].observe(markout.bps)
+                children[1].observe(markout.usd)
+                children[2].inc(markout.usd)
 
     def error(self, kind: str) -> None:
         self.exchange_errors.get(kind, self.exchange_errors["other"]).inc()

@@ -6,8 +6,10 @@ module feeds it a market and turns its fills and equity curve into a result.
 PnL is decomposed exactly (Decimal) over the fills, each with the mid of the book in force when it
 filled: spread capture `sum(sign*(mid_f - price)*size)`, inventory PnL `q_T*mark - sum(sign*size*mid_f)`
 (what the held inventory earned or lost as the mid moved), maker rebates and taker fees; the four sum
-to the portfolio's equity change at the final mid. The result types: `ml.results`; sweeps over
-parameters: `ml.sweep`; files and plots: `ml.report`.
+to the portfolio's equity change at the final mid. Markouts (`bots.engine.markouts`): each fill against
+the mid 1 s, 10 s and 60 s later on the run's curve; with rebates and taker fees, the 60 s markouts make
+the markout-adjusted PnL (the fills' edge, without the drift of the inventory held). The result types:
+`ml.results`; sweeps over parameters: `ml.sweep`; files and plots: `ml.report`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bots.engine.markouts import MarkoutTable, markouts_at, summarize
 from bots.exchange.sim import BUILTIN_START_PRICES, SimMarket, Step, read_recording
 from ml.backtest_loop import BacktestConfig, BacktestLoop
 from ml.live_regime import LiveRegime
@@ -51,6 +54,7 @@ _NS_PER_S = 1_000_000_000
 _SYNTHETIC_START_NS = 1_704_067_200 * _NS_PER_S  # 2024-01-01T00:00:00Z: a backtest is reproducible
 _PROGRESS_EVERY = 2_048  # events between progress-bar updates
 _ZERO = Decimal(0)
+_STATS_HORIZONS_S = (1.0, 10.0, 60.0)  # the markouts `BacktestStats` names
 
 
 # -- market sources ----------------------------------------------------------------------------------
@@ -166,6 +170,8 @@ def _result(loop: BacktestLoop, curve: EquityCurve, events: int) -> BacktestResu
     total = portfolio.equity(mark) - portfolio.starting_balance
     seconds = (curve.ts_ns[-1] - curve.ts_ns[0]) / _NS_PER_S if len(curve.ts_ns) > 1 else 0.0
     drawdown_usd, drawdown_pct = max_drawdown(curve.equity)
+    markouts = _markouts(loop, curve)
+    one, ten, sixty = summarize(markouts)
     stats = BacktestStats(
         events=events,
         seconds=float(seconds),
@@ -188,6 +194,13 @@ def _result(loop: BacktestLoop, curve: EquityCurve, events: int) -> BacktestResu
         max_drawdown_pct=drawdown_pct,
         final_position=float(portfolio.position),
         mean_abs_position_usd=float(np.mean(np.abs(curve.position * curve.mid))) if len(curve.mid) else 0.0,
+        markout_1s_bps=one.mean_bps,
+        markout_10s_bps=ten.mean_bps,
+        markout_60s_bps=sixty.mean_bps,
+        markout_1s_usd=one.total_usd,
+        markout_10s_usd=ten.total_usd,
+        markout_60s_usd=sixty.total_usd,
+        markout_pnl_usd=sixty.total_usd + float(rebates - taker),
     )
     return BacktestResult(
         loop.settings,
@@ -201,4 +214,19 @@ def _result(loop: BacktestLoop, curve: EquityCurve, events: int) -> BacktestResu
         mark,
         portfolio.position,
         total,
+        markouts,
+    )
+
+
+def _markouts(loop: BacktestLoop, curve: EquityCurve) -> MarkoutTable:
+    """Every fill's markouts against the run's mid curve (the mid of each quotable book)."""
+    fills = loop.fills
+    return markouts_at(
+        [f.ts_ns for f in fills],
+        [f.side.sign for f in fills],
+        [float(f.price) for f in fills],
+        [float(f.size) for f in fills],
+        curve.ts_ns,
+        curve.mid,
+        _STATS_HORIZONS_S,
     )

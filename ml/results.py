@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 if TYPE_CHECKING:
+    from bots.engine.markouts import MarkoutTable
     from bots.exchange.events import Fill
     from ml.backtest_loop import BacktestConfig
     from settings.models import BotSettings
@@ -83,6 +84,17 @@ class BacktestStats:
     max_drawdown_pct: float
     final_position: float
     mean_abs_position_usd: float
+    # Markouts (`bots.engine.markouts`): the mid h seconds after each fill against its price, signed for
+    # us; bps notional-weighted over the fills whose horizon passed in the run, USD summed over them.
+    markout_1s_bps: float = math.nan
+    markout_10s_bps: float = math.nan
+    markout_60s_bps: float = math.nan
+    markout_1s_usd: float = 0.0
+    markout_10s_usd: float = 0.0
+    markout_60s_usd: float = 0.0
+    markout_pnl_usd: float = (
+        0.0  # the 60 s markouts + rebates - taker fees: PnL without the inventory's drift
+    )
 
     def as_dict(self) -> dict[str, float | int | None]:
         """JSON-ready: nan becomes None."""
@@ -104,6 +116,7 @@ class BacktestResult:
     final_mark: Decimal
     final_position: Decimal
     total_pnl: Decimal  # equity at the final mid minus the starting balance, from the portfolio
+    markouts: MarkoutTable  # every fill's, at each horizon (nan past the run's end)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from mypy_extensions import mypyc_attr
 
-from bots.core.markouts import Markout
+from bots.core.markouts import FillMarkout
 from bots.engine.types import Side
 from bots.exchange.events import OrderUpdate
 
@@ -124,7 +124,7 @@ class RecordMarket:
 class RecordMarkouts:
     """Fills whose markout horizon passed with this book: into the ledger and the markout metrics."""
 
-    markouts: tuple[Markout, ...]
+    markouts: tuple[FillMarkout, ...]
 
 
 Action = (

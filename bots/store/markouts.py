@@ -1,42 +1,47 @@
 """Markouts in the ledger: one row per fill and horizon, written when the horizon passes.
 
-Recording is idempotent on (bot, fill_id, horizon): a restart that hears of a fill again and marks it
-out again changes nothing. The USD figure is stored exactly (it is money); the bps one as a float.
+Recording is idempotent on (bot, fill_id, horizon): a fill heard of twice and marked out twice is kept
+once. The figures are the model's floats (`bots.engine.markouts`); the USD one is stored as Money,
+rounded to 1e-12 so that a float's last digit does not pass for a cent's fraction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Row, select
 
-from bots.core.markouts import Markout
+from bots.core.markouts import FillMarkout
 from bots.engine.types import Side
 from bots.store.db import LedgerBase
 from bots.store.schema import fill_markouts
 
 __all__ = ["MarkoutLog"]
 
+_USD_PLACES = 12
 
-def _markout(row: Row[Any]) -> Markout:
-    return Markout(
+
+def _markout(row: Row[Any]) -> FillMarkout:
+    return FillMarkout(
         row.bot,
         row.symbol,
         row.fill_id,
         Side(row.side),
+        row.price,
         row.size,
         row.fill_ts_ns,
         row.horizon_s,
-        row.mid_at_fill,
-        row.mid_after,
+        row.markout_bps,
+        float(row.markout_usd),
     )
 
 
 class MarkoutLog(LedgerBase):
     """The ledger's markouts."""
 
-    def record_markouts(self, markouts: Sequence[Markout]) -> int:
+    def record_markouts(self, markouts: Sequence[FillMarkout]) -> int:
         """Append markouts in one transaction; returns how many were new."""
         if not markouts:
             return 0
@@ -49,13 +54,12 @@ class MarkoutLog(LedgerBase):
                     "symbol": markout.symbol,
                     "fill_id": markout.fill_id,
                     "side": markout.side.value,
+                    "price": markout.price,
                     "size": markout.size,
                     "fill_ts_ns": markout.fill_ts_ns,
                     "horizon_s": markout.horizon_s,
-                    "mid_at_fill": markout.mid_at_fill,
-                    "mid_after": markout.mid_after,
-                    "markout_usd": markout.usd,
-                    "markout_bps": float(markout.bps),
+                    "markout_usd": Decimal(repr(round(markout.usd, _USD_PLACES))),
+                    "markout_bps": markout.bps,
                     "recorded_at_ns": now,
                 }
                 keys = ("bot", "fill_id", "horizon_s")
@@ -69,8 +73,8 @@ class MarkoutLog(LedgerBase):
         since_ts_ns: int | None = None,
         until_ts_ns: int | None = None,
         symbol: str | None = None,
-    ) -> list[Markout]:
-        """The bot's markouts of fills made within [since, until), by fill time then horizon."""
+    ) -> list[FillMarkout]:
+        """The bot's markouts of fills made within [since, until), by fill time, then as recorded."""
         table = fill_markouts
         query = select(table).where(table.c.bot == bot).order_by(table.c.fill_ts_ns, table.c.id)
         if since_ts_ns is not None:

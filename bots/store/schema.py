@@ -151,7 +151,9 @@ fills = Table(
     Index("ix_fills_bot_ts", "bot", "ts_ns"),
 )
 
-# The mid move after each fill at each horizon (`bots.core.markouts`), written when the horizon passes.
+# Each fill's markout at each horizon (`bots.core.markouts`), written when the horizon passes: the mid
+# then against the fill's price, signed for us (negative: the mid went against us). The figures are the
+# model's floats; the USD one is kept as Money rounded to 1e-12 (below a float's precision at these sizes).
 fill_markouts = Table(
     "fill_markouts",
     metadata,
@@ -160,12 +162,11 @@ fill_markouts = Table(
     Column("symbol", String(64), nullable=False),
     Column("fill_id", String(128), nullable=False),
     Column("side", String(4), nullable=False),
+    Column("price", Money, nullable=False),
     Column("size", Money, nullable=False),
     Column("fill_ts_ns", BigInteger, nullable=False),
-    Column("horizon_s", Integer, nullable=False),
-    Column("mid_at_fill", Money, nullable=False),
-    Column("mid_after", Money, nullable=False),
-    Column("markout_usd", Money, nullable=False),  # signed for us: negative when the mid went against us
+    Column("horizon_s", Double, nullable=False),
+    Column("markout_usd", Money, nullable=False),
     Column("markout_bps", Double, nullable=False),
     Column("recorded_at_ns", BigInteger, nullable=False),
     UniqueConstraint("bot", "fill_id", "horizon_s", name="uq_fill_markouts_bot_fill_horizon"),

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import bisect
+import csv
 import json
+import math
 import re
 import subprocess
 import sys
@@ -133,6 +136,43 @@ def test_report_writes_html_with_png_plots(tmp_path: Path) -> None:
     assert len((page.parent / "fills.csv").read_text().splitlines()) == len(result.fills) + 1
 
 
+def test_markouts_are_each_fill_against_the_mid_in_force_at_its_horizon(tmp_path: Path) -> None:
+    """Recomputed from the run's curve by hand: the last mid at or before fill time + h, against the
+    fill's price, signed for us; the summary figures, the report and fills.csv carry them."""
+    result = run_backtest(bot(), SyntheticMarket(seconds=300, seed=1), BacktestConfig(latency_ms=100))
+    curve, stats, markouts = result.curve, result.stats, result.markouts
+    assert markouts.horizons_s == (1.0, 10.0, 60.0) and result.fills
+    totals = []
+    for i, horizon in enumerate(markouts.horizons_s):
+        total = notional = 0.0
+        for n, fill in enumerate(result.fills):
+            due = fill.ts_ns + round(horizon * 1e9)
+            if due > curve.ts_ns[-1]:
+                assert math.isnan(markouts.usd[i, n])  # the run ended first
+                continue
+            later = curve.mid[bisect.bisect_right(curve.ts_ns.tolist(), due) - 1]
+            edge = fill.side.sign * (later - float(fill.price))
+            assert markouts.usd[i, n] == pytest.approx(edge * float(fill.size))
+            assert markouts.bps[i, n] == pytest.approx(edge / float(fill.price) * 1e4)
+            total += edge * float(fill.size)
+            notional += float(fill.price * fill.size)
+        totals.append((total, total / notional * 1e4))
+    assert (stats.markout_1s_usd, stats.markout_1s_bps) == pytest.approx(totals[0])
+    assert (stats.markout_10s_usd, stats.markout_10s_bps) == pytest.approx(totals[1])
+    assert (stats.markout_60s_usd, stats.markout_60s_bps) == pytest.approx(totals[2])
+    assert stats.markout_pnl_usd == pytest.approx(
+        stats.markout_60s_usd + stats.rebates_usd - stats.taker_fees_usd
+    )
+    page = write_report(result, tmp_path / "report")
+    summary = json.loads((page.parent / "summary.json").read_text(encoding="utf-8"))
+    assert [m["horizon_s"] for m in summary["markouts"]] == [1.0, 10.0, 60.0]
+    assert summary["markouts"][0]["usd"] == pytest.approx(stats.markout_1s_usd)
+    assert "<h2>Markouts</h2>" in page.read_text(encoding="utf-8")
+    with (page.parent / "fills.csv").open(encoding="utf-8") as handle:
+        first = next(csv.DictReader(handle))
+    assert float(first["markout_1s_usd"]) == pytest.approx(markouts.usd[0, 0])
+
+
 def test_sweep_runs_the_grid_in_parallel_processes(tmp_path: Path) -> None:
     settings = bot()
     market = SyntheticMarket(seconds=60, seed=3)
@@ -149,6 +189,7 @@ def test_sweep_runs_the_grid_in_parallel_processes(tmp_path: Path) -> None:
     path = write_sweep_csv(rows, tmp_path / "sweep.csv")
     lines = path.read_text().splitlines()
     assert len(lines) == 5 and lines[0].startswith("gamma,spread_pct,events,")
+    assert "markout_1s_bps" in lines[0] and "markout_pnl_usd" in lines[0]
 
 
 def test_grid_and_params_are_checked() -> None:
