@@ -33,6 +33,7 @@ from ml.results import (
     BacktestStats,
     EquityCurve,
     PnLBreakdown,
+    inventory_risk,
     max_drawdown,
     sharpe_ratio,
 )
@@ -55,6 +56,7 @@ _SYNTHETIC_START_NS = 1_704_067_200 * _NS_PER_S  # 2024-01-01T00:00:00Z: a backt
 _PROGRESS_EVERY = 2_048  # events between progress-bar updates
 _ZERO = Decimal(0)
 _STATS_HORIZONS_S = (1.0, 10.0, 60.0)  # the markouts `BacktestStats` names
+_PNL_HORIZON_S = 60.0  # the markout-adjusted PnL's
 
 
 # -- market sources ----------------------------------------------------------------------------------
@@ -200,7 +202,8 @@ def _result(loop: BacktestLoop, curve: EquityCurve, events: int) -> BacktestResu
         markout_1s_usd=one.total_usd,
         markout_10s_usd=ten.total_usd,
         markout_60s_usd=sixty.total_usd,
-        markout_pnl_usd=sixty.total_usd + float(rebates - taker),
+        markout_pnl_usd=_markout_pnl(loop, curve) + float(rebates - taker),
+        inventory_risk_usd=inventory_risk(curve.position, curve.mid),
     )
     return BacktestResult(
         loop.settings,
@@ -218,8 +221,11 @@ def _result(loop: BacktestLoop, curve: EquityCurve, events: int) -> BacktestResu
     )
 
 
-def _markouts(loop: BacktestLoop, curve: EquityCurve) -> MarkoutTable:
-    """Every fill's markouts against the run's mid curve (the mid of each quotable book)."""
+def _markouts(
+    loop: BacktestLoop, curve: EquityCurve, horizons_s: tuple[float, ...] = _STATS_HORIZONS_S
+) -> MarkoutTable:
+    """Every fill's markouts against the run's mid curve (the mid of each quotable book); nan where
+    the run ends before the horizon."""
     fills = loop.fills
     return markouts_at(
         [f.ts_ns for f in fills],
@@ -228,5 +234,21 @@ def _markouts(loop: BacktestLoop, curve: EquityCurve) -> MarkoutTable:
         [float(f.size) for f in fills],
         curve.ts_ns,
         curve.mid,
-        _STATS_HORIZONS_S,
+        horizons_s,
     )
+
+
+def _markout_pnl(loop: BacktestLoop, curve: EquityCurve) -> float:
+    """What every fill earned marked at the mid `_PNL_HORIZON_S` after it, or at the run's final mid
+    when the run ends first (as the total PnL marks every fill): the total PnL less the drift of the
+    inventory held beyond the horizon. Before fees."""
+    if not len(curve.ts_ns):
+        return 0.0
+    horizon_ns = round(_PNL_HORIZON_S * _NS_PER_S)
+    held = EquityCurve(  # the final mid holds past the end
+        np.append(curve.ts_ns, curve.ts_ns[-1] + horizon_ns),
+        np.append(curve.mid, curve.mid[-1]),
+        curve.position,
+        curve.equity,
+    )
+    return float(np.nansum(_markouts(loop, held, (_PNL_HORIZON_S,)).usd))

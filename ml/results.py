@@ -26,6 +26,7 @@ __all__ = [
     "EquityCurve",
     "PnLBreakdown",
     "SweepRow",
+    "inventory_risk",
     "max_drawdown",
     "sharpe_ratio",
 ]
@@ -92,9 +93,10 @@ class BacktestStats:
     markout_1s_usd: float = 0.0
     markout_10s_usd: float = 0.0
     markout_60s_usd: float = 0.0
-    markout_pnl_usd: float = (
-        0.0  # the 60 s markouts + rebates - taker fees: PnL without the inventory's drift
-    )
+    # every fill marked at the mid 60 s later (the final one if the run ends first) + rebates - taker fees:
+    # the total PnL without the drift of the inventory held past 60 s
+    markout_pnl_usd: float = 0.0
+    inventory_risk_usd: float = 0.0  # sqrt(sum((q * dmid)^2)): the USD standard deviation of holding it
 
     def as_dict(self) -> dict[str, float | int | None]:
         """JSON-ready: nan becomes None."""
@@ -125,6 +127,16 @@ class SweepRow:
 
     params: dict[str, float]
     stats: BacktestStats
+
+
+def inventory_risk(position: FloatArray, mid: FloatArray) -> float:
+    """The inventory's risk in USD over a curve: sqrt(sum((q_{k-1} * (mid_k - mid_{k-1}))^2)), the
+    realised quadratic variation of what holding the inventory earned; for a mid without drift its
+    expectation is the variance of that PnL. Model-free, and defined for a run of any length."""
+    if len(mid) < 2:
+        return 0.0
+    held = position[:-1] * np.diff(mid)
+    return float(np.sqrt(np.sum(held * held)))
 
 
 def max_drawdown(equity: FloatArray) -> tuple[float, float]:

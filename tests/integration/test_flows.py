@@ -40,6 +40,7 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.pool import NullPool
 
 from bots.control import merged_settings
+from bots.core.markouts import FillMarkout
 from bots.engine.types import Side
 from bots.exchange.base import Fill, OrderStatus, OrderUpdate
 from bots.store import Ledger
@@ -259,9 +260,11 @@ def test_a_rollout_invalid_for_one_bot_is_refused_before_touching_any(calm: Flee
 
 def test_tune_parameters_rolls_an_accepted_proposal_out_through_the_rollout_flow(calm_watched: Fleet) -> None:
     fleet = calm_watched
-    # SOL never traded (stopped from its start): these four fills and orders are its whole window.
-    # Every order filled (fill rate 1) and both round trips lost: the tuner widens (kappa down) and
-    # raises inventory aversion (gamma up); a 60 s backtest of SOL's sim market agrees (seed 0).
+    # SOL never traded (stopped from its start): these four fills and orders, and the markouts its worker
+    # recorded of them, are its whole window. Every order filled (fill rate 1), the mid moved through
+    # each fill (markouts of -0.5 USD, about -33 bps, at every horizon) and both round trips lost: the
+    # tuner widens (kappa down) and raises inventory aversion (gamma up); a 60 s backtest of SOL's sim
+    # market agrees (seed 0).
     now = time.time_ns()
     trades = [(Side.BUY, "150"), (Side.SELL, "149"), (Side.BUY, "150"), (Side.SELL, "149")]
     with fleet.ledger() as ledger:
@@ -284,8 +287,24 @@ def test_tune_parameters_rolls_an_accepted_proposal_out_through_the_rollout_flow
                 ),
             )
             fee = -(Decimal(price) * Decimal("0.0001"))
-            ledger.record_fill(
-                SOL, Fill(f"tune-fill-{i}", SOL, coid, side, Decimal(price), Decimal(1), fee, ts, False)
+            fill = Fill(f"tune-fill-{i}", SOL, coid, side, Decimal(price), Decimal(1), fee, ts, False)
+            ledger.record_fill(SOL, fill)
+            ledger.record_markouts(
+                [
+                    FillMarkout(
+                        SOL,
+                        SOL,
+                        fill.fill_id,
+                        side,
+                        fill.price,
+                        fill.size,
+                        ts,
+                        h,
+                        -0.5e4 / float(price),
+                        -0.5,
+                    )
+                    for h in (1.0, 10.0, 60.0)
+                ]
             )
     result = tune_parameters(backtest_s=60.0, seed=0, guard=fleet.guard(), config=str(fleet.config))
     assert set(result) == {SOL}, "only SOL enables the tuner"

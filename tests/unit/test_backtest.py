@@ -160,9 +160,17 @@ def test_markouts_are_each_fill_against_the_mid_in_force_at_its_horizon(tmp_path
     assert (stats.markout_1s_usd, stats.markout_1s_bps) == pytest.approx(totals[0])
     assert (stats.markout_10s_usd, stats.markout_10s_bps) == pytest.approx(totals[1])
     assert (stats.markout_60s_usd, stats.markout_60s_bps) == pytest.approx(totals[2])
-    assert stats.markout_pnl_usd == pytest.approx(
-        stats.markout_60s_usd + stats.rebates_usd - stats.taker_fees_usd
+    # the markout-adjusted PnL: every fill marked 60 s on, or at the final mid when the run ends first
+    stamps = curve.ts_ns.tolist()
+    marked = sum(
+        f.side.sign
+        * (curve.mid[bisect.bisect_right(stamps, f.ts_ns + 60 * 10**9) - 1] - float(f.price))
+        * float(f.size)
+        for f in result.fills
     )
+    fees = stats.rebates_usd - stats.taker_fees_usd
+    assert stats.markout_pnl_usd == pytest.approx(marked + fees)
+    assert marked != pytest.approx(stats.markout_60s_usd)  # the last minute's fills are in it too
     page = write_report(result, tmp_path / "report")
     summary = json.loads((page.parent / "summary.json").read_text(encoding="utf-8"))
     assert [m["horizon_s"] for m in summary["markouts"]] == [1.0, 10.0, 60.0]
