@@ -6,10 +6,10 @@ module feeds it a market and turns its fills and equity curve into a result.
 PnL is decomposed exactly (Decimal) over the fills, each with the mid of the book in force when it
 filled: spread capture `sum(sign*(mid_f - price)*size)`, inventory PnL `q_T*mark - sum(sign*size*mid_f)`
 (what the held inventory earned or lost as the mid moved), maker rebates and taker fees; the four sum
-to the portfolio's equity change at the final mid. Markouts (`bots.engine.markouts`): each fill against
-the mid 1 s, 10 s and 60 s later on the run's curve; with rebates and taker fees, the 60 s markouts make
-the markout-adjusted PnL (the fills' edge, without the drift of the inventory held). The result types:
-`ml.results`; sweeps over parameters: `ml.sweep`; files and plots: `ml.report`.
+to the portfolio's equity change at the final mid. Markouts of the fills at 1 s, 10 s and 60 s
+(`bots.engine.markouts`, against the curve's mids) are in the stats. The result types: `ml.results`;
+sweeps over parameters: `ml.sweep`; files and plots: `ml.report`. With rebates and taker fees, each fill
+marked 60 s on makes the markout-adjusted PnL (the fills' edge, without the drift of the inventory held).
 """
 
 from __future__ import annotations

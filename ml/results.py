@@ -85,11 +85,12 @@ class BacktestStats:
     max_drawdown_pct: float
     final_position: float
     mean_abs_position_usd: float
-    # Markouts (`bots.engine.markouts`): the mid h seconds after each fill against its price, signed for
-    # us; bps notional-weighted over the fills whose horizon passed in the run, USD summed over them.
-    markout_1s_bps: float = math.nan
-    markout_10s_bps: float = math.nan
-    markout_60s_bps: float = math.nan
+    # Notional-weighted mean markouts of the fills (`bots.engine.markouts`): the mid 1 s, 10 s, 60 s
+    # after each fill against its price, in bps, positive = the mid moved our way; nan without fills.
+    markout_1s_bps: float
+    markout_10s_bps: float
+    markout_60s_bps: float
+    # The same summed in USD over the fills whose horizon passed in the run
     markout_1s_usd: float = 0.0
     markout_10s_usd: float = 0.0
     markout_60s_usd: float = 0.0
