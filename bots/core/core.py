@@ -134,7 +134,7 @@ class BotCore:
         self.last_book = book
         self.now_ns = received_ns
         actions = self._decide(book, received_ns)
-        if self.markouts.pending:
+        if self._record_markouts and self.markouts.pending:  # a backtest: off, one native test per book
             self._markouts(book.ts_ns, actions)
         if self.journal is not None:
             self.journal.append(("on_book", (book, received_ns), actions))
