@@ -53,7 +53,9 @@ class FillMarkouts:
 
     def add(self, fill: Fill, ts_ns: int, mid: float) -> None:
         """Start `fill`'s horizons; (`ts_ns`, `mid`): the newest book's, the mid in force when it came
-        (NaN before a two-sided book: the next one is)."""
+        (NaN before a two-sided book: the next one is). A fill already waiting is marked once."""
+        if fill.fill_id in self.fills:
+            return
         if not self.fills and not math.isnan(mid):
             self.tracker.on_mid(ts_ns, mid)  # nothing pending: the mid in force was not being followed
         self.tracker.add(fill.fill_id, fill.ts_ns, fill.side.sign, float(fill.price), float(fill.size))

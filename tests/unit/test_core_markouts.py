@@ -50,6 +50,7 @@ def test_a_fill_is_marked_at_the_mid_in_force_at_each_horizon_against_its_price(
     bot = core()
     bot.on_book(book(100 * NS, 50_000), 0)
     bot.on_fill(fill(1, 100 * NS, Side.BUY, 49_999))
+    bot.markouts.add(fill(1, 100 * NS, Side.BUY, 49_999), 100 * NS, 50_000.0)  # heard twice: marked once
     got: list[FillMarkout] = []
     for ts_ns, mid in [(100_500_000_000, 49_995), (101_200_000_000, 49_990), (110 * NS, 49_980)]:
         got += recorded(bot.on_book(book(ts_ns, mid), 0))
