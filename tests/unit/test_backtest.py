@@ -13,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -28,6 +29,7 @@ from ml.backtest import (
     run_backtest,
 )
 from ml.report import write_report, write_sweep_csv
+from ml.results import inventory_risk
 from ml.sweep import parse_grid, sweep, with_params
 from settings.models import BotSettings
 
@@ -179,6 +181,13 @@ def test_markouts_are_each_fill_against_the_mid_in_force_at_its_horizon(tmp_path
     with (page.parent / "fills.csv").open(encoding="utf-8") as handle:
         first = next(csv.DictReader(handle))
     assert float(first["markout_1s_usd"]) == pytest.approx(markouts.usd[0, 0])
+
+
+def test_inventory_risk_is_the_quadratic_variation_of_what_the_held_inventory_earned() -> None:
+    position = np.array([1.0, -2.0, 0.0, 5.0])
+    mid = np.array([100.0, 101.0, 99.0, 250.0])  # the last move finds the position flat: no risk
+    assert inventory_risk(position, mid) == pytest.approx(math.sqrt((1 * 1) ** 2 + (-2 * -2) ** 2))
+    assert inventory_risk(position[:1], mid[:1]) == 0.0
 
 
 def test_sweep_runs_the_grid_in_parallel_processes(tmp_path: Path) -> None:
