@@ -173,7 +173,7 @@ def _result(loop: BacktestLoop, curve: EquityCurve, events: int) -> BacktestResu
     seconds = (curve.ts_ns[-1] - curve.ts_ns[0]) / _NS_PER_S if len(curve.ts_ns) > 1 else 0.0
     drawdown_usd, drawdown_pct = max_drawdown(curve.equity)
     markouts = _markouts(loop, curve)
-    one, ten, sixty = summarize(markouts)
+    markout_1s, markout_10s, markout_60s = summarize(markouts)
     stats = BacktestStats(
         events=events,
         seconds=float(seconds),
@@ -196,12 +196,12 @@ def _result(loop: BacktestLoop, curve: EquityCurve, events: int) -> BacktestResu
         max_drawdown_pct=drawdown_pct,
         final_position=float(portfolio.position),
         mean_abs_position_usd=float(np.mean(np.abs(curve.position * curve.mid))) if len(curve.mid) else 0.0,
-        markout_1s_bps=one.mean_bps,
-        markout_10s_bps=ten.mean_bps,
-        markout_60s_bps=sixty.mean_bps,
-        markout_1s_usd=one.total_usd,
-        markout_10s_usd=ten.total_usd,
-        markout_60s_usd=sixty.total_usd,
+        markout_1s_bps=markout_1s.mean_bps,
+        markout_10s_bps=markout_10s.mean_bps,
+        markout_60s_bps=markout_60s.mean_bps,
+        markout_1s_usd=markout_1s.total_usd,
+        markout_10s_usd=markout_10s.total_usd,
+        markout_60s_usd=markout_60s.total_usd,
         markout_pnl_usd=_markout_pnl(loop, curve) + float(rebates - taker),
         inventory_risk_usd=inventory_risk(curve.position, curve.mid),
     )
