@@ -299,5 +299,6 @@ def tune(
     if proposed_score > current_score:
         reason = f"accepted: {why}; backtest {scores}"
         return TuneDecision(True, current, proposed, proposed, current_score, proposed_score, reason, stats)
-    reason = f"rejected: {why}; backtest does not improve ({scores})"
+    tie = "; a tie: the backtest cannot tell them apart" if proposed_score == current_score else ""
+    reason = f"rejected: {why}; backtest does not improve ({scores}{tie})"
     return TuneDecision(False, current, proposed, current, current_score, proposed_score, reason, stats)

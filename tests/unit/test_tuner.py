@@ -123,7 +123,7 @@ def test_rejected_when_the_backtest_does_not_improve() -> None:
     assert "rejected" in decision.reason and "kappa up" in decision.reason
     assert len(scored) == 2
     equal = tune(bot(), stats(fill_rate=0.01), lambda params: 5.0)
-    assert not equal.accepted  # a tie is not an improvement
+    assert not equal.accepted and "a tie" in equal.reason  # a tie is not an improvement, and says so
 
 
 def test_accepted_when_the_backtest_improves() -> None:
