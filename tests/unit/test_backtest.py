@@ -53,6 +53,9 @@ def fills_pnl(result: BacktestResult) -> Decimal:
     return cash + position * result.final_mark
 
 
+# Quotes that trade in the sim market (a 1 bp floor, the model's spread about 1 bp, a few layers):
+# the default 0.5% floor rests too far from the mid to fill in a few minutes.
+TRADING = {"spread_pct": 0.0001, "kappa": 20_000.0, "grid_layers": 3, "grid_spacing_pct": 0.0002}
 CASES = {
     "touch fills, no latency": (bot(), BacktestConfig()),
     "touch fills, 350 ms latency": (bot(), BacktestConfig(latency_ms=350, seed=3)),
@@ -141,7 +144,8 @@ def test_report_writes_html_with_png_plots(tmp_path: Path) -> None:
 def test_markouts_are_each_fill_against_the_mid_in_force_at_its_horizon(tmp_path: Path) -> None:
     """Recomputed from the run's curve by hand: the last mid at or before fill time + h, against the
     fill's price, signed for us; the summary figures, the report and fills.csv carry them."""
-    result = run_backtest(bot(), SyntheticMarket(seconds=300, seed=1), BacktestConfig(latency_ms=100))
+    market = SyntheticMarket(seconds=300, seed=1)
+    result = run_backtest(bot(strategy=TRADING), market, BacktestConfig(latency_ms=100))
     curve, stats, markouts = result.curve, result.stats, result.markouts
     assert markouts.horizons_s == (1.0, 10.0, 60.0) and result.fills
     totals = []

@@ -188,12 +188,16 @@ def test_trade_stats_from_fills_and_their_markouts() -> None:
 
 
 def test_a_backtest_gives_the_tuner_its_markouts_and_the_score_is_markout_pnl_less_inventory_risk() -> None:
-    result = run_backtest(bot(), SyntheticMarket(seconds=120, seed=3))
+    quoting = BotSettings.model_validate(  # quotes a tick or two from the mid: they fill in any sim market
+        {"symbol": "BTC_USDT_Perp", "strategy": {"spread_pct": 0.0001, "kappa": 20_000.0}}
+    )
+    result = run_backtest(quoting, SyntheticMarket(seconds=120, seed=3))
+    assert result.fills
     figures = stats_from_backtest(result)
     assert figures.markout_bps == pytest.approx(result.stats.markout_10s_bps)
     assert score_stats(result.stats) == result.stats.markout_pnl_usd - result.stats.inventory_risk_usd
     # the markout PnL marks each fill 60 s on (the final mid when the run ends first): with every fill
     # within 60 s of the end it is the total PnL; the inventory risk is what holding the inventory risked
-    short = run_backtest(bot(), SyntheticMarket(seconds=50, seed=3)).stats
+    short = run_backtest(quoting, SyntheticMarket(seconds=50, seed=3)).stats
     assert short.markout_pnl_usd == pytest.approx(short.total_pnl_usd)
     assert result.stats.inventory_risk_usd > 0
