@@ -8,8 +8,7 @@ filled: spread capture `sum(sign*(mid_f - price)*size)`, inventory PnL `q_T*mark
 (what the held inventory earned or lost as the mid moved), maker rebates and taker fees; the four sum
 to the portfolio's equity change at the final mid. Markouts of the fills at 1 s, 10 s and 60 s
 (`bots.engine.markouts`, against the curve's mids) are in the stats. The result types: `ml.results`;
-sweeps over parameters: `ml.sweep`; files and plots: `ml.report`. With rebates and taker fees, each fill
-marked 60 s on makes the markout-adjusted PnL (the fills' edge, without the drift of the inventory held).
+sweeps over parameters: `ml.sweep`; files and plots: `ml.report`.
 """
 
 from __future__ import annotations
@@ -20,10 +19,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bots.engine.markouts import MarkoutTable, markouts_at, summarize
+from bots.engine.markouts import MARKOUT_HORIZONS_S, markouts_at, summarize
 from bots.exchange.sim import BUILTIN_START_PRICES, SimMarket, Step, read_recording
 from ml.backtest_loop import BacktestConfig, BacktestLoop
 from ml.live_regime import LiveRegime
@@ -38,6 +38,9 @@ from ml.results import (
     sharpe_ratio,
 )
 from settings.models import BotSettings
+
+if TYPE_CHECKING:
+    from bots.engine.markouts import MarkoutTable
 
 __all__ = [
     "BacktestConfig",
@@ -55,7 +58,6 @@ _NS_PER_S = 1_000_000_000
 _SYNTHETIC_START_NS = 1_704_067_200 * _NS_PER_S  # 2024-01-01T00:00:00Z: a backtest is reproducible
 _PROGRESS_EVERY = 2_048  # events between progress-bar updates
 _ZERO = Decimal(0)
-_STATS_HORIZONS_S = (1.0, 10.0, 60.0)  # the markouts `BacktestStats` names
 _PNL_HORIZON_S = 60.0  # the markout-adjusted PnL's
 
 
@@ -222,7 +224,7 @@ def _result(loop: BacktestLoop, curve: EquityCurve, events: int) -> BacktestResu
 
 
 def _markouts(
-    loop: BacktestLoop, curve: EquityCurve, horizons_s: tuple[float, ...] = _STATS_HORIZONS_S
+    loop: BacktestLoop, curve: EquityCurve, horizons_s: tuple[float, ...] = MARKOUT_HORIZONS_S
 ) -> MarkoutTable:
     """Every fill's markouts against the run's mid curve (the mid of each quotable book); nan where
     the run ends before the horizon."""
@@ -241,7 +243,8 @@ def _markouts(
 def _markout_pnl(loop: BacktestLoop, curve: EquityCurve) -> float:
     """What every fill earned marked at the mid `_PNL_HORIZON_S` after it, or at the run's final mid
     when the run ends first (as the total PnL marks every fill): the total PnL less the drift of the
-    inventory held beyond the horizon. Before fees."""
+    inventory held beyond the horizon, before fees. With rebates and taker fees, the markout-adjusted
+    PnL: the fills' edge, which the tuner scores (`ml.tuner.score_stats`)."""
     if not len(curve.ts_ns):
         return 0.0
     horizon_ns = round(_PNL_HORIZON_S * _NS_PER_S)
