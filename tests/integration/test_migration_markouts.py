@@ -19,7 +19,7 @@ from tests.integration.conftest import LedgerFactory
 from tests.integration.ledger_figures import ledger_figures
 from tests.integration.test_migrations import BASELINE_FIGURES, _write_pre_alembic_ledger
 
-BEFORE = "0002_refuse_pre_alembic_code"
+BEFORE = "reset_risk"  # the revision before this one
 
 
 def _to(ledgers: LedgerFactory, revision: str) -> set[str]:

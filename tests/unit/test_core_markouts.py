@@ -35,7 +35,7 @@ def core(*, record_markouts: bool = True) -> BotCore:
     settings_ = BotSettings.model_validate({"symbol": SYMBOL})
     config = dataclasses.replace(settings_.core_config(), record_markouts=record_markouts)
     portfolio = Portfolio(symbol=SYMBOL, starting_balance=D(1_000_000))
-    return BotCore(config, QuoteEngine(settings_.engine_config()), portfolio, OrderIds(1, 0))
+    return BotCore(config, QuoteEngine(settings_.engine_config()), portfolio, OrderIds(1, 0, 0))
 
 
 def fill(n: int, ts_ns: int, side: Side, price: int) -> Fill:

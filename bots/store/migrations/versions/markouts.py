@@ -4,7 +4,7 @@ A new table only: no existing row or column changes. Types frozen as in the base
 text on SQLite, NUMERIC(38, 18) on PostgreSQL).
 
 Revision ID: markouts
-Revises: 0002_refuse_pre_alembic_code
+Revises: reset_risk
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "markouts"
-down_revision: str | None = "0002_refuse_pre_alembic_code"
+down_revision: str | None = "reset_risk"
 branch_labels = None
 depends_on = None
 
