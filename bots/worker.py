@@ -30,6 +30,7 @@ from bots.core.actions import (
     Place,
     RecordEnabled,
     RecordMarket,
+    RecordMarkouts,
     RecordOrders,
     RecordPeak,
     RecordRisk,
@@ -523,6 +524,9 @@ class BotWorker:
                 self._record_market(action)
             elif isinstance(action, RecordOrders):
                 self.ledger.record_orders(self.name, list(action.updates))
+            elif isinstance(action, RecordMarkouts):
+                self.ledger.record_markouts(action.markouts)
+                self.metrics.observe_markouts(action.markouts)
             elif isinstance(action, RecordRisk):
                 state = {
                     "breaker_tripped": action.breaker_tripped,

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from mypy_extensions import mypyc_attr
 
+from bots.core.markouts import FillMarkout
 from bots.engine.types import Side
 from bots.exchange.events import OrderUpdate
 
@@ -22,6 +23,7 @@ __all__ = [
     "Place",
     "RecordEnabled",
     "RecordMarket",
+    "RecordMarkouts",
     "RecordOrders",
     "RecordPeak",
     "RecordRisk",
@@ -118,4 +120,21 @@ class RecordMarket:
     features: dict[str, float] | None
 
 
-Action = Place | Cancel | CancelAll | RecordOrders | RecordRisk | RecordPeak | RecordEnabled | RecordMarket
+@dataclass(frozen=True, slots=True)
+class RecordMarkouts:
+    """Fills whose markout horizon passed with this book: into the ledger and the markout metrics."""
+
+    markouts: tuple[FillMarkout, ...]
+
+
+Action = (
+    Place
+    | Cancel
+    | CancelAll
+    | RecordOrders
+    | RecordRisk
+    | RecordPeak
+    | RecordEnabled
+    | RecordMarket
+    | RecordMarkouts
+)

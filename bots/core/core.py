@@ -33,6 +33,7 @@ from bots.core.actions import (
     Place,
     RecordEnabled,
     RecordMarket,
+    RecordMarkouts,
     RecordOrders,
     RecordPeak,
     RecordRisk,
@@ -40,6 +41,7 @@ from bots.core.actions import (
 from bots.core.blend import blend, smooth
 from bots.core.config import CoreConfig
 from bots.core.features import market_features
+from bots.core.markouts import FillMarkouts
 from bots.core.orders import OrderIds, RestingOrders
 from bots.engine.intensity import IntensityEstimate, IntensityEstimator
 from bots.engine.orders import OpenOrder, diff_orders
@@ -102,9 +104,11 @@ class BotCore:
         self.closing: str | None = None  # the client order id of the close in flight
         self.risk_recorded = self._risk_key()
         self.journal: list[JournalEntry] | None = None  # every event and its actions, when a test asks
+        self.markouts = FillMarkouts(config.name)
         self._tick = self._lot = Decimal(0)
         self._tolerance = 0.0
         self._refresh_ns = self._record_ns = 0
+        self._record_markouts = True
         self._read(config)
 
     def _read(self, config: CoreConfig) -> None:
@@ -121,6 +125,7 @@ class BotCore:
         elif estimator is None or estimator.config != config.intensity:
             self.intensity = IntensityEstimator(config.intensity)
             self.fitted = None
+        self._record_markouts = config.record_markouts
 
     # ----- market events -------------------------------------------------------------------------
 
@@ -129,6 +134,8 @@ class BotCore:
         self.last_book = book
         self.now_ns = received_ns
         actions = self._decide(book, received_ns)
+        if self._record_markouts and self.markouts.pending:  # a backtest: off, one native test per book
+            self._markouts(book.ts_ns, actions)
         if self.journal is not None:
             self.journal.append(("on_book", (book, received_ns), actions))
         return actions
@@ -145,7 +152,14 @@ class BotCore:
             self.journal.append(("on_trade", (trade,), []))
 
     def on_fill(self, fill: Fill) -> None:
-        """A fill of ours, already durable where the driver keeps money records."""
+        """A fill of ours, already durable where the driver keeps money records; its markouts come due
+        on the books after it (unless the config leaves them to the driver: a backtest's batch form)."""
+        if self._record_markouts:
+            book, decision = self.last_book, self.last_decision
+            if book is not None and decision is not None:
+                self.markouts.add(fill, book.ts_ns, decision.mid)
+            else:
+                self.markouts.add(fill, 0, _NAN)
         self.portfolio.apply(fill)
         self._mirror_portfolio()
         self.orders.fill(fill, self._lot)
@@ -426,6 +440,15 @@ class BotCore:
         if self.close_requested:
             self.close_attempts_left -= 1
         actions.append(Place(cid, side, int(limit / self._tick), lots, post_only=False, reduce_only=True))
+
+    def _markouts(self, ts_ns: int, actions: list[Action]) -> None:
+        """The newest decision's mid (a two-sided book's) to the pending markouts; those due recorded."""
+        decision = self.last_decision
+        if decision is None or math.isnan(decision.mid):
+            return
+        done = self.markouts.on_mid(ts_ns, decision.mid)
+        if done:
+            actions.append(RecordMarkouts(tuple(done)))
 
     def _risk_key(self) -> tuple[bool, bool, str | None]:
         state = self.engine.risk_state

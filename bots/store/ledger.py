@@ -25,6 +25,7 @@ from bots.store.alerts import AlertLog
 from bots.store.control import ControlPlane
 from bots.store.identity import StoreIdentity
 from bots.store.locks import WorkerLocks
+from bots.store.markouts import MarkoutLog
 from bots.store.schema import (
     FEATURE_COLUMNS,
     MONEY_SCALE,
@@ -114,10 +115,10 @@ def _order(row: Row[Any]) -> OrderUpdate:
     )
 
 
-class Ledger(ControlPlane, WorkerLocks, AlertLog, StoreIdentity):
-    """The store of one fleet: fills, orders, positions, equity, features, bot state, commands, configs,
-    worker locks, alerts and the store's identity. Open with a SQLite path or a PostgreSQL URL (see
-    `bots.store.db.normalise_url`)."""
+class Ledger(ControlPlane, WorkerLocks, AlertLog, StoreIdentity, MarkoutLog):
+    """The store of one fleet: fills, their markouts, orders, positions, equity, features, bot state,
+    commands, configs, worker locks, alerts and the store's identity. Open with a SQLite path or a
+    PostgreSQL URL (see `bots.store.db.normalise_url`)."""
 
     # --- fills -------------------------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ __all__ = [
     "config_acks",
     "config_versions",
     "equity_history",
+    "fill_markouts",
     "fills",
     "market_features",
     "metadata",
@@ -148,6 +149,30 @@ fills = Table(
     UniqueConstraint("bot", "fill_id", name="uq_fills_bot_fill_id"),
     CheckConstraint("side IN ('buy', 'sell')", name="ck_fills_side"),
     Index("ix_fills_bot_ts", "bot", "ts_ns"),
+)
+
+# Each fill's markout at each horizon (`bots.core.markouts`), written when the horizon passes: the mid
+# then against the fill's price, signed for us (negative: the mid went against us). The figures are the
+# model's floats; the USD one is kept as Money rounded to 1e-12 (below a float's precision at these sizes).
+fill_markouts = Table(
+    "fill_markouts",
+    metadata,
+    _id_column(),
+    Column("bot", String(128), nullable=False),
+    Column("symbol", String(64), nullable=False),
+    Column("fill_id", String(128), nullable=False),
+    Column("side", String(4), nullable=False),
+    Column("price", Money, nullable=False),
+    Column("size", Money, nullable=False),
+    Column("fill_ts_ns", BigInteger, nullable=False),
+    Column("horizon_s", Double, nullable=False),
+    Column("markout_usd", Money, nullable=False),
+    Column("markout_bps", Double, nullable=False),
+    Column("recorded_at_ns", BigInteger, nullable=False),
+    UniqueConstraint("bot", "fill_id", "horizon_s", name="uq_fill_markouts_bot_fill_horizon"),
+    CheckConstraint("side IN ('buy', 'sell')", name="ck_fill_markouts_side"),
+    CheckConstraint("horizon_s > 0", name="ck_fill_markouts_horizon"),
+    Index("ix_fill_markouts_bot_ts", "bot", "fill_ts_ns"),
 )
 
 orders = Table(
