@@ -49,8 +49,8 @@ def test_record_writes_the_sim_market_of_the_bot(tmp_path: Path, suffix: str) ->
     assert result.exit_code == 0, result.output
     steps = list(read_recording(out))
     assert len(steps) == 300
-    rows = 300 + sum(len(trades) for _, trades in steps)
-    assert result.stdout.strip() == f"{out}: 300 steps, {rows} rows of {SYMBOL}"
+    trades = sum(len(trades) for _, trades in steps)
+    assert result.stdout.strip() == f"{out}: 300 steps, {trades} trades, 0 funding samples of {SYMBOL}"
     assert {book.symbol for book, _ in steps} == {SYMBOL}
     assert all(book.bids and book.asks and book.bids[0].price < book.asks[0].price for book, _ in steps)
     assert all(p % SPEC.tick_size == 0 for book, _ in steps for p in (book.bids[0].price, book.asks[0].price))
@@ -98,7 +98,7 @@ def test_record_replays_a_replay_file(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["--symbol", "NOPE_USDT_Perp", "--out", "x.csv"], "no built-in tick/lot for NOPE_USDT_Perp"),
-        (["--symbol", SYMBOL, "--out", "x.json"], "a recording ends in .csv"),
+        (["--symbol", SYMBOL, "--out", "x.json"], "a recording ends in .parquet, .pq, .csv"),
         (["--symbol", "DOGE_USDT_Perp", "--out", "x.csv", "--config", "fleet.yaml"], "no such bot"),
     ],
 )
@@ -126,7 +126,7 @@ def test_record_source_writes_everything_from_any_async_source(tmp_path: Path) -
 
     out = tmp_path / "all.parquet"
     done = asyncio.run(record_source(source(), out))
-    assert done == Recorded(2_000, 2_000 + sum(len(trades) for _, trades in expected))
+    assert done == Recorded(2_000, sum(len(trades) for _, trades in expected), 0)
     assert list(read_recording(out)) == expected
 
 

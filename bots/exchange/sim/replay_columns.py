@@ -1,0 +1,406 @@
+"""The replay format: recorded market data in Parquet as integer ticks and lots, one row per step.
+
+Why integers in columns: a backtest reads hundreds of thousands of snapshots, and turning 40 decimal
+strings per snapshot into `Decimal`s cost about 30 us, most of a file backtest. Here pyarrow decodes a
+batch of rows into int64 lists at once, and each (price ticks, size lots) pair maps to one cached
+`BookLevel` (like the sim market's price ladder), so a snapshot costs a few dictionary look-ups.
+
+Columns, one row per step (a book snapshot and the trades printed since the previous step), in time
+order (`levels` is the file's book depth, 10 by default):
+
+    ts_ns              int64                   exchange time of the book, ns since the epoch
+    symbol             dictionary<string>      instrument, e.g. BTC_USDT_Perp
+    bid_levels         uint8                   levels on the bid side (<= levels); the same for asks
+    bid_px, bid_sz     fixed_size_list<int64>  bid prices in ticks, sizes in lots, best first; 0 past
+    ask_px, ask_sz       [levels]              bid_levels
+    trade_ts_ns        list<int64>             the step's trades: time, price in ticks, size in lots,
+    trade_px, trade_sz list<int64>             whether the taker bought (lifted the asks) and the
+    trade_buy          list<bool>              exchange's trade id
+    trade_id           list<string>
+    funding_ts_ns      int64, nullable         a funding rate received since the previous step of the
+    funding_rate_pct   string, nullable        symbol (sparse: only when it changed), exact decimal
+
+The schema's metadata says what the integers mean: `mmfleet.replay` (the format version, "2"),
+`mmfleet.levels`, and `mmfleet.instruments` (JSON: each symbol's `tick_size` and `lot_size` as exact
+decimal strings): a price is `ticks * tick_size`, a size `lots * lot_size`. Another stream (a mark price,
+open interest) is a pair of nullable columns more, like funding.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from bots.engine.types import Book, Side
+from bots.exchange.base import BookLevel, BookUpdate, Trade
+from bots.exchange.funding import FundingSample
+from bots.exchange.sim.market import Step
+from settings.models import InstrumentSpec
+
+__all__ = ["VERSION", "ColumnsWriter", "is_columns", "read_columns", "read_columns_funding"]
+
+VERSION: Final = b"2"
+_KEY_VERSION, _KEY_LEVELS, _KEY_INSTRUMENTS = b"mmfleet.replay", b"mmfleet.levels", b"mmfleet.instruments"
+_BATCH_ROWS: Final = 16_384
+_CACHE_LIMIT: Final = 200_000  # cached levels/prices per symbol before the cache starts over
+_MAX_INT: Final = 2**53  # ticks and lots beyond this are no market anyone recorded: a corrupt file
+_BUY, _SELL = Side.BUY, Side.SELL
+_STEP_COLUMNS: Final = (
+    "ts_ns", "symbol", "bid_levels", "ask_levels", "bid_px", "bid_sz", "ask_px", "ask_sz",
+    "trade_ts_ns", "trade_px", "trade_sz", "trade_buy", "trade_id",
+)  # fmt: skip
+_FUNDING_COLUMNS: Final = ("funding_ts_ns", "funding_rate_pct")
+
+
+def _schema(levels: int, instruments: Mapping[str, InstrumentSpec]) -> pa.Schema:
+    ticks = pa.list_(pa.int64(), levels)
+    units = {s: {"tick_size": str(i.tick_size), "lot_size": str(i.lot_size)} for s, i in instruments.items()}
+    metadata = {
+        _KEY_VERSION: VERSION,
+        _KEY_LEVELS: str(levels).encode(),
+        _KEY_INSTRUMENTS: json.dumps(units, sort_keys=True).encode(),
+    }
+    fields = [
+        pa.field("ts_ns", pa.int64(), nullable=False),
+        pa.field("symbol", pa.dictionary(pa.int32(), pa.string()), nullable=False),
+        pa.field("bid_levels", pa.uint8(), nullable=False),
+        pa.field("ask_levels", pa.uint8(), nullable=False),
+        *(pa.field(name, ticks, nullable=False) for name in ("bid_px", "bid_sz", "ask_px", "ask_sz")),
+        pa.field("trade_ts_ns", pa.list_(pa.int64()), nullable=False),
+        pa.field("trade_px", pa.list_(pa.int64()), nullable=False),
+        pa.field("trade_sz", pa.list_(pa.int64()), nullable=False),
+        pa.field("trade_buy", pa.list_(pa.bool_()), nullable=False),
+        pa.field("trade_id", pa.list_(pa.string()), nullable=False),
+        pa.field("funding_ts_ns", pa.int64()),
+        pa.field("funding_rate_pct", pa.string()),
+    ]
+    return pa.schema(fields, metadata=metadata)
+
+
+# -- writing ------------------------------------------------------------------------------------------
+class ColumnsWriter:
+    """Writes steps (and funding samples) to a Parquet file of the replay format, a batch at a time.
+
+    A funding sample is stored with the next step of its symbol (one after the last step is dropped:
+    a recording ends with a book). Prices and sizes must be whole ticks and lots of the symbol's
+    `instruments` entry, else ValueError naming the value (nothing is rounded).
+    """
+
+    def __init__(self, path: Path, instruments: Mapping[str, InstrumentSpec], *, levels: int = 10) -> None:
+        if not 1 <= levels <= 255:
+            raise ValueError(f"levels {levels}: a recording keeps 1 to 255 levels per side")
+        self.path, self.levels = path, levels
+        self._units = {s: (i.tick_size, i.lot_size) for s, i in instruments.items()}
+        self._schema = _schema(levels, instruments)
+        self._writer = pq.ParquetWriter(path, self._schema, compression="zstd")
+        self._pending: dict[str, FundingSample] = {}
+        self._cols: dict[str, list[Any]] = {name: [] for name in self._schema.names}
+        self._trade_offsets = [0]
+        self._rows = 0
+        self.events = 0  # books, trades and funding samples written
+
+    def write(self, items: Iterable[Step | FundingSample]) -> int:
+        """Add `items`; returns the events (books, trades, funding samples) written so far."""
+        for item in items:
+            if isinstance(item, FundingSample):
+                self._pending[item.symbol] = item
+            else:
+                self._add(*item)
+        return self.events
+
+    def _ticks(self, value: Decimal, unit: Decimal, what: str) -> int:
+        whole, rest = divmod(value, unit)
+        if rest or not 0 <= whole < _MAX_INT:
+            raise ValueError(f"{self.path}: {what} {value} is not a whole number of {unit} in [0, 2^53)")
+        return int(whole)
+
+    def _add(self, book: BookUpdate, trades: list[Trade]) -> None:
+        symbol, cols, levels = book.symbol, self._cols, self.levels
+        units = self._units.get(symbol)
+        if units is None:
+            raise ValueError(f"{self.path}: no tick/lot for {symbol}; pass its instrument spec")
+        tick, lot = units
+        cols["ts_ns"].append(book.ts_ns)
+        cols["symbol"].append(symbol)
+        for side, shown in (("bid", book.bids[:levels]), ("ask", book.asks[:levels])):
+            pad = [0] * (levels - len(shown))
+            cols[f"{side}_levels"].append(len(shown))
+            cols[f"{side}_px"].extend([self._ticks(lv.price, tick, "price") for lv in shown] + pad)
+            cols[f"{side}_sz"].extend([self._ticks(lv.size, lot, "size") for lv in shown] + pad)
+        for trade in trades:
+            cols["trade_ts_ns"].append(trade.ts_ns)
+            cols["trade_px"].append(self._ticks(trade.price, tick, "trade price"))
+            cols["trade_sz"].append(self._ticks(trade.size, lot, "trade size"))
+            cols["trade_buy"].append(trade.taker_side is _BUY)
+            cols["trade_id"].append(trade.trade_id)
+        self._trade_offsets.append(self._trade_offsets[-1] + len(trades))
+        funding = self._pending.pop(symbol, None)
+        cols["funding_ts_ns"].append(funding.ts_ns if funding else None)
+        cols["funding_rate_pct"].append(format(funding.rate_pct, "f") if funding else None)
+        self._rows += 1
+        self.events += 1 + len(trades) + (funding is not None)
+        if self._rows >= _BATCH_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._rows:
+            return
+        cols, schema = self._cols, self._schema
+        offsets = pa.array(self._trade_offsets, pa.int32())
+        arrays: list[pa.Array] = []
+        for field in schema:
+            name, values = field.name, cols[field.name]
+            if name == "symbol":
+                arrays.append(pa.array(values, pa.string()).dictionary_encode())
+            elif pa.types.is_fixed_size_list(field.type):
+                arrays.append(pa.FixedSizeListArray.from_arrays(pa.array(values, pa.int64()), self.levels))
+            elif pa.types.is_list(field.type):
+                arrays.append(pa.ListArray.from_arrays(offsets, pa.array(values, field.type.value_type)))
+            else:
+                arrays.append(pa.array(values, field.type))
+        self._writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
+        for values in cols.values():
+            values.clear()
+        self._trade_offsets, self._rows = [0], 0
+
+    def close(self) -> int:
+        """Write what is buffered and close the file; returns the events written."""
+        try:
+            self._flush()
+        finally:
+            self._writer.close()
+        return self.events
+
+    def __enter__(self) -> ColumnsWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# -- reading ------------------------------------------------------------------------------------------
+def is_columns(parquet: pq.ParquetFile) -> bool:
+    """Whether an open Parquet file is in this format (else an older recording)."""
+    metadata = parquet.schema_arrow.metadata or {}
+    return _KEY_VERSION in metadata
+
+
+class _Values(dict[int, Decimal]):
+    """ints -> `unit * int`, made on a miss. A dict subclass so that a hit is `dict.__getitem__` in C;
+    starts over past `_CACHE_LIMIT` entries, so memory stays bounded over any file."""
+
+    def __init__(self, unit: Decimal) -> None:
+        super().__init__()
+        self.unit = unit
+
+    def __missing__(self, key: int) -> Decimal:
+        if len(self) >= _CACHE_LIMIT:
+            self.clear()
+        value = self[key] = self.unit * key
+        return value
+
+
+class _Levels(dict[int, BookLevel]):
+    """`ticks << 32 | lots` -> its `BookLevel`, made on a miss (like `_Values`)."""
+
+    def __init__(self, prices: _Values, sizes: _Values) -> None:
+        super().__init__()
+        self.prices, self.sizes = prices, sizes
+
+    def __missing__(self, key: int) -> BookLevel:
+        if len(self) >= _CACHE_LIMIT:
+            self.clear()
+        value = self[key] = BookLevel(self.prices[key >> 32], self.sizes[key & 0xFFFF_FFFF])
+        return value
+
+
+class _Units:
+    """One symbol's tick and lot, and its caches of prices, sizes and levels."""
+
+    def __init__(self, tick: Decimal, lot: Decimal) -> None:
+        self.tick, self.lot = tick, lot
+        # The best levels as floats, exactly float(Decimal) (an int ratio divides correctly rounded).
+        self.tick_ratio, self.lot_ratio = tick.as_integer_ratio(), lot.as_integer_ratio()
+        self.prices, self.sizes = _Values(tick), _Values(lot)
+        self.levels = _Levels(self.prices, self.sizes)
+
+
+def _metadata(path: Path, parquet: pq.ParquetFile) -> tuple[int, dict[str, _Units]]:
+    metadata = parquet.schema_arrow.metadata or {}
+    if metadata.get(_KEY_VERSION) != VERSION:
+        found = metadata.get(_KEY_VERSION)
+        raise ValueError(f"{path}: replay format {found!r}, this version reads {VERSION!r}")
+    try:
+        levels = int(metadata[_KEY_LEVELS])
+        units = {
+            str(symbol): _Units(Decimal(unit["tick_size"]), Decimal(unit["lot_size"]))
+            for symbol, unit in json.loads(metadata[_KEY_INSTRUMENTS]).items()
+        }
+    except (KeyError, TypeError, ValueError, ArithmeticError, AttributeError) as exc:
+        raise ValueError(f"{path}: unreadable replay metadata ({exc})") from None
+    bad = [s for s, u in units.items() if not all(x.is_finite() and x > 0 for x in (u.tick, u.lot))]
+    if not 1 <= levels <= 255 or bad:
+        raise ValueError(f"{path}: replay metadata: levels {levels}, bad tick/lot for {bad}")
+    missing = (set(_STEP_COLUMNS) | set(_FUNDING_COLUMNS)) - set(parquet.schema_arrow.names)
+    if missing:
+        raise ValueError(f"{path}: not a recording, missing columns {sorted(missing)}")
+    return levels, units
+
+
+Ints = np.ndarray[Any, np.dtype[np.int64]]
+
+
+def _ints(path: Path, array: pa.Array, name: str, limit: int = _MAX_INT) -> Ints:
+    """A column (flattened when it holds lists) as int64s in [0, limit), else ValueError."""
+    nested = pa.types.is_list(array.type) or pa.types.is_fixed_size_list(array.type)
+    values = array.flatten() if nested else array
+    ints: Ints = values.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    if ints.size and not (ints.min() >= 0 and ints.max() < limit):
+        raise ValueError(f"{path}: column {name} holds a value outside [0, {limit})")
+    return ints
+
+
+def _floats(ints: Ints, ratio: tuple[int, int]) -> list[float]:
+    """`ints * num / den` as floats, correctly rounded (the float of the exact decimal)."""
+    num, den = ratio
+    if ints.size and (int(ints.max()) * num >= _MAX_INT or den >= _MAX_INT):
+        return [value * num / den for value in ints.tolist()]  # exact ints: Python divides correctly rounded
+    result: list[float] = ((ints * num).astype(np.float64) / den).tolist()
+    return result
+
+
+def _symbols(path: Path, array: pa.Array, units: Mapping[str, _Units]) -> tuple[list[str], list[int]]:
+    encoded = array if pa.types.is_dictionary(array.type) else array.dictionary_encode()
+    names = [str(name) for name in encoded.dictionary.to_pylist()]
+    unknown = [name for name in names if name not in units]
+    if unknown:
+        raise ValueError(f"{path}: no tick/lot in the metadata for {unknown}")
+    return names, encoded.indices.to_numpy(zero_copy_only=False).tolist()
+
+
+def read_columns(
+    path: Path, parquet: pq.ParquetFile, *, symbol: str | None = None, funding: bool = False
+) -> Iterator[Step | FundingSample]:
+    """The steps of a recording in this format, lazily; only `symbol`'s when set; with `funding`, each
+    funding sample just before the step it is stored with. A corrupt file (a null cell, a negative or
+    oversized tick, an unknown symbol) raises ValueError naming it."""
+    levels, units = _metadata(path, parquet)
+    names = [*_STEP_COLUMNS, *(_FUNDING_COLUMNS if funding else ())]
+    for batch in parquet.iter_batches(batch_size=_BATCH_ROWS, columns=names):
+        yield from _batch_steps(path, batch, levels, units, symbol)
+
+
+def _batch_steps(
+    path: Path, batch: pa.RecordBatch, levels: int, units: Mapping[str, _Units], symbol: str | None
+) -> Iterator[Step | FundingSample]:
+    """A batch's steps: its rows of one symbol at a time (a file of one symbol is one run)."""
+    for name in _STEP_COLUMNS:
+        if batch.column(name).null_count:
+            raise ValueError(f"{path}: column {name} has empty cells")
+    names, sym_index = _symbols(path, batch.column("symbol"), units)
+    if symbol is not None:
+        if symbol not in names:
+            return iter(())
+        rows = batch if len(names) == 1 else batch.filter(np.asarray(sym_index) == names.index(symbol))
+        return _symbol_steps(path, rows, levels, symbol, units[symbol])
+    changes = [0, *(i for i in range(1, len(sym_index)) if sym_index[i] != sym_index[i - 1]), len(sym_index)]
+    runs = ((start, stop, names[sym_index[start]]) for start, stop in itertools.pairwise(changes))
+    return itertools.chain.from_iterable(
+        _symbol_steps(path, batch.slice(start, stop - start), levels, name, units[name])
+        for start, stop, name in runs
+    )
+
+
+def _symbol_steps(
+    path: Path, batch: pa.RecordBatch, levels: int, name: str, unit: _Units
+) -> Iterator[Step | FundingSample]:
+    """The steps of rows of one symbol: the columns decoded at once, then a few look-ups per row."""
+    col = dict(zip(batch.schema.names, batch.columns, strict=True))
+    bid_n, ask_n = (col[f"{side}_levels"].to_numpy(zero_copy_only=False) for side in ("bid", "ask"))
+    if bid_n.size and max(bid_n.max(), ask_n.max()) > levels:
+        raise ValueError(f"{path}: a book with more than the file's {levels} levels")
+    keys: list[list[int]] = []
+    tops: list[list[float]] = []
+    for side in ("bid", "ask"):
+        px, sz = _ints(path, col[f"{side}_px"], f"{side}_px"), _ints(path, col[f"{side}_sz"], f"{side}_sz")
+        if (px.size and px.max() >= 2**31) or (sz.size and sz.max() >= 2**32):
+            raise ValueError(f"{path}: {side} prices beyond 2^31 ticks or sizes beyond 2^32 lots")
+        keys.append(((px << 32) | sz).tolist())
+        tops += [_floats(px[::levels], unit.tick_ratio), _floats(sz[::levels], unit.lot_ratio)]
+    offsets = col["trade_ts_ns"].offsets.to_numpy()
+    for other in ("trade_px", "trade_sz", "trade_buy", "trade_id"):
+        if not np.array_equal(col[other].offsets.to_numpy(), offsets):
+            raise ValueError(f"{path}: trade columns of different lengths")
+    starts = (offsets - offsets[0]).tolist()
+    t_ts = _ints(path, col["trade_ts_ns"], "trade_ts_ns", 2**63 - 1).tolist()
+    t_px = _ints(path, col["trade_px"], "trade_px").tolist()
+    t_sz = _ints(path, col["trade_sz"], "trade_sz").tolist()
+    t_buy, t_id = col["trade_buy"].flatten().to_pylist(), col["trade_id"].flatten().to_pylist()
+    if None in t_buy or None in t_id:
+        raise ValueError(f"{path}: a trade with an empty cell")
+    stamps = _ints(path, col["ts_ns"], "ts_ns", 2**63 - 1).tolist()
+    funding = _funding_rows(path, col, name) if "funding_ts_ns" in col else []
+    level, price, size = unit.levels.__getitem__, unit.prices.__getitem__, unit.sizes.__getitem__
+    bid_keys, ask_keys = keys
+    bid_px, bid_sz, ask_px, ask_sz = tops
+    for row, (stamp, nb, na) in enumerate(zip(stamps, bid_n.tolist(), ask_n.tolist(), strict=True)):
+        if funding and (sample := funding[row]) is not None:
+            yield sample
+        at = row * levels
+        bids = tuple(map(level, bid_keys[at : at + nb]))
+        asks = tuple(map(level, ask_keys[at : at + na]))
+        top = Book(stamp, bid_px[row], bid_sz[row], ask_px[row], ask_sz[row]) if nb and na else None
+        book = BookUpdate(name, stamp, bids, asks, top)
+        first, last = starts[row], starts[row + 1]
+        if first == last:
+            yield book, []
+        else:
+            yield (
+                book,
+                [
+                    Trade(name, t_ts[k], price(t_px[k]), size(t_sz[k]), _BUY if t_buy[k] else _SELL, t_id[k])
+                    for k in range(first, last)
+                ],
+            )
+
+
+def _funding_rows(path: Path, col: Mapping[str, pa.Array], name: str) -> list[FundingSample | None]:
+    """The funding sample stored with each row (of one symbol) of a batch: None for most."""
+    samples: list[FundingSample | None] = []
+    stamps, rates = col["funding_ts_ns"].to_pylist(), col["funding_rate_pct"].to_pylist()
+    for stamp, rate in zip(stamps, rates, strict=True):
+        if stamp is None and rate is None:
+            samples.append(None)
+            continue
+        try:
+            value = Decimal(rate)
+        except (ArithmeticError, TypeError, ValueError):
+            raise ValueError(f"{path}: funding rate {str(rate)[:40]!r} is not a number") from None
+        if stamp is None or not value.is_finite():
+            raise ValueError(f"{path}: funding sample ({stamp}, {str(rate)[:40]!r}) is incomplete")
+        samples.append(FundingSample(name, stamp, value))
+    return samples
+
+
+def read_columns_funding(
+    path: Path, parquet: pq.ParquetFile, *, symbol: str | None = None
+) -> list[FundingSample]:
+    """The funding samples of a recording in this format, in the order received; only `symbol`'s when
+    set. Reads only the funding columns."""
+    _, units = _metadata(path, parquet)
+    found: list[FundingSample] = []
+    for batch in parquet.iter_batches(batch_size=_BATCH_ROWS, columns=["symbol", *_FUNDING_COLUMNS]):
+        names, sym_index = _symbols(path, batch.column("symbol"), units)
+        col = {name: batch.column(name) for name in _FUNDING_COLUMNS}
+        for s, sample in zip(sym_index, _funding_rows(path, col, ""), strict=True):
+            if sample is not None and (symbol is None or names[s] == symbol):
+                found.append(FundingSample(names[s], sample.ts_ns, sample.rate_pct))
+    return found
