@@ -340,13 +340,13 @@ def _symbol_steps(
         if not np.array_equal(col[other].offsets.to_numpy(), offsets):
             raise ValueError(f"{path}: trade columns of different lengths")
     starts = (offsets - offsets[0]).tolist()
-    t_ts = _ints(path, col["trade_ts_ns"], "trade_ts_ns", 2**63 - 1).tolist()
+    t_ts = _ints(path, col["trade_ts_ns"], "trade_ts_ns", 2**63).tolist()
     t_px = _ints(path, col["trade_px"], "trade_px").tolist()
     t_sz = _ints(path, col["trade_sz"], "trade_sz").tolist()
     t_buy, t_id = col["trade_buy"].flatten().to_pylist(), col["trade_id"].flatten().to_pylist()
     if None in t_buy or None in t_id:
         raise ValueError(f"{path}: a trade with an empty cell")
-    stamps = _ints(path, col["ts_ns"], "ts_ns", 2**63 - 1).tolist()
+    stamps = _ints(path, col["ts_ns"], "ts_ns", 2**63).tolist()
     funding = _funding_rows(path, col, name) if "funding_ts_ns" in col else []
     level, price, size = unit.levels.__getitem__, unit.prices.__getitem__, unit.sizes.__getitem__
     bid_keys, ask_keys = keys
