@@ -5,9 +5,9 @@ The same synthetic market (`SimMarket`, 10 levels a side) is written twice: in t
 earlier versions wrote to Parquet (one row per event, decimal strings, read by
 `bots.exchange.sim.replay_text`: the baseline, in the same process). Each read builds the same
 `(BookUpdate, list[Trade])` steps. Then a whole backtest (`ml.backtest.run_backtest`, latency 0) over
-each file: what the read cost means for a file backtest. Runs are interleaved `--repeats` times and the
-best kept (on a shared machine the slower runs measure the neighbours). One process, pinned to one core
-where the OS allows. Last line: JSON.
+each file: what the read cost means for a file backtest. Times are this process's CPU time (the machine
+is shared: wall time would count the neighbours' turns), runs interleaved `--repeats` times and the best
+kept. One process, pinned to one core where the OS allows. Last line: JSON.
 """
 
 from __future__ import annotations
@@ -47,16 +47,16 @@ def write_old_parquet(path: Path, steps: list[Step], workdir: Path) -> None:
 
 def read_rate(read: Callable[[], Iterator[Step]]) -> tuple[float, int]:
     """Microseconds per step of reading every step, and the count."""
-    start = time.perf_counter()
+    start = time.process_time()
     count = sum(1 for _ in read())
-    return (time.perf_counter() - start) / count * 1e6, count
+    return (time.process_time() - start) / count * 1e6, count
 
 
 def backtest_rate(settings: BotSettings, path: Path) -> tuple[float, int]:
     """Events per second of a backtest over the file, and its fills."""
-    start = time.perf_counter()
+    start = time.process_time()
     result = run_backtest(settings, RecordedMarket(path), BacktestConfig(latency_ms=0.0))
-    return result.stats.events / (time.perf_counter() - start), result.stats.fills
+    return result.stats.events / (time.process_time() - start), result.stats.fills
 
 
 def main() -> None:

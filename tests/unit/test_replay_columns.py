@@ -34,8 +34,8 @@ def side(symbol: str) -> st.SearchStrategy[tuple[BookLevel, ...]]:
     spec = BUILTIN_INSTRUMENTS[symbol]
     level = st.builds(
         lambda ticks, lots: BookLevel(spec.tick_size * ticks, spec.lot_size * lots),
-        st.integers(0, 2**31 - 1),
-        st.integers(0, 2**32 - 1),
+        st.integers(0, 2**53 - 1) | st.integers(0, 99),  # a few ticks, and more than 2^32 lots
+        st.integers(0, 2**53 - 1) | st.integers(0, 99),
     )
     return st.lists(level, max_size=LEVELS + 2).map(tuple)
 

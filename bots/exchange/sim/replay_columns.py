@@ -209,16 +209,23 @@ class _Values(dict[int, Decimal]):
 
 
 class _Levels(dict[int, BookLevel]):
-    """`ticks << 32 | lots` -> its `BookLevel`, made on a miss (like `_Values`)."""
+    """`ticks << shift | lots` -> its `BookLevel`, made on a miss (like `_Values`). The shift is 32 (keys
+    computed in int64 by numpy) until a book needs more bits, then 53 (keys computed in Python)."""
 
     def __init__(self, prices: _Values, sizes: _Values) -> None:
         super().__init__()
         self.prices, self.sizes = prices, sizes
+        self.shift, self._mask = 32, (1 << 32) - 1
+
+    def widen(self) -> None:
+        """Keys of up to 2^53 ticks and lots from now on (the cache starts over)."""
+        self.clear()
+        self.shift, self._mask = 53, (1 << 53) - 1
 
     def __missing__(self, key: int) -> BookLevel:
         if len(self) >= _CACHE_LIMIT:
             self.clear()
-        value = self[key] = BookLevel(self.prices[key >> 32], self.sizes[key & 0xFFFF_FFFF])
+        value = self[key] = BookLevel(self.prices[key >> self.shift], self.sizes[key & self._mask])
         return value
 
 
@@ -266,6 +273,17 @@ def _ints(path: Path, array: pa.Array, name: str, limit: int = _MAX_INT) -> Ints
     if ints.size and not (ints.min() >= 0 and ints.max() < limit):
         raise ValueError(f"{path}: column {name} holds a value outside [0, {limit})")
     return ints
+
+
+def _keys(levels: _Levels, px: Ints, sz: Ints) -> list[int]:
+    """The cache keys of (ticks, lots) pairs: in numpy while they fit 31 and 32 bits (every market
+    we know), else in Python with the cache widened."""
+    if levels.shift == 32 and (not px.size or (px.max() < 2**31 and sz.max() < 2**32)):
+        keys: list[int] = ((px << 32) | sz).tolist()
+        return keys
+    if levels.shift == 32:
+        levels.widen()
+    return [(p << 53) | s for p, s in zip(px.tolist(), sz.tolist(), strict=True)]
 
 
 def _floats(ints: Ints, ratio: tuple[int, int]) -> list[float]:
@@ -327,13 +345,11 @@ def _symbol_steps(
     bid_n, ask_n = (col[f"{side}_levels"].to_numpy(zero_copy_only=False) for side in ("bid", "ask"))
     if bid_n.size and max(bid_n.max(), ask_n.max()) > levels:
         raise ValueError(f"{path}: a book with more than the file's {levels} levels")
-    keys: list[list[int]] = []
+    sides: list[list[BookLevel]] = []  # every slot of the batch's books, in one pass through the cache
     tops: list[list[float]] = []
     for side in ("bid", "ask"):
         px, sz = _ints(path, col[f"{side}_px"], f"{side}_px"), _ints(path, col[f"{side}_sz"], f"{side}_sz")
-        if (px.size and px.max() >= 2**31) or (sz.size and sz.max() >= 2**32):
-            raise ValueError(f"{path}: {side} prices beyond 2^31 ticks or sizes beyond 2^32 lots")
-        keys.append(((px << 32) | sz).tolist())
+        sides.append(list(map(unit.levels.__getitem__, _keys(unit.levels, px, sz))))
         tops += [_floats(px[::levels], unit.tick_ratio), _floats(sz[::levels], unit.lot_ratio)]
     offsets = col["trade_ts_ns"].offsets.to_numpy()
     for other in ("trade_px", "trade_sz", "trade_buy", "trade_id"):
@@ -348,15 +364,15 @@ def _symbol_steps(
         raise ValueError(f"{path}: a trade with an empty cell")
     stamps = _ints(path, col["ts_ns"], "ts_ns", 2**63).tolist()
     funding = _funding_rows(path, col, name) if "funding_ts_ns" in col else []
-    level, price, size = unit.levels.__getitem__, unit.prices.__getitem__, unit.sizes.__getitem__
-    bid_keys, ask_keys = keys
+    price, size = unit.prices.__getitem__, unit.sizes.__getitem__
+    bid_levels, ask_levels = sides
     bid_px, bid_sz, ask_px, ask_sz = tops
     for row, (stamp, nb, na) in enumerate(zip(stamps, bid_n.tolist(), ask_n.tolist(), strict=True)):
         if funding and (sample := funding[row]) is not None:
             yield sample
         at = row * levels
-        bids = tuple(map(level, bid_keys[at : at + nb]))
-        asks = tuple(map(level, ask_keys[at : at + na]))
+        bids = tuple(bid_levels[at : at + nb])
+        asks = tuple(ask_levels[at : at + na])
         top = Book(stamp, bid_px[row], bid_sz[row], ask_px[row], ask_sz[row]) if nb and na else None
         book = BookUpdate(name, stamp, bids, asks, top)
         first, last = starts[row], starts[row + 1]
