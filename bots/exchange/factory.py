@@ -18,7 +18,7 @@ from pathlib import Path
 from bots.engine.portfolio import Portfolio
 from bots.errors import ConfigError
 from bots.exchange.base import Exchange
-from bots.exchange.funding import FundingSample
+from bots.exchange.funding import FundingRate
 from bots.exchange.paper_exchange import PaperExchange
 from bots.exchange.sim.market import BUILTIN_START_PRICES, SimMarket, Step
 from bots.exchange.sim.replay import paced, read_recording
@@ -102,7 +102,7 @@ def market_source(
     )
 
 
-def market_records(settings: BotSettings) -> AsyncIterator[Step | FundingSample]:
+def market_records(settings: BotSettings) -> AsyncIterator[Step | FundingRate]:
     """What `mmfleet record` writes: `market_source(settings)`, with the funding rate where the source
     has one (paper on grvt: the ticker's; the sim market has none)."""
     if settings.exchange.mode == "paper" and settings.exchange.venue == "grvt":

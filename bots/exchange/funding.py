@@ -1,7 +1,8 @@
-"""A perpetual's funding rate as a venue publishes it: a value of its own beside books and trades.
+"""A perpetual's funding rate as a venue publishes it, beside books and trades in the market data a
+recording keeps.
 
-Why not in `bots.exchange.events`: that module is compiled (mypyc) for the per-event path, and a funding
-sample arrives a few times a minute at most; recordings and the market-data feed carry it.
+The same type as the funding branch's `bots.exchange.events.FundingRate` (same name, fields and sign
+convention): where both exist, this module gives way to that one.
 """
 
 from __future__ import annotations
@@ -9,15 +10,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-__all__ = ["FundingSample"]
+__all__ = ["FundingRate"]
 
 
 @dataclass(frozen=True, slots=True)
-class FundingSample:
-    """The funding rate of `symbol` in force at `ts_ns` (exchange time, nanoseconds), in percentage
-    points per funding interval as GRVT states it (its ticker's `funding_rate_8h_curr`: 0.01 means
-    0.01% of the position's notional per 8 hours, paid by longs when positive)."""
+class FundingRate:
+    """A perpetual's funding rate: `rate` is the fraction of the position's notional paid per funding
+    interval (`interval_s`), at `ts_ns`. Sign convention (GRVT's, every venue's): a positive rate means
+    longs pay shorts, a negative one shorts pay longs."""
 
     symbol: str
     ts_ns: int
-    rate_pct: Decimal
+    rate: Decimal
+    interval_s: float
+
+    @property
+    def rate_per_s(self) -> float:
+        """The rate as a fraction of notional per second (what a holding-time cost multiplies)."""
+        return float(self.rate) / self.interval_s

@@ -57,6 +57,14 @@ def published_books(count: int) -> list[tuple[object, object]]:
     return [(book.bids, book.asks) for book, _ in market.steps(count)]
 
 
+def funding_rate(exchange: GrvtSimServerThread) -> Decimal:
+    """The rate the exchange's ticker quotes now, as a fraction per interval."""
+    ticker = exchange.call(
+        lambda: ticker_payload(exchange.server.exchange.instruments[SYMBOL], 0, mini=False)
+    )
+    return Decimal(ticker["funding_rate_8h_curr"]) / 100
+
+
 def fleet_file(tmp_path: Path, url: str) -> Path:
     path = tmp_path / "fleet.yaml"
     path.write_text(f"bots:\n  - symbol: {SYMBOL}\n    exchange:\n      mode: paper\n      base_url: {url}\n")
@@ -68,6 +76,7 @@ def test_a_paper_bot_records_the_venues_books_trades_and_funding_and_a_backtest_
 ) -> None:
     config, out = fleet_file(tmp_path, exchange.url), tmp_path / "grvt.parquet"
     args = ["record", "--symbol", SYMBOL, "--out", str(out), "-c", str(config), "--steps", str(STEPS)]
+    rate_before = funding_rate(exchange)
     result = runner.invoke(app, [*args, "--progress"])
     assert result.exit_code == 0, result.output
     steps = list(read_recording(out))
@@ -95,13 +104,12 @@ def test_a_paper_bot_records_the_venues_books_trades_and_funding_and_a_backtest_
         assert (trade.price, trade.size) == (Decimal(row["price"]), Decimal(row["size"]))
         assert trade.taker_side is (Side.BUY if row["is_taker_buyer"] else Side.SELL)
 
-    # Funding: the ticker's rate, recorded when it changes (the local exchange quotes one rate).
-    assert funding and all(sample.symbol == SYMBOL for sample in funding)
-    assert all(a.rate_pct != b.rate_pct for a, b in itertools.pairwise(funding))
-    ticker = exchange.call(
-        lambda: ticker_payload(exchange.server.exchange.instruments[SYMBOL], 0, mini=False)
-    )
-    assert funding[-1].rate_pct == Decimal(ticker["funding_rate_8h_curr"])
+    # Funding: the ticker's rate (percentage points per 8 h) as a fraction, recorded when it changes.
+    # The exchange's rate moves at most once a minute: the rates of a few seconds are among the one
+    # before and the one after the recording.
+    assert funding and all(sample.symbol == SYMBOL and sample.interval_s == 28_800 for sample in funding)
+    assert all(a.rate != b.rate for a, b in itertools.pairwise(funding))
+    assert {sample.rate for sample in funding} <= {rate_before, funding_rate(exchange)}
 
     # The file replays in a backtest, through the CLI and the library alike, and as text too.
     backtest = ["backtest", "run", "--file", str(out), "-c", str(config), "--json", "--no-progress"]

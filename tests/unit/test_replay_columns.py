@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from bots.cli import app
 from bots.engine.types import Side
 from bots.exchange.base import BookLevel, BookUpdate, Trade
-from bots.exchange.funding import FundingSample
+from bots.exchange.funding import FundingRate
 from bots.exchange.sim import SimMarket, Step, read_recording, replay_columns, write_recording
 from bots.exchange.sim.replay import read_funding, read_records
 from bots.exchange.sim.replay_text import columns, write_text
@@ -55,28 +55,29 @@ def trade(symbol: str) -> st.SearchStrategy[Trade]:
 
 
 @st.composite
-def items(draw: st.DrawFn) -> list[Step | FundingSample]:
+def items(draw: st.DrawFn) -> list[Step | FundingRate]:
     """Steps of two symbols, any depth (deeper than the file keeps too), any trades, funding samples
     in between; the timestamps are arbitrary (the format keeps whatever it is given)."""
-    found: list[Step | FundingSample] = []
+    found: list[Step | FundingRate] = []
     for _ in range(draw(st.integers(0, 25))):
         symbol = draw(st.sampled_from([BTC, ETH]))
         if draw(st.integers(0, 3)) == 0:
-            rate = draw(st.decimals(-1, 1, allow_nan=False, allow_infinity=False, places=9))
-            found.append(FundingSample(symbol, draw(st.integers(0, 2**63 - 1)), rate))
+            rate = draw(st.decimals(-1, 1, allow_nan=False, allow_infinity=False, places=12))
+            interval_s = draw(st.sampled_from([3_600.0, 28_800.0, 0.25]))
+            found.append(FundingRate(symbol, draw(st.integers(0, 2**63 - 1)), rate, interval_s))
             continue
         book = BookUpdate(symbol, draw(st.integers(0, 2**63 - 1)), draw(side(symbol)), draw(side(symbol)))
         found.append((book, draw(st.lists(trade(symbol), max_size=3))))
     return found
 
 
-def expected(written: list[Step | FundingSample], symbol: str | None = None) -> list[Step | FundingSample]:
+def expected(written: list[Step | FundingRate], symbol: str | None = None) -> list[Step | FundingRate]:
     """What a reader gets back: books cut to the file's depth, a funding sample just before the next
     step of its symbol (the last one of a symbol after its last step is not kept)."""
-    pending: dict[str, FundingSample] = {}
-    found: list[Step | FundingSample] = []
+    pending: dict[str, FundingRate] = {}
+    found: list[Step | FundingRate] = []
     for item in written:
-        if isinstance(item, FundingSample):
+        if isinstance(item, FundingRate):
             pending[item.symbol] = item
             continue
         book, trades = item
@@ -93,7 +94,7 @@ def expected(written: list[Step | FundingSample], symbol: str | None = None) -> 
 @settings(max_examples=60, deadline=None)
 @given(written=items())
 def test_what_is_written_reads_back_exactly_in_any_batch(
-    tmp_path_factory: pytest.TempPathFactory, written: list[Step | FundingSample]
+    tmp_path_factory: pytest.TempPathFactory, written: list[Step | FundingRate]
 ) -> None:
     path = tmp_path_factory.mktemp("rec") / "rec.parquet"
     with pytest.MonkeyPatch.context() as patch:
@@ -106,7 +107,7 @@ def test_what_is_written_reads_back_exactly_in_any_batch(
             assert list(read_records(path, symbol=symbol)) == expected(written, symbol)
             steps = list(read_recording(path, symbol=symbol))
             assert steps == [x for x in expected(written, symbol) if isinstance(x, tuple)]
-            funding = [x for x in expected(written, symbol) if isinstance(x, FundingSample)]
+            funding = [x for x in expected(written, symbol) if isinstance(x, FundingRate)]
             assert read_funding(path, symbol=symbol) == funding
     for item in back:  # the best levels as floats: exactly what the Decimals give
         if isinstance(item, tuple):

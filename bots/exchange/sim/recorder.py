@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bots.exchange.funding import FundingSample
+from bots.exchange.funding import FundingRate
 from bots.exchange.sim.market import Step
 from bots.exchange.sim.replay import write_recording
 from settings.models import BUILTIN_INSTRUMENTS, InstrumentSpec
@@ -32,15 +32,15 @@ class Recorded:
     trades: int
     funding: int
 
-    def add(self, item: Step | FundingSample) -> Recorded:
+    def add(self, item: Step | FundingRate) -> Recorded:
         """The counts with `item` recorded too."""
-        if isinstance(item, FundingSample):
+        if isinstance(item, FundingRate):
             return Recorded(self.steps, self.trades, self.funding + 1)
         return Recorded(self.steps + 1, self.trades + len(item[1]), self.funding)
 
 
 async def record_source(
-    source: AsyncIterable[Step | FundingSample],
+    source: AsyncIterable[Step | FundingRate],
     path: str | Path,
     *,
     instruments: Mapping[str, InstrumentSpec] = BUILTIN_INSTRUMENTS,
@@ -56,7 +56,7 @@ async def record_source(
     item. The file is complete and readable in every case; a source error is raised after the steps
     before it are written."""
     loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[Step | FundingSample | None] = asyncio.Queue(_QUEUE_STEPS)
+    queue: asyncio.Queue[Step | FundingRate | None] = asyncio.Queue(_QUEUE_STEPS)
     counted = Recorded(0, 0, 0)
 
     async def produce() -> None:
@@ -77,14 +77,14 @@ async def record_source(
             if close is not None:
                 await close()
 
-    async def take() -> list[Step | FundingSample | None]:
+    async def take() -> list[Step | FundingRate | None]:
         """Everything queued, at least one item (waiting for it)."""
         items = [await queue.get()]
         while not queue.empty():
             items.append(queue.get_nowait())
         return items
 
-    def drain() -> Iterator[Step | FundingSample]:  # runs in the writer thread
+    def drain() -> Iterator[Step | FundingRate]:  # runs in the writer thread
         while True:
             for item in asyncio.run_coroutine_threadsafe(take(), loop).result():
                 if item is None:

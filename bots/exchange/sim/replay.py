@@ -22,7 +22,7 @@ from typing import cast
 
 import pyarrow.parquet as pq
 
-from bots.exchange.funding import FundingSample
+from bots.exchange.funding import FundingRate
 from bots.exchange.sim.market import Step
 from bots.exchange.sim.replay_columns import ColumnsWriter, is_columns, read_columns, read_columns_funding
 from bots.exchange.sim.replay_text import columns, read_text, write_text
@@ -53,7 +53,7 @@ def _is_parquet(path: Path) -> bool:
 
 def write_recording(
     path: str | Path,
-    steps: Iterable[Step | FundingSample],
+    steps: Iterable[Step | FundingRate],
     *,
     levels: int = 10,
     instruments: Mapping[str, InstrumentSpec] = BUILTIN_INSTRUMENTS,
@@ -87,7 +87,7 @@ def read_recording(path: str | Path, *, symbol: str | None = None) -> Iterator[S
     return read_text(path, parquet, symbol=symbol)
 
 
-def read_records(path: str | Path, *, symbol: str | None = None) -> Iterator[Step | FundingSample]:
+def read_records(path: str | Path, *, symbol: str | None = None) -> Iterator[Step | FundingRate]:
     """The steps of a recording with its funding samples, each sample before the step stored with it."""
     path = Path(path)
     parquet = _parquet(path)
@@ -96,7 +96,7 @@ def read_records(path: str | Path, *, symbol: str | None = None) -> Iterator[Ste
     return read_text(path, parquet, symbol=symbol)
 
 
-def read_funding(path: str | Path, *, symbol: str | None = None) -> list[FundingSample]:
+def read_funding(path: str | Path, *, symbol: str | None = None) -> list[FundingRate]:
     """The funding samples of a recording, in the order received (none in a text recording)."""
     path = Path(path)
     parquet = _parquet(path)

@@ -18,7 +18,8 @@ order (`levels` is the file's book depth, 10 by default):
     trade_buy          list<bool>              exchange's trade id
     trade_id           list<string>
     funding_ts_ns      int64, nullable         a funding rate received since the previous step of the
-    funding_rate_pct   string, nullable        symbol (sparse: only when it changed), exact decimal
+    funding_rate       string, nullable        symbol (sparse: only when it changed): the fraction of
+    funding_interval_s float64, nullable       notional per interval (exact decimal), the interval
 
 The schema's metadata says what the integers mean: `mmfleet.replay` (the format version, "2"),
 `mmfleet.levels`, and `mmfleet.instruments` (JSON: each symbol's `tick_size` and `lot_size` as exact
@@ -41,7 +42,7 @@ import pyarrow.parquet as pq
 
 from bots.engine.types import Book, Side
 from bots.exchange.base import BookLevel, BookUpdate, Trade
-from bots.exchange.funding import FundingSample
+from bots.exchange.funding import FundingRate
 from bots.exchange.sim.market import Step
 from settings.models import InstrumentSpec
 
@@ -57,7 +58,7 @@ _STEP_COLUMNS: Final = (
     "ts_ns", "symbol", "bid_levels", "ask_levels", "bid_px", "bid_sz", "ask_px", "ask_sz",
     "trade_ts_ns", "trade_px", "trade_sz", "trade_buy", "trade_id",
 )  # fmt: skip
-_FUNDING_COLUMNS: Final = ("funding_ts_ns", "funding_rate_pct")
+_FUNDING_COLUMNS: Final = ("funding_ts_ns", "funding_rate", "funding_interval_s")
 
 
 def _schema(levels: int, instruments: Mapping[str, InstrumentSpec]) -> pa.Schema:
@@ -80,7 +81,8 @@ def _schema(levels: int, instruments: Mapping[str, InstrumentSpec]) -> pa.Schema
         pa.field("trade_buy", pa.list_(pa.bool_()), nullable=False),
         pa.field("trade_id", pa.list_(pa.string()), nullable=False),
         pa.field("funding_ts_ns", pa.int64()),
-        pa.field("funding_rate_pct", pa.string()),
+        pa.field("funding_rate", pa.string()),
+        pa.field("funding_interval_s", pa.float64()),
     ]
     return pa.schema(fields, metadata=metadata)
 
@@ -101,16 +103,16 @@ class ColumnsWriter:
         self._units = {s: (i.tick_size, i.lot_size) for s, i in instruments.items()}
         self._schema = _schema(levels, instruments)
         self._writer = pq.ParquetWriter(path, self._schema, compression="zstd")
-        self._pending: dict[str, FundingSample] = {}
+        self._pending: dict[str, FundingRate] = {}
         self._cols: dict[str, list[Any]] = {name: [] for name in self._schema.names}
         self._trade_offsets = [0]
         self._rows = 0
         self.events = 0  # books, trades and funding samples written
 
-    def write(self, items: Iterable[Step | FundingSample]) -> int:
+    def write(self, items: Iterable[Step | FundingRate]) -> int:
         """Add `items`; returns the events (books, trades, funding samples) written so far."""
         for item in items:
-            if isinstance(item, FundingSample):
+            if isinstance(item, FundingRate):
                 self._pending[item.symbol] = item
             else:
                 self._add(*item)
@@ -144,7 +146,8 @@ class ColumnsWriter:
         self._trade_offsets.append(self._trade_offsets[-1] + len(trades))
         funding = self._pending.pop(symbol, None)
         cols["funding_ts_ns"].append(funding.ts_ns if funding else None)
-        cols["funding_rate_pct"].append(format(funding.rate_pct, "f") if funding else None)
+        cols["funding_rate"].append(format(funding.rate, "f") if funding else None)
+        cols["funding_interval_s"].append(funding.interval_s if funding else None)
         self._rows += 1
         self.events += 1 + len(trades) + (funding is not None)
         if self._rows >= _BATCH_ROWS:
@@ -306,7 +309,7 @@ def _symbols(path: Path, array: pa.Array, units: Mapping[str, _Units]) -> tuple[
 
 def read_columns(
     path: Path, parquet: pq.ParquetFile, *, symbol: str | None = None, funding: bool = False
-) -> Iterator[Step | FundingSample]:
+) -> Iterator[Step | FundingRate]:
     """The steps of a recording in this format, lazily; only `symbol`'s when set; with `funding`, each
     funding sample just before the step it is stored with. A corrupt file (a null cell, a negative or
     oversized tick, an unknown symbol) raises ValueError naming it."""
@@ -318,7 +321,7 @@ def read_columns(
 
 def _batch_steps(
     path: Path, batch: pa.RecordBatch, levels: int, units: Mapping[str, _Units], symbol: str | None
-) -> Iterator[Step | FundingSample]:
+) -> Iterator[Step | FundingRate]:
     """A batch's steps: its rows of one symbol at a time (a file of one symbol is one run)."""
     for name in _STEP_COLUMNS:
         if batch.column(name).null_count:
@@ -339,7 +342,7 @@ def _batch_steps(
 
 def _symbol_steps(
     path: Path, batch: pa.RecordBatch, levels: int, name: str, unit: _Units
-) -> Iterator[Step | FundingSample]:
+) -> Iterator[Step | FundingRate]:
     """The steps of rows of one symbol: the columns decoded at once, then a few look-ups per row."""
     col = dict(zip(batch.schema.names, batch.columns, strict=True))
     bid_n, ask_n = (col[f"{side}_levels"].to_numpy(zero_copy_only=False) for side in ("bid", "ask"))
@@ -388,35 +391,37 @@ def _symbol_steps(
             )
 
 
-def _funding_rows(path: Path, col: Mapping[str, pa.Array], name: str) -> list[FundingSample | None]:
-    """The funding sample stored with each row (of one symbol) of a batch: None for most."""
-    samples: list[FundingSample | None] = []
-    stamps, rates = col["funding_ts_ns"].to_pylist(), col["funding_rate_pct"].to_pylist()
-    for stamp, rate in zip(stamps, rates, strict=True):
-        if stamp is None and rate is None:
+def _funding_rows(path: Path, col: Mapping[str, pa.Array], name: str) -> list[FundingRate | None]:
+    """The funding rate stored with each row (of one symbol) of a batch: None for most."""
+    samples: list[FundingRate | None] = []
+    cells = (col[name].to_pylist() for name in _FUNDING_COLUMNS)
+    for stamp, rate, interval_s in zip(*cells, strict=True):
+        if stamp is None and rate is None and interval_s is None:
             samples.append(None)
             continue
         try:
             value = Decimal(rate)
         except (ArithmeticError, TypeError, ValueError):
             raise ValueError(f"{path}: funding rate {str(rate)[:40]!r} is not a number") from None
-        if stamp is None or not value.is_finite():
-            raise ValueError(f"{path}: funding sample ({stamp}, {str(rate)[:40]!r}) is incomplete")
-        samples.append(FundingSample(name, stamp, value))
+        if stamp is None or not value.is_finite() or not (interval_s is not None and interval_s > 0):
+            raise ValueError(
+                f"{path}: funding rate ({stamp}, {str(rate)[:40]!r}, {interval_s}) is incomplete"
+            )
+        samples.append(FundingRate(name, stamp, value, interval_s))
     return samples
 
 
 def read_columns_funding(
     path: Path, parquet: pq.ParquetFile, *, symbol: str | None = None
-) -> list[FundingSample]:
+) -> list[FundingRate]:
     """The funding samples of a recording in this format, in the order received; only `symbol`'s when
     set. Reads only the funding columns."""
     _, units = _metadata(path, parquet)
-    found: list[FundingSample] = []
+    found: list[FundingRate] = []
     for batch in parquet.iter_batches(batch_size=_BATCH_ROWS, columns=["symbol", *_FUNDING_COLUMNS]):
         names, sym_index = _symbols(path, batch.column("symbol"), units)
         col = {name: batch.column(name) for name in _FUNDING_COLUMNS}
         for s, sample in zip(sym_index, _funding_rows(path, col, ""), strict=True):
             if sample is not None and (symbol is None or names[s] == symbol):
-                found.append(FundingSample(names[s], sample.ts_ns, sample.rate_pct))
+                found.append(FundingRate(names[s], sample.ts_ns, sample.rate, sample.interval_s))
     return found

@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 
 from bots.engine.types import Side
 from bots.exchange.base import BookLevel, BookUpdate, Trade
-from bots.exchange.funding import FundingSample
+from bots.exchange.funding import FundingRate
 from bots.exchange.sim.market import Step
 
 __all__ = ["columns", "read_text", "write_text"]
@@ -64,10 +64,10 @@ def _open_text(path: Path, mode: str) -> IO[str]:
 
 
 # -- writing ------------------------------------------------------------------------------------------
-def _rows(steps: Iterable[Step | FundingSample], levels: int) -> Iterator[Row]:
+def _rows(steps: Iterable[Step | FundingRate], levels: int) -> Iterator[Row]:
     blank: Row = [None] * (2 * levels)
     for item in steps:
-        if isinstance(item, FundingSample):
+        if isinstance(item, FundingRate):
             continue
         book, trades = item
         row: Row = [book.ts_ns, "book", book.symbol]
@@ -91,7 +91,7 @@ def _rows(steps: Iterable[Step | FundingSample], levels: int) -> Iterator[Row]:
             ]
 
 
-def write_text(path: Path, steps: Iterable[Step | FundingSample], *, levels: int = 10) -> int:
+def write_text(path: Path, steps: Iterable[Step | FundingRate], *, levels: int = 10) -> int:
     """Write `steps` as CSV (gzipped for `.gz`), the top `levels` levels per side; funding samples are
     skipped. Returns the rows written. Streams: memory stays bounded for any number of steps."""
     count = 0

@@ -10,6 +10,7 @@ trades.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -19,10 +20,11 @@ from pysdk.grvt_ccxt_env import GrvtEnv
 
 from bots.errors import ExchangeError
 from bots.exchange.base import BookUpdate, Trade
-from bots.exchange.funding import FundingSample
+from bots.exchange.funding import FundingRate
 from bots.venues.grvt.client import _SdkClient, _TaskLoop
 from bots.venues.grvt.endpoints import base_url_override
-from bots.venues.grvt.parse import parse_book, parse_funding, parse_trade
+from bots.venues.grvt.funding import parse_funding_rate
+from bots.venues.grvt.parse import parse_book, parse_trade
 from settings.models import BotSettings
 
 __all__ = ["GrvtMarketData", "Step", "_MarketFeed"]
@@ -98,7 +100,7 @@ class _MarketFeed:
         self._funding = funding
         self._step_book: BookUpdate | None = None
         self._step_trades: list[Trade] = []
-        self._step_funding: FundingSample | None = None
+        self._step_funding: FundingRate | None = None
         self._last_rate: object = None
         self._step_ready = asyncio.Event()
         self._closed = False
@@ -155,16 +157,20 @@ class _MarketFeed:
     async def _on_ticker(self, message: dict[str, Any]) -> None:
         self.last_message_s = time.monotonic()
         try:
-            sample = parse_funding(message["feed"], self.symbol)
-        except (ExchangeError, KeyError, TypeError, AttributeError):
+            sample = parse_funding_rate(message["feed"], self.symbol)
+        except (ExchangeError, ArithmeticError, KeyError, TypeError, AttributeError):
+            sample = None
+        else:
+            if sample is None or sample.rate == self._last_rate:
+                return
+        if sample is None or not sample.rate.is_finite():
             log.warning("malformed GRVT ticker message dropped", extra={"fields": {"symbol": self.symbol}})
             return
-        if sample is not None and sample.rate_pct != self._last_rate:
-            self._last_rate = sample.rate_pct
-            self._step_funding = sample
-            self._step_ready.set()
+        self._last_rate = sample.rate
+        self._step_funding = sample if sample.ts_ns else dataclasses.replace(sample, ts_ns=time.time_ns())
+        self._step_ready.set()
 
-    async def next_step(self) -> Step | FundingSample | None:
+    async def next_step(self) -> Step | FundingRate | None:
         """A funding rate that changed, else the newest book with the trades since the previous step;
         None once closed."""
         while not self._closed:
@@ -189,7 +195,7 @@ class _MarketFeed:
 class GrvtMarketData:
     """GRVT public market data (no credentials) as async `(BookUpdate, list[Trade])` steps: a book
     snapshot with the trades printed since the previous one (the paper source); `records()` adds the
-    funding rate, as `FundingSample`s when it changes (the record source).
+    funding rate, as `FundingRate`s when it changes (the record source).
 
     Each iteration opens its own websocket client and closes it when the iteration ends or is
     cancelled. A slow reader gets the newest book with every trade since its last step. Reconnects
@@ -224,11 +230,11 @@ class GrvtMarketData:
         """Books and trades: without the ticker subscribed, the feed yields no funding sample."""
         return cast("AsyncGenerator[Step, None]", self._stream(funding=False))
 
-    def records(self) -> AsyncGenerator[Step | FundingSample, None]:
+    def records(self) -> AsyncGenerator[Step | FundingRate, None]:
         """Books and trades, and the ticker's funding rate whenever it changes."""
         return self._stream(funding=True)
 
-    async def _stream(self, *, funding: bool) -> AsyncGenerator[Step | FundingSample, None]:
+    async def _stream(self, *, funding: bool) -> AsyncGenerator[Step | FundingRate, None]:
         loop = _TaskLoop(asyncio.get_running_loop())
         with base_url_override(self.base_url):
             client = _SdkClient(self.env, loop, params={}, api_key=None, timeout_s=10.0)

@@ -28,7 +28,6 @@ from bots.exchange.base import (
     OrderUpdate,
     Trade,
 )
-from bots.exchange.funding import FundingSample
 
 __all__ = [
     "GrvtApiError",
@@ -40,7 +39,6 @@ __all__ = [
     "encode_cursor",
     "parse_book",
     "parse_fill",
-    "parse_funding",
     "parse_instrument",
     "parse_order",
     "parse_trade",
@@ -225,19 +223,6 @@ def parse_trade(row: Mapping[str, Any], symbol: str) -> Trade:
         taker_side=Side.BUY if row.get("is_taker_buyer") else Side.SELL,
         trade_id=str(row.get("trade_id", "")),
     )
-
-
-def parse_funding(ticker: Mapping[str, Any], symbol: str) -> FundingSample | None:
-    """The funding rate in a `Ticker` (`funding_rate_8h_curr`, percentage points), None when the
-    ticker has none (a `MiniTicker`); a malformed or non-finite rate is an ExchangeError."""
-    rate = ticker.get("funding_rate_8h_curr")
-    if rate is None:
-        return None
-    value = _decimal(rate, "funding rate")
-    if not value.is_finite():
-        raise ExchangeError(f"malformed funding rate from GRVT: {rate!r}")
-    ts_ns = _ns(ticker.get("event_time")) or time.time_ns()
-    return FundingSample(str(ticker.get("instrument") or symbol), ts_ns, value)
 
 
 def parse_order(order: Mapping[str, Any]) -> OrderUpdate:
