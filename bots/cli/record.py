@@ -169,6 +169,8 @@ def record(
         fail(exc.problems)
     except OSError as exc:
         fail([f"{out}: {exc}"])
+    except ValueError as exc:  # a price off the bot's tick: the file keeps every step before it
+        fail([f"recording stopped: {exc}", f"{out}: kept the steps before it"])
     if done.funding and out.name.lower().endswith(_TEXT_SUFFIXES):
         typer.echo(f"{out}: {done.funding} funding samples not kept (text format); use .parquet", err=True)
     counts = f"{done.steps} steps, {done.trades} trades, {done.funding} funding samples"

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from bots.cli import app
-from bots.exchange.sim import SimMarket, Step, paced, read_recording
+from bots.exchange.base import BookLevel, BookUpdate
+from bots.exchange.sim import SimMarket, Step, paced, read_recording, write_recording
 from bots.exchange.sim.recorder import Recorded, record_source
 from settings.models import BUILTIN_INSTRUMENTS
 
@@ -159,3 +161,19 @@ def test_record_source_keeps_what_came_before_a_source_error(tmp_path: Path) -> 
 def test_record_source_raises_a_writer_error_without_hanging(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         asyncio.run(record_source(market(), tmp_path / "missing-dir" / "x.csv"))
+
+
+def test_a_price_off_the_bots_tick_stops_the_recording_with_exit_2_keeping_what_came_before(
+    tmp_path: Path,
+) -> None:
+    steps = list(SimMarket(SYMBOL, SPEC, seed=3, s0=3_000.0).steps(30))
+    book = steps[-1][0]
+    odd = BookUpdate(SYMBOL, book.ts_ns + 1, (BookLevel(Decimal("3000.005"), SPEC.lot_size),), book.asks)
+    source = tmp_path / "hand.csv"
+    write_recording(source, [*steps, (odd, [])])
+    config = fleet_file(tmp_path, f"speed: 1000\n      replay_file: {source}")
+    out = tmp_path / "out.parquet"
+    result = runner.invoke(app, ["record", "--symbol", SYMBOL, "--out", str(out), "--config", str(config)])
+    assert result.exit_code == 2
+    assert "price 3000.005 is not a whole number of 0.01" in result.stderr
+    assert len(list(read_recording(out))) == 30

@@ -220,3 +220,13 @@ def test_a_conversion_off_the_tick_fails_naming_it_and_leaves_no_file(tmp_path: 
     result = runner.invoke(app, ["convert-recording", str(text), str(dest), "-c", str(config)])
     assert result.exit_code == 0, result.output
     assert list(read_recording(dest)) == [(book, [])]
+
+
+def test_a_recording_stopped_by_an_off_tick_price_keeps_every_step_before_it(tmp_path: Path) -> None:
+    good = list(SimMarket(BTC, BUILTIN_INSTRUMENTS[BTC], seed=5, s0=65_000.0, trade_intensity_a=20).steps(40))
+    book = BookUpdate(BTC, 2, (BookLevel(Decimal("65000.1"), Decimal("0.001")),), ())
+    off = Trade(BTC, 2, Decimal("65000.05"), Decimal("0.001"), Side.BUY, "off")
+    path = tmp_path / "stopped.parquet"
+    with pytest.raises(ValueError, match=r"trade price 65000\.05"):
+        write_recording(path, [*good, (book, [off]), *good])
+    assert list(read_recording(path)) == good

@@ -125,24 +125,31 @@ class ColumnsWriter:
         return int(whole)
 
     def _add(self, book: BookUpdate, trades: list[Trade]) -> None:
-        symbol, cols, levels = book.symbol, self._cols, self.levels
+        """One row; a value off its tick or lot raises before anything of the row is kept, so the file
+        closes with every step before it."""
+        symbol, levels = book.symbol, self.levels
         units = self._units.get(symbol)
         if units is None:
             raise ValueError(f"{self.path}: no tick/lot for {symbol}; pass its instrument spec")
         tick, lot = units
+        sides = [(book.bids[:levels]), (book.asks[:levels])]
+        px = [[self._ticks(lv.price, tick, "price") for lv in shown] for shown in sides]
+        sz = [[self._ticks(lv.size, lot, "size") for lv in shown] for shown in sides]
+        trade_px = [self._ticks(t.price, tick, "trade price") for t in trades]
+        trade_sz = [self._ticks(t.size, lot, "trade size") for t in trades]
+        cols = self._cols
         cols["ts_ns"].append(book.ts_ns)
         cols["symbol"].append(symbol)
-        for side, shown in (("bid", book.bids[:levels]), ("ask", book.asks[:levels])):
-            pad = [0] * (levels - len(shown))
-            cols[f"{side}_levels"].append(len(shown))
-            cols[f"{side}_px"].extend([self._ticks(lv.price, tick, "price") for lv in shown] + pad)
-            cols[f"{side}_sz"].extend([self._ticks(lv.size, lot, "size") for lv in shown] + pad)
-        for trade in trades:
-            cols["trade_ts_ns"].append(trade.ts_ns)
-            cols["trade_px"].append(self._ticks(trade.price, tick, "trade price"))
-            cols["trade_sz"].append(self._ticks(trade.size, lot, "trade size"))
-            cols["trade_buy"].append(trade.taker_side is _BUY)
-            cols["trade_id"].append(trade.trade_id)
+        for i, side in enumerate(("bid", "ask")):
+            pad = [0] * (levels - len(sides[i]))
+            cols[f"{side}_levels"].append(len(sides[i]))
+            cols[f"{side}_px"] += px[i] + pad
+            cols[f"{side}_sz"] += sz[i] + pad
+        cols["trade_ts_ns"] += [t.ts_ns for t in trades]
+        cols["trade_px"] += trade_px
+        cols["trade_sz"] += trade_sz
+        cols["trade_buy"] += [t.taker_side is _BUY for t in trades]
+        cols["trade_id"] += [t.trade_id for t in trades]
         self._trade_offsets.append(self._trade_offsets[-1] + len(trades))
         funding = self._pending.pop(symbol, None)
         cols["funding_ts_ns"].append(funding.ts_ns if funding else None)
