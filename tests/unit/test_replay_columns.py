@@ -230,3 +230,18 @@ def test_a_recording_stopped_by_an_off_tick_price_keeps_every_step_before_it(tmp
     with pytest.raises(ValueError, match=r"trade price 65000\.05"):
         write_recording(path, [*good, (book, [off]), *good])
     assert list(read_recording(path)) == good
+
+
+def test_a_truncated_or_damaged_file_is_a_value_error_naming_it(tmp_path: Path) -> None:
+    good = tmp_path / "good.parquet"
+    write_recording(good, SimMarket(BTC, BUILTIN_INSTRUMENTS[BTC], seed=1, s0=65_000.0).steps(3_000))
+    data = good.read_bytes()
+    cut = tmp_path / "cut.parquet"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=f"^{cut}: not a readable Parquet recording"):
+        list(read_recording(cut))
+    damaged = tmp_path / "damaged.parquet"
+    middle = len(data) // 3
+    damaged.write_bytes(data[:middle] + bytes(4_096) + data[middle + 4_096 :])
+    with pytest.raises(ValueError, match=f"^{damaged}: "):
+        list(read_recording(damaged))

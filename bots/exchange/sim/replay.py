@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import cast
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bots.exchange.funding import FundingRate
@@ -73,7 +74,12 @@ def write_recording(
 
 def _parquet(path: Path) -> pq.ParquetFile | None:
     """The open Parquet file of a recording, None for a text one."""
-    return pq.ParquetFile(path) if _is_parquet(path) else None
+    if not _is_parquet(path):
+        return None
+    try:
+        return pq.ParquetFile(path)
+    except pa.ArrowInvalid as exc:  # not Parquet, or cut short: pyarrow does not name the file
+        raise ValueError(f"{path}: not a readable Parquet recording ({exc})") from None
 
 
 def read_recording(path: str | Path, *, symbol: str | None = None) -> Iterator[Step]:

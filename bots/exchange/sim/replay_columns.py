@@ -322,7 +322,14 @@ def read_columns(
     oversized tick, an unknown symbol) raises ValueError naming it."""
     levels, units = _metadata(path, parquet)
     names = [*_STEP_COLUMNS, *(_FUNDING_COLUMNS if funding else ())]
-    for batch in parquet.iter_batches(batch_size=_BATCH_ROWS, columns=names):
+    batches = parquet.iter_batches(batch_size=_BATCH_ROWS, columns=names)
+    while True:
+        try:
+            batch = next(batches, None)
+        except (pa.ArrowException, OSError) as exc:  # a damaged page: pyarrow does not name the file
+            raise ValueError(f"{path}: unreadable recording ({exc})") from None
+        if batch is None:
+            return
         yield from _batch_steps(path, batch, levels, units, symbol)
 
 
