@@ -98,7 +98,7 @@ def test_what_is_written_reads_back_exactly_in_any_batch(
 ) -> None:
     path = tmp_path_factory.mktemp("rec") / "rec.parquet"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(replay_columns, "_BATCH_ROWS", 3)  # batch edges everywhere
+        patch.setattr(replay_columns, "BATCH_ROWS", 3)  # batch edges everywhere
         events = write_recording(path, written, levels=LEVELS)
         back = list(read_records(path))
         assert back == expected(written)

@@ -25,7 +25,8 @@ import pyarrow.parquet as pq
 
 from bots.exchange.funding import FundingRate
 from bots.exchange.sim.market import Step
-from bots.exchange.sim.replay_columns import ColumnsWriter, is_columns, read_columns, read_columns_funding
+from bots.exchange.sim.replay_columns import ColumnsWriter, is_columns
+from bots.exchange.sim.replay_columns_read import read_columns, read_columns_funding
 from bots.exchange.sim.replay_text import columns, read_text, write_text
 from settings.models import BUILTIN_INSTRUMENTS, InstrumentSpec
 
