@@ -34,13 +34,14 @@ def _sim_seed(settings: BotSettings) -> int:
 
 def _retimed(steps: Iterable[Step]) -> Iterator[Step]:
     """Recorded steps moved in time so that the first one happens now: the bot judges staleness
-    against its clock, so a replayed hour from last week must look live (like the generated sim)."""
+    against its clock, so a replayed hour from last week must look live (like the generated sim).
+    The best levels a reader precomputed (`top_book`) carry the old time: `top()` makes them anew."""
     offset: int | None = None
     for book, trades in steps:
         if offset is None:
             offset = time.time_ns() - book.ts_ns
         yield (
-            dataclasses.replace(book, ts_ns=book.ts_ns + offset),
+            dataclasses.replace(book, ts_ns=book.ts_ns + offset, top_book=None),
             [dataclasses.replace(trade, ts_ns=trade.ts_ns + offset) for trade in trades],
         )
 

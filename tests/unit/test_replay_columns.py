@@ -4,6 +4,8 @@ old decimal-string layout still replay, and `mmfleet convert-recording` rewrites
 
 from __future__ import annotations
 
+import asyncio
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,11 +20,12 @@ from typer.testing import CliRunner
 from bots.cli import app
 from bots.engine.types import Side
 from bots.exchange.base import BookLevel, BookUpdate, Trade
+from bots.exchange.factory import market_source
 from bots.exchange.funding import FundingRate
 from bots.exchange.sim import SimMarket, Step, read_recording, replay_columns, write_recording
 from bots.exchange.sim.replay import read_funding, read_records
 from bots.exchange.sim.replay_text import columns, write_text
-from settings.models import BUILTIN_INSTRUMENTS
+from settings.models import BUILTIN_INSTRUMENTS, BotSettings
 
 BTC, ETH = "BTC_USDT_Perp", "ETH_USDT_Perp"
 LEVELS = 4
@@ -245,3 +248,20 @@ def test_a_truncated_or_damaged_file_is_a_value_error_naming_it(tmp_path: Path) 
     damaged.write_bytes(data[:middle] + bytes(4_096) + data[middle + 4_096 :])
     with pytest.raises(ValueError, match=f"^{damaged}: "):
         list(read_recording(damaged))
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_a_replay_in_sim_mode_looks_live_to_the_engine(tmp_path: Path, suffix: str) -> None:
+    """The engine judges staleness by the best levels' time (`top().ts_ns`): a replay moved to now
+    must move those too, not only the book's own time."""
+    path = tmp_path / f"old{suffix}"
+    write_recording(path, SimMarket(BTC, BUILTIN_INSTRUMENTS[BTC], seed=1, s0=65_000.0).steps(20))
+    settings = BotSettings.model_validate({"symbol": BTC, "sim": {"replay_file": str(path), "speed": 1000}})
+
+    async def first_books() -> list[BookUpdate]:
+        source = market_source(settings)
+        return [(await anext(source))[0] for _ in range(5)]
+
+    before = time.time_ns()
+    books = asyncio.run(first_books())
+    assert all(book.top().ts_ns == book.ts_ns >= before for book in books)
