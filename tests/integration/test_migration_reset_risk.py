@@ -36,12 +36,6 @@ def test_a_ledger_from_before_the_revision_takes_reset_risk_and_keeps_every_figu
     ledger = ledgers.open()
     with ledger.engine.begin() as connection:
         assert migrations.current_revision(connection) == migrations.head_revision()
-        if ledgers.backend == "postgresql":  # the rows were copied with their ids: move the sequence on
-            connection.execute(
-                text(
-                    "SELECT setval(pg_get_serial_sequence('commands', 'id'), (SELECT max(id) FROM commands))"
-                )
-            )
     assert ledger_figures(ledger) == BASELINE_FIGURES  # the commands table was copied, not emptied
     before = {c.id: (c.command, c.author) for c in ledger.recent_commands(1_000)}
     command_id = ledger.enqueue_command("BTC_USDT_Perp", "reset_risk", author="cli ops@desk")
