@@ -6,8 +6,9 @@ module feeds it a market and turns its fills and equity curve into a result.
 PnL is decomposed exactly (Decimal) over the fills, each with the mid of the book in force when it
 filled: spread capture `sum(sign*(mid_f - price)*size)`, inventory PnL `q_T*mark - sum(sign*size*mid_f)`
 (what the held inventory earned or lost as the mid moved), maker rebates and taker fees; the four sum
-to the portfolio's equity change at the final mid. The result types: `ml.results`; sweeps over
-parameters: `ml.sweep`; files and plots: `ml.report`.
+to the portfolio's equity change at the final mid. Markouts of the fills at 1 s, 10 s and 60 s
+(`bots.engine.markouts`, against the curve's mids) are in the stats. The result types: `ml.results`;
+sweeps over parameters: `ml.sweep`; files and plots: `ml.report`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bots.engine.markouts import MARKOUT_HORIZONS_S, markouts_at, summarize
 from bots.exchange.sim import BUILTIN_START_PRICES, SimMarket, Step, read_recording
 from ml.backtest_loop import BacktestConfig, BacktestLoop
 from ml.live_regime import LiveRegime
@@ -66,16 +68,9 @@ class SyntheticMarket:
 
     def steps(self, settings: BotSettings) -> Iterator[Step]:
         sim = settings.sim
-        market = SimMarket(
-            settings.symbol,
-            settings.spec,
-            seed=self.seed,
-            s0=sim.start_price or BUILTIN_START_PRICES.get(settings.symbol, 100.0),
-            dt_s=sim.book_interval_s,
-            sigma=sim.sigma,
-            start_ns=_SYNTHETIC_START_NS,
-            trade_intensity_a=sim.trade_intensity_a,
-            trade_decay_k=sim.trade_decay_k,
+        start = sim.start_price or BUILTIN_START_PRICES.get(settings.symbol, 100.0)
+        market = SimMarket.of(
+            settings.symbol, settings.spec, sim, seed=self.seed, s0=start, start_ns=_SYNTHETIC_START_NS
         )
         return market.steps(self.count(settings))
 
@@ -166,6 +161,17 @@ def _result(loop: BacktestLoop, curve: EquityCurve, events: int) -> BacktestResu
     total = portfolio.equity(mark) - portfolio.starting_balance
     seconds = (curve.ts_ns[-1] - curve.ts_ns[0]) / _NS_PER_S if len(curve.ts_ns) > 1 else 0.0
     drawdown_usd, drawdown_pct = max_drawdown(curve.equity)
+    markout_1s, markout_10s, markout_60s = summarize(
+        markouts_at(
+            [fill.ts_ns for fill in fills],
+            [fill.side.sign for fill in fills],
+            [float(fill.price) for fill in fills],
+            [float(fill.size) for fill in fills],
+            curve.ts_ns,
+            curve.mid,
+            MARKOUT_HORIZONS_S,
+        )
+    )
     stats = BacktestStats(
         events=events,
         seconds=float(seconds),
@@ -188,6 +194,9 @@ def _result(loop: BacktestLoop, curve: EquityCurve, events: int) -> BacktestResu
         max_drawdown_pct=drawdown_pct,
         final_position=float(portfolio.position),
         mean_abs_position_usd=float(np.mean(np.abs(curve.position * curve.mid))) if len(curve.mid) else 0.0,
+        markout_1s_bps=markout_1s.mean_bps,
+        markout_10s_bps=markout_10s.mean_bps,
+        markout_60s_bps=markout_60s.mean_bps,
     )
     return BacktestResult(
         loop.settings,

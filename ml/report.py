@@ -180,7 +180,8 @@ def _table(rows: dict[str, object]) -> str:
 
 
 def _cell(name: str, value: object) -> str:
-    """As a desk reads it: USD to the cent, fractions as percentages, counts whole."""
+    """As a desk reads it: USD to the cent, fractions as percentages, basis points to two places, counts
+    whole."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
     if isinstance(value, str | Decimal) and name in _PNL_NAMES:
@@ -189,6 +190,8 @@ def _cell(name: str, value: object) -> str:
         return usd(Decimal(repr(value)), grouped=True)
     if isinstance(value, float) and (name.endswith("_pct") or name.endswith("_rate")):
         return f"{value:.3%}"
+    if isinstance(value, float) and name.endswith("_bps"):
+        return f"{value:,.2f}"
     if isinstance(value, float):
         return f"{value:,.6g}"
     if isinstance(value, int) and not isinstance(value, bool):

@@ -83,6 +83,11 @@ class BacktestStats:
     max_drawdown_pct: float
     final_position: float
     mean_abs_position_usd: float
+    # Notional-weighted mean markouts of the fills (`bots.engine.markouts`): the mid 1 s, 10 s, 60 s
+    # after each fill against its price, in bps, positive = the mid moved our way; nan without fills.
+    markout_1s_bps: float
+    markout_10s_bps: float
+    markout_60s_bps: float
 
     def as_dict(self) -> dict[str, float | int | None]:
         """JSON-ready: nan becomes None."""

@@ -90,6 +90,10 @@ def _print_result(result: BacktestResult) -> None:
         ("  taker fees", f"{-breakdown.taker_fees:.2f}"),
         ("Sharpe (annualised)", f"{stats.sharpe:.2f}"),
         ("max drawdown", f"{stats.max_drawdown_usd:.2f} USD ({stats.max_drawdown_pct:.3%})"),
+        (
+            "markouts 1 s / 10 s / 60 s (bps)",
+            f"{stats.markout_1s_bps:.2f} / {stats.markout_10s_bps:.2f} / {stats.markout_60s_bps:.2f}",
+        ),
         ("fills / orders / fill rate", f"{stats.fills:,} / {stats.orders_placed:,} / {stats.fill_rate:.1%}"),
         ("volume (USD)", f"{stats.volume_usd:,.0f}"),
         ("final position", f"{stats.final_position:g}"),
