@@ -324,6 +324,20 @@ class SimSettings(Frozen):
         description="Trade clustering: each trade brings this many more on its side on average (a"
         " self-exciting Hawkes process; below 1 to stay stationary; 0: independent arrivals).",
     )
+    sweep_rate_per_s: float = Field(
+        default=0.05,
+        ge=0,
+        le=100,
+        description="Sweeps per second (0.05: one every 20 s): a burst on the informed side takes the whole"
+        " visible side and more, and the mid jumps through the book to where it stopped (0: none).",
+    )
+    sweep_bps: float = Field(default=2.0, gt=0, le=1000, description="Mean depth a sweep reaches from mid.")
+    sweep_permanent: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Share of a sweep's jump that stays; the rest fades like noise impact.",
+    )
     hawkes_decay_s: float = Field(
         default=1.0, gt=0, le=3600, description="Time constant of the clustering's excitation."
     )

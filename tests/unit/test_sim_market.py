@@ -27,6 +27,7 @@ PLAIN = {
     "noise_impact_bps": 0.0,
     "quote_lag_s": 0.0,
     "hawkes_branching": 0.0,
+    "sweep_rate_per_s": 0.0,
 }
 
 

@@ -24,8 +24,12 @@ Deterministic for a seed, so a backtest or a test sees the same market every run
   quote earns back. Arrivals cluster: every trade raises its side's arrival rate by
   `hawkes_branching / hawkes_decay_s` per second, decaying with `hawkes_decay_s` (a Hawkes process;
   a branching ratio below 1 keeps it stationary), so a burst of one-sided trades walks the mid
-  through the book. With the informed flow and the impact at 0 and no clustering, the quoted mid is
-  the fair mid and the model is the plain one above.
+  through the book. Sweeps (`sweep_rate_per_s`): a taker on the informed side takes the whole visible
+  side and more, to a depth ~ Exponential(`sweep_bps`), in one print, and the mid jumps through the
+  book to it, `sweep_permanent` of the way for good and the rest for `impact_decay_s`: what fills a
+  quote away from the touch, mostly just before the price goes further. With the informed flow, the
+  impacts and the sweeps at 0 and no clustering, the quoted mid is the fair mid and the model is the
+  plain one above.
 
 Speed: random numbers are drawn in numpy blocks and consumed as Python floats/ints, and `BookLevel`
 objects live in a ladder indexed by tick, so a book snapshot is two list slices; `step()` stays a few
@@ -64,7 +68,8 @@ _SELL: Final[Side] = Side.SELL
 _NS_PER_S: Final = 1_000_000_000
 _DEFAULT_START_NS: Final = 1_704_067_200 * _NS_PER_S  # 2024-01-01T00:00:00Z
 _BLOCK: Final = 4096  # steps of random numbers drawn per numpy call
-_UNIFORMS: Final = 6  # per step: burst switch, trend switch, trend sign, buys, sells, informed trades
+_UNIFORMS: Final = 7  # per step: burst switch, trend switch, trend sign, buys, sells, informed, sweep
+_SWEEP_EXTRA_LOTS: Final = 10  # a sweep's size beyond the visible book: this many trade-size draws
 _LADDER_MARGIN: Final = 256  # ticks of levels added beyond the view when the price ladder grows
 _LADDER_MAX: Final = 65_536  # ticks; a wider ladder is dropped and rebuilt around the price
 _BPS: Final = 1e-4  # a basis point as a fraction (and, for small moves, of log price)
@@ -143,6 +148,9 @@ class SimMarket:
         impact_decay_s: float = _SIM.impact_decay_s,
         hawkes_branching: float = _SIM.hawkes_branching,
         hawkes_decay_s: float = _SIM.hawkes_decay_s,
+        sweep_rate_per_s: float = _SIM.sweep_rate_per_s,
+        sweep_bps: float = _SIM.sweep_bps,
+        sweep_permanent: float = _SIM.sweep_permanent,
         levels: int = 10,
         level_spacing_ticks: int = 1,
         max_spread_ticks: int = 3,
@@ -156,9 +164,6 @@ class SimMarket:
         `SimSettings` (see the module docstring)."""
         _check(
             s0, dt_s, sigma, trade_intensity_a, trade_decay_k, levels, level_spacing_ticks, max_spread_ticks
-        )
-        _check_flow(
-            informed_intensity_a, quote_lag_s, impact_bps, impact_decay_s, hawkes_branching, hawkes_decay_s
         )
         if refresh_levels < 0:
             raise ValueError("levels, level_spacing_ticks, max_spread_ticks >= 1 and refresh_levels >= 0")
@@ -176,19 +181,24 @@ class SimMarket:
             (impact_bps, noise_impact_bps, impact_decay_s),
             hawkes_branching,
             hawkes_decay_s,
+            (sweep_rate_per_s, sweep_bps, sweep_permanent),
         )
         self.levels, self.level_spacing_ticks = levels, level_spacing_ticks
         self._tick_d, self._tick = spec.tick_size, float(spec.tick_size)
         self._max_spread, self._refresh = max_spread_ticks, refresh_levels
         self._level_lots, self._trade_lots = level_lots, trade_lots
-        self._lot_d = [spec.lot_size * n for n in range(max(level_lots[1], trade_lots[1]) + 1)]
+        self._sweep_visible = levels * level_lots[1]  # at least the visible size of one side, in lots
+        largest = self._sweep_visible + _SWEEP_EXTRA_LOTS * trade_lots[1]  # a sweep's size at most
+        self._lot_d = [spec.lot_size * n for n in range(largest + 1)]
         # The top of each book as floats, exactly float(Decimal) (an int ratio divides correctly rounded)
         # without that conversion's string round trip: ticks * tick_num / tick_den.
         self._tick_num, self._tick_den = spec.tick_size.as_integer_ratio()
         self._lot_f = [float(size) for size in self._lot_d]
         self._dt_ns = round(dt_s * _NS_PER_S)
-        self._p_burst = (burst_rate_per_s * dt_s, burst_end_rate_per_s * dt_s)
-        self._burst_mult = burst_sigma_mult
+        self._p_burst, self._burst_mult = (
+            (burst_rate_per_s * dt_s, burst_end_rate_per_s * dt_s),
+            burst_sigma_mult,
+        )
         self._p_trend = (trend_rate_per_s * dt_s, trend_end_rate_per_s * dt_s)
         self._trend_drift = trend_drift
 
@@ -225,11 +235,16 @@ class SimMarket:
         impact: tuple[float, float, float],
         branching: float,
         decay_s: float,
+        sweep: tuple[float, float, float],
     ) -> None:
         """The informed flow's per-step constants (see the module docstring); `impact` is (informed bps,
-        uninformed bps, the latter's time constant in seconds)."""
+        uninformed bps, the latter's time constant in seconds), `sweep` (rate per second, mean bps,
+        permanent share)."""
         impact_bps, noise_impact_bps, impact_decay_s = impact
+        sweep_rate, sweep_bps, sweep_permanent = sweep
         _check_flow(informed_a, lag_s, min(impact_bps, noise_impact_bps), impact_decay_s, branching, decay_s)
+        if not (sweep_rate >= 0 and sweep_bps > 0 and 0 <= sweep_permanent <= 1):
+            raise ValueError("need sweep_rate_per_s >= 0, sweep_bps > 0 and 0 <= sweep_permanent <= 1")
         self.informed_intensity_a = informed_a
         self._lag_weight = 1.0 - math.exp(-self.dt_s / lag_s) if lag_s > 0 else 1.0
         self._impact = impact_bps * _BPS
@@ -237,6 +252,9 @@ class SimMarket:
         self._impact_keep = math.exp(-self.dt_s / impact_decay_s)  # of a transient impact, left a step on
         self._hawkes_keep = math.exp(-self.dt_s / decay_s)
         self._hawkes_jump = branching / decay_s  # arrivals per second added by one trade
+        self._p_sweep = sweep_rate * self.dt_s
+        self._sweep_scale = sweep_bps * _BPS * self.trade_decay_k  # turns an Exp(1/k) depth into Exp(bps)
+        self._sweep_permanent = sweep_permanent
 
     @classmethod
     def of(
@@ -260,6 +278,9 @@ class SimMarket:
             impact_decay_s=sim.impact_decay_s,
             hawkes_branching=sim.hawkes_branching,
             hawkes_decay_s=sim.hawkes_decay_s,
+            sweep_rate_per_s=sim.sweep_rate_per_s,
+            sweep_bps=sim.sweep_bps,
+            sweep_permanent=sim.sweep_permanent,
         )
 
     @property
@@ -337,6 +358,7 @@ class SimMarket:
         n_informed = _poisson(self.informed_intensity_a * dt, u[j + 5]) if self.informed_intensity_a else 0
         informed_buy = fair > log_mid  # informed takers trade toward the fair price
         n = n_buy + n_sell + n_informed
+        buys = 0
         if n:
             if self._ti + n > len(self._depth):
                 self._refill_trades()
@@ -353,12 +375,34 @@ class SimMarket:
             signed_informed = n_informed if informed_buy else -n_informed
             self._log_quoted += self._impact * signed_informed
             self._transient += self._noise_impact * (n_buy - n_sell)
-            self._excite_buy = self._excite_buy * self._hawkes_keep + self._hawkes_jump * buys
-            self._excite_sell = self._excite_sell * self._hawkes_keep + self._hawkes_jump * (n - buys)
-        else:
-            self._excite_buy *= self._hawkes_keep
-            self._excite_sell *= self._hawkes_keep
+        self._excite_buy = self._excite_buy * self._hawkes_keep + self._hawkes_jump * buys
+        self._excite_sell = self._excite_sell * self._hawkes_keep + self._hawkes_jump * (n - buys)
+        if u[j + 6] < self._p_sweep:
+            self._sweep(trades, informed_buy, mid, bid, ask)
         return ts, bid, ask, trades
+
+    def _sweep(
+        self, trades: list[tuple[bool, int, int]], is_buy: bool, mid: float, bid: int, ask: int
+    ) -> None:
+        """A burst of one-sided (informed-side) trading that takes the whole visible side and more, to a
+        depth ~ Exponential(`sweep_bps`); one print at the deepest price, then the mid jumps through the
+        book to it: `sweep_permanent` of the jump for good, the rest for `impact_decay_s`."""
+        if self._ti + 1 > len(self._depth):
+            self._refill_trades()
+        ti = self._ti
+        self._ti = ti + 1
+        jump = self._depth[ti] * self._sweep_scale
+        lots = self._sweep_visible + _SWEEP_EXTRA_LOTS * self._tlots[ti]
+        tick = self._tick
+        if is_buy:
+            trades.append((True, max(ask, math.ceil(mid * (1.0 + jump) / tick)), lots))
+            self._excite_buy += self._hawkes_jump
+        else:
+            trades.append((False, min(bid, math.floor(mid * (1.0 - jump) / tick)), lots))
+            self._excite_sell += self._hawkes_jump
+            jump = -jump
+        self._log_quoted += jump * self._sweep_permanent
+        self._transient += jump * (1.0 - self._sweep_permanent)
 
     def step(self) -> Step:
         """Advance one step: the book snapshot after it and the trades that printed during it."""
