@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bots.exchange.sim import BUILTIN_START_PRICES
+from bots.exchange.sim import BUILTIN_START_PRICES, UNINFORMED
 from ml.backtest import BacktestConfig, SyntheticMarket, run_backtest
 from ml.results import BacktestStats
 from settings.fleet import load_fleet
@@ -134,17 +134,7 @@ def test_no_run_of_the_default_market_is_too_good_to_be_true_and_the_old_market_
     bot = example_bot()
     balance = float(bot.paper.starting_balance_usd)
     assert not [(s.sharpe, s.total_pnl_usd) for s in (*tight, *wide, *example) if too_good(s, balance)]
-    plain = bot.sim.model_copy(
-        update={
-            "trade_decay_k": 1000.0,
-            "informed_intensity_a": 0.0,
-            "impact_bps": 0.0,
-            "noise_impact_bps": 0.0,
-            "quote_lag_s": 0.0,
-            "hawkes_branching": 0.0,
-            "sweep_rate_per_s": 0.0,
-        }
-    )
+    plain = bot.sim.model_copy(update={"trade_decay_k": 1000.0, **UNINFORMED})
     old = bot.model_copy(update={"sim": plain})
     stats = run_backtest(old, SyntheticMarket(SECONDS, 0), BacktestConfig(queue_model=False)).stats
     assert math.isfinite(stats.sharpe) and too_good(stats, balance), (stats.sharpe, stats.total_pnl_usd)

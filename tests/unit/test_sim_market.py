@@ -13,27 +13,17 @@ import pytest
 
 from bots.engine.types import Side
 from bots.exchange.base import BookLevel, BookUpdate, Trade
-from bots.exchange.sim import SimMarket, read_recording, write_recording
+from bots.exchange.sim import UNINFORMED, SimMarket, read_recording, write_recording
 from bots.exchange.sim.replay import columns
 from settings.models import BUILTIN_INSTRUMENTS
 
 SYMBOL = "BTC_USDT_Perp"
 S0 = {"BTC_USDT_Perp": 50_000.0, "ETH_USDT_Perp": 3_000.0, "SOL_USDT_Perp": 150.0}
-# The plain model: no informed flow, no impact, no quote lag, independent arrivals (the mid is the
-# fair price's random walk and trades are A*exp(-k*delta) Poisson arrivals).
-PLAIN = {
-    "informed_intensity_a": 0.0,
-    "impact_bps": 0.0,
-    "noise_impact_bps": 0.0,
-    "quote_lag_s": 0.0,
-    "hawkes_branching": 0.0,
-    "sweep_rate_per_s": 0.0,
-}
 
 
 def market(symbol: str = SYMBOL, seed: int = 7, *, plain: bool = False, **kwargs: float) -> SimMarket:
     """The sim market of `symbol`; `plain`: without informed flow, impact, lag or clustering."""
-    params = {**PLAIN, **kwargs} if plain else kwargs
+    params = {**UNINFORMED, **kwargs} if plain else kwargs
     return SimMarket(symbol, BUILTIN_INSTRUMENTS[symbol], seed=seed, s0=S0[symbol], **params)  # type: ignore[arg-type]
 
 

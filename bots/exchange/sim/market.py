@@ -50,13 +50,24 @@ from bots.engine.types import Book, Side
 from bots.exchange.base import BookLevel, BookUpdate, Trade
 from settings.models import InstrumentSpec, SimSettings
 
-__all__ = ["BUILTIN_START_PRICES", "RawStep", "SimMarket", "Step"]
+__all__ = ["BUILTIN_START_PRICES", "UNINFORMED", "RawStep", "SimMarket", "Step"]
 
 # Where a fresh sim market starts when nothing else says (no configured start price, no recorded mid).
 BUILTIN_START_PRICES: Final[dict[str, float]] = {
     "BTC_USDT_Perp": 65_000.0,
     "ETH_USDT_Perp": 3_200.0,
     "SOL_USDT_Perp": 150.0,
+}
+
+# The parameters that switch the informed flow off (no informed takers, impact, lag, clustering or
+# sweeps): the plain random walk with Poisson A*exp(-k*delta) trades, as SimMarket or SimSettings keywords.
+UNINFORMED: Final[dict[str, float]] = {
+    "informed_intensity_a": 0.0,
+    "impact_bps": 0.0,
+    "noise_impact_bps": 0.0,
+    "quote_lag_s": 0.0,
+    "hawkes_branching": 0.0,
+    "sweep_rate_per_s": 0.0,
 }
 
 Step = tuple[BookUpdate, list[Trade]]
