@@ -74,16 +74,9 @@ class SyntheticMarket:
 
     def steps(self, settings: BotSettings) -> Iterator[Step]:
         sim = settings.sim
-        market = SimMarket(
-            settings.symbol,
-            settings.spec,
-            seed=self.seed,
-            s0=sim.start_price or BUILTIN_START_PRICES.get(settings.symbol, 100.0),
-            dt_s=sim.book_interval_s,
-            sigma=sim.sigma,
-            start_ns=_SYNTHETIC_START_NS,
-            trade_intensity_a=sim.trade_intensity_a,
-            trade_decay_k=sim.trade_decay_k,
+        start = sim.start_price or BUILTIN_START_PRICES.get(settings.symbol, 100.0)
+        market = SimMarket.of(
+            settings.symbol, settings.spec, sim, seed=self.seed, s0=start, start_ns=_SYNTHETIC_START_NS
         )
         return market.steps(self.count(settings))
 

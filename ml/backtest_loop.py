@@ -50,11 +50,14 @@ class RegimeInference(Protocol):
 # -- configuration -------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BacktestConfig:
-    """How to run: order-entry latency, the fill model's seed (touch fills), Sharpe sampling."""
+    """How to run: order-entry latency, the fill model's seed (touch fills), Sharpe sampling, and the
+    queue-position fill model (on by default: a trade fills what rests only after the visible size
+    ahead of it; off: the bot's `paper.queue_model` decides)."""
 
     latency_ms: float = 0.0
     seed: int = 0
     sharpe_interval_s: float = 60.0
+    queue_model: bool = True
 
     def __post_init__(self) -> None:
         if not (self.latency_ms >= 0 and self.sharpe_interval_s > 0):
@@ -93,8 +96,11 @@ class BacktestLoop:
 
     def __post_init__(self) -> None:
         settings = self.settings
+        paper = settings.paper
+        if self.config.queue_model and not paper.queue_model:
+            paper = paper.model_copy(update={"queue_model": True})
         self.model = PaperFillModel(
-            settings.spec, settings.paper, random.Random(self.config.seed), fill_id_prefix="bt-"
+            settings.spec, paper, random.Random(self.config.seed), fill_id_prefix="bt-"
         )
         regime = settings.ml.regime_enabled and self.regime is not None
         # markouts come from the run's mid curve afterwards (`bots.engine.markouts.markouts_at`): the same

@@ -65,17 +65,7 @@ def _sim_steps(settings: BotSettings, seed: int, last_mid: float | None) -> Iter
     if sim.replay_file is not None:
         return _replay_steps(settings, sim.replay_file)
     start = sim.start_price or last_mid or BUILTIN_START_PRICES.get(settings.symbol, 100.0)
-    market = SimMarket(
-        settings.symbol,
-        settings.spec,
-        seed=seed,
-        s0=start,
-        dt_s=sim.book_interval_s,
-        sigma=sim.sigma,
-        start_ns=time.time_ns(),
-        trade_intensity_a=sim.trade_intensity_a,
-        trade_decay_k=sim.trade_decay_k,
-    )
+    market = SimMarket.of(settings.symbol, settings.spec, sim, seed=seed, s0=start, start_ns=time.time_ns())
     return market.steps()
 
 

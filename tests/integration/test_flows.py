@@ -189,7 +189,13 @@ def calm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     bots: list[dict[str, Any]] = [
         {"symbol": BTC},
         {"symbol": ETH, "risk": {"max_position_usd": 2000.0}},
-        {"symbol": SOL, "ml": {"tuner": {"enabled": True}}},
+        # SOL's market jumps: sweeps (one every 5 s, 10 bp deep on average) reach its quotes ~10 bp from
+        # the mid, so a short backtest of it trades (the tuner test); without them nothing comes that far.
+        {
+            "symbol": SOL,
+            "ml": {"tuner": {"enabled": True}},
+            "sim": {"sweep_rate_per_s": 0.2, "sweep_bps": 10.0},
+        },
     ]
     fleet = start_fleet(tmp, bots, {"ml": {"model_dir": str(tmp / "models")}}, _stop_sol_from_the_start)
     yield fleet
@@ -264,7 +270,7 @@ def test_tune_parameters_rolls_an_accepted_proposal_out_through_the_rollout_flow
     # recorded of them, are its whole window. Every order filled (fill rate 1), the mid moved through
     # each fill (markouts of -0.5 USD, about -33 bps, at every horizon) and both round trips lost: the
     # tuner widens (kappa down) and raises inventory aversion (gamma up); a 60 s backtest of SOL's sim
-    # market agrees (seed 0).
+    # market, whose sweeps run through its quotes and half stay (adverse selection), agrees (seed 0).
     now = time.time_ns()
     trades = [(Side.BUY, "150"), (Side.SELL, "149"), (Side.BUY, "150"), (Side.SELL, "149")]
     with fleet.ledger() as ledger:

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 from bots.control import WorkerExit
 from bots.engine.portfolio import Portfolio
 from bots.exchange.factory import make_exchange
-from bots.exchange.sim.market import SimMarket
+from bots.exchange.sim.market import UNINFORMED, SimMarket
 from bots.exchange.sim.replay import write_recording
 from bots.metrics import BotMetrics
 from bots.store import Ledger
@@ -361,7 +361,7 @@ def test_stale_market_data_cancels_every_order_and_quoting_resumes_with_fresh_da
 
 
 def test_recorded_features_carry_the_public_trade_intensity(tmp_path: Path) -> None:
-    settings = _settings()
+    settings = _settings(sim=UNINFORMED)  # Poisson arrivals only: no informed flow, clustering or sweeps
 
     async def body(worker: BotWorker, ledger: Ledger) -> None:
         def rows_with_intensity() -> int:

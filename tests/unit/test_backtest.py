@@ -57,14 +57,16 @@ def fills_pnl(result: BacktestResult) -> Decimal:
 # the default 0.5% floor rests too far from the mid to fill in a few minutes.
 TRADING = {"spread_pct": 0.0001, "kappa": 20_000.0, "grid_layers": 3, "grid_spacing_pct": 0.0002}
 CASES = {
-    "touch fills, no latency": (bot(), BacktestConfig()),
-    "touch fills, 350 ms latency": (bot(), BacktestConfig(latency_ms=350, seed=3)),
-    "queue model, 1 s latency": (bot(paper={"queue_model": True}), BacktestConfig(latency_ms=1000)),
-    # a tight drawdown limit trips: the close is a reduce-only taker order paying taker fees (a 0.5%
-    # spread floor: tighter quotes fill faster and trip it before enough fills)
+    "touch fills, no latency": (bot(strategy=TRADING), BacktestConfig(queue_model=False)),
+    "touch fills, 350 ms latency": (
+        bot(strategy=TRADING),
+        BacktestConfig(latency_ms=350, seed=3, queue_model=False),
+    ),
+    "queue model, 1 s latency": (bot(strategy=TRADING), BacktestConfig(latency_ms=1000)),
+    # a tight drawdown limit trips: the close is a reduce-only taker order paying taker fees
     "drawdown close, taker fees": (
         bot(
-            strategy={"spread_pct": 0.005},
+            strategy=TRADING,
             risk={"max_drawdown_pct": 0.0003},
             paper={"starting_balance_usd": "1000"},
             sim={"sigma": 5e-4},
@@ -96,8 +98,8 @@ def test_total_pnl_equals_the_sum_of_its_fills_pnl(case: str) -> None:
 def test_orders_act_only_after_the_entry_latency() -> None:
     latency_ms = 20_000.0
     market = SyntheticMarket(seconds=200, seed=2)
-    late = run_backtest(bot(), market, BacktestConfig(latency_ms=latency_ms))
-    prompt = run_backtest(bot(), market, BacktestConfig())
+    late = run_backtest(bot(strategy=TRADING), market, BacktestConfig(latency_ms=latency_ms))
+    prompt = run_backtest(bot(strategy=TRADING), market, BacktestConfig())
     first_book_ns = int(late.curve.ts_ns[0])
     assert late.fills and prompt.fills
     assert min(f.ts_ns for f in late.fills) >= first_book_ns + latency_ms * 1_000_000
@@ -105,7 +107,7 @@ def test_orders_act_only_after_the_entry_latency() -> None:
 
 
 def test_a_recording_replays_like_the_market_it_recorded(tmp_path: Path) -> None:
-    settings = bot()
+    settings = bot(strategy=TRADING)
     market = SyntheticMarket(seconds=120, seed=5)
     path = tmp_path / "btc.csv"
     write_recording(path, market.steps(settings))
@@ -116,7 +118,7 @@ def test_a_recording_replays_like_the_market_it_recorded(tmp_path: Path) -> None
 
 
 def test_figures_are_consistent() -> None:
-    result = run_backtest(bot(), SyntheticMarket(seconds=300, seed=1), progress=True)
+    result = run_backtest(bot(strategy=TRADING), SyntheticMarket(seconds=300, seed=1), progress=True)
     stats = result.stats
     assert stats.events == 3000 and len(result.curve.ts_ns) == 3000
     assert 0 < stats.fill_rate <= 1 and stats.orders_filled <= stats.orders_placed
@@ -127,7 +129,7 @@ def test_figures_are_consistent() -> None:
 
 
 def test_report_writes_html_with_png_plots(tmp_path: Path) -> None:
-    result = run_backtest(bot(), SyntheticMarket(seconds=60, seed=1))
+    result = run_backtest(bot(strategy=TRADING), SyntheticMarket(seconds=60, seed=1))
     page = write_report(result, tmp_path / "report")
     text = page.read_text(encoding="utf-8")
     for name in ("equity.png", "inventory.png", "fills.png"):
@@ -195,7 +197,7 @@ def test_inventory_risk_is_the_quadratic_variation_of_what_the_held_inventory_ea
 
 
 def test_sweep_runs_the_grid_in_parallel_processes(tmp_path: Path) -> None:
-    settings = bot()
+    settings = bot(strategy=TRADING)
     market = SyntheticMarket(seconds=60, seed=3)
     grid = parse_grid(["gamma=0.5,2", "spread=0.004,0.006"])
     rows = sweep(settings, market, grid, workers=2)
