@@ -51,7 +51,7 @@ class Owner(NamedTuple):
 
 def owner_of(client_order_id: str) -> Owner | None:
     """The store and bot of an mmfleet client order id; None for any other id (GRVT's UI, by hand)."""
-    if not client_order_id.isdigit():
+    if not (client_order_id.isascii() and client_order_id.isdigit()):  # "²".isdigit(), and int() refuses it
         return None
     value = int(client_order_id)
     if not _API_BIT <= value < 1 << 64:
