@@ -1,7 +1,9 @@
 """The async shell around one bot's core: one event queue, one consumer, the exchange calls, the ledger.
 
 Producers only enqueue: market data (books coalesced to the newest: a slow decision never works
-through a backlog of old books), public trades, a timer, and control checks. One consumer takes an
+through a backlog of old books), public trades, a timer, control checks and, where the exchange
+streams them (live), our orders' states and fill notices (a fill notice queues a decision on the
+newest book, which takes the fills first). One consumer takes an
 event, asks the core (`bots.core.core.BotCore`), performs its actions one after the other, and feeds
 what came of them back to the core. Decisions therefore never overlap, a command or a config version
 is applied between two decisions, and what a `stop` acks is what the exchange did.
@@ -39,7 +41,16 @@ from bots.engine.portfolio import Portfolio
 from bots.engine.quoter import QuoteEngine
 from bots.engine.risk import RiskState
 from bots.errors import ConfigError, Rejected, RejectReason, TransientExchangeError
-from bots.exchange.base import BookUpdate, Exchange, Fill, OrderRequest, Trade
+from bots.exchange.base import (
+    BookUpdate,
+    Exchange,
+    Fill,
+    OrderEvents,
+    OrderRequest,
+    OrderStatus,
+    OrderUpdate,
+    Trade,
+)
 from bots.exchange.reconcile import Reconciling
 from bots.metrics import BotMetrics
 from bots.retry import Backoff, error_kind, retrying
@@ -141,7 +152,7 @@ class BotWorker:
         self._stop_deadline = 0.0  # monotonic time a stop must be done by
         self._lease_lost = False
         self._rng = random.Random()
-        self._queue: asyncio.Queue[_Event | Trade] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Event | Trade | OrderUpdate] = asyncio.Queue()
         self._queued: set[_Event] = set()  # payload-free events are queued once at a time
         self._idle = asyncio.Event()
 
@@ -225,6 +236,8 @@ class BotWorker:
             asyncio.create_task(self._every(_TIMER, self.settings.strategy.refresh_interval_s), name="timer"),
             asyncio.create_task(self._every(_CONTROL, _CONTROL_INTERVAL_S), name="control"),
         ]
+        if self.exchange.capabilities.order_events:
+            producers.append(asyncio.create_task(self._order_events(), name="order-events"))
         consumer = asyncio.create_task(self._consume(), name="consumer")
         stopper = asyncio.create_task(self._stop.wait(), name="stop")
         try:
@@ -356,6 +369,18 @@ class BotWorker:
             self._queue.put_nowait(trade)
         await self._stop.wait()
 
+    async def _order_events(self) -> None:
+        """A fill notice queues a decision on the newest book (it takes the fills first); an order's
+        final state queues itself. The stream ending does not stop us."""
+        async for event in cast("OrderEvents", self.exchange).stream_order_events(self.symbol):
+            if isinstance(event, Fill):
+                if self.last_book is not None:
+                    self._enqueue(_BOOK)
+            elif event.status.is_final:
+                self._idle.clear()
+                self._queue.put_nowait(event)
+        await self._stop.wait()
+
     async def _every(self, event: _Event, interval_s: float) -> None:
         while True:
             await asyncio.sleep(interval_s)
@@ -371,6 +396,9 @@ class BotWorker:
             event = await queue.get()
             if isinstance(event, Trade):
                 self.core.on_trade(event)
+                continue
+            if isinstance(event, OrderUpdate):
+                self._on_order_state(event)
                 continue
             self._queued.discard(event)
             if event is _STOP:
@@ -392,6 +420,14 @@ class BotWorker:
         self.metrics.tick_to_quote_seconds.observe(time.perf_counter() - started)
         await self._perform(actions)
         self._publish()
+
+    def _on_order_state(self, update: OrderUpdate) -> None:
+        """An order the exchange ended on its own (cancelled by it, or rejected after it was accepted)
+        rests no more: requote. Our own cancels settle through their calls, fills through the fills."""
+        cid = update.client_order_id
+        if update.status in (OrderStatus.CANCELLED, OrderStatus.REJECTED) and cid in self.core.orders.orders:
+            self.core.on_order_gone(cid)
+            self._enqueue(_BOOK)
 
     async def _on_timer(self) -> None:
         """Reconcile when the exchange asks; a new model version; the core's quiet-market requote

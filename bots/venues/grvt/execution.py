@@ -2,8 +2,13 @@
 
 Why this module: it is the adapters' home and the import point (`bots.exchange.factory`); the parts
 live beside it: `client` (the SDK client: transport, error mapping, log masking, SDK hooks),
-`parse` (JSON -> our `Decimal` dataclasses, reject reasons) and `data` (market-data
-websocket, `GrvtMarketData`).
+`parse` (JSON -> our `Decimal` dataclasses, reject reasons), `data` (market-data
+websocket, `GrvtMarketData`) and `account` (the private streams: our fills and order states).
+
+Fills come from the private `fill` stream; the REST fill history is read at start, after a trade-data
+reconnect, after a fill message that could not be read, and for every read of a reconciliation (which
+the worker runs after a reconnect or a call that may have happened: the position it reads must include
+exactly the fills it returns, which only the history promises): see `fills_since`.
 
 Hosts: `exchange.base_url` points every endpoint at one host (`bots.venues.grvt.endpoints`, per
 client). Secrets stay `SecretStr` until the SDK client is built and our messages never carry them.
@@ -17,7 +22,7 @@ import asyncio
 import functools
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, Awaitable, Callable, Collection
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Iterable
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -46,6 +51,7 @@ from bots.exchange.base import (
     Trade,
 )
 from bots.exchange.reconcile import ReconcileReport, reconcile
+from bots.venues.grvt.account import _AccountFeed
 from bots.venues.grvt.client import _REDACTOR, _SdkClient, _TaskLoop
 from bots.venues.grvt.data import GrvtMarketData, _MarketFeed
 from bots.venues.grvt.endpoints import base_url_override
@@ -88,9 +94,13 @@ class GrvtExchange:
 
     Reconciliation: `needs_reconcile` is True at start, after a websocket reconnect and after a call
     that failed transiently (it may have happened); `reconcile()` compares the exchange with the bot.
+
+    Private streams: the first REST call also subscribes to our fills and order states on the
+    trade-data websocket (`stream_order_events`); `fills_since` then serves streamed fills without a
+    REST call whenever the stream can be trusted (`bots.venues.grvt.account`).
     """
 
-    capabilities = Capabilities(reconciles=True, local_fills=False)
+    capabilities = Capabilities(reconciles=True, local_fills=False, order_events=True)
 
     def __init__(
         self,
@@ -122,11 +132,16 @@ class GrvtExchange:
         self._loop: _TaskLoop | None = None
         self._client: _SdkClient | None = None
         self._feed: _MarketFeed | None = None
+        self._account: _AccountFeed | None = None
+        self._connecting = False  # the SDK's connect loop runs
+        self._synced_connection = 0  # the trade-data connection a history read last joined the stream on
+        self._reconciling = False  # every fill read of a reconciliation is a history read
+        self._taken = False  # an order of ours took liquidity: its fills are due before the stream's
         self._info: InstrumentInfo | None = None
         self._ready_lock = asyncio.Lock()
         self._sent: OrderedDict[str, None] = OrderedDict()
         self._delivered: dict[str, int] = {}  # fill id -> event time, within the overlap window
-        self._connections = 0
+        self._connections: dict[GrvtWSEndpointType, int] = {}
         self._needs_reconcile = True
         self._closed = False
 
@@ -134,8 +149,9 @@ class GrvtExchange:
 
     @property
     def needs_reconcile(self) -> bool:
-        """True until `reconcile()` succeeds after start, a reconnect or a call that may have happened."""
-        return self._needs_reconcile
+        """True until `reconcile()` succeeds after start, a reconnect, a call that may have happened or
+        order states dropped unread (a reader far behind)."""
+        return self._needs_reconcile or (self._account is not None and self._account.events.dropped > 0)
 
     def _secrets(self) -> tuple[str, ...]:
         c = self._creds
@@ -145,9 +161,11 @@ class GrvtExchange:
             c.trading_account_id.get_secret_value(),
         )
 
-    def _on_connected(self, _endpoint_type: GrvtWSEndpointType) -> None:
-        self._connections += 1
-        if self._connections > 1:
+    def _on_connected(self, endpoint_type: GrvtWSEndpointType) -> None:
+        self._connections[endpoint_type] = count = self._connections.get(endpoint_type, 0) + 1
+        if endpoint_type is GrvtWSEndpointType.TRADE_DATA and self._account is not None:
+            self._account.on_connected()
+        if count > 1:
             self.reconnects += 1
             self._needs_reconcile = True
             log.info(
@@ -165,7 +183,7 @@ class GrvtExchange:
             with base_url_override(self.base_url):
                 self._client = _SdkClient(
                     self.env, self._loop, params=params, api_key=api_key,
-                    timeout_s=self.request_timeout_s, on_connected=self._on_connected,
+                    timeout_s=self.request_timeout_s, on_connected=self._on_connected, trade_data=True,
                 )  # fmt: skip
         return self._client
 
@@ -188,7 +206,24 @@ class GrvtExchange:
                     log.warning("configured tick/lot differ from GRVT's; GRVT's apply",
                                 extra={"fields": {"symbol": self.symbol, "tick": str(self._info.tick_size),
                                                   "lot": str(self._info.lot_size)}})  # fmt: skip
+            if self._account is None:
+                await self._account_feed(client)
         return client
+
+    async def _account_feed(self, client: _SdkClient) -> None:
+        """Subscribe to our fills and order states and connect the trade-data websocket (logged in)."""
+        self._account = _AccountFeed(client, self.symbol)
+        with base_url_override(self.base_url):
+            await self._account.subscribe()
+            self._connect(client)
+            await client.connect_now(GrvtWSEndpointType.TRADE_DATA)
+
+    def _connect(self, client: _SdkClient) -> None:
+        """Start the SDK's connect loop once (it reconnects every websocket that dropped, every 5 s)."""
+        if not self._connecting:
+            assert self._loop is not None
+            self._connecting = True
+            self._loop.create_task(client.connect_all_channels(), name=f"grvt-connect-{self.symbol}")
 
     async def _market_feed(self) -> _MarketFeed:
         client = self._sdk_client()
@@ -197,7 +232,7 @@ class GrvtExchange:
             with base_url_override(self.base_url):
                 self._feed = _MarketFeed(client, self.symbol, self.book_rate_ms, self.book_depth)
                 await self._feed.subscribe()
-                self._loop.create_task(client.connect_all_channels(), name=f"grvt-connect-{self.symbol}")
+                self._connect(client)
                 self._feed.start_watchdog(self._loop, self.stale_after_s)
         return self._feed
 
@@ -207,6 +242,8 @@ class GrvtExchange:
         self._closed = True
         if self._feed is not None:
             self._feed.close()
+        if self._account is not None:
+            self._account.close()
         if self._client is not None and self._loop is not None:
             await self._client.shutdown(self._loop)
             _REDACTOR.discard(*self._secrets())
@@ -275,6 +312,15 @@ class GrvtExchange:
         async for trade in feed.trades.subscribe():
             yield trade
 
+    async def stream_order_events(self, symbol: str) -> AsyncGenerator[OrderUpdate | Fill, None]:
+        """Our orders' states and our fills as the private streams deliver them, from the first call on
+        (a fill here is a notice: take it with `fills_since`, which keeps the cursor)."""
+        self._check(symbol)
+        await self._ready()
+        assert self._account is not None
+        async for event in self._account.events.subscribe():
+            yield event
+
     # ----- orders ----------------------------------------------------------------------------------
 
     @staticmethod
@@ -333,6 +379,7 @@ class GrvtExchange:
         if not result:
             raise Unavailable("create_order: reply without an order")
         update = parse_order(result)
+        self._taken = self._taken or update.filled_size > 0
         if (
             update.reason == RejectReason.OVERLAPPING_CLIENT_ORDER_ID
             and (known := await self._lookup(coid)) is not None
@@ -425,22 +472,47 @@ class GrvtExchange:
         return sum((_decimal(b.get("balance", "0"), "balance") for b in rows), Decimal(0))
 
     async def fills_since(self, symbol: str, cursor: str | None) -> tuple[list[Fill], str | None]:
-        """Our fills after `cursor`, oldest first, from GRVT's fill history (every page).
+        """Our fills after `cursor`, oldest first: the streamed ones, or the REST history's.
 
-        The cursor is `grvt1:<newest event time ns>:<fill ids at that time>`. The query starts
+        The stream serves when it can be trusted: a history read joined it on the current trade-data
+        connection (subscriptions acknowledged), no fill message since was unreadable, no
+        reconciliation is under way, and no order of ours took liquidity since the last read (the
+        caller wants its fills at once; the stream may still be on its way). Otherwise GRVT's fill
+        history is read (every page), joined with whatever the stream brought meanwhile (by fill id),
+        and the stream is trusted again from that read on when it was live as the read began.
+
+        The cursor is `grvt1:<newest event time ns>:<fill ids at that time>`. History queries start
         `fills_overlap_s` before it, so a fill that reaches the history late is still delivered (once
         per process; after a restart such a fill may come again, and the ledger drops it by fill id).
         None, or a cursor another mode wrote, reads the whole history.
         """
         self._check(symbol)
         client = await self._ready()
-        last_ns, last_ids = decode_cursor(cursor)
+        account = self._account
+        assert account is not None
+        if (
+            self._reconciling
+            or self._taken
+            or account.gap
+            or not account.live
+            or self._synced_connection != account.connections
+        ):
+            return await self._fills_from_history(client, account, cursor)
+        return self._new_fills(account.take(), cursor)
+
+    async def _fills_from_history(
+        self, client: _SdkClient, account: _AccountFeed, cursor: str | None
+    ) -> tuple[list[Fill], str | None]:
+        connection, live = account.connections, account.live  # before the read: the stream goes on from here
+        account.history_read()
+        self._taken = False
+        last_ns, _ = decode_cursor(cursor)
         start_ns = max(1, last_ns - self.fills_overlap_ns) if last_ns else None
         rows: list[dict[str, Any]] = []
         page: str | None = None
 
         async def fetch_page(params: dict[str, str]) -> Any:
-            return await client.fetch_my_trades(symbol, start_ns, _FILL_PAGE, params)
+            return await client.fetch_my_trades(self.symbol, start_ns, _FILL_PAGE, params)
 
         for _ in range(_MAX_FILL_PAGES):
             params = {"cursor": page} if page else {}
@@ -453,10 +525,18 @@ class GrvtExchange:
             page = str(following)
         else:
             raise ExchangeError(f"fill_history: more than {_MAX_FILL_PAGES} pages")
-        unique = {f.fill_id: f for f in map(parse_fill, rows) if f.symbol == symbol}
-        fills = sorted(unique.values(), key=lambda f: (f.ts_ns, f.fill_id))
+        if live:
+            self._synced_connection = connection
+        return self._new_fills([*map(parse_fill, rows), *account.take()], cursor)
+
+    def _new_fills(self, fills: Iterable[Fill], cursor: str | None) -> tuple[list[Fill], str | None]:
+        """The fills of our symbol not delivered yet (by fill id, and by the cursor), oldest first, and
+        the cursor after them."""
+        last_ns, last_ids = decode_cursor(cursor)
+        unique = {f.fill_id: f for f in fills if f.symbol == self.symbol}
+        ordered = sorted(unique.values(), key=lambda f: (f.ts_ns, f.fill_id))
         new = [
-            f for f in fills
+            f for f in ordered
             if f.ts_ns > last_ns
             or (f.fill_id not in last_ids and (f.ts_ns == last_ns or f.fill_id not in self._delivered))
         ]  # fmt: skip
@@ -466,7 +546,7 @@ class GrvtExchange:
             self._delivered[fill.fill_id] = fill.ts_ns
         newest = max(last_ns, new[-1].ts_ns)
         self._delivered = {k: ts for k, ts in self._delivered.items() if ts >= newest - self.fills_overlap_ns}
-        at_newest = {f.fill_id for f in fills if f.ts_ns == newest} | (
+        at_newest = {f.fill_id for f in ordered if f.ts_ns == newest} | (
             last_ids if newest == last_ns else set()
         )
         return new, encode_cursor(newest, at_newest)
@@ -479,6 +559,9 @@ class GrvtExchange:
         """Fills since `cursor`, position and open orders against the orders the bot knows; unknown
         orders are reported, and cancelled when `exchange.cancel_unknown_orders` is set."""
         self._needs_reconcile = False
+        self._reconciling = True
+        if self._account is not None:
+            self._account.events.dropped = 0
         try:
             return await reconcile(
                 self, self.symbol, known_client_order_ids, cursor,
@@ -488,3 +571,5 @@ class GrvtExchange:
         except BaseException:
             self._needs_reconcile = True
             raise
+        finally:
+            self._reconciling = False
