@@ -153,6 +153,17 @@ class GrvtExchange:
         order states dropped unread (a reader far behind)."""
         return self._needs_reconcile or (self._account is not None and self._account.events.dropped > 0)
 
+    @property
+    def fills_streamed(self) -> bool:
+        """True when the next `fills_since` serves the stream's fills (no REST call)."""
+        account = self._account
+        return (
+            account is not None
+            and not (self._reconciling or self._taken or account.gap)
+            and account.live
+            and self._synced_connection == account.connections
+        )
+
     def _secrets(self) -> tuple[str, ...]:
         c = self._creds
         return (
@@ -490,15 +501,9 @@ class GrvtExchange:
         client = await self._ready()
         account = self._account
         assert account is not None
-        if (
-            self._reconciling
-            or self._taken
-            or account.gap
-            or not account.live
-            or self._synced_connection != account.connections
-        ):
-            return await self._fills_from_history(client, account, cursor)
-        return self._new_fills(account.take(), cursor)
+        if self.fills_streamed:
+            return self._new_fills(account.take(), cursor)
+        return await self._fills_from_history(client, account, cursor)
 
     async def _fills_from_history(
         self, client: _SdkClient, account: _AccountFeed, cursor: str | None
