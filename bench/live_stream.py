@@ -1,11 +1,14 @@
 """Live mode's cost per book event: one live bot (the real grvt-pysdk) on the local GRVT exchange.
 
-The exchange runs in a child process (its CPU is not ours) and steps its market every 0.1 s (10 book
-events/s, as the fleet benchmark's bots see). Measured over `--seconds`: REST calls per minute the
-exchange served to the bot (all, and fill history alone, from its `/_sim/state` request counts) and
-this process's CPU per book event. The baseline, in the same process and for the same time, is one
-sim-mode bot (its fills from the in-process fill model, no exchange I/O): the ratio is live CPU per
-book event over sim's. Last line: one JSON object of the figures.
+The exchange runs in a child process (its CPU is not ours) and steps its market every 0.1 s: 10 book
+events/s published, as the fleet benchmark's bots see. Measured over `--seconds` each, one after the
+other in this process: the live bot as it is (fills from the private stream), the same bot reading
+the REST fill history on every decision as it did before the stream (`fills_streamed` forced off,
+no order events: the baseline), and a sim-mode bot (in-process fill model, no exchange I/O). Figures:
+REST calls per minute the exchange served (all, and fill history alone, from its `/_sim/state`
+request counts) and this process's CPU per published book event and per decision (a worker behind
+the market decides on the newest book only, so a cheaper one decides more often). Ratio: stream over
+history-per-book CPU. Last line: one JSON object of the figures.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from eth_account import Account
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
-from bots.exchange.base import Exchange
+from bots.exchange.base import Capabilities, Exchange
 from bots.exchange.factory import make_exchange
 from bots.metrics import BotMetrics
 from bots.retry import Backoff
@@ -45,6 +48,16 @@ BUSY = {  # quotes near the touch: the local market fills them often
     "strategy": STRATEGY,
     "risk": {"max_loss_usd": 1_000.0, "max_drawdown_pct": 0.5},
 }
+
+
+class _HistoryPerBook(GrvtExchange):
+    """The adapter as it was before the private streams: every `fills_since` reads the history."""
+
+    capabilities = Capabilities(reconciles=True, local_fills=False, order_events=False)
+
+    @property
+    def fills_streamed(self) -> bool:
+        return False
 
 
 def _serve(pipe: Connection) -> None:
@@ -96,10 +109,11 @@ async def _run(settings: BotSettings, exchange: Exchange, ledger: Ledger, second
     await asyncio.sleep(2.0)  # start-up reconciliation and the first quotes are not the steady state
     books0, fills0, cpu0, wall0 = books(), worker.portfolio.fill_count, time.process_time(), time.monotonic()
     await asyncio.sleep(seconds)
+    wall_s = time.monotonic() - wall0
     figures = {
         "cpu_s": time.process_time() - cpu0,
-        "wall_s": time.monotonic() - wall0,
-        "books": books() - books0,
+        "published": wall_s / STEP_INTERVAL_S,
+        "decisions": books() - books0,
         "fills": float(worker.portfolio.fill_count - fills0),
     }
     worker.request_stop()
@@ -109,12 +123,12 @@ async def _run(settings: BotSettings, exchange: Exchange, ledger: Ledger, second
     return figures
 
 
-async def _live(url: str, seconds: float, tmp: Path) -> dict[str, float]:
+async def _live(url: str, seconds: float, tmp: Path, kind: type[GrvtExchange]) -> dict[str, float]:
     settings = _settings("live", url)
-    exchange = GrvtExchange(settings, credentials=_credentials())
+    exchange = kind(settings, credentials=_credentials())
     before = _requests(url)
     start = time.monotonic()
-    figures = await _run(settings, exchange, Ledger(tmp / "live.db"), seconds)
+    figures = await _run(settings, exchange, Ledger(tmp / f"{kind.__name__}.db"), seconds)
     after = _requests(url)
     minutes = (time.monotonic() - start) / 60  # the whole life: start-up and stop included
     figures["rest_per_min"] = sum(after.values()) - sum(before.values())
@@ -142,29 +156,43 @@ def main() -> None:
     try:
         url = parent.recv()
         with tempfile.TemporaryDirectory() as tmp:
-            live = asyncio.run(_live(url, args.seconds, Path(tmp)))
+            live = asyncio.run(_live(url, args.seconds, Path(tmp), GrvtExchange))
+            polled = asyncio.run(_live(url, args.seconds, Path(tmp), _HistoryPerBook))
             sim = asyncio.run(_sim(args.seconds, Path(tmp)))
     finally:
         parent.send("stop")
         server.join(timeout=30)
-    live_ms = 1000 * live["cpu_s"] / max(live["books"], 1.0)
-    sim_ms = 1000 * sim["cpu_s"] / max(sim["books"], 1.0)
+    ms = {
+        name: 1000 * f["cpu_s"] / f["published"]
+        for name, f in (("live", live), ("polled", polled), ("sim", sim))
+    }
+    for name, f in (("live, fills from the stream", live), ("live, history per decision", polled)):
+        print(
+            f"{name}: {f['published']:.0f} book events, {f['decisions']:.0f} decisions,"
+            f" {f['fills']:.0f} fills,"
+            f" {1000 * f['cpu_s'] / f['published']:.3f} ms CPU per book event;"
+            f" {f['rest_per_min']:.1f} REST calls/min ({f['fill_history_per_min']:.1f} fill history)"
+        )
     print(
-        f"live: {live['books']:.0f} book events, {live['fills']:.0f} fills, {live_ms:.3f} ms CPU each;"
-        f" {live['rest_per_min']:.1f} REST calls/min ({live['fill_history_per_min']:.1f} fill history)"
-    )
-    print(
-        f"sim (baseline): {sim['books']:.0f} book events, {sim['fills']:.0f} fills, {sim_ms:.3f} ms CPU each"
+        f"sim: {sim['published']:.0f} book events, {sim['fills']:.0f} fills,"
+        f" {ms['sim']:.3f} ms CPU per book event"
     )
     figures = {
         "seconds": args.seconds,
-        "live_book_events": int(live["books"]),
-        "live_fills": int(live["fills"]),
-        "live_cpu_ms_per_book_event": round(live_ms, 3),
-        "live_rest_calls_per_min": round(live["rest_per_min"], 1),
-        "live_fill_history_calls_per_min": round(live["fill_history_per_min"], 1),
-        "sim_cpu_ms_per_book_event": round(sim_ms, 3),
-        "ratio_live_vs_sim_cpu": round(live_ms / sim_ms, 2) if sim_ms else None,
+        "book_events_per_s": 1 / STEP_INTERVAL_S,
+        "stream_cpu_ms_per_book_event": round(ms["live"], 3),
+        "stream_rest_calls_per_min": round(live["rest_per_min"], 1),
+        "stream_fill_history_calls_per_min": round(live["fill_history_per_min"], 1),
+        "stream_fills": int(live["fills"]),
+        "stream_cpu_ms_per_decision": round(1000 * live["cpu_s"] / live["decisions"], 3),
+        "polled_cpu_ms_per_book_event": round(ms["polled"], 3),
+        "polled_rest_calls_per_min": round(polled["rest_per_min"], 1),
+        "polled_fill_history_calls_per_min": round(polled["fill_history_per_min"], 1),
+        "polled_fills": int(polled["fills"]),
+        "polled_cpu_ms_per_decision": round(1000 * polled["cpu_s"] / polled["decisions"], 3),
+        "sim_cpu_ms_per_book_event": round(ms["sim"], 3),
+        "ratio_stream_vs_polled_cpu": round(ms["live"] / ms["polled"], 3),
+        "ratio_stream_vs_polled_rest": round(live["rest_per_min"] / polled["rest_per_min"], 3),
     }
     print(json.dumps(figures))
 

@@ -1,12 +1,13 @@
 """The async shell around one bot's core: one event queue, one consumer, the exchange calls, the ledger.
 
 Producers only enqueue: market data (books coalesced to the newest: a slow decision never works
-through a backlog of old books), public trades, a timer, control checks and, where the exchange
-streams them (live), our orders' states and fill notices (a fill notice queues a decision on the
-newest book, which takes the fills first). One consumer takes an
+through a backlog of old books), public trades, a timer, and control checks. One consumer takes an
 event, asks the core (`bots.core.core.BotCore`), performs its actions one after the other, and feeds
 what came of them back to the core. Decisions therefore never overlap, a command or a config version
 is applied between two decisions, and what a `stop` acks is what the exchange did.
+
+Where the exchange streams what becomes of our orders (live: `Capabilities.order_events`), a
+producer enqueues it too: an order's final state as itself, fill notices as one fill sync.
 
 Fills are committed to the ledger before the core hears of them (a crash loses none).
 """
@@ -101,6 +102,7 @@ class _Event:
 _BOOK = _Event("book")
 _TIMER = _Event("timer")
 _CONTROL = _Event("control")
+_FILLS = _Event("fills")  # the exchange has new fills for us (a notice on its private stream)
 _STOP = _Event("stop")  # wakes an idle consumer at shutdown
 
 
@@ -370,12 +372,11 @@ class BotWorker:
         await self._stop.wait()
 
     async def _order_events(self) -> None:
-        """A fill notice queues a decision on the newest book (it takes the fills first); an order's
+        """Fill notices queue a fill sync (one at a time: it takes every fill there is); an order's
         final state queues itself. The stream ending does not stop us."""
         async for event in cast("OrderEvents", self.exchange).stream_order_events(self.symbol):
             if isinstance(event, Fill):
-                if self.last_book is not None:
-                    self._enqueue(_BOOK)
+                self._enqueue(_FILLS)
             elif event.status.is_final:
                 self._idle.clear()
                 self._queue.put_nowait(event)
@@ -407,6 +408,8 @@ class BotWorker:
                 await self._on_book()
             elif event is _TIMER:
                 await self._on_timer()
+            elif event is _FILLS:
+                await self._sync_fills()
             else:
                 await apply_control(self)
 
