@@ -360,7 +360,7 @@ class GrvtExchange:
         self._validate(request, info)
         coid = request.client_order_id
         if coid in self._sent and (known := await self._lookup(coid)) is not None:
-            return _accepted(known)  # a retry whose first attempt reached the exchange
+            return self._placed(known)  # a retry whose first attempt reached the exchange
         self._sent[coid] = None
         while len(self._sent) > _SENT_MEMORY:
             self._sent.popitem(last=False)
@@ -381,7 +381,7 @@ class GrvtExchange:
                 exc.reason is RejectReason.OVERLAPPING_CLIENT_ORDER_ID
                 and (known := await self._lookup(coid)) is not None
             ):
-                return _accepted(known)
+                return self._placed(known)
             raise Rejected(exc.reason, message=str(exc), status=exc.status) from None
         except ExchangeError:
             raise
@@ -390,12 +390,17 @@ class GrvtExchange:
         if not result:
             raise Unavailable("create_order: reply without an order")
         update = parse_order(result)
-        self._taken = self._taken or update.filled_size > 0
         if (
             update.reason == RejectReason.OVERLAPPING_CLIENT_ORDER_ID
             and (known := await self._lookup(coid)) is not None
         ):
-            return _accepted(known)
+            return self._placed(known)
+        return self._placed(update)
+
+    def _placed(self, update: OrderUpdate) -> OrderUpdate:
+        """The order as placed (`Rejected` when refused); one that traded at once makes the next
+        `fills_since` read the history, so its caller sees those fills at once."""
+        self._taken = self._taken or update.filled_size > 0
         return _accepted(update)
 
     async def _lookup(self, coid: str) -> OrderUpdate | None:
