@@ -8,6 +8,7 @@ fills it made on the worker's sub-account, its position. Each test trades on a f
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -17,7 +18,8 @@ from typing import Any
 import pytest
 
 from bots.control import WorkerExit
-from bots.exchange.base import OrderStatus, OrderUpdate
+from bots.engine.types import Side
+from bots.exchange.base import OrderRequest, OrderStatus, OrderUpdate
 from bots.venues.grvt.execution import GrvtExchange
 from bots.venues.grvt.parse import parse_fill
 from bots.venues.grvt.server.app import GrvtSimConfig, GrvtSimServerThread
@@ -25,6 +27,9 @@ from settings.models import BotSettings
 from tests.integration.worker_harness import RunningWorker, new_credentials, start_worker, stop_worker
 
 SYMBOL = "BTC_USDT_Perp"
+TICK = Decimal("0.1")
+LOT = Decimal("0.001")
+_COIDS = itertools.count(7_000_000_001)
 # Quotes near the touch on a market whose trades reach a few ticks deep: fills every second or so.
 STRATEGY = {"spread_pct": 0.001, "grid_layers": 2, "grid_spacing_pct": 0.0005, "refresh_interval_s": 0.2}
 BUSY = {
@@ -58,6 +63,10 @@ def _settings(url: str, name: str, **risk: float) -> BotSettings:
     exchange = {"mode": "live", "base_url": url, "request_timeout_s": 5.0}
     data = {"symbol": SYMBOL, "name": name, **BUSY, "exchange": exchange}
     return BotSettings.model_validate(data | {"risk": BUSY["risk"] | risk})
+
+
+def _coid() -> str:
+    return str(next(_COIDS))
 
 
 def _requests(server: GrvtSimServerThread, endpoint: str) -> int:
@@ -120,6 +129,33 @@ def test_fills_arrive_on_the_stream_without_a_history_call_per_book(
         finally:
             assert await stop_worker(running) is WorkerExit.STOPPED
         _agrees_with_the_exchange(market, running)
+
+    asyncio.run(main())
+
+
+def test_the_stream_serves_only_a_read_that_goes_on_from_the_last_cursor(market: GrvtSimServerThread) -> None:
+    """A read from any other cursor (None: the whole history) cannot be served by the stream."""
+
+    async def main() -> None:
+        ex = GrvtExchange(_settings(market.url, "reader"), credentials=new_credentials())
+        try:
+            for _ in range(3):  # taking orders: fills at once
+                book = await ex.book(SYMBOL)
+                price = book.asks[0].price * Decimal("1.01")
+                await ex.place_order(
+                    OrderRequest(SYMBOL, Side.BUY, price.quantize(TICK), LOT, _coid(), post_only=False)
+                )
+            every, cursor = await ex.fills_since(SYMBOL, None)
+            assert len(every) >= 3
+            await _until(lambda: ex.fills_streamed, "fills served from the stream")
+            history = _requests(market, "fill_history")
+            assert await ex.fills_since(SYMBOL, cursor) == ([], cursor)  # goes on: the stream, no call
+            assert _requests(market, "fill_history") == history
+            again, _ = await ex.fills_since(SYMBOL, None)  # from the start: the history
+            assert [f.fill_id for f in again] == [f.fill_id for f in every]
+            assert _requests(market, "fill_history") == history + 1
+        finally:
+            await ex.close()
 
     asyncio.run(main())
 

@@ -3,12 +3,13 @@
 Why this module: it is the adapters' home and the import point (`bots.exchange.factory`); the parts
 live beside it: `client` (the SDK client: transport, error mapping, log masking, SDK hooks),
 `parse` (JSON -> our `Decimal` dataclasses, reject reasons), `data` (market-data
-websocket, `GrvtMarketData`) and `account` (the private streams: our fills and order states).
+websocket, `GrvtMarketData`), `account` (the private streams: our fills and order states) and `fills`
+(which of the stream and the REST fill history serves a fill read, and the cursor).
 
 Fills come from the private `fill` stream; the REST fill history is read at start, after a trade-data
-reconnect, after a fill message that could not be read, and for every read of a reconciliation (which
-the worker runs after a reconnect or a call that may have happened: the position it reads must include
-exactly the fills it returns, which only the history promises): see `fills_since`.
+reconnect, after a fill message that could not be read, after an order of ours took liquidity, and for
+every read of a reconciliation (which the worker runs after a reconnect or a call that may have
+happened).
 
 Hosts: `exchange.base_url` points every endpoint at one host (`bots.venues.grvt.endpoints`, per
 client). Secrets stay `SecretStr` until the SDK client is built and our messages never carry them.
@@ -19,10 +20,9 @@ locally, with the paper model's reason names) and come back as `Decimal`.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -55,16 +55,14 @@ from bots.venues.grvt.account import _AccountFeed
 from bots.venues.grvt.client import _REDACTOR, _SdkClient, _TaskLoop
 from bots.venues.grvt.data import GrvtMarketData, _MarketFeed
 from bots.venues.grvt.endpoints import base_url_override
+from bots.venues.grvt.fills import _FillSource
 from bots.venues.grvt.parse import (
     GrvtApiError,
     _accepted,
     _decimal,
     _gone_is_fine,
     _plain,
-    decode_cursor,
-    encode_cursor,
     parse_book,
-    parse_fill,
     parse_instrument,
     parse_order,
 )
@@ -77,8 +75,6 @@ log = logging.getLogger("mmfleet.grvt")
 T = TypeVar("T")
 
 _NS_PER_S = 1_000_000_000
-_FILL_PAGE = 1000
-_MAX_FILL_PAGES = 1000
 _SENT_MEMORY = 50_000  # client order ids remembered for idempotent retries
 
 
@@ -127,20 +123,16 @@ class GrvtExchange:
         self.cancel_unknown_orders = exchange.cancel_unknown_orders
         self.configured_instrument = settings.instrument
         self.book_rate_ms, self.book_depth, self.stale_after_s = book_rate_ms, book_depth, stale_after_s
-        self.fills_overlap_ns = round(fills_overlap_s * _NS_PER_S)
         self.reconnects = 0
         self._loop: _TaskLoop | None = None
         self._client: _SdkClient | None = None
         self._feed: _MarketFeed | None = None
         self._account: _AccountFeed | None = None
         self._connecting = False  # the SDK's connect loop runs
-        self._synced_connection = 0  # the trade-data connection a history read last joined the stream on
-        self._reconciling = False  # every fill read of a reconciliation is a history read
-        self._taken = False  # an order of ours took liquidity: its fills are due before the stream's
+        self._fills = _FillSource(self.symbol, round(fills_overlap_s * _NS_PER_S))
         self._info: InstrumentInfo | None = None
         self._ready_lock = asyncio.Lock()
         self._sent: OrderedDict[str, None] = OrderedDict()
-        self._delivered: dict[str, int] = {}  # fill id -> event time, within the overlap window
         self._connections: dict[GrvtWSEndpointType, int] = {}
         self._needs_reconcile = True
         self._closed = False
@@ -156,13 +148,7 @@ class GrvtExchange:
     @property
     def fills_streamed(self) -> bool:
         """True when the next `fills_since` serves the stream's fills (no REST call)."""
-        account = self._account
-        return (
-            account is not None
-            and not (self._reconciling or self._taken or account.gap)
-            and account.live
-            and self._synced_connection == account.connections
-        )
+        return self._account is not None and self._fills.streamed(self._account)
 
     def _secrets(self) -> tuple[str, ...]:
         c = self._creds
@@ -400,7 +386,7 @@ class GrvtExchange:
     def _placed(self, update: OrderUpdate) -> OrderUpdate:
         """The order as placed (`Rejected` when refused); one that traded at once makes the next
         `fills_since` read the history, so its caller sees those fills at once."""
-        self._taken = self._taken or update.filled_size > 0
+        self._fills.taken = self._fills.taken or update.filled_size > 0
         return _accepted(update)
 
     async def _lookup(self, coid: str) -> OrderUpdate | None:
@@ -488,78 +474,18 @@ class GrvtExchange:
         return sum((_decimal(b.get("balance", "0"), "balance") for b in rows), Decimal(0))
 
     async def fills_since(self, symbol: str, cursor: str | None) -> tuple[list[Fill], str | None]:
-        """Our fills after `cursor`, oldest first: the streamed ones, or the REST history's.
-
-        The stream serves when it can be trusted: a history read joined it on the current trade-data
-        connection (subscriptions acknowledged), no fill message since was unreadable, no
-        reconciliation is under way, and no order of ours took liquidity since the last read (the
-        caller wants its fills at once; the stream may still be on its way). Otherwise GRVT's fill
-        history is read (every page), joined with whatever the stream brought meanwhile (by fill id),
-        and the stream is trusted again from that read on when it was live as the read began.
-
-        The cursor is `grvt1:<newest event time ns>:<fill ids at that time>`. History queries start
-        `fills_overlap_s` before it, so a fill that reaches the history late is still delivered (once
-        per process; after a restart such a fill may come again, and the ledger drops it by fill id).
-        None, or a cursor another mode wrote, reads the whole history.
-        """
+        """Our fills after `cursor`, oldest first: the streamed ones, or the REST history's (every page,
+        joined with the stream by fill id); which one serves, and the cursor: `bots.venues.grvt.fills`."""
         self._check(symbol)
         client = await self._ready()
-        account = self._account
-        assert account is not None
-        if self.fills_streamed:
-            return self._new_fills(account.take(), cursor)
-        return await self._fills_from_history(client, account, cursor)
+        assert self._account is not None
 
-    async def _fills_from_history(
-        self, client: _SdkClient, account: _AccountFeed, cursor: str | None
-    ) -> tuple[list[Fill], str | None]:
-        connection, live = account.connections, account.live  # before the read: the stream goes on from here
-        account.history_read()
-        self._taken = False
-        last_ns, _ = decode_cursor(cursor)
-        start_ns = max(1, last_ns - self.fills_overlap_ns) if last_ns else None
-        rows: list[dict[str, Any]] = []
-        page: str | None = None
+        async def fetch_page(start_ns: int | None, limit: int, params: dict[str, str]) -> Any:
+            return await self._sdk(
+                "fill_history", lambda: client.fetch_my_trades(symbol, start_ns, limit, params)
+            )
 
-        async def fetch_page(params: dict[str, str]) -> Any:
-            return await client.fetch_my_trades(self.symbol, start_ns, _FILL_PAGE, params)
-
-        for _ in range(_MAX_FILL_PAGES):
-            params = {"cursor": page} if page else {}
-            reply = await self._sdk("fill_history", functools.partial(fetch_page, params))
-            batch = (reply.get("result") or []) if isinstance(reply, dict) else []
-            rows.extend(batch)
-            following = reply.get("next") if isinstance(reply, dict) else None
-            if not batch or not following or following == page:
-                break
-            page = str(following)
-        else:
-            raise ExchangeError(f"fill_history: more than {_MAX_FILL_PAGES} pages")
-        if live:
-            self._synced_connection = connection
-        return self._new_fills([*map(parse_fill, rows), *account.take()], cursor)
-
-    def _new_fills(self, fills: Iterable[Fill], cursor: str | None) -> tuple[list[Fill], str | None]:
-        """The fills of our symbol not delivered yet (by fill id, and by the cursor), oldest first, and
-        the cursor after them."""
-        last_ns, last_ids = decode_cursor(cursor)
-        unique = {f.fill_id: f for f in fills if f.symbol == self.symbol}
-        ordered = sorted(unique.values(), key=lambda f: (f.ts_ns, f.fill_id))
-        new = [
-            f for f in ordered
-            if f.ts_ns > last_ns
-            or (f.fill_id not in last_ids and (f.ts_ns == last_ns or f.fill_id not in self._delivered))
-        ]  # fmt: skip
-        if not new:
-            return [], cursor
-        for fill in new:
-            self._delivered[fill.fill_id] = fill.ts_ns
-        newest = max(last_ns, new[-1].ts_ns)
-        self._delivered = {k: ts for k, ts in self._delivered.items() if ts >= newest - self.fills_overlap_ns}
-        at_newest = {f.fill_id for f in ordered if f.ts_ns == newest} | (
-            last_ids if newest == last_ns else set()
-        )
-        return new, encode_cursor(newest, at_newest)
+        return await self._fills.read(self._account, cursor, fetch_page)
 
     # ----- reconciliation --------------------------------------------------------------------------
 
@@ -569,7 +495,7 @@ class GrvtExchange:
         """Fills since `cursor`, position and open orders against the orders the bot knows; unknown
         orders are reported, and cancelled when `exchange.cancel_unknown_orders` is set."""
         self._needs_reconcile = False
-        self._reconciling = True
+        self._fills.reconciling = True
         if self._account is not None:
             self._account.events.dropped = 0
         try:
@@ -582,4 +508,4 @@ class GrvtExchange:
             self._needs_reconcile = True
             raise
         finally:
-            self._reconciling = False
+            self._fills.reconciling = False
