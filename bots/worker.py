@@ -7,7 +7,8 @@ what came of them back to the core. Decisions therefore never overlap, a command
 is applied between two decisions, and what a `stop` acks is what the exchange did.
 
 Where the exchange streams what becomes of our orders (live: `Capabilities.order_events`), a
-producer enqueues it too: an order's final state as itself, fill notices as one fill sync.
+producer enqueues it too: an order's final state as itself, a fill notice as a decision on the newest
+book (which takes the fills first: the position changed, the quotes must follow).
 
 Fills are committed to the ledger before the core hears of them (a crash loses none).
 """
@@ -372,11 +373,12 @@ class BotWorker:
         await self._stop.wait()
 
     async def _order_events(self) -> None:
-        """Fill notices queue a fill sync (one at a time: it takes every fill there is); an order's
+        """A fill notice queues a decision on the newest book, which takes the fills first (coalesced:
+        one decision takes every fill there is), or a fill sync before the first book; an order's
         final state queues itself. The stream ending does not stop us."""
         async for event in cast("OrderEvents", self.exchange).stream_order_events(self.symbol):
             if isinstance(event, Fill):
-                self._enqueue(_FILLS)
+                self._enqueue(_BOOK if self.last_book is not None else _FILLS)
             elif event.status.is_final:
                 self._idle.clear()
                 self._queue.put_nowait(event)
