@@ -3,12 +3,12 @@
 The exchange runs in a child process (its CPU is not ours) and steps its market every 0.1 s: 10 book
 events/s published, as the fleet benchmark's bots see. Measured over `--seconds` each, one after the
 other in this process: the live bot as it is (fills from the private stream), the same bot reading
-the REST fill history on every decision as it did before the stream (`fills_streamed` forced off,
-no order events: the baseline), and a sim-mode bot (in-process fill model, no exchange I/O). Figures:
-REST calls per minute the exchange served (all, and fill history alone, from its `/_sim/state`
-request counts) and this process's CPU per published book event and per decision (a worker behind
-the market decides on the newest book only, so a cheaper one decides more often). Ratio: stream over
-history-per-book CPU. Last line: one JSON object of the figures.
+the REST fill history on every decision as it did before the stream (its fill source never trusts
+the stream, no order events: the baseline), and a sim-mode bot (in-process fill model, no exchange
+I/O). Figures: REST calls per minute the exchange served (all, and fill history alone, from its
+`/_sim/state` request counts) and this process's CPU per published book event and per decision (a
+worker behind the market decides on the newest book only, so a cheaper one decides more often).
+Ratio: stream over history-per-book CPU. Last line: one JSON object of the figures.
 """
 
 from __future__ import annotations
@@ -35,7 +35,9 @@ from bots.exchange.factory import make_exchange
 from bots.metrics import BotMetrics
 from bots.retry import Backoff
 from bots.store import Ledger
+from bots.venues.grvt.account import _AccountFeed
 from bots.venues.grvt.execution import GrvtExchange
+from bots.venues.grvt.fills import _FillSource
 from bots.worker import BotWorker
 from settings.credentials import GrvtCredentials
 from settings.models import BotSettings
@@ -50,14 +52,20 @@ BUSY = {  # quotes near the touch: the local market fills them often
 }
 
 
+class _HistoryEveryRead(_FillSource):
+    def streamed(self, account: _AccountFeed) -> bool:
+        return False
+
+
 class _HistoryPerBook(GrvtExchange):
-    """The adapter as it was before the private streams: every `fills_since` reads the history."""
+    """The adapter as it was before the private streams: every `fills_since` reads the history, and
+    no order events reach the worker."""
 
     capabilities = Capabilities(reconciles=True, local_fills=False, order_events=False)
 
-    @property
-    def fills_streamed(self) -> bool:
-        return False
+    def __init__(self, settings: BotSettings, *, credentials: GrvtCredentials) -> None:
+        super().__init__(settings, credentials=credentials)
+        self._fills = _HistoryEveryRead(self._fills.symbol, self._fills.overlap_ns)
 
 
 def _serve(pipe: Connection) -> None:
