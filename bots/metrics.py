@@ -9,20 +9,29 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from bots.core.markouts import FillMarkout
+from bots.engine.markouts import MARKOUT_HORIZONS_S
 from bots.engine.portfolio import Portfolio
 from bots.engine.quoter import Inventory, QuoteDecision
 from bots.engine.risk import drawdown_ratio
 from bots.engine.types import OrderKind, Side, Signal, TradingState
 from bots.errors import RejectReason
 
-__all__ = ["REGIMES", "TICK_TO_QUOTE_BUCKETS", "BotMetrics"]
+__all__ = [
+    "MARKOUT_BPS_BUCKETS",
+    "MARKOUT_USD_BUCKETS",
+    "REGIMES",
+    "TICK_TO_QUOTE_BUCKETS",
+    "BotMetrics",
+    "horizon_label",
+]
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # `_created` series double the exposition and no dashboard uses them
 
@@ -30,9 +39,35 @@ disable_created_metrics()  # type: ignore[no-untyped-call]  # `_created` series 
 TICK_TO_QUOTE_BUCKETS: Final = (
     1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 1e-1,
 )  # fmt: skip
+# Markouts are signed (negative: the mid went against us), so the buckets are too, finer near zero.
+MARKOUT_BPS_BUCKETS: Final = (
+    -50.0,
+    -20.0,
+    -10.0,
+    -5.0,
+    -2.0,
+    -1.0,
+    -0.5,
+    0.0,
+    0.5,
+    1.0,
+    2.0,
+    5.0,
+    10.0,
+    20.0,
+    50.0,
+)
+MARKOUT_USD_BUCKETS: Final = (
+    -100.0, -30.0, -10.0, -3.0, -1.0, -0.3, -0.1, 0.0, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0,
+)  # fmt: skip
 REGIMES: Final = ("trending", "ranging", "volatile")
 ERROR_KINDS: Final = ("unavailable", "timeout", "rate_limited", "rejected", "other")
 LABELS: Final = ("bot", "symbol", "mode")
+
+
+def horizon_label(horizon_s: float) -> str:
+    """A markout horizon as its metric label: "1s", "10s", "60s"."""
+    return f"{horizon_s:g}s"
 
 
 class _MarketDataAge(Collector):
@@ -99,10 +134,29 @@ class BotMetrics:
             for kind in OrderKind
             for layer in range(grid_layers if kind is OrderKind.GRID else 2)
         }
-        regime = Gauge(
-            "mmfleet_regime_probability", "Regime model probability.", (*LABELS, "regime"), registry=registry
+        self.model_spread = gauge(
+            "model_spread", "The model's total spread before the spread_pct floor, fraction of mid."
+        ).labels(*base)
+        self.spread_floor_binding = gauge(
+            "spread_floor_binding", "1 while the spread_pct floor, not the model, sets the quoted spread."
+        ).labels(*base)
+        self.intensity_a = gauge(
+            "intensity_a", "Arrival intensity A in use (trades per second per side at the mid)."
+        ).labels(*base)
+        self.intensity_fitted = gauge(
+            "intensity_fitted", "1 while kappa/A come from the fit of recent trades (auto), 0 otherwise."
+        ).labels(*base)
+        # Absent, not 0, while no model answers: a 0 would read as "certainly not this regime".
+        self._regime_probability = Gauge(
+            "mmfleet_regime_probability",
+            "Regime probability the gamma/kappa blend uses (the smoothed posterior); absent without a model.",
+            (*LABELS, "regime"),
+            registry=registry,
         )
-        self.regime_probability = {name: regime.labels(*base, name) for name in REGIMES}
+        self._regimes_shown: set[str] = set()
+        self.regime_model_loaded = gauge(
+            "regime_model_loaded", "1 while a usable regime model is loaded (ml.regime_enabled), else 0."
+        ).labels(*base)
         latched = Gauge(
             "mmfleet_signal_latched",
             "1 while a signal is latched on this side.",
@@ -126,12 +180,40 @@ class BotMetrics:
             "mmfleet_tick_to_quote_seconds", "Book event in to desired orders out.", LABELS,
             buckets=TICK_TO_QUOTE_BUCKETS, registry=registry,
         ).labels(*base)  # fmt: skip
+        markout_labels = (*LABELS, "side", "horizon")
+        markout_bps = Histogram(
+            "mmfleet_fill_markout_bps", "Mid move after each fill, signed for us (negative: against us).",
+            markout_labels, buckets=MARKOUT_BPS_BUCKETS, registry=registry,
+        )  # fmt: skip
+        markout_usd = Histogram(
+            "mmfleet_fill_markout_usd", "Mid move after each fill times its size, signed for us, USD.",
+            markout_labels, buckets=MARKOUT_USD_BUCKETS, registry=registry,
+        )  # fmt: skip
+        # prometheus_client exposes no `_sum` for a histogram with negative buckets: the sum is its own gauge
+        markout_pnl = Gauge(
+            "mmfleet_markout_pnl_usd", "Sum of the fills' markouts since the bot started (signed for us).",
+            markout_labels, registry=registry,
+        )  # fmt: skip
+        self.fill_markout = {
+            (side, horizon): (
+                markout_bps.labels(*base, side.value, horizon_label(horizon)),
+                markout_usd.labels(*base, side.value, horizon_label(horizon)),
+                markout_pnl.labels(*base, side.value, horizon_label(horizon)),
+            )
+            for side in Side
+            for horizon in MARKOUT_HORIZONS_S
+        }
         errors = counter("exchange_errors", "Exchange errors, by kind.", ("kind",))
         self.exchange_errors = {k: errors.labels(*base, k) for k in ERROR_KINDS}
         self.circuit_breaker_tripped = gauge(
             "circuit_breaker_tripped", "1 when the max-loss breaker tripped."
         ).labels(*base)
         self.trading_enabled = gauge("trading_enabled", "1 when the bot may place orders.").labels(*base)
+        self.other_store_orders = gauge(
+            "other_store_orders",
+            "Orders of another mmfleet store resting on this bot's account and symbol at the last look"
+            " (any: the bot halts until reset-risk).",
+        ).labels(*base)
         self.trading_state = Gauge(
             "mmfleet_trading_state", "1 for the current trading state.", (*LABELS, "state"), registry=registry
         )
@@ -149,14 +231,21 @@ class BotMetrics:
         self.set_config_version("none")
         self.set_model_version("none")
         registry.register(_MarketDataAge(base, lambda: self.last_book_ns))
-        for child in self.regime_probability.values():
-            child.set(0.0)
         for child in self.quote_price.values():
             child.set(float("nan"))
 
     def reject(self, reason: RejectReason) -> None:
         """Count a rejection; the reasons are a closed set, so the label set stays bounded."""
         self.orders_rejected[reason].inc()
+
+    def observe_markouts(self, markouts: Iterable[FillMarkout]) -> None:
+        """Each markout into its side's and horizon's histograms (bps and USD) and running sum (USD)."""
+        for markout in markouts:
+            children = self.fill_markout.get((markout.side, markout.horizon_s))
+            if children is not None:
+                children[0].observe(markout.bps)
+                children[1].observe(markout.usd)
+                children[2].inc(markout.usd)
 
     def error(self, kind: str) -> None:
         self.exchange_errors.get(kind, self.exchange_errors["other"]).inc()
@@ -172,6 +261,27 @@ class BotMetrics:
     def set_model_version(self, version: str) -> None:
         self._model_info.clear()
         self._model_info.labels(*self._base, version).set(1.0)
+
+    def publish_regime(self, probabilities: Mapping[str, float] | None, *, loaded: bool) -> None:
+        """The blend's regime probabilities: a series per known regime, none at all without them."""
+        self.regime_model_loaded.set(1.0 if loaded else 0.0)
+        family, base, shown = self._regime_probability, self._base, self._regimes_shown
+        for name in REGIMES:
+            p = probabilities.get(name) if probabilities is not None else None
+            if p is not None:
+                family.labels(*base, name).set(p)
+                shown.add(name)
+            elif name in shown:
+                family.remove(*base, name)
+                shown.discard(name)
+
+    def publish_spread(self, decision: QuoteDecision, *, intensity_a: float, fitted: bool) -> None:
+        """The model's spread beside the quoted one, whether the floor binds, and the intensity in use."""
+        if not math.isnan(decision.model_spread_pct):
+            self.model_spread.set(decision.model_spread_pct)
+            self.spread_floor_binding.set(1.0 if decision.floor_binds else 0.0)
+        self.intensity_a.set(intensity_a)
+        self.intensity_fitted.set(1.0 if fitted else 0.0)
 
     def publish_cycle(
         self,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -33,14 +34,16 @@ from bots.core.actions import (
     Place,
     RecordEnabled,
     RecordMarket,
+    RecordMarkouts,
     RecordOrders,
+    RecordPeak,
     RecordRisk,
 )
 from bots.core.core import BotCore
-from bots.core.orders import OrderIds, bot_tag
+from bots.core.orders import OrderIds, bot_tag, owner_of
 from bots.engine.orders import OpenOrder
 from bots.engine.portfolio import Portfolio
-from bots.engine.quoter import QuoteEngine
+from bots.engine.quoter import QuoteDecision, QuoteEngine
 from bots.engine.risk import RiskState
 from bots.errors import ConfigError, Rejected, RejectReason, TransientExchangeError
 from bots.exchange.base import (
@@ -84,6 +87,7 @@ class RegimeSource(Protocol):
     def observe(self, row: FeatureRow) -> None: ...
     def poll(self, now_s: float) -> int | None: ...
     def probabilities(self, now_s: float) -> dict[str, float] | None: ...
+    def loaded(self, now_s: float) -> bool: ...
     def reconfigure(self, model_dir: Path, max_model_age_s: float) -> None: ...
 
 
@@ -107,14 +111,18 @@ _FILLS = _Event("fills")  # the exchange has new fills for us (a notice on its p
 _STOP = _Event("stop")  # wakes an idle consumer at shutdown
 
 
-def _stored_risk(value: object) -> RiskState:
-    """The trips kept in the ledger; a value that is not what the worker writes fails closed (breaker
-    tripped: no quoting until an operator's `start`), never a crash."""
-    fields = ("breaker_tripped", "drawdown_tripped")
-    if isinstance(value, dict) and set(value) <= set(fields) and all(type(v) is bool for v in value.values()):
-        return RiskState(**value)
-    log.warning("stored risk state unreadable: breaker tripped until a start command")
-    return RiskState(breaker_tripped=True)
+def _stored_halts(value: object) -> tuple[RiskState, str | None]:
+    """The risk trips and the other-store halt kept in the ledger; a value that is not what the worker
+    writes fails closed (breaker tripped: no quoting until an operator's `reset-risk`), never a crash."""
+    if isinstance(value, dict):
+        trips = {k: v for k, v in value.items() if k != "other_store"}
+        other = value.get("other_store")
+        readable = set(trips) <= {"breaker_tripped", "drawdown_tripped"}
+        readable = readable and all(type(v) is bool for v in trips.values())
+        if readable and (other is None or isinstance(other, str)):
+            return RiskState(**trips), other
+    log.warning("stored risk state unreadable: breaker tripped until `mmfleet ctl reset-risk`")
+    return RiskState(breaker_tripped=True), None
 
 
 class BotWorker:
@@ -142,11 +150,13 @@ class BotWorker:
         self.symbol = settings.symbol
         self.config_version = "file"
         self.started_ns = time.time_ns()
+        self.store_id = ledger.store_id()  # carried by our client order ids: see `_check_other_stores`
         self.core = self._new_core(
             Portfolio(symbol=self.symbol, starting_balance=settings.paper.starting_balance_usd)
         )
         self.last_book: BookUpdate | None = None  # the newest book received (maybe not decided on yet)
         self._received_ns = 0
+        self._floor_binds = False  # the spread floor decided the last published spread (logged on change)
         self._cursor: str | None = None
         self._exit = WorkerExit.STOPPED
         self._stop = asyncio.Event()
@@ -154,23 +164,34 @@ class BotWorker:
         self._refusals_in_a_row = 0  # orders refused for their credentials, in a row
         self._stop_deadline = 0.0  # monotonic time a stop must be done by
         self._lease_lost = False
+        self._orders_checked = 0.0  # monotonic time of the last look for other stores' orders
         self._rng = random.Random()
         self._queue: asyncio.Queue[_Event | Trade | OrderUpdate] = asyncio.Queue()
         self._queued: set[_Event] = set()  # payload-free events are queued once at a time
         self._idle = asyncio.Event()
 
     def _new_core(
-        self, portfolio: Portfolio, *, enabled: bool = True, peak_equity: float = float("nan")
+        self,
+        portfolio: Portfolio,
+        *,
+        previous: BotCore | None = None,
+        enabled: bool = True,
+        peak_equity: float = float("nan"),
     ) -> BotCore:
-        ids = OrderIds(bot_tag(self.name), time.time_ns() // 1_000)
         return BotCore(
             self.settings.core_config(),
             QuoteEngine(self.settings.engine_config()),
             portfolio,
-            ids,
+            self._order_ids(previous),
             enabled=enabled,
             peak_equity=peak_equity,
         )
+
+    def _order_ids(self, previous: BotCore | None) -> OrderIds:
+        """This store's and bot's client order ids, counting on from the wall clock in milliseconds and
+        past the ids of the core this one replaces."""
+        ids = previous.ids if previous is not None else None
+        return OrderIds.resuming(self.store_id, bot_tag(self.name), time.time_ns() // 1_000_000, ids)
 
     # ----- what the core holds, for the supervisor, the HTTP port and tests -----------------------
 
@@ -200,14 +221,11 @@ class BotWorker:
         peak = ledger.peak_equity(name)
         self.core = self._new_core(
             portfolio,
+            previous=self.core,
             enabled=bool(ledger.get_state(name, ENABLED_KEY, True)),
             peak_equity=float(peak if peak is not None else portfolio.cash),
         )
-        self.core.engine.risk_state = _stored_risk(ledger.get_state(name, RISK_KEY, {}))
-        self.core.risk_recorded = (
-            self.core.engine.risk_state.breaker_tripped,
-            self.core.engine.risk_state.drawdown_tripped,
-        )
+        self.core.restore_halts(*_stored_halts(ledger.get_state(name, RISK_KEY, {})))
         restore_applied_config(self)  # a rollout or reload applied before this restart still holds
         await self._sync_fills()
         await self._reconcile(starting=True)  # orders of a previous life, fills missed while down
@@ -294,7 +312,8 @@ class BotWorker:
     async def _flatten_orders(self) -> list[str]:
         """Cancel-all and read back the open orders until none rests, within `stop_deadline_s` (a retry
         or a Retry-After that would pass it is cut short). What is still resting then, by client order
-        id (ours and, the cancel-all being per symbol, any other); [] once the exchange says none."""
+        id (ours and, the cancel-all being per symbol, any other: only our store's once another store's
+        were seen); [] once the exchange says none."""
         self._stop_deadline = time.monotonic() + self.settings.exchange.stop_deadline_s
         left = sorted(self.core.orders.orders) + sorted(self.core.orders.cancelling)
         while (remaining := self._stop_left_s()) > 0:
@@ -304,7 +323,7 @@ class BotWorker:
             except (TimeoutError, TransientExchangeError):
                 await asyncio.sleep(min(0.2, max(0.0, self._stop_left_s())))
                 continue
-            left = sorted(order.client_order_id for order in resting)
+            left = sorted(order.client_order_id for order in resting if self._may_cancel(order))
             if not left:
                 return []
             await asyncio.sleep(min(0.2, max(0.0, self._stop_left_s())))
@@ -325,6 +344,64 @@ class BotWorker:
             "lost the worker lease: cancelled this life's orders by id and stopped",
             extra={"fields": {"bot": self.name, "client_order_ids": own}},
         )
+
+    # ----- other stores on our account -------------------------------------------------------------
+
+    async def check_other_stores(self) -> None:
+        """Read the symbol's open orders and look for another store's (`_check_other_stores`); only
+        where the account is shared with the world (paper and sim books are this process's own)."""
+        if self._reconciling() is None:
+            return
+        self._orders_checked = time.monotonic()
+        resting = await self._call(partial(self.exchange.open_orders, self.symbol))
+        if resting is not None:
+            self._check_other_stores(resting)
+
+    def _check_other_stores(self, resting: Iterable[OrderUpdate]) -> None:
+        """A full look at the symbol's resting orders: how many are another store's (the gauge the
+        alert watches), and the halt when there are any."""
+        self._orders_checked = time.monotonic()
+        ids = self.core.ids
+        theirs = sorted(o.client_order_id for o in resting if ids.is_other_stores(o.client_order_id))
+        self.metrics.other_store_orders.set(len(theirs))
+        if theirs:
+            self._other_store_halt(theirs)
+
+    def _other_store_halt(self, theirs: Sequence[str]) -> None:
+        """Orders of another mmfleet store (another data directory or database) rest on our account and
+        symbol (`theirs`, from a look at the open orders or an order stream): the worker lease guards one
+        store only, so two stores would quote against each other. The core stops quoting until an
+        operator's `reset-risk`, with one ERROR naming their orders."""
+        if self.core.other_store is not None:
+            return
+        ids = self.core.ids
+        stores = sorted({f"{owner.store:04x}" for cid in theirs if (owner := owner_of(cid)) is not None})
+        reason = (f"orders of another mmfleet store (store {', '.join(stores)}; this one is"
+                  f" {ids.owner.store:04x}) rest on this account's {self.symbol}")  # fmt: skip
+        log.error(
+            f"halted: {reason}; two stores must not trade one account and symbol. Stop the other store's"
+            " bot, then `mmfleet ctl reset-risk`",
+            extra={"fields": {"bot": self.name, "symbol": self.symbol, "client_order_ids": theirs}},
+        )
+        self.core.on_other_store(reason)
+
+    def _may_cancel(self, order: OrderUpdate) -> bool:
+        """Whether a stop or a cancel-all may cancel `order`: any order on the symbol, except once another
+        store's orders have been seen; then only our store's."""
+        if self.core.other_store is None:
+            return True
+        owner = owner_of(order.client_order_id)
+        return owner is not None and owner.store == self.core.ids.owner.store
+
+    async def _cancel_all(self) -> int:
+        """The exchange's cancel-all on the symbol; once another store shares it, our store's orders
+        one by one instead (theirs stay). How many rested before."""
+        if self.core.other_store is None:
+            return await self.exchange.cancel_all(self.symbol)
+        ours = [o for o in await self.exchange.open_orders(self.symbol) if self._may_cancel(o)]
+        for order in ours:
+            await self.exchange.cancel_order(self.symbol, order.client_order_id)
+        return len(ours)
 
     def _stop_left_s(self) -> float:
         return max(0.0, self._stop_deadline - time.monotonic())
@@ -435,11 +512,13 @@ class BotWorker:
             self._enqueue(_BOOK)
 
     async def _on_timer(self) -> None:
-        """Reconcile when the exchange asks; a new model version; the core's quiet-market requote
-        (stale data: cancel all) and records."""
+        """Reconcile when the exchange asks; a look for other stores' orders; a new model version; the
+        core's quiet-market requote (stale data: cancel all) and records."""
         exchange = self._reconciling()
         if exchange is not None and exchange.needs_reconcile:
             await self._reconcile(starting=False)  # after a reconnect or a call that may have happened
+        if time.monotonic() - self._orders_checked >= self.settings.exchange.other_stores_check_s:
+            await self.check_other_stores()
         if self.regime is not None and self.settings.ml.regime_enabled:
             adopted = self.regime.poll(time.time())
             if adopted is not None:
@@ -478,7 +557,7 @@ class BotWorker:
                 took_liquidity = took_liquidity or not action.post_only
             elif isinstance(action, CancelAll):
                 tracked = len(self.core.orders)
-                count = await self._call(lambda: self.exchange.cancel_all(self.symbol))
+                count = await self._call(self._cancel_all)
                 self.core.on_all_cancelled()
                 self.metrics.orders_cancelled.inc(tracked)
                 cancelled = count if count is not None else tracked
@@ -486,12 +565,18 @@ class BotWorker:
                 self._record_market(action)
             elif isinstance(action, RecordOrders):
                 self.ledger.record_orders(self.name, list(action.updates))
+            elif isinstance(action, RecordMarkouts):
+                self.ledger.record_markouts(action.markouts)
+                self.metrics.observe_markouts(action.markouts)
             elif isinstance(action, RecordRisk):
                 state = {
                     "breaker_tripped": action.breaker_tripped,
                     "drawdown_tripped": action.drawdown_tripped,
+                    "other_store": action.other_store,
                 }
                 self.ledger.set_state(self.name, RISK_KEY, state)
+            elif isinstance(action, RecordPeak):
+                self.ledger.reset_peak_equity(self.name, action.peak_equity_usd)
             elif isinstance(action, RecordEnabled):
                 self.ledger.set_state(self.name, ENABLED_KEY, action.enabled)
         if took_liquidity:
@@ -587,7 +672,8 @@ class BotWorker:
         """Agree with the exchange: missed fills, vanished orders, our orphans, and the position.
 
         Exchanges that cannot tell (sim, paper: a fresh in-process book) just get a cancel-all at start.
-        An order with our bot tag that we do not track is ours from an earlier life: always cancelled.
+        An order with our store's and bot's tags that we do not track is ours from an earlier life:
+        always cancelled. Another store's orders are never touched: they halt us.
         """
         exchange = self._reconciling()
         if exchange is None:
@@ -595,9 +681,11 @@ class BotWorker:
                 await self._perform([CancelAll()])
             return
         known = set() if starting else {*self.core.orders.orders, *self.core.orders.cancelling}
-        report = await self._call(lambda: exchange.reconcile(known, self._cursor))
+        spare = self.core.ids.is_other_stores
+        report = await self._call(lambda: exchange.reconcile(known, self._cursor, spare=spare))
         if report is None:
             return
+        self._check_other_stores(report.open_orders)
         self._book_fills(report.fills, report.cursor)
         for coid in report.missing_client_order_ids:
             self.core.on_order_gone(coid)
@@ -664,10 +752,9 @@ class BotWorker:
         if self.regime is None or not self.settings.ml.regime_enabled:
             return
         self.regime.observe(row)
-        probabilities = self.regime.probabilities(time.time())
-        self.core.on_regime(probabilities)
-        for name, child in self.metrics.regime_probability.items():
-            child.set((probabilities or {}).get(name, 0.0))
+        now_s = time.time()
+        self.core.on_regime(self.regime.probabilities(now_s))
+        self.metrics.publish_regime(self.core.probabilities, loaded=self.regime.loaded(now_s))
 
     def _seed_indicators(self) -> None:
         """No warm-up wait: the last hour of recorded mids of the symbol (any bot) into the engine's
@@ -687,6 +774,7 @@ class BotWorker:
         core = self.core
         decision = core.last_decision
         if decision is not None:
+            self._publish_spread(decision)
             self.metrics.publish_cycle(
                 decision,
                 core.inventory,
@@ -694,10 +782,31 @@ class BotWorker:
                 gamma=core.engine.gamma,
                 kappa=core.engine.kappa,
                 breaker_tripped=core.engine.risk_state.breaker_tripped,
-                enabled=core.enabled,
+                enabled=core.enabled and core.other_store is None,
                 tick=float(self.settings.spec.tick_size),
             )
         self._publish_orders()
+
+    def _publish_spread(self, decision: QuoteDecision) -> None:
+        """Spread metrics, and a log line when the spread floor starts or stops deciding the spread."""
+        core = self.core
+        self.metrics.publish_spread(
+            decision, intensity_a=core.engine.intensity_a, fitted=core.fitted is not None
+        )
+        if math.isnan(decision.model_spread_pct) or decision.floor_binds == self._floor_binds:
+            return
+        self._floor_binds = decision.floor_binds
+        fields = {
+            "bot": self.name,
+            "model_spread_pct": round(decision.model_spread_pct, 8),
+            "spread_pct": self.settings.strategy.spread_pct,
+            "gamma": decision.gamma,
+            "kappa": decision.kappa,
+        }
+        if self._floor_binds:
+            log.info("spread floor binds: the model's spread is below spread_pct", extra={"fields": fields})
+        else:
+            log.info("spread floor released: the model's spread decides", extra={"fields": fields})
 
     def _publish_orders(self) -> None:
         self.metrics.publish_open_orders(self.core.orders.sides())
@@ -718,6 +827,8 @@ class BotWorker:
             cast("FillModelHost", self.exchange).reconfigure_fills(settings.paper)
         if self.regime is not None:
             self.regime.reconfigure(settings.ml.model_dir, settings.ml.max_model_age_s)
+        if not settings.ml.regime_enabled:
+            self.metrics.publish_regime(None, loaded=False)
         self.settings = settings
         self.core.reconfigure(settings.core_config(), self.core.engine.reconfigured(settings.engine_config()))
         self.config_version = version

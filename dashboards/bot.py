@@ -1,4 +1,4 @@
-"""One bot, chosen with the `bot` variable: quotes, model, regime, inventory, latency and orders."""
+"""One bot, chosen with the `bot` variable: quotes, model, regime, inventory, latency, orders, markouts."""
 
 from __future__ import annotations
 
@@ -95,8 +95,14 @@ def bot_dashboard() -> Json:
     layout.add(
         timeseries(
             "Spread",
-            [target(f"mmfleet_optimal_spread{{{BOT}}}", "quoted spread")],
-            description="The A-S total spread in use (floored by strategy.spread_pct), fraction of mid.",
+            [
+                target(f"mmfleet_optimal_spread{{{BOT}}}", "quoted spread"),
+                target(f"mmfleet_model_spread{{{BOT}}}", "model spread"),
+            ],
+            description=(
+                "The total spread quoted and the model's (A-S or GLFT) before the strategy.spread_pct"
+                " floor, fraction of mid: where they differ, the floor decides."
+            ),
             unit="percentunit",
         ),
         8,
@@ -114,17 +120,58 @@ def bot_dashboard() -> Json:
         8,
     )
     layout.add(timeseries("Gamma", [target(f"mmfleet_gamma{{{BOT}}}", "gamma")]), 6, 8)
-    layout.add(timeseries("Kappa", [target(f"mmfleet_kappa{{{BOT}}}", "kappa")]), 6, 8)
+    layout.add(
+        timeseries(
+            "Kappa",
+            [target(f"mmfleet_kappa{{{BOT}}}", "kappa")],
+            description="In use: configured, fitted from recent trades (kappa: auto), blended by regime.",
+        ),
+        6,
+        8,
+    )
     layout.add(
         timeseries(
             "Regime probabilities",
             [target(f"mmfleet_regime_probability{{{BOT}}}", "{{regime}}")],
+            description="The smoothed posterior the gamma/kappa blend uses; no series without a model.",
             unit="percentunit",
             limits=(0, 1),
             custom={"stacking": {"mode": "normal", "group": "A"}, "fillOpacity": 40},
+            no_value="no model",
         ),
         6,
         8,
+    )
+    layout.add(
+        stat(
+            "Regime model",
+            [target(f"mmfleet_regime_model_loaded{{{BOT}}}", "regime model")],
+            description="Whether a usable regime model is loaded (ml.regime_enabled, not too old).",
+            mappings=value_mappings({0: ("no model", "text"), 1: ("loaded", "green")}),
+            colour_mode="background",
+        ),
+        6,
+        5,
+    )
+    layout.add(
+        state_timeline(
+            "Spread floor",
+            [target(f"mmfleet_spread_floor_binding{{{BOT}}}", "spread floor")],
+            description="Orange while strategy.spread_pct, not the model, sets the quoted spread.",
+            mappings=value_mappings({0: ("model decides", "green"), 1: ("floor binds", "orange")}),
+        ),
+        9,
+        5,
+    )
+    layout.add(
+        state_timeline(
+            "Intensity fit",
+            [target(f"mmfleet_intensity_fitted{{{BOT}}}", "kappa/A")],
+            description="Blue while kappa/A come from the fit of recent trades (auto); else as configured.",
+            mappings=value_mappings({0: ("configured or fallback", "text"), 1: ("fitted", "blue")}),
+        ),
+        9,
+        5,
     )
 
     layout.row("Inventory and risk")
@@ -235,10 +282,39 @@ def bot_dashboard() -> Json:
         12,
         8,
     )
+
+    layout.row("Markouts")
+    layout.add(
+        timeseries(
+            "Median markout by horizon (bps)",
+            [
+                target(
+                    "histogram_quantile(0.5, sum by (le, horizon) "
+                    f"(rate(mmfleet_fill_markout_bps_bucket{{{BOT}}}[$__rate_interval])))",
+                    "{{horizon}}",
+                )
+            ],
+            description="The mid 1 s, 10 s and 60 s after each fill against its price, signed for us: "
+            "negative when the mid went against us (adverse selection).",
+        ),
+        12,
+        8,
+    )
+    layout.add(
+        timeseries(
+            "Markout PnL by horizon",
+            [target(f"sum by (horizon) (mmfleet_markout_pnl_usd{{{BOT}}})", "{{horizon}}")],
+            description="The fills' markouts summed since the bot started: what they earned marked at the "
+            "mid 1 s, 10 s, 60 s on, before rebates and fees.",
+            unit="currencyUSD",
+        ),
+        12,
+        8,
+    )
     return dashboard(
         "mmfleet-bot",
         "mmfleet: bot",
-        "One bot: quotes, model parameters, regime, inventory, latency and orders.",
+        "One bot: quotes, model parameters, regime, inventory, latency, orders and markouts.",
         layout,
         [query_variable("bot", "Bot", "label_values(mmfleet_equity_usd, bot)")],
     )

@@ -67,9 +67,13 @@ def panel(
     mappings: list[Json] | None = None,
     overrides: list[Json] | None = None,
     options: Json | None = None,
+    no_value: str | None = None,
 ) -> Json:
-    """A Grafana panel of any kind; `Layout.add` gives it an id and a place."""
+    """A Grafana panel of any kind; `Layout.add` gives it an id and a place. `no_value`: the text
+    shown when the queries return nothing (a series that is absent on purpose)."""
     defaults: Json = {"unit": unit}
+    if no_value is not None:
+        defaults["noValue"] = no_value
     if decimals is not None:
         defaults["decimals"] = decimals
     if limits is not None:

@@ -17,8 +17,9 @@ A day is [00:00, 24:00) UTC. For one bot:
   no mid was recorded yet), inventory PnL what the positions held earned as the mid moved, from the
   day's first recorded mid (`mark_open`) to its last (`mark_close`): position_open * (close - open)
   + sum(sign * size * (close - mid at the fill)). spread + inventory is the day's change of
-  realized plus unrealized PnL; total = spread + inventory + rebates - fees. Funding and markouts
-  are not recorded by the ledger yet, so they are not part of it;
+  realized plus unrealized PnL; total = spread + inventory + rebates - fees. Funding is not recorded
+  by the ledger yet, so it is not part of it;
+- markouts of the day's fills at 1 s, 10 s and 60 s, as the workers recorded them (`flows.pnl_markouts`);
 - fills and volume per UTC hour.
 The fleet row sums the bots; its drawdown is that of the summed equity (each bot's last point carried
 forward, its first point of the day carried back). Every figure is an exact Decimal, so regenerating
@@ -30,13 +31,15 @@ from __future__ import annotations
 import datetime as dt
 from bisect import bisect_right
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 
+from bots.core.markouts import FillMarkout
 from bots.display import bps, size, usd
 from bots.engine.portfolio import Portfolio
 from bots.exchange.base import Fill
 from bots.store import EquityPoint
+from flows.pnl_markouts import MarkoutDay, day_markouts, fleet_markouts, markout_columns
 
 __all__ = ["FLEET", "BotDay", "day_bounds", "fleet_day", "max_drawdown", "report_rows", "summarise_bot"]
 
@@ -74,6 +77,7 @@ class BotDay:
     inventory_usd: tuple[tuple[int, float], ...] = ()
     hourly: tuple[tuple[int, Decimal], ...] = ()  # (fills, volume USD) of each UTC hour, 24 of them
     lot_size: Decimal | None = None
+    markouts: tuple[MarkoutDay, ...] = ()  # per horizon, of the day's fills
 
     @property
     def net_pnl_usd(self) -> Decimal:
@@ -120,11 +124,13 @@ def summarise_bot(
     start_ns: int,
     end_ns: int,
     lot_size: Decimal | None = None,
+    markouts: Sequence[FillMarkout] = (),
 ) -> BotDay:
-    """The day of one bot from its fills (ledger order, any time), the day's equity points and the
-    mids it recorded that day (time order)."""
+    """The day of one bot from its fills (ledger order, any time), the day's equity points, the mids
+    it recorded that day (time order) and the markouts of its fills."""
     with localcontext(_CONTEXT):
-        return _summarise_bot(bot, symbol, fills, equity, mids, start_ns, end_ns, lot_size)
+        day = _summarise_bot(bot, symbol, fills, equity, mids, start_ns, end_ns, lot_size)
+        return replace(day, markouts=day_markouts(markouts, start_ns, end_ns))
 
 
 def _summarise_bot(
@@ -263,6 +269,7 @@ def fleet_day(days: Sequence[BotDay]) -> BotDay:
         spread_capture_usd=total("spread_capture_usd"),
         inventory_pnl_usd=total("inventory_pnl_usd"),
         hourly=_fleet_hourly(days),
+        markouts=fleet_markouts([day.markouts for day in days]),
     )
 
 
@@ -301,5 +308,6 @@ def report_rows(day: dt.date, days: Sequence[BotDay], *, exact: bool = False) ->
                 for name, v in (("position_open", d.position_open), ("position_close", d.position_close))
             },
             "mark_close": _text(d.mark_close),
+            **markout_columns(d.markouts, exact=exact),
         })  # fmt: skip
     return rows

@@ -14,6 +14,12 @@ delta-method interval of log A = c - log(1 - exp(-k h)).
 Pass one side's trades to measure that side (buyer-initiated trades lift asks: lambda^a); both
 sides together measure the sum, about 2A. Depths are fractions of mid by default (`relative=True`),
 the unit of the bot's kappa; `relative=False` keeps price units (the A-S paper's).
+
+This is the batch fit, with confidence intervals, for recorded data (research, the tuner's
+`measured_kappa`). A running bot with `kappa: auto` fits online, O(1) per trade, inside its core
+(`bots.engine.intensity`: the core sees every public trade and the mid before it, so the worker and
+every backtest get the same kappa from the same events); the two agree on the same trades
+(tests/unit/test_intensity_fit.py).
 """
 
 from __future__ import annotations

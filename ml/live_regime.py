@@ -1,7 +1,8 @@
 """Regime probabilities for a running bot or a backtest: recorded feature rows in, probabilities out.
 
 numpy only (no scikit-learn in a worker): the registry's artifacts are parameters, not pickles. The
-bot core blends gamma/kappa from the probabilities (`bots.core.blend`); this side only infers them,
+bot core smooths the probabilities over time and blends gamma/kappa from them (`bots.core.blend`);
+this side only infers the model's posterior,
 the same way in the worker (which also hot-reloads new model versions) and in every backtest.
 """
 
@@ -41,6 +42,10 @@ class LiveRegime:
         """The version of a newly adopted model (a scan of the registry at most every few seconds)."""
         model = self.models.poll(now_s)
         return model.version if model is not None else None
+
+    def loaded(self, now_s: float) -> bool:
+        """A usable model is loaded (not too old); its probabilities may still wait for warm features."""
+        return self.models.active(now_s) is not None
 
     def probabilities(self, now_s: float) -> dict[str, float] | None:
         """The active model's regime probabilities for the latest features; None without a usable

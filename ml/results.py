@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 if TYPE_CHECKING:
+    from bots.engine.markouts import MarkoutTable
     from bots.exchange.events import Fill
     from ml.backtest_loop import BacktestConfig
     from settings.models import BotSettings
@@ -25,6 +26,7 @@ __all__ = [
     "EquityCurve",
     "PnLBreakdown",
     "SweepRow",
+    "inventory_risk",
     "max_drawdown",
     "sharpe_ratio",
 ]
@@ -83,6 +85,19 @@ class BacktestStats:
     max_drawdown_pct: float
     final_position: float
     mean_abs_position_usd: float
+    # Notional-weighted mean markouts of the fills (`bots.engine.markouts`): the mid 1 s, 10 s, 60 s
+    # after each fill against its price, in bps, positive = the mid moved our way; nan without fills.
+    markout_1s_bps: float
+    markout_10s_bps: float
+    markout_60s_bps: float
+    # The same summed in USD over the fills whose horizon passed in the run
+    markout_1s_usd: float = 0.0
+    markout_10s_usd: float = 0.0
+    markout_60s_usd: float = 0.0
+    # every fill marked at the mid 60 s later (the final one if the run ends first) + rebates - taker fees:
+    # the total PnL without the drift of the inventory held past 60 s
+    markout_pnl_usd: float = 0.0
+    inventory_risk_usd: float = 0.0  # sqrt(sum((q * dmid)^2)): the USD standard deviation of holding it
 
     def as_dict(self) -> dict[str, float | int | None]:
         """JSON-ready: nan becomes None."""
@@ -104,6 +119,7 @@ class BacktestResult:
     final_mark: Decimal
     final_position: Decimal
     total_pnl: Decimal  # equity at the final mid minus the starting balance, from the portfolio
+    markouts: MarkoutTable  # every fill's, at each horizon (nan past the run's end)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +128,16 @@ class SweepRow:
 
     params: dict[str, float]
     stats: BacktestStats
+
+
+def inventory_risk(position: FloatArray, mid: FloatArray) -> float:
+    """The inventory's risk in USD over a curve: sqrt(sum((q_{k-1} * (mid_k - mid_{k-1}))^2)), the
+    realised quadratic variation of what holding the inventory earned; for a mid without drift its
+    expectation is the variance of that PnL. Model-free, and defined for a run of any length."""
+    if len(mid) < 2:
+        return 0.0
+    held = position[:-1] * np.diff(mid)
+    return float(np.sqrt(np.sum(held * held)))
 
 
 def max_drawdown(equity: FloatArray) -> tuple[float, float]:

@@ -24,6 +24,7 @@ from pydantic import (
     Field,
     ValidationError,
     ValidationInfo,
+    ValidatorFunctionWrapHandler,
     field_validator,
     model_validator,
 )
@@ -31,6 +32,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from bots.core.config import CoreConfig, RegimeGammaKappa
 from bots.engine.config import EngineConfig, FilterConfig, GridConfig, QuoteModel, RegimeConfig, RiskLimits
+from bots.engine.intensity import IntensityConfig
 from bots.engine.regime import FILTERS
 from bots.venues.registry import DEFAULT_VENUE, VENUES
 from settings.names import check_bot_name
@@ -42,6 +44,7 @@ __all__ = [
     "ExchangeSettings",
     "FilterSettings",
     "InstrumentSpec",
+    "IntensitySettings",
     "MLSettings",
     "PaperSettings",
     "RegimeParams",
@@ -163,12 +166,22 @@ class ExchangeSettings(Frozen):
         "(a Retry-After beyond it is not waited for); past it the bot exits 5 naming what is left. The "
         "supervisor, compose and Kubernetes grace periods are longer.",
     )
+    other_stores_check_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description=(
+            "Live: how often the bot reads its symbol's open orders for orders of another mmfleet store"
+            " (another data directory or database) on its account, besides at start and at each"
+            " reconciliation; finding one halts it until `mmfleet ctl reset-risk`."
+        ),
+    )
     cancel_unknown_orders: bool = Field(
         default=False,
         description=(
             "Live: at reconciliation (start, reconnect), cancel resting orders on the symbol that the"
-            " bot has no record of (placed by hand or by another process); when false they are only"
-            " reported."
+            " bot has no record of (placed by hand or by another process; never another store's);"
+            " when false they are only reported."
         ),
     )
 
@@ -315,12 +328,76 @@ class FilterSettings(Frozen):
         return self
 
 
+Auto = Literal["auto"]
+
+
+class IntensitySettings(Frozen):
+    """The fit of the A-S arrival intensity A*exp(-kappa*delta) to recent public trades (their distance
+    from the mid), behind `kappa: auto` and `glft_intensity_a: auto` (bots/engine/intensity.py)."""
+
+    time_constant_s: float = Field(
+        default=300.0,
+        gt=0,
+        le=86_400,
+        description="Trades weigh exp(-age/this): the fit follows the market over about this long.",
+    )
+    min_trades: float = Field(
+        default=100.0,
+        gt=0,
+        le=1e9,
+        description="Weighted trades beyond the touch a fit needs; until then the fallbacks apply.",
+    )
+    fallback_kappa: float = Field(
+        default=1000.0, gt=0, le=1e9, description="kappa while `kappa: auto` has too few trades."
+    )
+    fallback_intensity_a: float = Field(
+        default=140.0, gt=0, le=1e9, description="A while `glft_intensity_a: auto` has too few trades."
+    )
+    bucket_pct: float = Field(
+        default=0.00005, gt=0, lt=0.1, description="Width of the depth histogram's buckets, fraction of mid."
+    )
+    buckets: int = Field(
+        default=200,
+        ge=2,
+        le=100_000,
+        description="Depth buckets; a deeper trade counts as beyond the last (censored).",
+    )
+    kappa_min: float = Field(
+        default=10.0, gt=0, le=1e9, description="A fitted kappa is clamped to at least this."
+    )
+    kappa_max: float = Field(
+        default=1e6, gt=0, le=1e9, description="A fitted kappa is clamped to at most this."
+    )
+
+    @model_validator(mode="after")
+    def _kappa_range_ordered(self) -> IntensitySettings:
+        if self.kappa_min >= self.kappa_max:
+            raise ValueError("intensity.kappa_min must be below kappa_max")
+        return self
+
+    def config(self) -> IntensityConfig:
+        return IntensityConfig(
+            time_constant_s=self.time_constant_s,
+            min_trades=self.min_trades,
+            bucket_pct=self.bucket_pct,
+            buckets=self.buckets,
+            kappa_min=self.kappa_min,
+            kappa_max=self.kappa_max,
+        )
+
+
 class StrategySettings(Frozen):
     """The quoting model, grid, regime filters and entry-anchor rules."""
 
     model: QuoteModel = Field(default="avellaneda", description="avellaneda (A-S 2008) or glft.")
     spread_pct: float = Field(
-        default=0.005, gt=0, lt=0.1, description="Floor under the model's total spread, fraction of mid."
+        default=0.0005,
+        gt=0,
+        lt=0.1,
+        description=(
+            "Floor under the model's total spread, fraction of mid: a safety net, below the model's"
+            " spread in a normal market (mmfleet_spread_floor_binding says when it decides)."
+        ),
     )
     grid_layers: int = Field(default=7, ge=1, le=50, description="Orders per side.")
     grid_spacing_pct: float = Field(
@@ -331,18 +408,21 @@ class StrategySettings(Frozen):
         default=1.0, gt=0, le=3600, description="Longest time between quote recomputations."
     )
     gamma: float = Field(default=1.0, gt=0, le=1000, description="Risk aversion (A-S gamma).")
-    kappa: float = Field(
+    kappa: Annotated[float, Field(gt=0, le=1e9)] | Auto = Field(
         default=1000.0,
-        gt=0,
-        le=1e9,
-        description="Order-book liquidity (A-S kappa), per unit of mid fraction.",
+        description=(
+            "Order-book liquidity (A-S kappa), per unit of mid fraction; `auto`: fitted from recent"
+            " public trades (`intensity`)."
+        ),
     )
     horizon_s: float = Field(
         default=3600.0, gt=0, le=86_400 * 365, description="Rolling horizon T-t for perpetuals, seconds."
     )
-    glft_intensity_a: float = Field(
-        default=140.0, gt=0, le=1e9, description="GLFT fill intensity A (arrivals per second at zero depth)."
+    glft_intensity_a: Annotated[float, Field(gt=0, le=1e9)] | Auto = Field(
+        default=140.0,
+        description="GLFT fill intensity A (arrivals per second per side at zero depth); `auto`: fitted.",
     )
+    intensity: IntensitySettings = Field(default_factory=IntensitySettings)
     volatility_window_ticks: int = Field(
         default=20, ge=2, le=100_000, description="Ticks of log returns in the volatility estimate."
     )
@@ -370,6 +450,26 @@ class StrategySettings(Frozen):
     boost_offsets_pct: tuple[float, ...] = Field(
         default=(0.0005, 0.001), min_length=1, max_length=10, description="Boost order distances from mid."
     )
+
+    @field_validator("kappa", "glft_intensity_a", mode="wrap")
+    @classmethod
+    def _number_or_auto(cls, value: object, handler: ValidatorFunctionWrapHandler) -> object:
+        """One error naming both choices, not one per member of the union."""
+        try:
+            return handler(value)
+        except ValidationError:
+            raise ValueError(f"a number in (0, 1e9] or auto (got {value!r})") from None
+
+    @property
+    def kappa_value(self) -> float:
+        """kappa, or its fallback while `auto` has no fit."""
+        return self.intensity.fallback_kappa if self.kappa == "auto" else self.kappa
+
+    @property
+    def intensity_a_value(self) -> float:
+        """GLFT's A, or its fallback while `auto` has no fit."""
+        a = self.glft_intensity_a
+        return self.intensity.fallback_intensity_a if a == "auto" else a
 
     @field_validator("boost_offsets_pct")
     @classmethod
@@ -411,7 +511,9 @@ class RegimeParams(Frozen):
     """gamma and kappa to use while the regime model says this regime."""
 
     gamma: float = Field(gt=0, le=1000)
-    kappa: float = Field(gt=0, le=1e9)
+    kappa: float | None = Field(
+        default=None, gt=0, le=1e9, description="Unset: the bot's kappa (fitted with `kappa: auto`)."
+    )
 
 
 class TunerSettings(Frozen):
@@ -458,6 +560,16 @@ class MLSettings(Frozen):
         description="Older models are ignored (config gamma/kappa used).",
     )
     regime_params: dict[str, RegimeParams] = Field(default_factory=_default_regime_params)
+    regime_smoothing_s: float = Field(
+        default=60.0,
+        ge=0,
+        le=86_400,
+        description=(
+            "Time constant of the smoothed regime posterior the blend uses (an exponential moving"
+            " average of the model's probabilities): a regime switch moves gamma/kappa 63% of the way"
+            " in this long, 95% in three times it. 0: the raw posterior, which jumps."
+        ),
+    )
     tuner: TunerSettings = Field(default_factory=TunerSettings)
 
 
@@ -532,9 +644,14 @@ class BotSettings(Frozen):
             price_tolerance_pct=strategy.price_tolerance_pct,
             refresh_interval_ns=round(strategy.refresh_interval_s * 1_000_000_000),
             gamma=strategy.gamma,
-            kappa=strategy.kappa,
+            kappa=strategy.kappa_value,
+            intensity_a=strategy.intensity_a_value,
+            kappa_auto=strategy.kappa == "auto",
+            intensity_a_auto=strategy.glft_intensity_a == "auto",
+            intensity=strategy.intensity.config(),
             regime_enabled=ml.regime_enabled,
             regime_params={name: RegimeGammaKappa(p.gamma, p.kappa) for name, p in ml.regime_params.items()},
+            regime_smoothing_ns=round(ml.regime_smoothing_s * 1_000_000_000),
             keep_order_log=keep_order_log,
             record_market=record_market,
         )
@@ -548,9 +665,9 @@ class BotSettings(Frozen):
             min_lots=math.ceil(spec.effective_min_size / spec.lot_size),
             model=strategy.model,
             gamma=strategy.gamma,
-            kappa=strategy.kappa,
+            kappa=strategy.kappa_value,
             horizon_s=strategy.horizon_s,
-            glft_intensity_a=strategy.glft_intensity_a,
+            glft_intensity_a=strategy.intensity_a_value,
             spread_floor_pct=strategy.spread_pct,
             order_size_usd=strategy.order_size_usd,
             volatility_window_ticks=strategy.volatility_window_ticks,

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from mypy_extensions import mypyc_attr
 
+from bots.core.markouts import FillMarkout
 from bots.engine.types import Side
 from bots.exchange.events import OrderUpdate
 
@@ -22,7 +23,9 @@ __all__ = [
     "Place",
     "RecordEnabled",
     "RecordMarket",
+    "RecordMarkouts",
     "RecordOrders",
+    "RecordPeak",
     "RecordRisk",
 ]
 
@@ -82,10 +85,20 @@ class RecordOrders:
 
 @dataclass(frozen=True, slots=True)
 class RecordRisk:
-    """The risk trips changed: persisted so a restart keeps a halt."""
+    """The halts changed (risk trips, another store's orders on the account): persisted so a restart
+    keeps a halt."""
 
     breaker_tripped: bool
     drawdown_tripped: bool
+    other_store: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordPeak:
+    """An operator re-armed the drawdown limit: the stored peak equity becomes this (it otherwise only
+    rises), so the drawdown from the old peak cannot trip again after a restart or the next record."""
+
+    peak_equity_usd: Decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,4 +120,21 @@ class RecordMarket:
     features: dict[str, float] | None
 
 
-Action = Place | Cancel | CancelAll | RecordOrders | RecordRisk | RecordEnabled | RecordMarket
+@dataclass(frozen=True, slots=True)
+class RecordMarkouts:
+    """Fills whose markout horizon passed with this book: into the ledger and the markout metrics."""
+
+    markouts: tuple[FillMarkout, ...]
+
+
+Action = (
+    Place
+    | Cancel
+    | CancelAll
+    | RecordOrders
+    | RecordRisk
+    | RecordPeak
+    | RecordEnabled
+    | RecordMarket
+    | RecordMarkouts
+)

@@ -7,11 +7,13 @@ and tuner check drive this same object, and perform its actions (`bots.core.acti
 exchange or a fill model; what came of them returns as events:
 
     book        -> on_book      -> cancels and post-only placements (the diff), a close, a risk record
-    public trade-> on_trade        (counted: the recorded trade intensity)
+    public trade-> on_trade        (counted: the recorded trade intensity; with `kappa: auto`, its depth
+                                   from the mid feeds the A exp(-kappa delta) fit, refitted per timer)
     fill        -> on_fill         (committed by the driver first: a fill counts once it is durable)
     ack/reject  -> on_placed / on_rejected / on_cancelled / on_all_cancelled
     timer       -> on_timer     -> a quiet market's requote (stale data cancels all), the records
-    regime      -> on_regime       (probabilities from `ml`'s inference on the recorded features)
+    regime      -> on_regime       (probabilities from `ml`'s inference on the recorded features,
+                                   smoothed over time here: `bots.core.blend.smooth`)
     command     -> start / stop / reconfigure
 
 Compiled by mypyc with the engine (`make native`): `on_book` is the per-event path of every backtest.
@@ -31,13 +33,17 @@ from bots.core.actions import (
     Place,
     RecordEnabled,
     RecordMarket,
+    RecordMarkouts,
     RecordOrders,
+    RecordPeak,
     RecordRisk,
 )
-from bots.core.blend import blend
+from bots.core.blend import blend, smooth
 from bots.core.config import CoreConfig
 from bots.core.features import market_features
+from bots.core.markouts import FillMarkouts
 from bots.core.orders import OrderIds, RestingOrders
+from bots.engine.intensity import IntensityEstimate, IntensityEstimator
 from bots.engine.orders import OpenOrder, diff_orders
 from bots.engine.portfolio import Portfolio
 from bots.engine.quoter import Inventory, QuoteDecision, QuoteEngine
@@ -81,20 +87,28 @@ class BotCore:
         self.inventory = Inventory()
         self.last_book: BookUpdate | None = None
         self.last_decision: QuoteDecision | None = None
-        self.probabilities: dict[str, float] | None = None
+        self.probabilities: dict[str, float] | None = None  # smoothed; None: no model answers
+        self.regime_ns = 0  # event time of the last probabilities
         self.decided_ns = 0  # event time of the last decision
         self.recorded_ns = 0  # event time of the last record
         self.now_ns = 0  # the newest event time seen
         self.trades = 0  # public trades since the last record (its trade intensity)
         self.trades_since_ns = 0  # exchange time that count started; 0 before the first record
+        self.intensity: IntensityEstimator | None = None  # the fit behind kappa/A auto
+        self.fitted: IntensityEstimate | None = None  # its latest answer (None: the fallback values)
+        self.trade_ns = 0  # exchange time of the newest public trade
+        self._mid = _NAN  # the mid of the newest quotable book: trade depths are measured from it
         self.close_requested = False  # an operator's stop-and-close, until flat or out of attempts
         self.close_attempts_left = 0
+        self.other_store: str | None = None  # why another store's orders keep us from quoting
         self.closing: str | None = None  # the client order id of the close in flight
         self.risk_recorded = self._risk_key()
         self.journal: list[JournalEntry] | None = None  # every event and its actions, when a test asks
+        self.markouts = FillMarkouts(config.name)
         self._tick = self._lot = Decimal(0)
         self._tolerance = 0.0
         self._refresh_ns = self._record_ns = 0
+        self._record_markouts = True
         self._read(config)
 
     def _read(self, config: CoreConfig) -> None:
@@ -105,6 +119,13 @@ class BotCore:
         self._tolerance = config.price_tolerance_pct
         self._refresh_ns = config.refresh_interval_ns
         self._record_ns = config.record_interval_ns
+        estimator = self.intensity
+        if not config.fits_intensity:
+            self.intensity = self.fitted = None
+        elif estimator is None or estimator.config != config.intensity:
+            self.intensity = IntensityEstimator(config.intensity)
+            self.fitted = None
+        self._record_markouts = config.record_markouts
 
     # ----- market events -------------------------------------------------------------------------
 
@@ -113,17 +134,32 @@ class BotCore:
         self.last_book = book
         self.now_ns = received_ns
         actions = self._decide(book, received_ns)
+        if self._record_markouts and self.markouts.pending:  # a backtest: off, one native test per book
+            self._markouts(book.ts_ns, actions)
         if self.journal is not None:
             self.journal.append(("on_book", (book, received_ns), actions))
         return actions
 
     def on_trade(self, trade: Trade) -> None:
         self.trades += 1
+        estimator = self.intensity
+        if estimator is not None:
+            mid = self._mid
+            if mid > 0.0:
+                estimator.add(trade.ts_ns, abs(float(trade.price) - mid) / mid)
+            self.trade_ns = max(self.trade_ns, trade.ts_ns)
         if self.journal is not None:
             self.journal.append(("on_trade", (trade,), []))
 
     def on_fill(self, fill: Fill) -> None:
-        """A fill of ours, already durable where the driver keeps money records."""
+        """A fill of ours, already durable where the driver keeps money records; its markouts come due
+        on the books after it (unless the config leaves them to the driver: a backtest's batch form)."""
+        if self._record_markouts:
+            book, decision = self.last_book, self.last_decision
+            if book is not None and decision is not None:
+                self.markouts.add(fill, book.ts_ns, decision.mid)
+            else:
+                self.markouts.add(fill, 0, _NAN)
         self.portfolio.apply(fill)
         self._mirror_portfolio()
         self.orders.fill(fill, self._lot)
@@ -210,26 +246,82 @@ class BotCore:
         if now_ns - self.recorded_ns >= self._record_ns:
             self.recorded_ns = now_ns
             self._records(now_ns, actions)
+        if self.intensity is not None and book is not None:
+            self._refit(book.ts_ns)
         if self.journal is not None:
             self.journal.append(("on_timer", (now_ns,), actions))
         return actions
 
+    def _refit(self, book_ts_ns: int) -> None:
+        """The intensity fit as of the newest exchange time seen; applies from the next decision."""
+        estimator = self.intensity
+        if estimator is not None:
+            self.fitted = estimator.fit(max(book_ts_ns, self.trade_ns))
+            self._blend()
+
     # ----- the regime model and the operator -----------------------------------------------------
 
     def on_regime(self, probabilities: Mapping[str, float] | None) -> None:
-        """Regime probabilities (None: no usable model); the blend applies from the next decision."""
-        self.probabilities = dict(probabilities) if probabilities is not None else None
+        """Regime probabilities (None: no usable model), smoothed with time constant
+        `regime_smoothing_ns` of event time; the blend applies from the next decision."""
+        tau = self.config.regime_smoothing_ns
+        if probabilities is None or tau == 0:
+            self.probabilities = dict(probabilities) if probabilities is not None else None
+        else:
+            dt = self.now_ns - self.regime_ns
+            weight = -math.expm1(-dt / tau) if dt > 0 else 0.0
+            self.probabilities = smooth(self.probabilities, probabilities, weight)
+        self.regime_ns = self.now_ns
         self._blend()
         if self.journal is not None:
-            self.journal.append(("on_regime", (self.probabilities,), []))
+            self.journal.append(
+                ("on_regime", (dict(probabilities) if probabilities is not None else None,), [])
+            )
 
     def start(self) -> list[Action]:
-        """An operator's start: trading enabled, risk trips cleared."""
+        """An operator's start: trading enabled. A halt stays (`halt_reason`): only `reset_risk` lifts it."""
         self.enabled = True
+        return [RecordEnabled(True)]
+
+    def reset_risk(self) -> list[Action]:
+        """An operator's reset of the halts: risk trips cleared, the peak equity re-armed at the equity
+        now (else the drawdown from the old peak trips again at once), the other-store latch lifted
+        (the driver checks the exchange again before the next decision)."""
         self.engine.risk_state = RiskState()
-        actions: list[Action] = [RecordEnabled(True)]
+        self.other_store = None
+        mark = self.mark()
+        equity = self.portfolio.cash if mark is None else self.portfolio.equity(mark)
+        self.peak = float(equity)
+        actions: list[Action] = [RecordPeak(equity)]
         self._record_risk(actions)
         return actions
+
+    def halt_reason(self) -> str | None:
+        """Why the core will not quote even when enabled; None when nothing is latched."""
+        state = self.engine.risk_state
+        if self.other_store is not None:
+            return self.other_store
+        limits = self.engine.config.risk
+        if state.drawdown_tripped:
+            return (f"drawdown halt: equity fell {limits.max_drawdown_pct:.2%} or more below its peak"
+                    f" {self.peak:.2f} USD (positions closed)")  # fmt: skip
+        if state.breaker_tripped:
+            return f"circuit breaker: unrealized loss beyond risk.max_loss_usd {limits.max_loss_usd:.2f} USD"
+        return None
+
+    def restore_halts(self, risk: RiskState, other_store: str | None) -> None:
+        """The halts the driver kept across a restart (already recorded: nothing to record again)."""
+        self.engine.risk_state = risk
+        self.other_store = other_store
+        self.risk_recorded = self._risk_key()
+
+    def on_other_store(self, reason: str) -> None:
+        """Orders of another store rest on our symbol and account: quote nothing until an operator's
+        `reset_risk` (the next decision cancels our orders by id, never a cancel-all, which would
+        cancel theirs, and records the halt)."""
+        self.other_store = reason
+        if self.journal is not None:
+            self.journal.append(("on_other_store", (reason,), []))
 
     def stop(self, *, close: bool = False) -> list[Action]:
         """An operator's stop: no quotes, every order cancelled; with `close`, flatten with reduce-only
@@ -274,6 +366,8 @@ class BotCore:
         """Engine, diff against what rests, the close when due; cancels first, then placements."""
         top = book.top()
         mid = top.mid
+        if self.intensity is not None and top.is_quotable():
+            self._mid = mid
         position = self.position
         cash = self.cash
         if not math.isnan(mid):
@@ -288,7 +382,8 @@ class BotCore:
         decision = self.engine.on_book(top, inventory, now_ns)
         self.last_decision = decision
         self.decided_ns = now_ns
-        desired: list[DesiredOrder] = list(decision.orders) if self.enabled else []
+        quoting = self.enabled and self.other_store is None
+        desired: list[DesiredOrder] = list(decision.orders) if quoting else []
         orders = self.orders
         diff = diff_orders(
             orders.open_orders(),
@@ -346,15 +441,24 @@ class BotCore:
             self.close_attempts_left -= 1
         actions.append(Place(cid, side, int(limit / self._tick), lots, post_only=False, reduce_only=True))
 
-    def _risk_key(self) -> tuple[bool, bool]:
+    def _markouts(self, ts_ns: int, actions: list[Action]) -> None:
+        """The newest decision's mid (a two-sided book's) to the pending markouts; those due recorded."""
+        decision = self.last_decision
+        if decision is None or math.isnan(decision.mid):
+            return
+        done = self.markouts.on_mid(ts_ns, decision.mid)
+        if done:
+            actions.append(RecordMarkouts(tuple(done)))
+
+    def _risk_key(self) -> tuple[bool, bool, str | None]:
         state = self.engine.risk_state
-        return state.breaker_tripped, state.drawdown_tripped
+        return state.breaker_tripped, state.drawdown_tripped, self.other_store
 
     def _record_risk(self, actions: list[Action]) -> None:
         key = self._risk_key()
         if key != self.risk_recorded:
             self.risk_recorded = key
-            actions.append(RecordRisk(key[0], key[1]))
+            actions.append(RecordRisk(key[0], key[1], key[2]))
 
     def _records(self, now_ns: int, actions: list[Action]) -> None:
         """Order states since the last record; equity and position at the mark; the market features."""
@@ -375,18 +479,23 @@ class BotCore:
         actions.append(RecordMarket(now_ns, mark, self.portfolio.equity(mark), book.ts_ns, features))
 
     def _blend(self) -> None:
+        """gamma, kappa and A for the next decision: the configured ones, kappa and A from the
+        intensity fit when auto (and fitted), then blended by regime when a model answers."""
         config = self.config
+        kappa, intensity_a = config.kappa, config.intensity_a
+        fitted = self.fitted
+        if fitted is not None:
+            if config.kappa_auto:
+                kappa = fitted.kappa
+            if config.intensity_a_auto:
+                intensity_a = fitted.intensity_a
+        gamma = config.gamma
         probabilities = self.probabilities
         if config.regime_enabled and probabilities is not None:
             gamma, kappa = blend(
-                probabilities, config.regime_params, default_gamma=config.gamma, default_kappa=config.kappa
+                probabilities, config.regime_params, default_gamma=gamma, default_kappa=kappa
             )
-        else:
-            gamma, kappa = config.gamma, config.kappa
-        engine = self.engine
-        if gamma != engine.gamma or kappa != engine.kappa:
-            engine.gamma = gamma
-            engine.kappa = kappa
+        self.engine.set_model(gamma, kappa, intensity_a)
 
     def _mirror_portfolio(self) -> None:
         portfolio = self.portfolio

@@ -91,6 +91,7 @@ class QuoteDecision:
     latched: Signal
     max_bid_ticks: int  # the highest bid and lowest ask any order may rest at (post-only behind the
     min_ask_ticks: int  # touch, the entry anchor): -1 when no order is wanted
+    model_spread_pct: float  # the model's spread before the floor: the floor binds when it is below it
 
     def __init__(
         self,
@@ -108,6 +109,7 @@ class QuoteDecision:
         latched: Signal = Signal.NEUTRAL,
         max_bid_ticks: int = -1,
         min_ask_ticks: int = -1,
+        model_spread_pct: float = math.nan,
     ) -> None:
         self.orders = orders
         self.state = state
@@ -123,19 +125,27 @@ class QuoteDecision:
         self.latched = latched
         self.max_bid_ticks = max_bid_ticks
         self.min_ask_ticks = min_ask_ticks
+        self.model_spread_pct = model_spread_pct
+
+    @property
+    def floor_binds(self) -> bool:
+        """The spread floor (`spread_pct`), not the model, set the quoted spread."""
+        return self.spread_pct > self.model_spread_pct
 
 
 class QuoteEngine:
     """Avellaneda-Stoikov (or GLFT) quoting with grid, regime filter, latch and risk, for one symbol.
 
-    The configuration is fixed for the engine's life (`reconfigured` builds the next one); gamma and
-    kappa may move between events (the regime model and the tuner set them).
+    The configuration is fixed for the engine's life (`reconfigured` builds the next one); gamma,
+    kappa and the intensity A may move between events (the regime blend, the intensity fit and the
+    tuner set them: `set_model`).
     """
 
     __slots__ = (
         "_boost_offsets",
         "_config",
         "_dt_s",
+        "_intensity_a",
         "_last_ts_ns",
         "_max_age_ns",
         "_model",
@@ -149,6 +159,7 @@ class QuoteEngine:
 
     def __init__(self, config: EngineConfig) -> None:
         self._config = config
+        self._intensity_a = config.glft_intensity_a
         self._model = self._new_model(config.gamma, config.kappa)
         self._max_age_ns = config.risk.max_book_age_s * _NS_PER_S
         self._steps = grid_steps(config.grid.layers, config.grid.spacing_pct)
@@ -169,7 +180,7 @@ class QuoteEngine:
     def _new_model(self, gamma: float, kappa: float) -> QuotingModel:
         """The configured model for `gamma` and `kappa` (it computes what depends on them alone once)."""
         if self._config.model == "glft":
-            return Glft(gamma, kappa, self._config.glft_intensity_a)
+            return Glft(gamma, kappa, self._intensity_a)
         return AvellanedaStoikov(gamma, kappa)
 
     @property
@@ -187,6 +198,18 @@ class QuoteEngine:
     @kappa.setter
     def kappa(self, kappa: float) -> None:
         self._model = self._new_model(self._model.gamma, kappa)
+
+    @property
+    def intensity_a(self) -> float:
+        """The arrival intensity A the GLFT model uses (A-S does not need it)."""
+        return self._intensity_a
+
+    def set_model(self, gamma: float, kappa: float, intensity_a: float) -> None:
+        """New model parameters from the next decision; the model is rebuilt only when one changed."""
+        model = self._model
+        if gamma != model.gamma or kappa != model.kappa or intensity_a != self._intensity_a:
+            self._intensity_a = intensity_a
+            self._model = self._new_model(gamma, kappa)
 
     def reconfigured(self, config: EngineConfig) -> QuoteEngine:
         """An engine on `config` that keeps the warmed-up indicators when their parameters are equal,
@@ -247,7 +270,8 @@ class QuoteEngine:
         position_usd = position_base * mid
         q = position_usd / config.order_size_usd
         reservation = model.reservation_price(1.0, q, sigma, config.horizon_s)
-        spread = floored_spread(model.spread(sigma, config.horizon_s), config.spread_floor_pct)
+        model_spread = model.spread(sigma, config.horizon_s)
+        spread = floored_spread(model_spread, config.spread_floor_pct)
         half_spread = 0.5 * spread
         limits = config.risk
         skew = inventory_skew(position_usd, limits.max_position_usd, limits.inventory_skew_factor)
@@ -291,6 +315,7 @@ class QuoteEngine:
             latched,
             max_bid,
             min_ask,
+            model_spread,
         )
 
     def _price_limits(

@@ -2,8 +2,8 @@
 mode on which venue.
 
 `market_source` is the market-data stream a bot's mode trades on, as async `(BookUpdate, list[Trade])`
-steps; `make_exchange` wraps it in the exchange the worker talks to, and `mmfleet record` writes it to
-a file.
+steps; `make_exchange` wraps it in the exchange the worker talks to; `market_records` is the same stream
+with the venue's funding rate, which `mmfleet record` writes to a file.
 """
 
 from __future__ import annotations
@@ -18,12 +18,13 @@ from pathlib import Path
 from bots.engine.portfolio import Portfolio
 from bots.errors import ConfigError
 from bots.exchange.base import Exchange
+from bots.exchange.funding import FundingRate
 from bots.exchange.paper_exchange import PaperExchange
 from bots.exchange.sim.market import BUILTIN_START_PRICES, SimMarket, Step
 from bots.exchange.sim.replay import paced, read_recording
 from settings.models import BotSettings
 
-__all__ = ["make_exchange", "market_source"]
+__all__ = ["make_exchange", "market_records", "market_source"]
 
 
 def _sim_seed(settings: BotSettings) -> int:
@@ -33,13 +34,14 @@ def _sim_seed(settings: BotSettings) -> int:
 
 def _retimed(steps: Iterable[Step]) -> Iterator[Step]:
     """Recorded steps moved in time so that the first one happens now: the bot judges staleness
-    against its clock, so a replayed hour from last week must look live (like the generated sim)."""
+    against its clock, so a replayed hour from last week must look live (like the generated sim).
+    The best levels a reader precomputed (`top_book`) carry the old time: `top()` makes them anew."""
     offset: int | None = None
     for book, trades in steps:
         if offset is None:
             offset = time.time_ns() - book.ts_ns
         yield (
-            dataclasses.replace(book, ts_ns=book.ts_ns + offset),
+            dataclasses.replace(book, ts_ns=book.ts_ns + offset, top_book=None),
             [dataclasses.replace(trade, ts_ns=trade.ts_ns + offset) for trade in trades],
         )
 
@@ -99,6 +101,16 @@ def market_source(
     raise ConfigError(
         f"{settings.name}: exchange.mode {mode} on venue {settings.exchange.venue} has no market-data source"
     )
+
+
+def market_records(settings: BotSettings) -> AsyncIterator[Step | FundingRate]:
+    """What `mmfleet record` writes: `market_source(settings)`, with the funding rate where the source
+    has one (paper on grvt: the ticker's; the sim market has none)."""
+    if settings.exchange.mode == "paper" and settings.exchange.venue == "grvt":
+        from bots.venues.grvt.data import GrvtMarketData  # noqa: PLC0415 - the SDK loads only when used
+
+        return GrvtMarketData.from_settings(settings).records()
+    return market_source(settings)
 
 
 def _sim(settings: BotSettings, portfolio: Portfolio, last_mid: float | None) -> PaperExchange:

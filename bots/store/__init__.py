@@ -7,14 +7,13 @@ from bots.store.control import ALL_BOTS, Command, CommandAck, ConfigAck, ConfigV
 from bots.store.db import DATABASE_URL_ENV, SchemaVersionError, StoreError, normalise_url
 from bots.store.ledger import EquityPoint, FeatureRow, Ledger
 from bots.store.locks import LockHolder
-from bots.store.schema import COMMANDS, FEATURE_COLUMNS, SCHEMA_VERSION
+from bots.store.schema import COMMANDS, FEATURE_COLUMNS
 
 __all__ = [
     "ALL_BOTS",
     "COMMANDS",
     "DATABASE_URL_ENV",
     "FEATURE_COLUMNS",
-    "SCHEMA_VERSION",
     "AlertNotice",
     "AlertRecord",
     "Command",

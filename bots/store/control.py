@@ -28,7 +28,15 @@ from bots.safe_json import decode_json, decode_json_object, describe_kind
 from bots.store.db import LedgerBase
 from bots.store.schema import COMMANDS, command_acks, commands, config_acks, config_versions
 
-__all__ = ["ALL_BOTS", "Command", "CommandAck", "ConfigAck", "ConfigVersion", "ControlPlane"]
+__all__ = [
+    "ALL_BOTS",
+    "Command",
+    "CommandAck",
+    "ConfigAck",
+    "ConfigVersion",
+    "ControlPlane",
+    "default_author",
+]
 
 ALL_BOTS = "*"
 AckStatus = Literal["applied", "rejected"]
@@ -37,7 +45,8 @@ MAX_CONFIG_BYTES = 1024 * 1024  # a whole bot config as JSON is a few kilobytes
 MAX_TARGETS = 10_000
 
 
-def _default_author() -> str:
+def default_author() -> str:
+    """`user@host` of this process: who a command came from, for the audit trail."""
     try:
         user = getpass.getuser()
     except (KeyError, OSError):  # no passwd entry in some containers
@@ -211,7 +220,7 @@ class ControlPlane(LedgerBase):
             "bot": bot,
             "command": command,
             "payload": json.loads(json.dumps(dict(payload or {}))),  # fail now if not JSON-able
-            "author": author or _default_author(),
+            "author": author or default_author(),
             "created_at_ns": now,
             "expires_at_ns": None if ttl_s is None else now + round(ttl_s * 1e9),
             "status": "pending",
@@ -317,7 +326,7 @@ class ControlPlane(LedgerBase):
         values = {
             "config": document,
             "targets": sorted(set(targets)),
-            "author": author or _default_author(),
+            "author": author or default_author(),
             "created_at_ns": self._now(),
         }
         with self._engine.begin() as connection:

@@ -28,7 +28,8 @@ from sqlalchemy.pool import NullPool, StaticPool
 
 from bots.errors import ConfigError, FleetError
 from bots.exitcodes import ExitCode
-from bots.store.schema import SCHEMA_VERSION, metadata, schema_version
+from bots.store import migrations
+from bots.store.schema import schema_version
 
 __all__ = [
     "DATABASE_URL_ENV",
@@ -37,6 +38,7 @@ __all__ = [
     "SchemaVersionError",
     "StoreError",
     "check_database",
+    "ledger_engine",
     "normalise_url",
 ]
 
@@ -196,6 +198,14 @@ def _postgres_engine(url: URL, schema: str | None) -> Engine:
     return engine
 
 
+def ledger_engine(url: URL | str | Path | None = None, *, schema: str | None = None) -> Engine:
+    """The engine of the ledger at `url` (see `normalise_url`), set up as every store handle sets it up."""
+    parsed = url if isinstance(url, URL) else normalise_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed)
+    return _postgres_engine(parsed, schema)
+
+
 class LedgerBase:
     """Owns the engine and the clock; the ledger's parts (control plane, locks, fills) build on it."""
 
@@ -218,10 +228,7 @@ class LedgerBase:
             raise StoreError(f"schema {schema!r}: a plain identifier, and only on PostgreSQL")
         safe_url = self.url.render_as_string(hide_password=True)
         try:
-            if self.backend == "sqlite":
-                self._engine = _sqlite_engine(self.url)
-            else:
-                self._engine = _postgres_engine(self.url, schema)
+            self._engine = ledger_engine(self.url, schema=schema)
             try:
                 self._prepare()
             except BaseException:
@@ -250,23 +257,25 @@ class LedgerBase:
         return self._clock()
 
     def _prepare(self) -> None:
-        """Create missing tables and record the schema version; refuse a database newer than the code."""
+        """Bring the schema to this code's revision (Alembic), under a lock so that a fleet starting at
+        once migrates once; refuse a ledger written by a newer mmfleet."""
         with self._engine.begin() as connection:
             if self.backend == "postgresql":
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _INIT_LOCK_KEY})
-            found: int | None = None
-            if inspect(connection).has_table(schema_version.name):
-                found = connection.execute(select(schema_version.c.version)).scalar_one_or_none()
-            if found is not None and found != SCHEMA_VERSION:
+            found = migrations.current_revision(connection)
+            if found is None and inspect(connection).has_table(schema_version.name):
+                legacy = connection.execute(select(schema_version.c.version)).scalar_one_or_none()
+                if legacy not in (None, 1):
+                    raise SchemaVersionError(
+                        f"the ledger database has schema version {legacy} but no Alembic revision: "
+                        "it was not written by mmfleet"
+                    )
+            elif found is not None and not migrations.known_revision(found):
                 raise SchemaVersionError(
-                    f"the ledger database has schema version {found}, this code knows {SCHEMA_VERSION}: "
-                    + ("upgrade mmfleet" if found > SCHEMA_VERSION else "no migration from it exists")
+                    f"the ledger database is at revision {found}, newer than this code "
+                    f"({migrations.head_revision()}): upgrade mmfleet"
                 )
-            metadata.create_all(connection)
-            if found is None:
-                connection.execute(
-                    schema_version.insert().values(id=1, version=SCHEMA_VERSION, updated_at_ns=self._now())
-                )
+            migrations.upgrade(connection)
 
     def _insert_ignore(
         self, connection: Connection, table: Table, values: Mapping[str, Any], keys: Sequence[str]

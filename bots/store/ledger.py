@@ -23,7 +23,9 @@ from bots.exchange.base import Fill, OrderStatus, OrderUpdate
 from bots.safe_json import decode_json
 from bots.store.alerts import AlertLog
 from bots.store.control import ControlPlane
+from bots.store.identity import StoreIdentity
 from bots.store.locks import WorkerLocks
+from bots.store.markouts import MarkoutLog
 from bots.store.schema import (
     FEATURE_COLUMNS,
     MONEY_SCALE,
@@ -113,10 +115,10 @@ def _order(row: Row[Any]) -> OrderUpdate:
     )
 
 
-class Ledger(ControlPlane, WorkerLocks, AlertLog):
-    """The store of one fleet: fills, orders, positions, equity, features, bot state, commands, configs,
-    worker locks and alerts. Open with a SQLite path or a PostgreSQL URL (see
-    `bots.store.db.normalise_url`)."""
+class Ledger(ControlPlane, WorkerLocks, AlertLog, StoreIdentity, MarkoutLog):
+    """The store of one fleet: fills, their markouts, orders, positions, equity, features, bot state,
+    commands, configs, worker locks, alerts and the store's identity. Open with a SQLite path or a
+    PostgreSQL URL (see `bots.store.db.normalise_url`)."""
 
     # --- fills -------------------------------------------------------------------------------------
 

@@ -33,7 +33,6 @@ __all__ = [
     "COMMANDS",
     "FEATURE_COLUMNS",
     "MONEY_SCALE",
-    "SCHEMA_VERSION",
     "Money",
     "alerts",
     "bot_state",
@@ -42,24 +41,26 @@ __all__ = [
     "config_acks",
     "config_versions",
     "equity_history",
+    "fill_markouts",
     "fills",
     "market_features",
     "metadata",
     "orders",
     "position_snapshots",
     "schema_version",
+    "store_identity",
     "tidy",
     "worker_locks",
 ]
 
-# Bump with every change of a table, and teach `bots.store.db` how to upgrade from the previous one.
-SCHEMA_VERSION = 1
+# Every change of a table here comes with an Alembic revision in bots/store/migrations/versions (a test
+# fails when the two disagree).
 
 MONEY_SCALE = 18
 _QUANTUM = Decimal(1).scaleb(-MONEY_SCALE)
 _MONEY_CONTEXT = Context(prec=38, rounding=ROUND_HALF_EVEN)
 
-COMMANDS = ("start", "stop", "stop_close", "reload_config", "restart", "shutdown")
+COMMANDS = ("start", "stop", "stop_close", "reload_config", "restart", "shutdown", "reset_risk")
 FEATURE_COLUMNS = (
     "mid",
     "spread",
@@ -119,6 +120,8 @@ def _id_column() -> Column[int]:
 
 metadata = MetaData()
 
+# Before Alembic, the schema's version (1); Alembic-managed ledgers hold 2 here so that mmfleet from
+# before Alembic refuses them. The revision in `alembic_version` is what this code checks.
 schema_version = Table(
     "schema_version",
     metadata,
@@ -146,6 +149,30 @@ fills = Table(
     UniqueConstraint("bot", "fill_id", name="uq_fills_bot_fill_id"),
     CheckConstraint("side IN ('buy', 'sell')", name="ck_fills_side"),
     Index("ix_fills_bot_ts", "bot", "ts_ns"),
+)
+
+# Each fill's markout at each horizon (`bots.core.markouts`), written when the horizon passes: the mid
+# then against the fill's price, signed for us (negative: the mid went against us). The figures are the
+# model's floats; the USD one is kept as Money rounded to 1e-12 (below a float's precision at these sizes).
+fill_markouts = Table(
+    "fill_markouts",
+    metadata,
+    _id_column(),
+    Column("bot", String(128), nullable=False),
+    Column("symbol", String(64), nullable=False),
+    Column("fill_id", String(128), nullable=False),
+    Column("side", String(4), nullable=False),
+    Column("price", Money, nullable=False),
+    Column("size", Money, nullable=False),
+    Column("fill_ts_ns", BigInteger, nullable=False),
+    Column("horizon_s", Double, nullable=False),
+    Column("markout_usd", Money, nullable=False),
+    Column("markout_bps", Double, nullable=False),
+    Column("recorded_at_ns", BigInteger, nullable=False),
+    UniqueConstraint("bot", "fill_id", "horizon_s", name="uq_fill_markouts_bot_fill_horizon"),
+    CheckConstraint("side IN ('buy', 'sell')", name="ck_fill_markouts_side"),
+    CheckConstraint("horizon_s > 0", name="ck_fill_markouts_horizon"),
+    Index("ix_fill_markouts_bot_ts", "bot", "fill_ts_ns"),
 )
 
 orders = Table(
@@ -283,8 +310,7 @@ worker_locks = Table(
 
 # Alertmanager notifications, one row per (alert fingerprint, firing episode, status): a repeated
 # delivery of the same notification changes nothing. `command_id` is the stop command a halting alert
-# issued. Added beside schema version 1 without a bump: `create_all` adds a missing table to an
-# existing database, and no existing table changed.
+# issued.
 alerts = Table(
     "alerts",
     metadata,
@@ -304,4 +330,16 @@ alerts = Table(
     UniqueConstraint("fingerprint", "starts_at_ns", "status", name="uq_alerts_episode_status"),
     CheckConstraint("status IN ('firing', 'resolved')", name="ck_alerts_status"),
     Index("ix_alerts_received", "received_at_ns"),
+)
+
+# Which store this database is: a random id drawn once, when the first bot asks. Client order ids carry
+# it, so bots of two stores (two data directories or databases) on one account tell each other apart.
+store_identity = Table(
+    "store_identity",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("store_id", BigInteger, nullable=False),
+    Column("created_at_ns", BigInteger, nullable=False),
+    CheckConstraint("id = 1", name="ck_store_identity_single_row"),
+    CheckConstraint("store_id >= 0", name="ck_store_identity_store_id"),
 )

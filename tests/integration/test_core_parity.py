@@ -1,10 +1,11 @@
 """One core: the worker and the backtest decide alike on one recorded, timestamped event sequence.
 
-The backtest runs a synthetic market with order latency and `ml.regime_enabled` (a published regime
-model blends gamma/kappa), journaling every event its core met and the actions it answered. The same
-events then go to the core a worker builds from the same settings; its market records go through the
-worker's own record path (ledger, regime model, probabilities back to the core as an event). Every
-answer must be the backtest's, action for action, with the blend moving gamma on the way.
+The backtest runs a synthetic market with order latency, `kappa: auto` (fitted from the public
+trades) and `ml.regime_enabled` (a published regime model blends gamma/kappa), journaling every event
+its core met and the actions it answered. The same events then go to the core a worker builds from
+the same settings; its market records go through the worker's own record path (ledger, regime model,
+probabilities back to the core as an event). Every answer must be the backtest's, action for action,
+with the blend moving gamma on the way.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from bots.core.actions import Action, RecordMarket, RecordOrders
+from bots.core.actions import Action, RecordMarket, RecordMarkouts, RecordOrders
 from bots.core.core import JournalEntry
 from bots.core.orders import OrderIds
 from bots.engine.portfolio import Portfolio
@@ -37,7 +38,7 @@ def _settings(model_dir: Path) -> BotSettings:
         {
             "symbol": "BTC_USDT_Perp",
             "sim": {"seed": 4, "sigma": 4e-4},
-            "strategy": {"spread_pct": 0.0005, "refresh_interval_s": 0.5},
+            "strategy": {"spread_pct": 0.0005, "refresh_interval_s": 0.5, "kappa": "auto"},
             "paper": {"touch_fill_probability": 0.5},
             "ml": {"regime_enabled": True, "model_dir": str(model_dir)},
         }
@@ -57,8 +58,9 @@ def _backtest_journal(settings: BotSettings, seconds: float) -> list[JournalEntr
 
 
 def _decisions(actions: list[Action]) -> list[Action]:
-    """What both must agree on: the worker also records order states, a backtest keeps no order log."""
-    return [action for action in actions if not isinstance(action, RecordOrders)]
+    """What both must agree on: the worker also records order states and markouts; a backtest keeps no
+    order log and takes its markouts from its mid curve (the same figures: tests/unit/test_core_markouts)."""
+    return [action for action in actions if not isinstance(action, RecordOrders | RecordMarkouts)]
 
 
 def test_the_worker_core_answers_the_backtest_event_sequence_action_for_action(tmp_path: Path) -> None:
@@ -79,7 +81,7 @@ def test_the_worker_core_answers_the_backtest_event_sequence_action_for_action(t
         regime.poll(time.time())
         worker = BotWorker(settings, exchange, ledger, metrics, regime=regime)
         core = worker.core
-        core.ids = OrderIds(0, 0)  # the backtest's ids, so that client order ids compare
+        core.ids = OrderIds(0, 0, 0)  # the backtest's ids, so that client order ids compare
         gammas: list[float] = []
         try:
             for method, args, expected in journal:
@@ -92,11 +94,13 @@ def test_the_worker_core_answers_the_backtest_event_sequence_action_for_action(t
         finally:
             await exchange.close()
         assert core.portfolio.position == Decimal(sum(f.size * f.side.sign for f in _fills(journal)))
+        assert core.fitted is not None  # the worker's core fitted kappa from the trades, as the backtest's
         return gammas
 
     gammas = asyncio.run(replay())
     # gamma starts at the config's and moves once the features are warm and the model answers
     assert gammas[0] == settings.strategy.gamma and gammas[-1] != settings.strategy.gamma
+    assert sum(method == "on_trade" for method, _, _ in journal) > 1_000  # what kappa: auto fits
     ledger.close()
 
 

@@ -24,11 +24,13 @@ from bots.exitcodes import ExitCode
 from bots.ops.dashboard import parse_exposition
 from bots.store import Ledger
 
-# DESIGN.md's metrics vocabulary, as exposed (counters with _total, the histogram by its count).
+# DESIGN.md's metrics vocabulary, as exposed (counters with _total, the histogram by its count), but
+# regime_probability: absent while no regime model answers (regime_model_loaded says so).
 VOCABULARY = [
     "position_base", "position_usd", "equity_usd", "peak_equity_usd", "drawdown_ratio", "realized_pnl_usd",
     "unrealized_pnl_usd", "grid_profit_usd", "mid_price", "reservation_price", "quote_price",
-    "optimal_spread", "volatility", "gamma", "kappa", "regime_probability", "signal_latched", "orders_open",
+    "optimal_spread", "model_spread", "spread_floor_binding", "volatility", "gamma", "kappa", "intensity_a",
+    "intensity_fitted", "regime_model_loaded", "signal_latched", "orders_open",
     "orders_placed_total", "orders_cancelled_total", "orders_rejected_total", "fills_total",
     "fill_volume_usd_total", "maker_rebate_usd_total", "tick_to_quote_seconds_count",
     "market_data_age_seconds", "exchange_errors_total", "circuit_breaker_tripped", "trading_enabled",
@@ -173,6 +175,8 @@ def test_worker_exposes_the_vocabulary_matching_the_ledger(
     samples = scrape(port)
     missing = [name for name in VOCABULARY if f"mmfleet_{name}" not in samples]
     assert not missing, f"missing from the exposition: {missing}"
+    assert "mmfleet_regime_probability" not in samples  # no model: absent, not 0
+    assert [v for _, v in samples["mmfleet_regime_model_loaded"]] == [0.0]
     for labels, _ in samples["mmfleet_position_base"]:
         assert labels == {"bot": "BTC_USDT_Perp", "symbol": "BTC_USDT_Perp", "mode": "sim"}
     wait_for(lambda: total(scrape(port), "fills_total") >= 3, what="fills")

@@ -26,6 +26,8 @@ import pytest
 import yaml
 
 from bots.ops.dashboard import parse_exposition
+from bots.store import Ledger
+from tests.integration.regime_model import train_and_publish
 from tests.integration.test_fleet import free_port, http, mmfleet, ready, wait_for, write_fleet
 from tests.promql import ROOT, Query, all_queries, dashboard_files, dashboard_queries, unknown_names
 
@@ -82,6 +84,19 @@ def prometheus_config(targets: Path) -> dict[str, Any]:
     return config
 
 
+def with_a_regime_model(fleet_file: Path, bot: str) -> None:
+    """`bot` blends by regime with a published model and recorded features (warm at its start); the
+    other bots have none, so their dashboards say "no model"."""
+    fleet = yaml.safe_load(fleet_file.read_text())
+    data_dir = Path(fleet["data_dir"])
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with Ledger(data_dir / "ledger.db") as ledger:
+        train_and_publish(ledger, bot, bot, data_dir / "models")
+    entry = next(b for b in fleet["bots"] if b["symbol"] == bot)
+    entry["ml"] = {"regime_enabled": True}
+    fleet_file.write_text(yaml.safe_dump(fleet))
+
+
 def _stop(process: subprocess.Popen[Any]) -> None:
     if process.poll() is None:
         process.terminate()
@@ -102,6 +117,7 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observed]:
         pytest.skip(message)
     tmp = tmp_path_factory.mktemp("observability")
     fleet_file, base = write_fleet(tmp, BOTS)
+    with_a_regime_model(fleet_file, BOTS[0])
     supervisor = mmfleet("fleet", "up", "--config", str(fleet_file), "--no-table")
     prometheus: subprocess.Popen[bytes] | None = None
     log = tmp / "prometheus.log"
@@ -177,6 +193,22 @@ def test_every_metric_name_in_dashboards_and_rules_exists_in_a_running_bot(obser
     exposed = set(parse_exposition(exposition[-1]))
     assert unknown_names(all_queries(), exposed) == {}
     assert observed.query('up{job="mmfleet-bots"}')["data"]["result"], "`up` is Prometheus's own series"
+
+
+def test_a_bot_without_a_regime_model_has_no_probabilities_and_says_so(observed: Observed) -> None:
+    """BOTS[0] blends by its model, BOTS[1] has none: its probability series are absent, not 0."""
+
+    def loaded(bot: str) -> list[float]:
+        result = observed.query(f'mmfleet_regime_model_loaded{{bot="{bot}"}}')["data"]["result"]
+        return [float(r["value"][1]) for r in result]
+
+    def probabilities(bot: str) -> dict[str, float]:
+        result = observed.query(f'mmfleet_regime_probability{{bot="{bot}"}}')["data"]["result"]
+        return {r["metric"]["regime"]: float(r["value"][1]) for r in result}
+
+    wait_for(lambda: loaded(BOTS[0]) == [1.0] and bool(probabilities(BOTS[0])), what="the model answering")
+    assert sum(probabilities(BOTS[0]).values()) == pytest.approx(1.0)
+    assert loaded(BOTS[1]) == [0.0] and probabilities(BOTS[1]) == {}
 
 
 def test_every_rule_loads_and_evaluates_without_error(observed: Observed) -> None:

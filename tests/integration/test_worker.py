@@ -102,6 +102,40 @@ def test_worker_trades_and_the_ledger_holds_every_fill(tmp_path: Path) -> None:
     assert all(f.fee < 0 for f in fills if not f.is_taker)  # maker rebate received
 
 
+def test_markouts_of_the_fills_reach_the_ledger_and_the_histograms_when_their_horizon_passes(
+    tmp_path: Path,
+) -> None:
+    async def body(worker: BotWorker, ledger: Ledger) -> None:
+        await _until(
+            lambda: len({m.fill_id for m in ledger.markouts(worker.name) if m.horizon_s == 1}) >= 3,
+            what="1 s markouts of three fills",
+        )
+
+    worker, ledger = asyncio.run(_with_worker(tmp_path, _settings(), body))
+    fills = {f.fill_id: f for f in ledger.fills(worker.name)}
+    markouts = ledger.markouts(worker.name)
+    for markout in markouts:  # each of a recorded fill, no further from its price than the market moved
+        fill = fills[markout.fill_id]
+        assert (markout.side, markout.price, markout.size, markout.fill_ts_ns) == (
+            fill.side,
+            fill.price,
+            fill.size,
+            fill.ts_ns,
+        )
+        assert abs(markout.bps) < 500
+    registry = worker.metrics.registry
+    for horizon in (1, 10, 60):
+        for side in ("buy", "sell"):
+            labels = {"bot": worker.name, "symbol": worker.symbol, "mode": "sim", "side": side}
+            observed = registry.get_sample_value(
+                "mmfleet_fill_markout_bps_count", {**labels, "horizon": f"{horizon}s"}
+            )
+            recorded = [m for m in markouts if m.horizon_s == horizon and m.side.value == side]
+            assert observed == len(recorded)
+            usd = registry.get_sample_value("mmfleet_markout_pnl_usd", {**labels, "horizon": f"{horizon}s"})
+            assert usd == pytest.approx(sum(m.usd for m in recorded))
+
+
 def test_stop_cancels_everything_and_start_resumes(tmp_path: Path) -> None:
     async def body(worker: BotWorker, ledger: Ledger) -> None:
         await _until(lambda: len(worker.resting) > 0, what="resting orders")

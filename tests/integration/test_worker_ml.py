@@ -59,6 +59,7 @@ def test_a_running_bot_hot_reloads_newer_models_and_refuses_bad_ones(tmp_path: P
 
         try:
             await until(lambda: _metric(worker, "model_info") == {"1": 1.0}, "model version 1 in use")
+            assert _metric(worker, "regime_model_loaded") == {"": 1.0}
             await until(lambda: sum(_metric(worker, "regime_probability").values()) > 0.99, "probabilities")
             probabilities = _metric(worker, "regime_probability")
             assert math.isclose(sum(probabilities.values()), 1.0, rel_tol=1e-9)

@@ -82,11 +82,42 @@ def test_the_bot_dashboard_has_a_bot_variable_used_by_every_query() -> None:
 
 
 def test_every_metric_name_exists_in_a_bots_exposition() -> None:
-    """The static twin of the integration test: names against a freshly built BotMetrics."""
+    """The static twin of the integration test: names against a freshly built BotMetrics, whose
+    regime model then answers (the probability series exist only while one does)."""
     registry = CollectorRegistry()
-    BotMetrics(registry, "b", "BTC_USDT_Perp", "sim", grid_layers=3)
+    metrics = BotMetrics(registry, "b", "BTC_USDT_Perp", "sim", grid_layers=3)
+    without_model = parse_exposition(generate_latest(registry).decode())
+    assert "mmfleet_regime_probability" not in without_model
+    assert [value for _, value in without_model["mmfleet_regime_model_loaded"]] == [0.0]
+    metrics.publish_regime({"trending": 0.2, "ranging": 0.7, "volatile": 0.1}, loaded=True)
     exposed = set(parse_exposition(generate_latest(registry).decode()))
     assert unknown_names(all_queries(), exposed) == {}
+
+
+def test_regime_probabilities_are_absent_without_a_model_and_the_panel_says_so() -> None:
+    registry = CollectorRegistry()
+    metrics = BotMetrics(registry, "b", "BTC_USDT_Perp", "sim", grid_layers=3)
+
+    def regime_series() -> dict[str, float]:
+        samples = parse_exposition(generate_latest(registry).decode())
+        return {labels["regime"]: v for labels, v in samples.get("mmfleet_regime_probability", [])}
+
+    metrics.publish_regime({"trending": 0.25, "ranging": 0.75}, loaded=True)
+    assert regime_series() == {"trending": 0.25, "ranging": 0.75}
+    metrics.publish_regime(None, loaded=True)  # loaded, features still warming up
+    assert regime_series() == {}
+    metrics.publish_regime({"volatile": 1.0}, loaded=True)
+    assert regime_series() == {"volatile": 1.0}
+    metrics.publish_regime(None, loaded=False)
+    assert regime_series() == {}
+    board = json.loads((DASHBOARDS_DIR / "bot.json").read_text())
+    panels = {p["title"]: p for p in board["panels"]}
+    assert panels["Regime probabilities"]["fieldConfig"]["defaults"]["noValue"] == "no model"
+    mapped = panels["Regime model"]["fieldConfig"]["defaults"]["mappings"][0]["options"]
+    assert (
+        mapped["0"]["text"] == "no model"
+        and "mmfleet_regime_model_loaded" in (panels["Regime model"]["targets"][0]["expr"])
+    )
 
 
 def test_the_dashboard_thresholds_are_the_alert_thresholds() -> None:

@@ -90,7 +90,7 @@ def reference_model(
     strategy = config.strategy
     if strategy.model == "glft":
         growth = math.exp((1.0 + kappa / gamma) * math.log1p(gamma / kappa))
-        omega = sigma * math.sqrt(gamma / (2.0 * kappa * strategy.glft_intensity_a) * growth)
+        omega = sigma * math.sqrt(gamma / (2.0 * kappa * strategy.intensity_a_value) * growth)
         return 1.0 - omega * q, 2.0 * (math.log1p(gamma / kappa) / gamma + 0.5 * omega)
     tau = strategy.horizon_s
     return 1.0 - q * gamma * sigma * sigma * tau, gamma * sigma * sigma * tau + (2.0 / gamma) * math.log1p(
@@ -170,7 +170,7 @@ class ReferenceEngine:
         self.engine = QuoteEngine(config.engine_config())  # for its indicators only, fed through observe()
         self.risk_state = RiskState()
         self.gamma = config.strategy.gamma
-        self.kappa = config.strategy.kappa
+        self.kappa = config.strategy.kappa_value
         self.limits = config.engine_config().risk
         self.last_ts_ns = 0
         self.view = RegimeView(Signal.NEUTRAL, Signal.NEUTRAL, math.nan)
@@ -263,6 +263,7 @@ class ReferenceEngine:
             latched=view.latched,
             max_bid_ticks=max_bid,
             min_ask_ticks=min_ask,
+            model_spread_pct=model_spread,
         )
 
     def _no_quotes(self, reason: str) -> QuoteDecision:
@@ -531,19 +532,41 @@ def test_entry_anchors_on_the_tick_decide_as_the_pieces_do(
         assert got.orders and _same(got, want), (lots, got, want)
 
 
-def test_a_first_decision_by_hand() -> None:
-    """Default BTC bot, flat, first book (sigma unknown, so 0): the A-S spread (2/1)*ln(1.001) = 0.2%
-    is under the 0.5% floor, so layer i sits at mid*(1 -+ (0.25% + i*0.12%)); 200 USD is 3 lots."""
-    engine = QuoteEngine(BotSettings(symbol="BTC_USDT_Perp").engine_config())
+@pytest.mark.parametrize(
+    ("floor", "bids", "asks"),
+    [
+        # The default 0.05% floor: the A-S spread 0.2% decides, layer i at mid*(1 -+ (0.09995% + i*0.12%)).
+        (
+            None,
+            [499_500, 498_900, 498_300, 497_700, 497_100, 496_500, 495_900],
+            [500_501, 501_101, 501_701, 502_301, 502_901, 503_501, 504_101],
+        ),
+        # A 0.5% floor binds: layer i at mid*(1 -+ (0.25% + i*0.12%)).
+        (
+            0.005,
+            [498_750, 498_150, 497_550, 496_950, 496_350, 495_750, 495_150],
+            [501_251, 501_851, 502_451, 503_051, 503_651, 504_251, 504_851],
+        ),
+    ],
+)
+def test_a_first_decision_by_hand(floor: float | None, bids: list[int], asks: list[int]) -> None:
+    """Default BTC bot, flat, first book (sigma unknown, so 0): the A-S spread is (2/1)*ln(1.001) =
+    0.2%; the quoted spread is the larger of it and the floor; 200 USD is 3 lots."""
+    strategy = {} if floor is None else {"spread_pct": floor}
+    engine = QuoteEngine(
+        BotSettings.model_validate({"symbol": "BTC_USDT_Perp", "strategy": strategy}).engine_config()
+    )
     inventory = Inventory(equity_usd=10_000.0, peak_equity_usd=10_000.0)
     decision = engine.on_book(Book(0, 50_000.0, 1.0, 50_000.1, 1.0), inventory, 0)
     assert decision.state is TradingState.ACTIVE and not decision.close_position
     assert decision.reasons == ("volatility warming up: sigma taken as 0",)
-    assert (decision.mid, decision.reservation_price, decision.spread_pct) == (50_000.05, 50_000.05, 0.005)
+    model_spread = 2.0 * math.log1p(0.001)
+    assert decision.model_spread_pct == model_spread
+    assert decision.floor_binds is (floor is not None)
+    spread = model_spread if floor is None else floor
+    assert (decision.mid, decision.reservation_price, decision.spread_pct) == (50_000.05, 50_000.05, spread)
     assert (decision.sigma, decision.gamma, decision.kappa) == (0.0, 1.0, 1000.0)
-    bids = [o.price_ticks for o in decision.orders if o.side is Side.BUY]
-    asks = [o.price_ticks for o in decision.orders if o.side is Side.SELL]
-    assert bids == [498_750, 498_150, 497_550, 496_950, 496_350, 495_750, 495_150]
-    assert asks == [501_251, 501_851, 502_451, 503_051, 503_651, 504_251, 504_851]
+    assert [o.price_ticks for o in decision.orders if o.side is Side.BUY] == bids
+    assert [o.price_ticks for o in decision.orders if o.side is Side.SELL] == asks
     assert {(o.size_lots, o.kind) for o in decision.orders} == {(3, OrderKind.GRID)}
     assert [o.layer for o in decision.orders] == [*range(7), *range(7)]

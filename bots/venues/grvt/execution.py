@@ -490,10 +490,15 @@ class GrvtExchange:
     # ----- reconciliation --------------------------------------------------------------------------
 
     async def reconcile(
-        self, known_client_order_ids: Collection[str] = (), cursor: str | None = None
+        self,
+        known_client_order_ids: Collection[str] = (),
+        cursor: str | None = None,
+        *,
+        spare: Callable[[str], bool] | None = None,
     ) -> ReconcileReport:
         """Fills since `cursor`, position and open orders against the orders the bot knows; unknown
-        orders are reported, and cancelled when `exchange.cancel_unknown_orders` is set."""
+        orders are reported, and cancelled when `exchange.cancel_unknown_orders` is set (unless
+        `spare` accepts their client order id)."""
         self._needs_reconcile = False
         self._fills.reconciling = True
         if self._account is not None:
@@ -502,7 +507,7 @@ class GrvtExchange:
             return await reconcile(
                 self, self.symbol, known_client_order_ids, cursor,
                 cancel_unknown=self.cancel_unknown_orders, position_detail=self.position_detail,
-                cancel=self._cancel,
+                cancel=self._cancel, spare=spare,
             )  # fmt: skip
         except BaseException:
             self._needs_reconcile = True
