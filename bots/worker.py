@@ -6,6 +6,10 @@ event, asks the core (`bots.core.core.BotCore`), performs its actions one after 
 what came of them back to the core. Decisions therefore never overlap, a command or a config version
 is applied between two decisions, and what a `stop` acks is what the exchange did.
 
+Where the exchange streams what becomes of our orders (live: `Capabilities.order_events`), a
+producer enqueues it too: an order's final state as itself, a fill notice as a decision on the newest
+book (which takes the fills first: the position changed, the quotes must follow).
+
 Fills are committed to the ledger before the core hears of them (a crash loses none).
 """
 
@@ -42,7 +46,16 @@ from bots.engine.portfolio import Portfolio
 from bots.engine.quoter import QuoteDecision, QuoteEngine
 from bots.engine.risk import RiskState
 from bots.errors import ConfigError, Rejected, RejectReason, TransientExchangeError
-from bots.exchange.base import BookUpdate, Exchange, Fill, OrderRequest, OrderUpdate, Trade
+from bots.exchange.base import (
+    BookUpdate,
+    Exchange,
+    Fill,
+    OrderEvents,
+    OrderRequest,
+    OrderStatus,
+    OrderUpdate,
+    Trade,
+)
 from bots.exchange.reconcile import Reconciling
 from bots.metrics import BotMetrics
 from bots.retry import Backoff, error_kind, retrying
@@ -94,6 +107,7 @@ class _Event:
 _BOOK = _Event("book")
 _TIMER = _Event("timer")
 _CONTROL = _Event("control")
+_FILLS = _Event("fills")  # the exchange has new fills for us (a notice on its private stream)
 _STOP = _Event("stop")  # wakes an idle consumer at shutdown
 
 
@@ -152,7 +166,7 @@ class BotWorker:
         self._lease_lost = False
         self._orders_checked = 0.0  # monotonic time of the last look for other stores' orders
         self._rng = random.Random()
-        self._queue: asyncio.Queue[_Event | Trade] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Event | Trade | OrderUpdate] = asyncio.Queue()
         self._queued: set[_Event] = set()  # payload-free events are queued once at a time
         self._idle = asyncio.Event()
 
@@ -243,6 +257,8 @@ class BotWorker:
             asyncio.create_task(self._every(_TIMER, self.settings.strategy.refresh_interval_s), name="timer"),
             asyncio.create_task(self._every(_CONTROL, _CONTROL_INTERVAL_S), name="control"),
         ]
+        if self.exchange.capabilities.order_events:
+            producers.append(asyncio.create_task(self._order_events(), name="order-events"))
         consumer = asyncio.create_task(self._consume(), name="consumer")
         stopper = asyncio.create_task(self._stop.wait(), name="stop")
         try:
@@ -433,6 +449,18 @@ class BotWorker:
             self._queue.put_nowait(trade)
         await self._stop.wait()
 
+    async def _order_events(self) -> None:
+        """A fill notice queues a decision on the newest book, which takes the fills first (coalesced:
+        one decision takes every fill there is), or a fill sync before the first book; an order's
+        final state queues itself. The stream ending does not stop us."""
+        async for event in cast("OrderEvents", self.exchange).stream_order_events(self.symbol):
+            if isinstance(event, Fill):
+                self._enqueue(_BOOK if self.last_book is not None else _FILLS)
+            elif event.status.is_final:
+                self._idle.clear()
+                self._queue.put_nowait(event)
+        await self._stop.wait()
+
     async def _every(self, event: _Event, interval_s: float) -> None:
         while True:
             await asyncio.sleep(interval_s)
@@ -449,6 +477,9 @@ class BotWorker:
             if isinstance(event, Trade):
                 self.core.on_trade(event)
                 continue
+            if isinstance(event, OrderUpdate):
+                self._on_order_state(event)
+                continue
             self._queued.discard(event)
             if event is _STOP:
                 return
@@ -456,6 +487,8 @@ class BotWorker:
                 await self._on_book()
             elif event is _TIMER:
                 await self._on_timer()
+            elif event is _FILLS:
+                await self._sync_fills()
             else:
                 await apply_control(self)
 
@@ -469,6 +502,14 @@ class BotWorker:
         self.metrics.tick_to_quote_seconds.observe(time.perf_counter() - started)
         await self._perform(actions)
         self._publish()
+
+    def _on_order_state(self, update: OrderUpdate) -> None:
+        """An order the exchange ended on its own (cancelled by it, or rejected after it was accepted)
+        rests no more: requote. Our own cancels settle through their calls, fills through the fills."""
+        cid = update.client_order_id
+        if update.status in (OrderStatus.CANCELLED, OrderStatus.REJECTED) and cid in self.core.orders.orders:
+            self.core.on_order_gone(cid)
+            self._enqueue(_BOOK)
 
     async def _on_timer(self) -> None:
         """Reconcile when the exchange asks; a look for other stores' orders; a new model version; the

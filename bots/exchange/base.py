@@ -33,6 +33,7 @@ __all__ = [
     "Exchange",
     "Fill",
     "InstrumentInfo",
+    "OrderEvents",
     "OrderRequest",
     "OrderStatus",
     "OrderUpdate",
@@ -46,6 +47,16 @@ class Capabilities:
 
     reconciles: bool  # has `needs_reconcile` and `reconcile()` (`bots.exchange.reconcile.Reconciling`)
     local_fills: bool  # fills come from a fill model in this process: `reconfigure_fills(paper)`
+    order_events: bool = False  # streams order states and fill notices: `OrderEvents`
+
+
+class OrderEvents(Protocol):
+    """An exchange that pushes what becomes of our orders (a venue's private streams)."""
+
+    def stream_order_events(self, symbol: str) -> AsyncIterator[OrderUpdate | Fill]:
+        """Our orders' states as they change, and a notice per fill (fills are taken, and counted,
+        through `fills_since`, which keeps the cursor), until closed."""
+        ...
 
 
 @runtime_checkable

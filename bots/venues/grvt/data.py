@@ -2,9 +2,9 @@
 `GrvtExchange`; for recordings, the ticker's funding rate as well.
 
 Why a module of its own: the websocket fan-out (books and trades to bounded per-reader queues, a
-watchdog for a silent feed) is independent of orders and accounts. Only the market-data websocket is
-used: orders, fills and positions are read over REST, so a websocket drop loses nothing but books and
-trades.
+watchdog for a silent feed) is independent of orders and accounts. A market-data websocket drop loses
+nothing but books and trades; our fills and order states come on the trade-data websocket
+(`bots.venues.grvt.account`).
 """
 
 from __future__ import annotations
