@@ -40,6 +40,8 @@ from bots.exchange.base import (
     BookUpdate,
     Capabilities,
     Fill,
+    FundingPayment,
+    FundingRate,
     InstrumentInfo,
     OrderRequest,
     OrderUpdate,
@@ -49,6 +51,7 @@ from bots.exchange.reconcile import ReconcileReport, reconcile
 from bots.venues.grvt.client import _REDACTOR, _SdkClient, _TaskLoop
 from bots.venues.grvt.data import GrvtMarketData, _MarketFeed
 from bots.venues.grvt.endpoints import base_url_override
+from bots.venues.grvt.funding import funding_history_path, new_payments, parse_funding_rate
 from bots.venues.grvt.parse import (
     GrvtApiError,
     _accepted,
@@ -90,7 +93,7 @@ class GrvtExchange:
     that failed transiently (it may have happened); `reconcile()` compares the exchange with the bot.
     """
 
-    capabilities = Capabilities(reconciles=True, local_fills=False)
+    capabilities = Capabilities(reconciles=True, local_fills=False, funding=True)
 
     def __init__(
         self,
@@ -436,23 +439,12 @@ class GrvtExchange:
         client = await self._ready()
         last_ns, last_ids = decode_cursor(cursor)
         start_ns = max(1, last_ns - self.fills_overlap_ns) if last_ns else None
-        rows: list[dict[str, Any]] = []
-        page: str | None = None
 
-        async def fetch_page(params: dict[str, str]) -> Any:
+        async def fetch_page(page: str | None) -> Any:
+            params = {"cursor": page} if page else {}
             return await client.fetch_my_trades(symbol, start_ns, _FILL_PAGE, params)
 
-        for _ in range(_MAX_FILL_PAGES):
-            params = {"cursor": page} if page else {}
-            reply = await self._sdk("fill_history", functools.partial(fetch_page, params))
-            batch = (reply.get("result") or []) if isinstance(reply, dict) else []
-            rows.extend(batch)
-            following = reply.get("next") if isinstance(reply, dict) else None
-            if not batch or not following or following == page:
-                break
-            page = str(following)
-        else:
-            raise ExchangeError(f"fill_history: more than {_MAX_FILL_PAGES} pages")
+        rows = await self._every_page("fill_history", fetch_page)
         unique = {f.fill_id: f for f in map(parse_fill, rows) if f.symbol == symbol}
         fills = sorted(unique.values(), key=lambda f: (f.ts_ns, f.fill_id))
         new = [
@@ -470,6 +462,49 @@ class GrvtExchange:
             last_ids if newest == last_ns else set()
         )
         return new, encode_cursor(newest, at_newest)
+
+    # ----- funding ---------------------------------------------------------------------------------
+
+    async def funding_rate(self, symbol: str) -> FundingRate | None:
+        """The ticker's current funding rate (`bots.venues.grvt.funding`)."""
+        self._check(symbol)
+        client = await self._ready()
+        ticker = await self._sdk("ticker", lambda: client.fetch_ticker(symbol))
+        return parse_funding_rate(ticker if isinstance(ticker, dict) else None, symbol)
+
+    async def funding_since(self, symbol: str, cursor: str | None) -> tuple[list[FundingPayment], str | None]:
+        """Our funding payments after `cursor`, oldest first, from GRVT's funding payment history
+        (every page from the cursor's time on); the cursor is the fills' kind."""
+        self._check(symbol)
+        client = await self._ready()
+        last_ns, _ = decode_cursor(cursor)
+        account = self._secrets()[2]
+
+        async def fetch_page(page: str | None) -> Any:
+            body: dict[str, Any] = {"sub_account_id": account, "instrument": symbol, "limit": _FILL_PAGE}
+            if page:
+                body["cursor"] = page
+            elif last_ns:
+                body["start_time"] = str(last_ns)
+            return await client._auth_and_post(funding_history_path(self.env), body)
+
+        return new_payments(await self._every_page("funding_payment_history", fetch_page), symbol, cursor)
+
+    async def _every_page(
+        self, what: str, fetch_page: Callable[[str | None], Awaitable[Any]]
+    ) -> list[dict[str, Any]]:
+        """The rows of every page of a GRVT history (`result`, then `next` as the following cursor)."""
+        rows: list[dict[str, Any]] = []
+        page: str | None = None
+        for _ in range(_MAX_FILL_PAGES):
+            reply = await self._sdk(what, functools.partial(fetch_page, page))
+            batch = (reply.get("result") or []) if isinstance(reply, dict) else []
+            rows.extend(batch)
+            following = reply.get("next") if isinstance(reply, dict) else None
+            if not batch or not following or following == page:
+                return rows
+            page = str(following)
+        raise ExchangeError(f"{what}: more than {_MAX_FILL_PAGES} pages")
 
     # ----- reconciliation --------------------------------------------------------------------------
 
