@@ -11,7 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
+from alembic.config import Config
 from prometheus_client import CollectorRegistry
+from sqlalchemy import inspect, select
 
 from bots.control import WorkerExit
 from bots.engine.portfolio import Portfolio
@@ -94,6 +97,18 @@ def test_the_funding_revision_upgrades_a_ledger_of_the_revision_before_it(ledger
     after = ledger.restore_portfolio("b1", SYMBOL, D(1000))
     assert (after.position, after.funding) == (D("-0.123"), D("0.9993826875"))
     assert after.cash == D("1000.7995") + D("0.9993826875") == D("1001.7988826875")
+    ledger.close()
+    engine = ledger_engine(ledgers.url, schema=ledgers.schema)
+    try:  # and a downgrade removes the table again, the fills kept
+        with engine.begin() as connection:
+            config = Config()
+            config.set_main_option("script_location", str(Path(migrations.__file__).parent))
+            config.attributes["connection"] = connection
+            command.downgrade(config, previous)
+            assert "funding_payments" not in inspect(connection).get_table_names()
+            assert connection.execute(select(fills.c.fill_id)).scalars().all() == ["f1"]
+    finally:
+        engine.dispose()
 
 
 # -- a sim worker ---------------------------------------------------------------------------------
