@@ -33,7 +33,7 @@ from bots.core.orders import OrderIds
 from bots.engine.portfolio import Portfolio
 from bots.engine.quoter import QuoteEngine
 from bots.engine.types import Side
-from bots.exchange.base import OrderRequest
+from bots.exchange.base import Exchange, OrderRequest
 from bots.exchange.factory import make_exchange
 from bots.exchange.paper_exchange import PaperExchange
 from bots.funding_sync import FundingSync
@@ -198,6 +198,30 @@ def auto() -> Iterator[GrvtSimServerThread]:
         yield server
 
 
+BUSY_STRATEGY = {"spread_pct": 0.001, "grid_layers": 2, "grid_spacing_pct": 0.0005, "refresh_interval_s": 0.2}
+LOOSE_RISK = {"max_loss_usd": 1000.0, "max_drawdown_pct": 0.5}
+
+
+async def _worker_until_funding(
+    settings: BotSettings, tmp_path: Path, registry: CollectorRegistry
+) -> tuple[BotWorker, Ledger, Exchange]:
+    """A worker of `settings` until its ledger holds two funding payments, then stopped (its exchange
+    still open, for the caller to read and close)."""
+    ledger = Ledger(tmp_path / "ledger.db")
+    starting = settings.paper.starting_balance_usd
+    exchange = await make_exchange(settings, ledger.restore_portfolio(settings.name, SYMBOL, starting))
+    metrics = BotMetrics(registry, settings.name, SYMBOL, settings.exchange.mode, 2)
+    worker = BotWorker(settings, exchange, ledger, metrics, backoff=Backoff(attempts=3, base_s=0.01))
+    task = asyncio.create_task(worker.run())
+    deadline = time.monotonic() + 90
+    while len(ledger.funding_payments(settings.name)) < 2:
+        assert time.monotonic() < deadline and not task.done(), "no funding booked within 90 s"
+        await asyncio.sleep(0.2)
+    worker.request_stop()
+    assert await asyncio.wait_for(task, 30) is WorkerExit.STOPPED
+    return worker, ledger, exchange
+
+
 def test_a_live_worker_books_the_venues_funding_payments_in_its_ledger(
     auto: GrvtSimServerThread, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -205,23 +229,12 @@ def test_a_live_worker_books_the_venues_funding_payments_in_its_ledger(
     for name, secret in (("API_KEY", creds.api_key), ("PRIVATE_KEY", creds.private_key)):
         monkeypatch.setenv(f"GRVT_{name}", secret.get_secret_value())
     monkeypatch.setenv("GRVT_TRADING_ACCOUNT_ID", creds.trading_account_id.get_secret_value())
-    strategy = {"spread_pct": 0.001, "grid_layers": 2, "grid_spacing_pct": 0.0005, "refresh_interval_s": 0.2}
-    settings = _settings(auto.url, strategy=strategy, risk={"max_loss_usd": 1000.0, "max_drawdown_pct": 0.5})
+    settings = _settings(auto.url, strategy=BUSY_STRATEGY, risk=LOOSE_RISK)
     registry = CollectorRegistry()
 
     async def body() -> tuple[BotWorker, Ledger]:
-        ledger = Ledger(tmp_path / "ledger.db")
-        exchange = await make_exchange(settings, ledger.restore_portfolio(settings.name, SYMBOL, Decimal(0)))
+        worker, ledger, exchange = await _worker_until_funding(settings, tmp_path, registry)
         assert isinstance(exchange, GrvtExchange)
-        metrics = BotMetrics(registry, settings.name, SYMBOL, "live", 2)
-        worker = BotWorker(settings, exchange, ledger, metrics, backoff=Backoff(attempts=3, base_s=0.01))
-        task = asyncio.create_task(worker.run())
-        deadline = time.monotonic() + 90
-        while len(ledger.funding_payments(settings.name)) < 2:
-            assert time.monotonic() < deadline and not task.done(), "no funding booked within 90 s"
-            await asyncio.sleep(0.2)
-        worker.request_stop()
-        assert await asyncio.wait_for(task, 30) is WorkerExit.STOPPED
         venue, _ = await exchange.funding_since(SYMBOL, None)
         await exchange.close()
         booked = ledger.funding_payments(settings.name)
@@ -289,29 +302,15 @@ def _orders_held(server: GrvtSimServerThread) -> int:
 def test_a_paper_worker_settles_the_rates_grvt_settles_on_its_paper_position(
     auto: GrvtSimServerThread, tmp_path: Path
 ) -> None:
-    strategy = {"spread_pct": 0.001, "grid_layers": 2, "grid_spacing_pct": 0.0005, "refresh_interval_s": 0.2}
     settings = BotSettings.model_validate({
-        "symbol": SYMBOL, "name": "paper-funding", "strategy": strategy,
+        "symbol": SYMBOL, "name": "paper-funding", "strategy": BUSY_STRATEGY, "risk": LOOSE_RISK,
         "exchange": {"mode": "paper", "base_url": auto.url, "request_timeout_s": 2.0},
-        "risk": {"max_loss_usd": 1000.0, "max_drawdown_pct": 0.5},
     })  # fmt: skip
     orders_before = _orders_held(auto)
 
     async def body() -> tuple[BotWorker, Ledger]:
-        ledger = Ledger(tmp_path / "ledger.db")
-        exchange = await make_exchange(
-            settings, ledger.restore_portfolio(settings.name, SYMBOL, Decimal(10_000))
-        )
+        worker, ledger, exchange = await _worker_until_funding(settings, tmp_path, CollectorRegistry())
         assert isinstance(exchange, PaperExchange) and exchange.capabilities.funding
-        metrics = BotMetrics(CollectorRegistry(), settings.name, SYMBOL, "paper", 2)
-        worker = BotWorker(settings, exchange, ledger, metrics, backoff=Backoff(attempts=3, base_s=0.01))
-        task = asyncio.create_task(worker.run())
-        deadline = time.monotonic() + 90
-        while len(ledger.funding_payments(settings.name)) < 2:
-            assert time.monotonic() < deadline and not task.done(), "no funding settled within 90 s"
-            await asyncio.sleep(0.2)
-        worker.request_stop()
-        assert await asyncio.wait_for(task, 30) is WorkerExit.STOPPED
         await exchange.close()
         return worker, ledger
 
