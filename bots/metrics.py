@@ -176,6 +176,21 @@ class BotMetrics:
         self.fills = {side: fills.labels(*base, side.value) for side in Side}
         self.fill_volume_usd = counter("fill_volume_usd", "Filled notional, USD.").labels(*base)
         self.maker_rebate_usd = counter("maker_rebate_usd", "Maker rebates received, USD.").labels(*base)
+        self.funding_paid_usd = counter(
+            "funding_paid_usd", "Funding paid on the position, USD (longs pay shorts at a positive rate)."
+        ).labels(*base)
+        self.funding_received_usd = counter(
+            "funding_received_usd", "Funding received on the position, USD."
+        ).labels(*base)
+        self.funding_pnl_usd = gauge(
+            "funding_pnl_usd", "Funding received minus paid over the ledger's history, USD."
+        ).labels(*base)
+        self.funding_rate = gauge(
+            "funding_rate", "The venue's funding rate per interval, fraction of notional (> 0: longs pay)."
+        ).labels(*base)
+        self.funding_interval_seconds = gauge(
+            "funding_interval_seconds", "Seconds between funding settlements of the symbol."
+        ).labels(*base)
         self.tick_to_quote_seconds = Histogram(
             "mmfleet_tick_to_quote_seconds", "Book event in to desired orders out.", LABELS,
             buckets=TICK_TO_QUOTE_BUCKETS, registry=registry,
@@ -324,6 +339,18 @@ class BotMetrics:
         self.set_state(state)
         self.trading_enabled.set(1.0 if enabled and state is not TradingState.HALTED else 0.0)
         self.circuit_breaker_tripped.set(1.0 if breaker_tripped else 0.0)
+
+    def publish_funding(self, amount_usd: float, funding_pnl_usd: float) -> None:
+        """One funding payment booked (`amount_usd` > 0 received, < 0 paid) and the funding total."""
+        if amount_usd < 0:
+            self.funding_paid_usd.inc(-amount_usd)
+        elif amount_usd > 0:
+            self.funding_received_usd.inc(amount_usd)
+        self.funding_pnl_usd.set(funding_pnl_usd)
+
+    def publish_funding_rate(self, rate: float, interval_s: float) -> None:
+        self.funding_rate.set(rate)
+        self.funding_interval_seconds.set(interval_s)
 
     def publish_open_orders(self, sides: Iterable[Side]) -> None:
         counts = dict.fromkeys(Side, 0)

@@ -33,6 +33,7 @@ from bots.core.actions import (
     CancelAll,
     Place,
     RecordEnabled,
+    RecordFunding,
     RecordMarket,
     RecordMarkouts,
     RecordOrders,
@@ -57,6 +58,7 @@ from bots.exchange.base import (
     Trade,
 )
 from bots.exchange.reconcile import Reconciling
+from bots.funding_sync import FundingSync
 from bots.metrics import BotMetrics
 from bots.retry import Backoff, error_kind, retrying
 from bots.store import FeatureRow, Ledger
@@ -169,6 +171,7 @@ class BotWorker:
         self._queue: asyncio.Queue[_Event | Trade | OrderUpdate] = asyncio.Queue()
         self._queued: set[_Event] = set()  # payload-free events are queued once at a time
         self._idle = asyncio.Event()
+        self._funding: FundingSync | None = None  # when the exchange reports funding
 
     def _new_core(
         self,
@@ -227,6 +230,8 @@ class BotWorker:
         )
         self.core.restore_halts(*_stored_halts(ledger.get_state(name, RISK_KEY, {})))
         restore_applied_config(self)  # a rollout or reload applied before this restart still holds
+        self._funding = FundingSync.of(name, self.symbol, self.exchange, ledger, self.metrics)
+        self.metrics.funding_pnl_usd.set(float(portfolio.funding))
         await self._sync_fills()
         await self._reconcile(starting=True)  # orders of a previous life, fills missed while down
         self._seed_indicators()
@@ -524,6 +529,8 @@ class BotWorker:
             if adopted is not None:
                 self.metrics.set_model_version(str(adopted))
         await self._sync_fills()
+        if self._funding is not None:
+            await self._perform(await self._funding.sync(self.core, self._call, time.monotonic()))
         decided = self.core.decided_ns
         await self._perform(self.core.on_timer(time.time_ns()))
         if self.core.decided_ns != decided:
@@ -579,6 +586,8 @@ class BotWorker:
                 self.ledger.reset_peak_equity(self.name, action.peak_equity_usd)
             elif isinstance(action, RecordEnabled):
                 self.ledger.set_state(self.name, ENABLED_KEY, action.enabled)
+            elif isinstance(action, RecordFunding):  # committed before the core booked it
+                self.metrics.publish_funding(float(action.payment.amount), float(action.funding_usd))
         if took_liquidity:
             await self._sync_fills()  # the position must include what a close took before the next decision
         return cancelled

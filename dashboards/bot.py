@@ -261,6 +261,7 @@ def bot_dashboard() -> Json:
                 target(f"mmfleet_unrealized_pnl_usd{{{BOT}}}", "unrealized"),
                 target(f"mmfleet_grid_profit_usd{{{BOT}}}", "grid profit"),
                 target(f"mmfleet_maker_rebate_usd_total{{{BOT}}}", "maker rebates"),
+                target(f"mmfleet_funding_pnl_usd{{{BOT}}}", "funding"),
                 target(f"mmfleet_peak_equity_usd{{{BOT}}} - mmfleet_equity_usd{{{BOT}}}", "below peak"),
             ],
             unit="currencyUSD",

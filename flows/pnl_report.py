@@ -24,7 +24,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from bots.core.markouts import FillMarkout
-from bots.exchange.base import Fill
+from bots.exchange.base import Fill, FundingPayment
 from bots.store import EquityPoint, Ledger
 from flows.common import is_transient, load_fleet_config, select_bots
 from flows.pnl import BotDay, day_bounds, fleet_day, report_rows, summarise_bot
@@ -37,11 +37,12 @@ __all__ = ["BotLedgerDay", "daily_pnl_report"]
 @dataclass(frozen=True, slots=True)
 class BotLedgerDay:
     """What the ledger holds for one bot and day: its fills up to the day's end (ledger order), the
-    day's equity points and the mids it recorded that day (time order)."""
+    day's equity points, the mids it recorded that day (time order) and the day's funding payments."""
 
     fills: list[Fill]
     equity: list[EquityPoint]
     mids: list[tuple[int, float]]
+    funding: list[FundingPayment]
     markouts: list[FillMarkout] = field(default_factory=list)
 
 
@@ -54,7 +55,8 @@ def read_bot_day(fleet: FleetSettings, bot: str, symbol: str, start_ns: int, end
         rows = ledger.features(symbol, since_ts_ns=start_ns, until_ts_ns=end_ns, bot=bot)
         mids = [(r.ts_ns, mid) for r in rows if (mid := r.values.get("mid")) is not None]
         markouts = ledger.markouts(bot, since_ts_ns=start_ns, until_ts_ns=end_ns, symbol=symbol)
-    return BotLedgerDay(fills, equity, mids, markouts)
+        funding = ledger.funding_payments(bot, symbol=symbol, since_ts_ns=start_ns, until_ts_ns=end_ns)
+    return BotLedgerDay(fills, equity, mids, funding, markouts)
 
 
 @task(cache_policy=NO_CACHE)
@@ -62,7 +64,16 @@ def summarise(bot: BotSettings, data: BotLedgerDay, start_ns: int, end_ns: int) 
     """One bot's figures of the day."""
     lot = bot.instrument.lot_size if bot.instrument is not None else None
     return summarise_bot(
-        bot.name, bot.symbol, data.fills, data.equity, data.mids, start_ns, end_ns, lot, data.markouts
+        bot.name,
+        bot.symbol,
+        data.fills,
+        data.equity,
+        data.mids,
+        start_ns,
+        end_ns,
+        lot,
+        markouts=data.markouts,
+        funding=data.funding,
     )
 
 

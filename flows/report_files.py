@@ -90,6 +90,7 @@ def _cards(fleet: BotDay) -> str:
         ("spread capture", usd(fleet.spread_capture_usd, grouped=True) + " $"),
         ("inventory PnL", usd(fleet.inventory_pnl_usd, grouped=True) + " $"),
         ("rebates - fees", usd(fleet.rebates_usd - fleet.fees_usd, grouped=True) + " $"),
+        ("funding", usd(fleet.funding_usd, grouped=True) + " $"),
         ("volume", usd(fleet.volume_usd, grouped=True) + " $"),
         ("fills", f"{fleet.fills:,}"),
         ("max drawdown", usd(fleet.max_drawdown_usd, grouped=True) + " $"),
@@ -158,12 +159,13 @@ whose markout was recorded.</p>
 <h2>Realized PnL and positions</h2>
 {_details(days)}
 <h2>How the figures are made</h2>
-<p class=note>PnL marked to market = spread capture + inventory PnL + rebates - fees. Spread capture: what
-each fill earned against the mid recorded at or before it. Inventory PnL: what the positions held earned
-as the mid moved from the day's first recorded mid to its last. Realized PnL is average-cost before fees;
-net realized = realized + rebates - fees; unrealized at the last recorded mid of the day; grid profit
-FIFO. Drawdown within the day from the running peak of recorded equity. Funding is not recorded yet, so
-it is not shown. Exact figures: the ledger; every row here:
+<p class=note>PnL marked to market = spread capture + inventory PnL + rebates - fees + funding. Spread
+capture: what each fill earned against the mid recorded at or before it. Inventory PnL: what the positions
+held earned as the mid moved from the day's first recorded mid to its last. Funding: the day's funding
+payments on the position, received minus paid (longs pay shorts when the rate is positive). Realized PnL
+is average-cost before fees; net realized = realized + rebates - fees + funding; unrealized at the last
+recorded mid of the day; grid profit FIFO. Drawdown within the day from the running peak of recorded
+equity. Exact figures: the ledger; every row here:
 <a href="pnl.csv">pnl.csv</a>, <a href="inventory.csv">inventory.csv</a>.</p>
 </main></body></html>
 """

@@ -5,8 +5,9 @@ module feeds it a market and turns its fills and equity curve into a result.
 
 PnL is decomposed exactly (Decimal) over the fills, each with the mid of the book in force when it
 filled: spread capture `sum(sign*(mid_f - price)*size)`, inventory PnL `q_T*mark - sum(sign*size*mid_f)`
-(what the held inventory earned or lost as the mid moved), maker rebates and taker fees; the four sum
-to the portfolio's equity change at the final mid. Markouts of the fills at 1 s, 10 s and 60 s
+(what the held inventory earned or lost as the mid moved), maker rebates, taker fees and funding (the
+payments settled on the position at each funding time, `settings.sim.funding`); the five sum to the
+portfolio's equity change at the final mid. Markouts of the fills at 1 s, 10 s and 60 s
 (`bots.engine.markouts`, against the curve's mids) are in the stats. The result types: `ml.results`;
 sweeps over parameters: `ml.sweep`; files and plots: `ml.report`.
 """
@@ -163,7 +164,7 @@ def _result(loop: BacktestLoop, curve: EquityCurve, events: int) -> BacktestResu
     portfolio = loop.portfolio
     mark = loop.mid()
     inventory += portfolio.position * mark
-    breakdown = PnLBreakdown(spread, inventory, rebates, taker)
+    breakdown = PnLBreakdown(spread, inventory, rebates, taker, portfolio.funding)
     total = portfolio.equity(mark) - portfolio.starting_balance
     seconds = (curve.ts_ns[-1] - curve.ts_ns[0]) / _NS_PER_S if len(curve.ts_ns) > 1 else 0.0
     drawdown_usd, drawdown_pct = max_drawdown(curve.equity)
@@ -191,6 +192,8 @@ def _result(loop: BacktestLoop, curve: EquityCurve, events: int) -> BacktestResu
         max_drawdown_pct=drawdown_pct,
         final_position=float(portfolio.position),
         mean_abs_position_usd=float(np.mean(np.abs(curve.position * curve.mid))) if len(curve.mid) else 0.0,
+        funding_usd=float(portfolio.funding),
+        funding_payments=len(loop.funding),
         markout_1s_bps=markout_1s.mean_bps,
         markout_10s_bps=markout_10s.mean_bps,
         markout_60s_bps=markout_60s.mean_bps,
@@ -213,6 +216,7 @@ def _result(loop: BacktestLoop, curve: EquityCurve, events: int) -> BacktestResu
         portfolio.position,
         total,
         markouts,
+        loop.funding,
     )
 
 

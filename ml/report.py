@@ -175,6 +175,7 @@ def summary(result: BacktestResult) -> dict[str, object]:
             "inventory_pnl": str(breakdown.inventory_pnl),
             "rebates": str(breakdown.rebates),
             "taker_fees": str(breakdown.taker_fees),
+            "funding": str(breakdown.funding),
         },
     }
 

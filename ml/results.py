@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 if TYPE_CHECKING:
     from bots.engine.markouts import MarkoutTable
-    from bots.exchange.events import Fill
+    from bots.exchange.events import Fill, FundingPayment
     from ml.backtest_loop import BacktestConfig
     from settings.models import BotSettings
 
@@ -40,16 +40,18 @@ _SECONDS_PER_YEAR = 365 * 86_400  # crypto trades every day
 
 @dataclass(frozen=True, slots=True)
 class PnLBreakdown:
-    """Exact PnL decomposition in USD; `total` is the equity change at the final mid."""
+    """Exact PnL decomposition in USD; `total` is the equity change at the final mid. `funding` is the
+    funding received minus paid (negative when the position paid more than it received)."""
 
     spread_capture: Decimal
     inventory_pnl: Decimal
     rebates: Decimal
     taker_fees: Decimal
+    funding: Decimal
 
     @property
     def total(self) -> Decimal:
-        return self.spread_capture + self.inventory_pnl + self.rebates - self.taker_fees
+        return self.spread_capture + self.inventory_pnl + self.rebates - self.taker_fees + self.funding
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +87,8 @@ class BacktestStats:
     max_drawdown_pct: float
     final_position: float
     mean_abs_position_usd: float
+    funding_usd: float  # funding received minus paid
+    funding_payments: int
     # Notional-weighted mean markouts of the fills (`bots.engine.markouts`): the mid 1 s, 10 s, 60 s
     # after each fill against its price, in bps, positive = the mid moved our way; nan without fills.
     markout_1s_bps: float
@@ -120,6 +124,7 @@ class BacktestResult:
     final_position: Decimal
     total_pnl: Decimal  # equity at the final mid minus the starting balance, from the portfolio
     markouts: MarkoutTable  # every fill's, at each horizon (nan past the run's end)
+    funding: list[FundingPayment]  # the funding payments, in time order
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,6 +49,7 @@ __all__ = [
     "PaperSettings",
     "RegimeParams",
     "RiskSettings",
+    "SimFundingSettings",
     "SimSettings",
     "StrategySettings",
     "TunerSettings",
@@ -273,6 +274,28 @@ class PaperSettings(Frozen):
 _RECORDING_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")  # the formats of bots.exchange.sim.replay
 
 
+class SimFundingSettings(Frozen):
+    """The sim's perpetual funding (bots/exchange/sim/funding.py): a mean-reverting rate settled on the
+    open position every `interval_s` (at multiples of it since the epoch, as GRVT's 00/08/16 UTC). Rates
+    are fractions of notional per interval; positive: longs pay shorts."""
+
+    interval_s: float = Field(
+        default=28_800.0, ge=1, le=7 * 86_400, description="Seconds between funding settlements (8 h)."
+    )
+    rate_mean: float = Field(
+        default=0.0001, ge=-0.01, le=0.01, description="Long-run funding rate per interval (1 bp)."
+    )
+    rate_std: float = Field(
+        default=0.0001, ge=0, le=0.01, description="Stationary standard deviation of the rate."
+    )
+    half_life_s: float = Field(
+        default=86_400.0, gt=0, le=365 * 86_400, description="Half-life of a deviation from the mean."
+    )
+    start_rate: float | None = Field(
+        default=None, ge=-0.01, le=0.01, description="Rate at start; `rate_mean` when unset."
+    )
+
+
 class SimSettings(Frozen):
     """The offline market of sim mode: a seeded random walk with bursts, trends and A*exp(-k*delta) trades,
     part of them informed (they know where the mid goes next), clustered and moving the mid; or the
@@ -363,6 +386,7 @@ class SimSettings(Frozen):
             " instead of generating a market."
         ),
     )
+    funding: SimFundingSettings = Field(default_factory=SimFundingSettings)
 
     @field_validator("replay_file")
     @classmethod
@@ -519,6 +543,16 @@ class StrategySettings(Frozen):
     signal_boost: bool = Field(default=True, description="Add near-mid orders on the signal's side.")
     boost_offsets_pct: tuple[float, ...] = Field(
         default=(0.0005, 0.001), min_length=1, max_length=10, description="Boost order distances from mid."
+    )
+    funding_skew_horizon_s: float = Field(
+        default=0.0,
+        ge=0,
+        le=30 * 86_400,
+        description=(
+            "Funding skew, off at 0: the reservation price moves by -(funding rate per second) times"
+            " this holding time, as a fraction of mid, so a positive rate (longs pay shorts) leans the"
+            " quotes short and a negative one long. 28800 prices one 8 h funding interval."
+        ),
     )
 
     @field_validator("kappa", "glft_intensity_a", mode="wrap")
@@ -763,4 +797,5 @@ class BotSettings(Frozen):
                 inventory_skew_factor=risk.inventory_skew_factor,
                 max_book_age_s=risk.max_book_age_s,
             ),
+            funding_horizon_s=strategy.funding_skew_horizon_s,
         )

@@ -88,6 +88,7 @@ def _print_result(result: BacktestResult) -> None:
         ("  inventory PnL", f"{breakdown.inventory_pnl:.2f}"),
         ("  maker rebates", f"{breakdown.rebates:.2f}"),
         ("  taker fees", f"{-breakdown.taker_fees:.2f}"),
+        ("  funding", f"{breakdown.funding:.2f} ({stats.funding_payments} payments)"),
         ("markout-adjusted PnL (USD)", f"{stats.markout_pnl_usd:.2f}"),
         ("Sharpe (annualised)", f"{stats.sharpe:.2f}"),
         ("max drawdown", f"{stats.max_drawdown_usd:.2f} USD ({stats.max_drawdown_pct:.3%})"),

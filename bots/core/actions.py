@@ -14,7 +14,7 @@ from mypy_extensions import mypyc_attr
 
 from bots.core.markouts import FillMarkout
 from bots.engine.types import Side
-from bots.exchange.events import OrderUpdate
+from bots.exchange.events import FundingPayment, OrderUpdate
 
 __all__ = [
     "Action",
@@ -22,6 +22,7 @@ __all__ = [
     "CancelAll",
     "Place",
     "RecordEnabled",
+    "RecordFunding",
     "RecordMarket",
     "RecordMarkouts",
     "RecordOrders",
@@ -127,6 +128,16 @@ class RecordMarkouts:
     markouts: tuple[FillMarkout, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class RecordFunding:
+    """A funding payment was booked into the portfolio: `funding_usd` is the portfolio's funding total
+    after it. The worker committed the payment before the core heard of it (like a fill) and publishes
+    it; a backtest keeps it for its results."""
+
+    payment: FundingPayment
+    funding_usd: Decimal
+
+
 Action = (
     Place
     | Cancel
@@ -137,4 +148,5 @@ Action = (
     | RecordEnabled
     | RecordMarket
     | RecordMarkouts
+    | RecordFunding
 )

@@ -10,6 +10,8 @@ exchange or a fill model; what came of them returns as events:
     public trade-> on_trade        (counted: the recorded trade intensity; with `kappa: auto`, its depth
                                    from the mid feeds the A exp(-kappa delta) fit, refitted per timer)
     fill        -> on_fill         (committed by the driver first: a fill counts once it is durable)
+    funding     -> on_funding   -> a funding record (a payment on our position: cash and PnL move)
+    funding rate-> on_funding_rate (the funding skew's input)
     ack/reject  -> on_placed / on_rejected / on_cancelled / on_all_cancelled
     timer       -> on_timer     -> a quiet market's requote (stale data cancels all), the records
     regime      -> on_regime       (probabilities from `ml`'s inference on the recorded features,
@@ -32,6 +34,7 @@ from bots.core.actions import (
     CancelAll,
     Place,
     RecordEnabled,
+    RecordFunding,
     RecordMarket,
     RecordMarkouts,
     RecordOrders,
@@ -49,7 +52,7 @@ from bots.engine.portfolio import Portfolio
 from bots.engine.quoter import Inventory, QuoteDecision, QuoteEngine
 from bots.engine.risk import RiskState
 from bots.engine.types import DesiredOrder, Side
-from bots.exchange.events import BookUpdate, Fill, OrderUpdate, Trade
+from bots.exchange.events import BookUpdate, Fill, FundingPayment, FundingRate, OrderUpdate, Trade
 
 __all__ = ["BotCore", "JournalEntry"]
 
@@ -89,6 +92,7 @@ class BotCore:
         self.last_decision: QuoteDecision | None = None
         self.probabilities: dict[str, float] | None = None  # smoothed; None: no model answers
         self.regime_ns = 0  # event time of the last probabilities
+        self.funding_rate: FundingRate | None = None  # the venue's newest, None before one
         self.decided_ns = 0  # event time of the last decision
         self.recorded_ns = 0  # event time of the last record
         self.now_ns = 0  # the newest event time seen
@@ -165,6 +169,23 @@ class BotCore:
         self.orders.fill(fill, self._lot)
         if self.journal is not None:
             self.journal.append(("on_fill", (fill,), []))
+
+    def on_funding(self, payment: FundingPayment) -> list[Action]:
+        """A funding payment on our position (already durable where the driver keeps money records):
+        into cash and the funding component of PnL."""
+        self.portfolio.apply_funding(payment)
+        self._mirror_portfolio()
+        actions: list[Action] = [RecordFunding(payment, self.portfolio.funding)]
+        if self.journal is not None:
+            self.journal.append(("on_funding", (payment,), actions))
+        return actions
+
+    def on_funding_rate(self, rate: FundingRate) -> None:
+        """The venue's current funding rate: the funding skew uses it from the next decision."""
+        self.funding_rate = rate
+        self.engine.funding_rate_per_s = rate.rate_per_s
+        if self.journal is not None:
+            self.journal.append(("on_funding_rate", (rate,), []))
 
     # ----- what became of our requests -----------------------------------------------------------
 

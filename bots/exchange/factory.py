@@ -18,8 +18,9 @@ from pathlib import Path
 from bots.engine.portfolio import Portfolio
 from bots.errors import ConfigError
 from bots.exchange.base import Exchange
-from bots.exchange.funding import FundingRate
+from bots.exchange.events import FundingRate
 from bots.exchange.paper_exchange import PaperExchange
+from bots.exchange.sim.funding import FundingClock, FundingParams, FundingProcess
 from bots.exchange.sim.market import BUILTIN_START_PRICES, SimMarket, Step
 from bots.exchange.sim.replay import paced, read_recording
 from settings.models import BotSettings
@@ -103,6 +104,15 @@ def market_records(settings: BotSettings) -> AsyncIterator[Step | FundingRate]:
     return market_source(settings)
 
 
+def _venue_funding(settings: BotSettings) -> FundingClock | None:
+    """Paper mode's funding: the rates the venue settles, applied to the paper position."""
+    if settings.exchange.venue != "grvt":
+        return None
+    from bots.venues.grvt.funding import GrvtFundingClock  # noqa: PLC0415 - the SDK loads only when used
+
+    return GrvtFundingClock(settings.symbol, env=settings.exchange.env, base_url=settings.exchange.base_url)
+
+
 def _sim(settings: BotSettings, portfolio: Portfolio, last_mid: float | None) -> PaperExchange:
     seed = _sim_seed(settings)
     return PaperExchange(
@@ -113,6 +123,9 @@ def _sim(settings: BotSettings, portfolio: Portfolio, last_mid: float | None) ->
         seed=seed,
         fill_id_prefix=f"{settings.name}-{time.time_ns():x}-",  # unique across restarts: the ledger's key
         portfolio=portfolio,  # the ledger's position: reduce-only checks must see it
+        funding=FundingProcess(
+            FundingParams.from_settings(settings.sim.funding), seed=seed, start_ns=time.time_ns()
+        ),  # settles the funding times after its start only: a restart never settles one twice
     )
 
 
@@ -140,6 +153,7 @@ async def make_exchange(
             seed=_sim_seed(settings),
             fill_id_prefix=f"{settings.name}-{time.time_ns():x}-",
             portfolio=portfolio,
+            funding=_venue_funding(settings),
         )
     if mode == "live" and settings.exchange.venue == "grvt":
         from bots.venues.grvt.execution import GrvtExchange  # noqa: PLC0415 - the SDK loads only when used

@@ -43,6 +43,7 @@ __all__ = [
     "equity_history",
     "fill_markouts",
     "fills",
+    "funding_payments",
     "market_features",
     "metadata",
     "orders",
@@ -342,4 +343,26 @@ store_identity = Table(
     Column("created_at_ns", BigInteger, nullable=False),
     CheckConstraint("id = 1", name="ck_store_identity_single_row"),
     CheckConstraint("store_id >= 0", name="ck_store_identity_store_id"),
+)
+
+# Perpetual funding settled on a bot's position, one row per payment: `amount` is the cash it moved into
+# the account (negative when the bot paid: longs pay shorts under a positive rate); `rate` (per funding
+# interval), `position` and `mark` are what it was computed from, NULL where the venue does not say
+# (GRVT reports the amount alone). Idempotent on (bot, payment_id), like fills. Created by the Alembic
+# revision `funding_payments` (bots/store/migrations).
+funding_payments = Table(
+    "funding_payments",
+    metadata,
+    _id_column(),
+    Column("bot", String(128), nullable=False),
+    Column("symbol", String(64), nullable=False),
+    Column("payment_id", String(128), nullable=False),
+    Column("ts_ns", BigInteger, nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("rate", Money),
+    Column("position", Money),
+    Column("mark", Money),
+    Column("recorded_at_ns", BigInteger, nullable=False),
+    UniqueConstraint("bot", "payment_id", name="uq_funding_payments_bot_payment_id"),
+    Index("ix_funding_payments_bot_ts", "bot", "ts_ns"),
 )

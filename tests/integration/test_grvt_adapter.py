@@ -376,7 +376,7 @@ def test_fills_position_and_balance_follow_the_exchange(manual: GrvtSimServerThr
 def test_fills_since_reads_every_page_of_the_history(
     auto: GrvtSimServerThread, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(grvt_fills, "_FILL_PAGE", 2)
+    monkeypatch.setattr(grvt_fills, "PAGE_LIMIT", 2)
 
     async def main() -> None:
         ex = _exchange(auto.url)

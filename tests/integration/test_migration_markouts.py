@@ -31,7 +31,7 @@ def _to(ledgers: LedgerFactory, revision: str) -> set[str]:
             config.set_main_option("script_location", str(Path(migrations.__file__).parent))
             config.attributes["connection"] = connection
             current = migrations.current_revision(connection)
-            if current == "markouts" and revision == BEFORE:
+            if current not in (None, BEFORE) and revision == BEFORE:  # from markouts or a later head
                 command.downgrade(config, revision)
             else:
                 command.upgrade(config, revision)

@@ -8,7 +8,7 @@ import asyncio
 from decimal import Decimal
 from typing import Any, cast
 
-from bots.exchange.funding import FundingRate
+from bots.exchange.events import FundingRate
 from bots.venues.grvt.data import _MarketFeed
 from bots.venues.grvt.funding import FUNDING_INTERVAL_S, parse_funding_rate
 

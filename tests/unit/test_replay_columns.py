@@ -20,8 +20,8 @@ from typer.testing import CliRunner
 from bots.cli import app
 from bots.engine.types import Side
 from bots.exchange.base import BookLevel, BookUpdate, Trade
+from bots.exchange.events import FundingRate
 from bots.exchange.factory import market_source
-from bots.exchange.funding import FundingRate
 from bots.exchange.sim import SimMarket, Step, read_recording, replay_columns, write_recording
 from bots.exchange.sim.replay import read_funding, read_records
 from bots.exchange.sim.replay_text import columns, write_text

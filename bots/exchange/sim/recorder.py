@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bots.exchange.funding import FundingRate
+from bots.exchange.events import FundingRate
 from bots.exchange.sim.market import Step
 from bots.exchange.sim.replay import write_recording
 from settings.models import BUILTIN_INSTRUMENTS, InstrumentSpec

@@ -23,7 +23,7 @@ from typing import cast
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bots.exchange.funding import FundingRate
+from bots.exchange.events import FundingRate
 from bots.exchange.sim.market import Step
 from bots.exchange.sim.replay_columns import ColumnsWriter, is_columns
 from bots.exchange.sim.replay_columns_read import read_columns, read_columns_funding

@@ -40,7 +40,7 @@ import pyarrow.parquet as pq
 
 from bots.engine.types import Side
 from bots.exchange.base import BookUpdate, Trade
-from bots.exchange.funding import FundingRate
+from bots.exchange.events import FundingRate
 from bots.exchange.sim.market import Step
 from settings.models import InstrumentSpec
 

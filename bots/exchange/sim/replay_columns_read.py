@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import bots.exchange.sim.replay_columns as fmt
 from bots.engine.types import Book, Side
 from bots.exchange.base import BookLevel, BookUpdate, Trade
-from bots.exchange.funding import FundingRate
+from bots.exchange.events import FundingRate
 from bots.exchange.sim.market import Step
 
 __all__ = ["read_columns", "read_columns_funding"]

@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 
 from bots.engine.types import Side
 from bots.exchange.base import BookLevel, BookUpdate, Trade
-from bots.exchange.funding import FundingRate
+from bots.exchange.events import FundingRate
 from bots.exchange.sim.market import Step
 
 __all__ = ["columns", "read_text", "write_text"]

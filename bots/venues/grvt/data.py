@@ -20,7 +20,7 @@ from pysdk.grvt_ccxt_env import GrvtEnv
 
 from bots.errors import ExchangeError
 from bots.exchange.base import BookUpdate, Trade
-from bots.exchange.funding import FundingRate
+from bots.exchange.events import FundingRate
 from bots.venues.grvt.client import _SdkClient, _TaskLoop
 from bots.venues.grvt.endpoints import base_url_override
 from bots.venues.grvt.funding import parse_funding_rate

@@ -45,6 +45,8 @@ from bots.exchange.base import (
     BookUpdate,
     Capabilities,
     Fill,
+    FundingPayment,
+    FundingRate,
     InstrumentInfo,
     OrderRequest,
     OrderUpdate,
@@ -56,12 +58,16 @@ from bots.venues.grvt.client import _REDACTOR, _SdkClient, _TaskLoop
 from bots.venues.grvt.data import GrvtMarketData, _MarketFeed
 from bots.venues.grvt.endpoints import base_url_override
 from bots.venues.grvt.fills import _FillSource
+from bots.venues.grvt.funding import funding_history_path, new_payments, parse_funding_rate
 from bots.venues.grvt.parse import (
+    PAGE_LIMIT,
     GrvtApiError,
     _accepted,
     _decimal,
     _gone_is_fine,
     _plain,
+    decode_cursor,
+    every_page,
     parse_book,
     parse_instrument,
     parse_order,
@@ -96,7 +102,7 @@ class GrvtExchange:
     REST call whenever the stream can be trusted (`bots.venues.grvt.account`).
     """
 
-    capabilities = Capabilities(reconciles=True, local_fills=False, order_events=True)
+    capabilities = Capabilities(reconciles=True, local_fills=False, order_events=True, funding=True)
 
     def __init__(
         self,
@@ -486,6 +492,34 @@ class GrvtExchange:
             )
 
         return await self._fills.read(self._account, cursor, fetch_page)
+
+    # ----- funding ---------------------------------------------------------------------------------
+
+    async def funding_rate(self, symbol: str) -> FundingRate | None:
+        """The ticker's current funding rate (`bots.venues.grvt.funding`)."""
+        self._check(symbol)
+        client = await self._ready()
+        ticker = await self._sdk("ticker", lambda: client.fetch_ticker(symbol))
+        return parse_funding_rate(ticker if isinstance(ticker, dict) else None, symbol)
+
+    async def funding_since(self, symbol: str, cursor: str | None) -> tuple[list[FundingPayment], str | None]:
+        """Our funding payments after `cursor`, oldest first, from GRVT's funding payment history
+        (every page from the cursor's time on); the cursor is the fills' kind."""
+        self._check(symbol)
+        client = await self._ready()
+        last_ns, _ = decode_cursor(cursor)
+        account = self._secrets()[2]
+
+        async def fetch_page(page: str | None) -> Any:
+            body: dict[str, Any] = {"sub_account_id": account, "instrument": symbol, "limit": PAGE_LIMIT}
+            if page:
+                body["cursor"] = page
+            elif last_ns:
+                body["start_time"] = str(last_ns)
+            path = funding_history_path(self.env)
+            return await self._sdk("funding_payment_history", lambda: client._auth_and_post(path, body))
+
+        return new_payments(await every_page("funding_payment_history", fetch_page), symbol, cursor)
 
     # ----- reconciliation --------------------------------------------------------------------------
 

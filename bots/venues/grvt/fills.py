@@ -21,15 +21,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from bots.errors import ExchangeError
 from bots.exchange.base import Fill
 from bots.venues.grvt.account import _AccountFeed
-from bots.venues.grvt.parse import decode_cursor, encode_cursor, parse_fill
+from bots.venues.grvt.parse import PAGE_LIMIT, decode_cursor, encode_cursor, every_page, parse_fill
 
 __all__ = ["FetchPage", "_FillSource"]
 
-_FILL_PAGE = 1000
-_MAX_FILL_PAGES = 1000
 
 FetchPage = Callable[[int | None, int, dict[str, str]], Awaitable[Any]]
 """One fill-history request: (start time ns or None, page size, {"cursor": page} or {}) -> the reply."""
@@ -68,18 +65,9 @@ class _FillSource:
         self.taken = False
         last_ns, _ = decode_cursor(cursor)
         start_ns = max(1, last_ns - self.overlap_ns) if last_ns else None
-        rows: list[dict[str, Any]] = []
-        page: str | None = None
-        for _ in range(_MAX_FILL_PAGES):
-            reply = await fetch_page(start_ns, _FILL_PAGE, {"cursor": page} if page else {})
-            batch = (reply.get("result") or []) if isinstance(reply, dict) else []
-            rows.extend(batch)
-            following = reply.get("next") if isinstance(reply, dict) else None
-            if not batch or not following or following == page:
-                break
-            page = str(following)
-        else:
-            raise ExchangeError(f"fill_history: more than {_MAX_FILL_PAGES} pages")
+        rows = await every_page(
+            "fill_history", lambda page: fetch_page(start_ns, PAGE_LIMIT, {"cursor": page} if page else {})
+        )
         if live:
             self._synced_connection = connection
         return self._new([*map(parse_fill, rows), *account.take()], cursor)

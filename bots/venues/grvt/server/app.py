@@ -6,9 +6,10 @@ Base-URL contract (every GRVT host family, edge, trade data and market data, is 
   1123 GMT>` and header `X-Grvt-Account-Id: <main account id>`; later requests carry both.
 - `POST /full/v1/<endpoint>` with GRVT's request JSON, answered `{"result": ...}` (some add `next`) or
   `{"code", "message", "status"}` with that HTTP status; endpoints: instrument, instruments,
-  all_instruments, book, ticker, mini, trade, trade_history, kline and funding (empty), create_order,
+  all_instruments, book, ticker, mini, trade, trade_history, kline (empty), funding, create_order,
   cancel_order, cancel_all_orders, open_orders, order, order_history, positions, fill_history,
-  account_summary, aggregated_account_summary, funding_account_summary (see `exchange`).
+  funding_payment_history, account_summary, aggregated_account_summary, funding_account_summary (see
+  `exchange`; funding in `funding`).
 - `GET /ws` and `GET /ws/full` (websocket, identical): market and trade streams and JSON-RPC
   (see `ws`); the private streams need the cookie and header above on the upgrade request.
 - Control, never faulted: `GET|POST /_sim/faults` (the JSON of `Faults.apply`), `POST /_sim/step`
