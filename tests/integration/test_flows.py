@@ -43,6 +43,7 @@ from bots.control import merged_settings
 from bots.core.markouts import FillMarkout
 from bots.engine.types import Side
 from bots.exchange.base import Fill, OrderStatus, OrderUpdate
+from bots.exchange.sim import UNINFORMED
 from bots.store import Ledger
 from bots.store.schema import config_versions, equity_history, market_features
 from bots.worker import ENABLED_KEY
@@ -410,8 +411,8 @@ def test_a_canary_breaching_the_drawdown_guard_is_rolled_back_and_no_other_bot_c
     tmp_path: Path,
 ) -> None:
     prometheus_binary()
-    volatile = {
-        "sim": {"sigma": 0.003},
+    volatile = {  # a plain random walk, violent: a 20x order size takes losses within the watch
+        "sim": {"sigma": 0.003, **UNINFORMED},
         "paper": {"starting_balance_usd": 1000},
         "strategy": {"order_size_usd": 10.0},
     }
