@@ -6,7 +6,12 @@ event, asks the core (`bots.core.core.BotCore`), performs its actions one after 
 what came of them back to the core. Decisions therefore never overlap, a command or a config version
 is applied between two decisions, and what a `stop` acks is what the exchange did.
 
-Fills are committed to the ledger before the core hears of them (a crash loses none).
+Fills are committed to the ledger before the core hears of them (a crash loses none), but not on
+this loop: the bot's store thread (`bots.store.writer`) owns its database connection, commits fills,
+records and acks in batches, keeps the lease alive and reads the control plane; the loop hands fills
+over and applies them when the commit is confirmed. Past `store.max_unconfirmed_fills` waiting for a
+stalled database, the bot halts quoting and cancels its orders, and resumes by itself once they are
+committed.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from functools import partial
 from pathlib import Path
 from typing import Protocol, TypeVar, cast
 
-from bots.control import WorkerExit, apply_control, restart_fields, restore_applied_config
+from bots.control import WorkerExit, apply_control, newest_applied_settings, restart_fields
 from bots.core.actions import (
     Action,
     Cancel,
@@ -40,25 +45,25 @@ from bots.engine.portfolio import Portfolio
 from bots.engine.quoter import QuoteDecision, QuoteEngine
 from bots.engine.risk import RiskState
 from bots.errors import ConfigError, Rejected, RejectReason, TransientExchangeError
-from bots.exchange.base import BookUpdate, Exchange, Fill, OrderRequest, Trade
+from bots.exchange.base import BookUpdate, Exchange, Fill, OrderRequest, OrderUpdate, Trade
 from bots.exchange.reconcile import Reconciling
 from bots.metrics import BotMetrics
 from bots.retry import Backoff, error_kind, retrying
 from bots.store import FeatureRow, Ledger
+from bots.store.handover import FillHandover
+from bots.store.ledger import position_row
+from bots.store.startup import ENABLED_KEY, RISK_KEY, StoredBot, load_bot
+from bots.store.writer import ControlWork, StoreWriter
 from settings.models import BotSettings, PaperSettings
 
-__all__ = ["BotWorker", "RegimeSource", "WorkerExit"]
+__all__ = ["ENABLED_KEY", "RISK_KEY", "BotWorker", "RegimeSource", "WorkerExit"]
 
 log = logging.getLogger("mmfleet.worker")
 T = TypeVar("T")
 
 _NS_PER_S = 1_000_000_000
-ENABLED_KEY = "trading_enabled"
-RISK_KEY = "risk_state"
-_CONTROL_INTERVAL_S = 0.25
 _STOP_GRACE_S = 10.0  # a stop lets the decision under way finish its calls this long
 SEED_WINDOW_NS = 3600 * _NS_PER_S  # an hour of recorded history warms the indicators up
-_SEED_TICKS = 5_000
 _CREDENTIALS_REFUSED = frozenset({RejectReason.UNAUTHORIZED, RejectReason.BAD_SIGNATURE})
 _HALT_AFTER_REFUSALS = 5
 _REFUSAL_BACKOFF = Backoff(base_s=0.5, max_s=10.0)
@@ -92,6 +97,7 @@ class _Event:
 _BOOK = _Event("book")
 _TIMER = _Event("timer")
 _CONTROL = _Event("control")
+_FILLS = _Event("fills")  # the store thread confirmed a batch of fills
 _STOP = _Event("stop")  # wakes an idle consumer at shutdown
 
 
@@ -118,10 +124,16 @@ class BotWorker:
         backoff: Backoff | None = None,
         reload_settings: Callable[[], BotSettings] | None = None,
         regime: RegimeSource | None = None,
+        store: StoreWriter | None = None,
     ) -> None:
         self.settings = settings
         self.exchange = exchange
-        self.ledger = ledger
+        self.ledger = ledger  # for the store thread only: nothing here touches it on the loop
+        self._own_store = store is None  # a worker run alone (tests) starts and closes its own
+        self.store = store or StoreWriter(ledger, settings.name, queue_limit=settings.store.queue_limit)
+        self._fills = FillHandover(self.store, lambda: self._enqueue(_FILLS))
+        self._control_work: list[ControlWork] = []
+        self._store_halted = False  # quoting halted: fills wait for a stalled database
         self.metrics = metrics
         self.backoff = backoff or Backoff()
         self.reload_settings = reload_settings
@@ -183,24 +195,39 @@ class BotWorker:
 
     async def start(self) -> None:
         """Rebuild state from the ledger, reconcile with the exchange, seed the indicators."""
-        ledger, name = self.ledger, self.name
-        portfolio = ledger.restore_portfolio(name, self.symbol, self.settings.paper.starting_balance_usd)
-        self._cursor = ledger.fill_cursor(name)
-        peak = ledger.peak_equity(name)
+        if self._own_store and not self.store.running:
+            self.store.start()
+        name = self.name
+        stored = await self.store.call(
+            partial(
+                load_bot,
+                bot=name,
+                symbol=self.symbol,
+                starting_balance=self.settings.paper.starting_balance_usd,
+                features_since_ns=time.time_ns() - SEED_WINDOW_NS,
+            )
+        )
+        portfolio, peak = stored.portfolio, stored.peak_equity
+        self._cursor = stored.cursor
         self.core = self._new_core(
             portfolio,
-            enabled=bool(ledger.get_state(name, ENABLED_KEY, True)),
+            enabled=bool(stored.enabled),
             peak_equity=float(peak if peak is not None else portfolio.cash),
         )
-        self.core.engine.risk_state = _stored_risk(ledger.get_state(name, RISK_KEY, {}))
+        self.core.engine.risk_state = _stored_risk(stored.risk)
         self.core.risk_recorded = (
             self.core.engine.risk_state.breaker_tripped,
             self.core.engine.risk_state.drawdown_tripped,
         )
-        restore_applied_config(self)  # a rollout or reload applied before this restart still holds
+        # a rollout or reload applied before this restart still holds
+        applied = await self.store.call(partial(newest_applied_settings, bot=name, current=self.settings))
+        if applied is not None:
+            self.apply_settings(*applied)
+        self.metrics.watch_store(lambda: self.store.depth, lambda: self._fills.unconfirmed)
+        self.store.watch(self._on_control_work)
         await self._sync_fills()
         await self._reconcile(starting=True)  # orders of a previous life, fills missed while down
-        self._seed_indicators()
+        self._seed_indicators(stored)
         self.metrics.set_config_version(self.config_version)
         self.metrics.max_position_usd.set(self.settings.risk.max_position_usd)
         log.info(
@@ -226,7 +253,6 @@ class BotWorker:
             asyncio.create_task(self._books(), name="books"),
             asyncio.create_task(self._trades(), name="trades"),
             asyncio.create_task(self._every(_TIMER, self.settings.strategy.refresh_interval_s), name="timer"),
-            asyncio.create_task(self._every(_CONTROL, _CONTROL_INTERVAL_S), name="control"),
         ]
         consumer = asyncio.create_task(self._consume(), name="consumer")
         stopper = asyncio.create_task(self._stop.wait(), name="stop")
@@ -249,7 +275,11 @@ class BotWorker:
             except Exception:
                 pass
             await asyncio.gather(*producers, stopper, consumer, return_exceptions=True)
-            await self.shutdown()
+            try:
+                await self.shutdown()
+            finally:
+                if self._own_store:
+                    await self.store.close()
         return self._exit
 
     async def shutdown(self) -> None:
@@ -267,12 +297,13 @@ class BotWorker:
                     "stopped with orders resting: the exchange did not confirm their cancel in time",
                     extra={"fields": {"bot": self.name, "client_order_ids": left}},
                 )
-            await asyncio.wait_for(self._sync_fills(), self._stop_left_s())
+            await asyncio.wait_for(self._sync_fills(wait=True), self._stop_left_s())
         except TimeoutError:
             log.warning("last fills not taken before the stop deadline", extra={"fields": {"bot": self.name}})
         finally:
             self._flush_orders()
-            self.ledger.snapshot_position(self.name, self.portfolio, mark=self.core.mark())
+            row = position_row(self.name, self.portfolio, mark=self.core.mark(), ts_ns=time.time_ns())
+            self.store.record(lambda ledger: ledger.record_position(row))
             self._publish_orders()
             log.info(
                 "stopped", extra={"fields": {"bot": self.name, "position": str(self.portfolio.position)}}
@@ -320,7 +351,7 @@ class BotWorker:
         """Flatten at once (a stop-and-close): for each attempt, the fills synced first, then a fresh
         book as an event: the core answers it with a reduce-only order sized from what it knows."""
         for _ in range(self.core.config.close_attempts + 1):
-            await self._sync_fills()
+            await self._sync_fills(wait=True)
             if not self.core.close_requested:
                 return
             book = await self._call(partial(self.exchange.book, self.symbol))
@@ -382,14 +413,24 @@ class BotWorker:
                 await self._on_book()
             elif event is _TIMER:
                 await self._on_timer()
+            elif event is _FILLS:
+                self._apply_committed()
             else:
-                await apply_control(self)
+                while self._control_work:
+                    await apply_control(self, self._control_work.pop(0))
+
+    def _on_control_work(self, work: ControlWork) -> None:
+        """The store thread read commands or a config version for us: obeyed between two decisions."""
+        self._control_work.append(work)
+        self._enqueue(_CONTROL)
 
     async def _on_book(self) -> None:
         update = self.last_book
         if update is None:
             return
         await self._sync_fills()
+        if self._store_halted:
+            return
         started = time.perf_counter()
         actions = self.core.on_book(update, self._received_ns)
         self.metrics.tick_to_quote_seconds.observe(time.perf_counter() - started)
@@ -407,6 +448,8 @@ class BotWorker:
             if adopted is not None:
                 self.metrics.set_model_version(str(adopted))
         await self._sync_fills()
+        if self._store_halted:
+            return
         decided = self.core.decided_ns
         await self._perform(self.core.on_timer(time.time_ns()))
         if self.core.decided_ns != decided:
@@ -447,17 +490,17 @@ class BotWorker:
             elif isinstance(action, RecordMarket):
                 self._record_market(action)
             elif isinstance(action, RecordOrders):
-                self.ledger.record_orders(self.name, list(action.updates))
+                self._record_orders(list(action.updates))
             elif isinstance(action, RecordRisk):
                 state = {
                     "breaker_tripped": action.breaker_tripped,
                     "drawdown_tripped": action.drawdown_tripped,
                 }
-                self.ledger.set_state(self.name, RISK_KEY, state)
+                self._set_state(RISK_KEY, state)
             elif isinstance(action, RecordEnabled):
-                self.ledger.set_state(self.name, ENABLED_KEY, action.enabled)
-        if took_liquidity:
-            await self._sync_fills()  # the position must include what a close took before the next decision
+                self._set_state(ENABLED_KEY, action.enabled)
+        if took_liquidity:  # the position must include what a close took before the next decision
+            await self._sync_fills(wait=True)
         return cancelled
 
     async def _credentials_refused(self, reason: str) -> None:
@@ -522,21 +565,53 @@ class BotWorker:
 
     # ----- fills and exchange calls ---------------------------------------------------------------
 
-    async def _sync_fills(self) -> None:
-        """New fills: into the ledger (committed) first, then into the core and the metrics."""
+    async def _sync_fills(self, *, wait: bool = False) -> None:
+        """New fills handed to the store thread; with `wait`, every handed fill is committed and applied
+        on return (a close, a reconciliation and a stop need the position they make)."""
         result = await self._call(lambda: self.exchange.fills_since(self.symbol, self._cursor))
         if result is not None:
-            self._book_fills(*result)
+            await self._book_fills(*result)
+        if wait:
+            await self._settle_fills()
 
-    def _book_fills(self, fills: Sequence[Fill], cursor: str | None) -> None:
-        """Each fill committed before it counts; the cursor advances only after the whole batch, so a
-        crash in between re-reads the batch and the ledger's idempotency drops what it already has."""
-        for fill in fills:
-            if self.ledger.record_fill(self.name, fill):
-                self._apply_fill(fill)
-        if cursor is not None and cursor != self._cursor:
+    async def _settle_fills(self) -> None:
+        for fill in await self._fills.settle():
+            self._apply_fill(fill)
+        self._resume_if_settled()
+
+    async def _book_fills(self, fills: Sequence[Fill], cursor: str | None) -> None:
+        """Fills and the cursor after them go to the store thread in one transaction; each counts when
+        its commit is confirmed (`_apply_committed`). The stored cursor moves only with the commit, so a
+        crash before it re-reads the batch and the ledger's idempotency drops what it already has."""
+        if not fills and (cursor is None or cursor == self._cursor):
+            return
+        if cursor is not None:
             self._cursor = cursor
-            self.ledger.set_fill_cursor(self.name, cursor)
+        self._fills.hand(fills, cursor)
+        if self._fills.unconfirmed > self.settings.store.max_unconfirmed_fills and not self._store_halted:
+            await self._halt_for_store()
+
+    def _apply_committed(self) -> None:
+        for fill in self._fills.committed():
+            self._apply_fill(fill)
+        self._resume_if_settled()
+
+    async def _halt_for_store(self) -> None:
+        """Fills wait for a stalled database past the bound: no quoting (every order cancelled) until
+        the store thread has committed them all."""
+        self._store_halted = True
+        self.metrics.store_halted.set(1)
+        log.error(
+            "halted: fills wait for the ledger; quoting resumes once they are committed",
+            extra={"fields": {"bot": self.name, "unconfirmed_fills": self._fills.unconfirmed}},
+        )
+        await self._perform([CancelAll()])
+
+    def _resume_if_settled(self) -> None:
+        if self._store_halted and not self._fills.unconfirmed:
+            self._store_halted = False
+            self.metrics.store_halted.set(0)
+            log.warning("resumed: every waiting fill is committed", extra={"fields": {"bot": self.name}})
 
     def _apply_fill(self, fill: Fill) -> None:
         self.core.on_fill(fill)
@@ -560,7 +635,8 @@ class BotWorker:
         report = await self._call(lambda: exchange.reconcile(known, self._cursor))
         if report is None:
             return
-        self._book_fills(report.fills, report.cursor)
+        await self._book_fills(report.fills, report.cursor)
+        await self._settle_fills()  # the position below must include them
         for coid in report.missing_client_order_ids:
             self.core.on_order_gone(coid)
         for order in report.unknown_orders:
@@ -568,7 +644,7 @@ class BotWorker:
             if self.core.ids.is_ours(coid) and coid not in report.cancelled_unknown:
                 await self._call(partial(self.exchange.cancel_order, self.symbol, coid))
         adjustment = report.adjustment_fill(self.portfolio.position, fill_id_prefix=f"reconcile-{self.name}")
-        if adjustment is not None and self.ledger.record_fill(self.name, adjustment):
+        if adjustment is not None and await self.store.commit_fills([adjustment], None):
             log.warning(
                 "position adjusted to the exchange's",
                 extra={
@@ -604,43 +680,63 @@ class BotWorker:
             return f"market data {age_s:.1f}s old"
         if self._errors_in_a_row:
             return f"exchange failing ({self._errors_in_a_row} calls in a row)"
+        if self._store_halted:
+            return f"halted: {self._fills.unconfirmed} fills wait for the ledger"
         return None
 
     # ----- records and metrics ---------------------------------------------------------------------
 
     def _flush_orders(self) -> None:
-        """Order states go to the ledger in one transaction per record: they are history, not money
-        (fills are written one by one, durably, before they count)."""
-        self.ledger.record_orders(self.name, list(self.core.orders.take_log()))
+        self._record_orders(list(self.core.orders.take_log()))
+
+    def _record_orders(self, updates: list[OrderUpdate]) -> None:
+        """Order states are history, not money: written with the store thread's next batch."""
+        if updates:
+            name = self.name
+            self.store.record(lambda ledger: ledger.record_orders(name, updates))
+
+    def _set_state(self, key: str, value: object) -> None:
+        name = self.name
+        self.store.record(lambda ledger: ledger.set_state(name, key, value))
 
     def _record_market(self, record: RecordMarket) -> None:
-        """Equity (the ledger keeps the peak), position snapshot, market features; the features feed
-        the regime model, whose probabilities return to the core."""
-        peak = self.ledger.record_equity(self.name, self.symbol, record.equity_usd, ts_ns=record.ts_ns)
-        self.core.observe_peak(float(peak))
-        self.ledger.snapshot_position(self.name, self.portfolio, mark=record.mark, ts_ns=record.ts_ns)
-        if record.features is None:
+        """Equity (the ledger keeps the peak: the same max the core takes here), position snapshot,
+        market features, written off the loop (dropped while the store is backed up past its queue
+        limit); the features feed the regime model, whose probabilities return to the core."""
+        name, symbol, store = self.name, self.symbol, self.store
+        equity, ts_ns = record.equity_usd, record.ts_ns
+        features, book_ts_ns = record.features, record.book_ts_ns
+        self.core.observe_peak(float(equity))
+        row = position_row(name, self.portfolio, mark=record.mark, ts_ns=ts_ns)
+        writes: list[Callable[[Ledger], object]] = [
+            lambda ledger: ledger.record_equity(name, symbol, equity, ts_ns=ts_ns),
+            lambda ledger: ledger.record_position(row),
+        ]
+        if features is not None:
+            writes.append(lambda ledger: ledger.record_features(name, symbol, book_ts_ns, features))
+        for write in writes:
+            if not store.record(write, droppable=True):
+                self.metrics.store_records_dropped.inc()
+        if features is None:
             return
-        row = FeatureRow(self.name, self.symbol, record.book_ts_ns, record.features)
-        self.ledger.record_features(self.name, self.symbol, record.book_ts_ns, record.features)
+        row_features = FeatureRow(name, symbol, book_ts_ns, features)
         if self.regime is None or not self.settings.ml.regime_enabled:
             return
-        self.regime.observe(row)
+        self.regime.observe(row_features)
         now_s = time.time()
         self.core.on_regime(self.regime.probabilities(now_s))
         self.metrics.publish_regime(self.core.probabilities, loaded=self.regime.loaded(now_s))
 
-    def _seed_indicators(self) -> None:
+    def _seed_indicators(self, stored: StoredBot) -> None:
         """No warm-up wait: the last hour of recorded mids of the symbol (any bot) into the engine's
         indicators, this bot's own rows into the regime features."""
-        since = time.time_ns() - SEED_WINDOW_NS
-        rows = self.ledger.features(self.symbol, since_ts_ns=since)[-_SEED_TICKS:]
+        rows = stored.symbol_features
         for row in rows:
             mid = row.values.get("mid")
             if mid is not None and mid > 0:
                 self.core.seed(mid, row.ts_ns)
         if self.regime is not None:
-            self.regime.seed(self.ledger.features(self.symbol, since_ts_ns=since, bot=self.name))
+            self.regime.seed(stored.own_features)
         if rows:
             log.info("indicators seeded", extra={"fields": {"bot": self.name, "ticks": len(rows)}})
 

@@ -125,7 +125,7 @@ class AlertLog(LedgerBase):
             "command_id": None,
         }
         keys = ("fingerprint", "starts_at_ns", "status")
-        with self._engine.begin() as connection:
+        with self._begin() as connection:
             written = self._insert_ignore(connection, alerts, values, keys)
             if written and halt is not None:
                 command_id = self._queue_stop(connection, halt, str(author), payload, now)
@@ -143,7 +143,7 @@ class AlertLog(LedgerBase):
             query = query.where(alerts.c.bot == bot)
         if status is not None:
             query = query.where(alerts.c.status == status)
-        with self._engine.begin() as connection:
+        with self._begin() as connection:
             return [_record(row) for row in connection.execute(query)]
 
     @staticmethod
