@@ -149,3 +149,56 @@ def test_a_stalled_database_stops_neither_decisions_nor_the_stale_cancel_and_fil
     # every fill made during the stall was committed after it
     assert len(ledger.fills(settings.name)) >= stored_in_stall + waiting
     assert ledger.restore_portfolio(settings.name, SYMBOL, Decimal(0)).position == position
+
+
+def test_fills_waiting_past_the_bound_halt_quoting_until_the_ledger_commits_them(
+    ledgers: LedgerFactory,
+) -> None:
+    settings = BotSettings.model_validate(
+        {
+            "symbol": SYMBOL,
+            "sim": {"seed": 8, "speed": 10.0, "trade_intensity_a": 40.0, "trade_decay_k": 300.0},
+            "strategy": {"spread_pct": 0.0005, "grid_layers": 3, "grid_spacing_pct": 0.0003,
+                         "refresh_interval_s": 0.2},
+            "risk": {"max_loss_usd": 1_000.0, "max_drawdown_pct": 0.5},
+            "store": {"max_unconfirmed_fills": 1},
+        }
+    )  # fmt: skip
+    ledger = ledgers.open()
+    labels = {"bot": settings.name, "symbol": SYMBOL, "mode": "sim"}
+
+    async def scenario() -> None:
+        exchange = await make_exchange(
+            settings, Portfolio(symbol=SYMBOL, starting_balance=settings.paper.starting_balance_usd)
+        )
+        registry = CollectorRegistry()
+        metrics = BotMetrics(registry, settings.name, SYMBOL, "sim", settings.strategy.grid_layers)
+        worker = BotWorker(settings, exchange, ledger, metrics)
+        run = asyncio.create_task(worker.run())
+
+        def halted() -> bool:
+            return registry.get_sample_value("mmfleet_store_halted", labels) == 1
+
+        async def until(check: Callable[[], bool], what: str) -> None:
+            for _ in range(600):
+                if check():
+                    return
+                assert not run.done(), "the worker ended"
+                await asyncio.sleep(0.05)
+            raise AssertionError(f"timed out waiting for {what}")
+
+        try:
+            await until(lambda: bool(worker.resting), "quotes")
+            async with _write_lock(ledgers, ledger):
+                await until(halted, "the halt on fills waiting for the ledger")
+                assert "halted" in str(worker.readiness())
+                assert await exchange.open_orders(SYMBOL) == []  # every order cancelled
+                assert worker.enabled  # the operator's switch is untouched: this halt lifts by itself
+            await until(lambda: not halted(), "the resumption once the fills are committed")
+            await until(lambda: bool(worker.resting), "quotes again")
+        finally:
+            worker.request_stop()
+            assert await asyncio.wait_for(run, 30) is WorkerExit.STOPPED
+            await exchange.close()
+
+    asyncio.run(scenario())
