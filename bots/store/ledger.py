@@ -268,7 +268,7 @@ class Ledger(ControlPlane, WorkerLocks, AlertLog):
     def record_position(self, row: Mapping[str, Any]) -> None:
         """Append a `position_row` (taken where the portfolio lives; written later, off the loop)."""
         with self._begin() as connection:
-            connection.execute(position_snapshots.insert().values(**row))
+            connection.execute(position_snapshots.insert(), dict(row))  # parameters: one cached statement
 
     def latest_position_snapshot(self, bot: str) -> dict[str, Any] | None:
         """The bot's newest position snapshot as a column -> value mapping."""
@@ -297,7 +297,7 @@ class Ledger(ControlPlane, WorkerLocks, AlertLog):
                 "equity": equity,
                 "peak_equity": peak,
             }
-            connection.execute(equity_history.insert().values(**values))
+            connection.execute(equity_history.insert(), values)
         return peak
 
     def peak_equity(self, bot: str) -> Decimal | None:
@@ -329,7 +329,9 @@ class Ledger(ControlPlane, WorkerLocks, AlertLog):
             raise ValueError(f"unknown features {sorted(unknown)}; known: {', '.join(FEATURE_COLUMNS)}")
         values = {name: None if value is None else float(value) for name, value in features.items()}
         with self._begin() as connection:
-            connection.execute(market_features.insert().values(bot=bot, symbol=symbol, ts_ns=ts_ns, **values))
+            connection.execute(
+                market_features.insert(), {"bot": bot, "symbol": symbol, "ts_ns": ts_ns, **values}
+            )
 
     def features(
         self,
