@@ -45,13 +45,13 @@ from bots.engine.portfolio import Portfolio
 from bots.engine.quoter import QuoteDecision, QuoteEngine
 from bots.engine.risk import RiskState
 from bots.errors import ConfigError, Rejected, RejectReason, TransientExchangeError
-from bots.exchange.base import BookUpdate, Exchange, Fill, OrderRequest, OrderUpdate, Trade
+from bots.exchange.base import BookUpdate, Exchange, Fill, OrderRequest, Trade
 from bots.exchange.reconcile import Reconciling
 from bots.metrics import BotMetrics
 from bots.retry import Backoff, error_kind, retrying
 from bots.store import FeatureRow, Ledger
 from bots.store.handover import FillHandover
-from bots.store.ledger import position_row
+from bots.store.records import BotRecords
 from bots.store.startup import ENABLED_KEY, RISK_KEY, StoredBot, load_bot
 from bots.store.writer import ControlWork, StoreWriter
 from settings.models import BotSettings, PaperSettings
@@ -132,6 +132,7 @@ class BotWorker:
         self._own_store = store is None  # a worker run alone (tests) starts and closes its own
         self.store = store or StoreWriter(ledger, settings.name, queue_limit=settings.store.queue_limit)
         self._fills = FillHandover(self.store, lambda: self._enqueue(_FILLS))
+        self._records = BotRecords(self.store, settings.name, settings.symbol)
         self._control_work: list[ControlWork] = []
         self._store_halted = False  # quoting halted: fills wait for a stalled database
         self.metrics = metrics
@@ -301,9 +302,8 @@ class BotWorker:
         except TimeoutError:
             log.warning("last fills not taken before the stop deadline", extra={"fields": {"bot": self.name}})
         finally:
-            self._flush_orders()
-            row = position_row(self.name, self.portfolio, mark=self.core.mark(), ts_ns=time.time_ns())
-            self.store.record(lambda ledger: ledger.record_position(row))
+            self._records.orders(self.core.orders.take_log())
+            self._records.position(self.portfolio, self.core.mark(), time.time_ns())
             self._publish_orders()
             log.info(
                 "stopped", extra={"fields": {"bot": self.name, "position": str(self.portfolio.position)}}
@@ -490,15 +490,9 @@ class BotWorker:
             elif isinstance(action, RecordMarket):
                 self._record_market(action)
             elif isinstance(action, RecordOrders):
-                self._record_orders(list(action.updates))
-            elif isinstance(action, RecordRisk):
-                state = {
-                    "breaker_tripped": action.breaker_tripped,
-                    "drawdown_tripped": action.drawdown_tripped,
-                }
-                self._set_state(RISK_KEY, state)
-            elif isinstance(action, RecordEnabled):
-                self._set_state(ENABLED_KEY, action.enabled)
+                self._records.orders(action.updates)
+            elif isinstance(action, RecordRisk | RecordEnabled):
+                self._records.state(action)
         if took_liquidity:  # the position must include what a close took before the next decision
             await self._sync_fills(wait=True)
         return cancelled
@@ -686,43 +680,14 @@ class BotWorker:
 
     # ----- records and metrics ---------------------------------------------------------------------
 
-    def _flush_orders(self) -> None:
-        self._record_orders(list(self.core.orders.take_log()))
-
-    def _record_orders(self, updates: list[OrderUpdate]) -> None:
-        """Order states are history, not money: written with the store thread's next batch."""
-        if updates:
-            name = self.name
-            self.store.record(lambda ledger: ledger.record_orders(name, updates))
-
-    def _set_state(self, key: str, value: object) -> None:
-        name = self.name
-        self.store.record(lambda ledger: ledger.set_state(name, key, value))
-
     def _record_market(self, record: RecordMarket) -> None:
-        """Equity (the ledger keeps the peak: the same max the core takes here), position snapshot,
-        market features, written off the loop (dropped while the store is backed up past its queue
-        limit); the features feed the regime model, whose probabilities return to the core."""
-        name, symbol, store = self.name, self.symbol, self.store
-        equity, ts_ns = record.equity_usd, record.ts_ns
-        features, book_ts_ns = record.features, record.book_ts_ns
-        self.core.observe_peak(float(equity))
-        row = position_row(name, self.portfolio, mark=record.mark, ts_ns=ts_ns)
-        writes: list[Callable[[Ledger], object]] = [
-            lambda ledger: ledger.record_equity(name, symbol, equity, ts_ns=ts_ns),
-            lambda ledger: ledger.record_position(row),
-        ]
-        if features is not None:
-            writes.append(lambda ledger: ledger.record_features(name, symbol, book_ts_ns, features))
-        for write in writes:
-            if not store.record(write, droppable=True):
-                self.metrics.store_records_dropped.inc()
-        if features is None:
+        """Equity, position and features to the store thread (the core keeps the same peak the ledger
+        does); the features feed the regime model, whose probabilities return to the core."""
+        self.core.observe_peak(float(record.equity_usd))
+        self.metrics.store_records_dropped.inc(self._records.market(record, self.portfolio))
+        if record.features is None or self.regime is None or not self.settings.ml.regime_enabled:
             return
-        row_features = FeatureRow(name, symbol, book_ts_ns, features)
-        if self.regime is None or not self.settings.ml.regime_enabled:
-            return
-        self.regime.observe(row_features)
+        self.regime.observe(FeatureRow(self.name, self.symbol, record.book_ts_ns, record.features))
         now_s = time.time()
         self.core.on_regime(self.regime.probabilities(now_s))
         self.metrics.publish_regime(self.core.probabilities, loaded=self.regime.loaded(now_s))
