@@ -148,10 +148,10 @@ def _apply_version(bot: ControlledBot, version: ConfigVersion) -> str | None:
         bot.apply_settings(merged_settings(bot.settings, version.config), str(number))
     except ConfigError as exc:
         reason = str(exc)
-        bot.store.record(lambda ledger: ledger.ack_config(number, name, "rejected", reason))
+        bot.store.record(lambda ledger: ledger.ack_config(number, name, "rejected", reason), urgent=True)
         log.warning("config rejected", extra={"fields": {"bot": name, "version": number, "reason": reason}})
         return reason
-    bot.store.record(lambda ledger: ledger.ack_config(number, name, "applied"))
+    bot.store.record(lambda ledger: ledger.ack_config(number, name, "applied"), urgent=True)
     return None
 
 
@@ -215,7 +215,7 @@ def newest_applied_settings(ledger: Ledger, bot: str, current: BotSettings) -> t
 def _ack(bot: ControlledBot, command: Command, outcome: str, *, ok: bool) -> None:
     """Queued: committed by the store thread in order, before anything the bot writes later."""
     number, name = command.id, bot.name
-    bot.store.record(lambda ledger: ledger.ack_command(number, outcome, bot=name, ok=ok))
+    bot.store.record(lambda ledger: ledger.ack_command(number, outcome, bot=name, ok=ok), urgent=True)
 
 
 async def _obey(bot: ControlledBot, command: Command) -> None:

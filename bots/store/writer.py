@@ -157,12 +157,15 @@ class StoreWriter:
         self._submit(_Job(run, future, droppable=False), urgent=True)
         return future
 
-    def record(self, run: Callable[[Ledger], object], *, droppable: bool = False) -> bool:
-        """Write without waiting for it: committed with the next batch (within `tick_s`). A
-        `droppable` record is dropped while `queue_limit` writes wait: False then."""
+    def record(
+        self, run: Callable[[Ledger], object], *, droppable: bool = False, urgent: bool = False
+    ) -> bool:
+        """Write without waiting for it: committed with the next batch (within `tick_s`; at once when
+        `urgent`, e.g. an ack someone waits for). A `droppable` record is dropped while `queue_limit`
+        writes wait: False then."""
         if droppable and self.depth >= self.queue_limit:
             return False
-        self._submit(_Job(run, None, droppable), urgent=len(self._jobs) >= self.queue_limit // 2)
+        self._submit(_Job(run, None, droppable), urgent=urgent or len(self._jobs) >= self.queue_limit // 2)
         return True
 
     def watch(self, on_control: Callable[[ControlWork], None]) -> None:
