@@ -249,7 +249,12 @@ class BotWorker:
 
     async def run(self) -> WorkerExit:
         """Trade until stopped; always leaves no order of ours resting."""
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            if self._own_store:
+                await self.store.close()
+            raise
         producers = [
             asyncio.create_task(self._books(), name="books"),
             asyncio.create_task(self._trades(), name="trades"),
