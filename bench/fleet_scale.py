@@ -59,9 +59,10 @@ def histograms(ports: list[int]) -> dict[float, float]:
     return buckets
 
 
-def ready(port: int) -> bool:
+def answers(port: int, path: str) -> bool:
+    """Whether the bot's HTTP port answers `path` with 200 (/metrics: up; /readyz: fit to trade)."""
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as response:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
             return bool(response.status == 200)
     except OSError:
         return False
@@ -125,9 +126,9 @@ def run_fleet(n: int, seconds: float, workdir: Path, postgres: str | None) -> di
                 if len(pids) == n:
                     break
             time.sleep(0.5)
-        while time.monotonic() < deadline and not all(ready(port) for port in ports):
+        while time.monotonic() < deadline and not all(answers(port, "/metrics") for port in ports):
             time.sleep(0.5)
-        if len(pids) != n or not all(ready(port) for port in ports):
+        if len(pids) != n or not all(answers(port, "/metrics") for port in ports):
             raise RuntimeError(f"only {len(pids)} of {n} bots came up")
         time.sleep(10 + n / 10)  # imports and start-up done; measure the steady state only
         pids = [r["pid"] for r in json.loads(status_file.read_text())["bots"]]  # after any restart
@@ -139,6 +140,7 @@ def run_fleet(n: int, seconds: float, workdir: Path, postgres: str | None) -> di
         cpu = sum(cpu_seconds(pid) - start_cpu[pid] for pid in pids)
         end_events = histograms(ports)
         rss = [rss_mb(pid) for pid in pids]
+        ready = sum(answers(port, "/readyz") for port in ports)  # fresh data, exchange answering
         window = {bound: end_events[bound] - start_events.get(bound, 0.0) for bound in end_events}
         events = max(window.values())
         stops = stop_ack_latencies(ledger_url, [b["name"] for b in bots[:STOP_SAMPLES]])
@@ -158,6 +160,7 @@ def run_fleet(n: int, seconds: float, workdir: Path, postgres: str | None) -> di
         "p99_tick_to_quote_us": p99_seconds(window) * 1e6,
         "stop_ack_s_median": statistics.median(stops),
         "stop_ack_s_max": max(stops),
+        "ready_bots": ready,
     }
 
 
@@ -177,8 +180,17 @@ def main() -> None:
     runs: list[tuple[int, str | None]] = [(n, None) for n in args.sizes]
     if args.postgres:
         runs += [(n, args.postgres) for n in args.postgres_sizes]
+    results = []
     with tempfile.TemporaryDirectory() as tmp:
-        results = [run_fleet(n, args.seconds, Path(tmp), postgres) for n, postgres in runs]
+        for n, postgres in runs:
+            try:
+                results.append(run_fleet(n, args.seconds, Path(tmp), postgres))
+            except RuntimeError as exc:  # a fleet this machine cannot start: the others still count
+                print(f"{n} bots ({'postgresql' if postgres else 'sqlite'}): {exc}", flush=True)
+                continue
+            print(json.dumps(results[-1]), flush=True)
+    if not results:
+        raise SystemExit("no fleet came up")
     base = results[0]["cpu_per_bot"]
     header = (
         "ledger",
