@@ -131,7 +131,8 @@ def run_fleet(n: int, seconds: float, workdir: Path, postgres: str | None) -> di
             time.sleep(0.5)
         up = sum(answers(port, "/metrics") for port in ports)
         if len(pids) != n or up != n:
-            raise RuntimeError(f"{len(pids)} of {n} bots running, {up} answering, after {time.monotonic() - t0:.0f} s")
+            waited = time.monotonic() - t0
+            raise RuntimeError(f"{len(pids)} of {n} bots running, {up} answering, after {waited:.0f} s")
         time.sleep(10 + n / 10)  # imports and start-up done; measure the steady state only
         pids = [r["pid"] for r in json.loads(status_file.read_text())["bots"]]  # after any restart
         start_cpu = {pid: cpu_seconds(pid) for pid in pids}
