@@ -63,6 +63,9 @@ T = TypeVar("T")
 
 _NS_PER_S = 1_000_000_000
 _STOP_GRACE_S = 10.0  # a stop lets the decision under way finish its calls this long
+# A decision waits this long for the commit of the fills it just handed over (a commit takes
+# milliseconds), so it sees the position they make; a stalled database does not hold it longer.
+_FILL_COMMIT_WAIT_S = 0.05
 SEED_WINDOW_NS = 3600 * _NS_PER_S  # an hour of recorded history warms the indicators up
 _CREDENTIALS_REFUSED = frozenset({RejectReason.UNAUTHORIZED, RejectReason.BAD_SIGNATURE})
 _HALT_AFTER_REFUSALS = 5
@@ -365,12 +368,14 @@ class BotWorker:
             await self._perform(self.core.on_book(book, time.time_ns()))
 
     async def quiescent(self) -> None:
-        """Return once every queued event is handled (the newest received book included) and no
-        exchange call is under way: the bot is at rest until the next event."""
+        """Return once every queued event is handled (the newest received book included), no
+        exchange call is under way and every fill handed to the store is committed and applied: the
+        bot is at rest until the next event."""
         while True:
             await self._idle.wait()
+            await self._fills.answered()
             await asyncio.sleep(0)
-            if self._idle.is_set() and self._queue.empty():
+            if self._idle.is_set() and self._queue.empty() and not self._fills.waiting:
                 return
 
     # ----- producers: they only enqueue -------------------------------------------------------------
@@ -419,7 +424,8 @@ class BotWorker:
             elif event is _TIMER:
                 await self._on_timer()
             elif event is _FILLS:
-                self._apply_committed()
+                if self._apply_committed():
+                    await self._on_book()  # fills confirmed late (a slow commit): requote with them
             else:
                 while self._control_work:
                     await apply_control(self, self._control_work.pop(0))
@@ -572,6 +578,9 @@ class BotWorker:
             await self._book_fills(*result)
         if wait:
             await self._settle_fills()
+        elif self._fills.waiting:
+            await self._fills.answered(_FILL_COMMIT_WAIT_S)
+            self._apply_committed()
 
     async def _settle_fills(self) -> None:
         for fill in await self._fills.settle():
@@ -590,10 +599,13 @@ class BotWorker:
         if self._fills.unconfirmed > self.settings.store.max_unconfirmed_fills and not self._store_halted:
             await self._halt_for_store()
 
-    def _apply_committed(self) -> None:
-        for fill in self._fills.committed():
+    def _apply_committed(self) -> bool:
+        """Apply the fills whose commit is confirmed; whether there were any."""
+        fills = self._fills.committed()
+        for fill in fills:
             self._apply_fill(fill)
         self._resume_if_settled()
+        return bool(fills)
 
     async def _halt_for_store(self) -> None:
         """Fills wait for a stalled database past the bound: no quoting (every order cancelled) until

@@ -43,6 +43,18 @@ class FillHandover:
             new.extend(future.result())
         return new
 
+    @property
+    def waiting(self) -> bool:
+        """Whether a handed batch is not applied yet (answered or not)."""
+        return bool(self._handed)
+
+    async def answered(self, timeout_s: float | None = None) -> None:
+        """Wait (at most `timeout_s`) until every batch handed so far is answered; `committed()`
+        applies them."""
+        pending = [future for future, _ in self._handed if not future.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout_s)
+
     async def settle(self) -> list[Fill]:
         """Wait until every handed batch is answered, then `committed()`."""
         while self._handed:
