@@ -10,8 +10,8 @@ and the exchange's own records are compared with the ledger's:
 - lost fills (at the exchange, not in the ledger), phantom fills (in the ledger only), and a ledger
   position that is not the exchange's;
 - orphan orders (resting at the exchange after the fleet stopped);
-- foreign orders (an order on a bot's sub-account without that bot's client-order-id tag: placed or
-  touched by another bot);
+- foreign orders (an order on a bot's sub-account whose client order id is not that bot's of this
+  store: placed or touched by another bot);
 - limit breaches (a position beyond `max_position_usd` at the fill price, 1% slack for the mid);
 - a fleet that did not trade (no fill, or a supervisor that failed): it would prove nothing;
 - a bot the supervisor marked failed (a crash loop): each bot is killed at most once in 80 s, inside
@@ -43,14 +43,13 @@ from typing import Any
 import yaml
 from eth_account import Account
 
-from bots.core.orders import bot_tag
+from bots.core.orders import Owner, bot_tag, owner_of, store_tag
 from bots.store import Ledger
 from bots.venues.grvt.server.app import GrvtSimServerThread
 from bots.venues.grvt.server.config import GrvtSimConfig
 from settings import load_fleet
 
 SYMBOLS = ("BTC_USDT_Perp", "ETH_USDT_Perp", "SOL_USDT_Perp")
-_COUNTER_BITS = 48  # bots.core.orders: a client order id is the bot's 14-bit tag, then a counter
 _MAX_POSITION_USD = 1_500.0
 _SLACK = 1.01
 _KILL_SPACING_S = 80.0
@@ -210,10 +209,8 @@ def _audit(server: GrvtSimServerThread, ledger: Ledger, accounts: dict[str, str]
         ledger_position = sum((f.size * f.side.sign for f in ledger.fills(bot)), Decimal(0))
         violations["position_mismatches"] += int(position != ledger_position)
         violations["orphan_orders"] += len(active)
-        tag = bot_tag(bot)
-        violations["foreign_orders"] += sum(
-            1 for cid in every_order if not (cid.isdigit() and int(cid) >> _COUNTER_BITS == tag)
-        )
+        owner = Owner(store_tag(ledger.store_id()), bot_tag(bot))
+        violations["foreign_orders"] += sum(1 for cid in every_order if owner_of(cid) != owner)
         running = Decimal(0)
         for fill in sorted(fills, key=lambda f: int(f["event_time"])):
             running += Decimal(fill["size"]) * (1 if fill["is_buyer"] else -1)

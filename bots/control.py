@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from bots.core.actions import Action
 from bots.core.core import BotCore
-from bots.errors import ConfigError, FleetError
+from bots.errors import ConfigError, FleetError, Halted
 from bots.store import Ledger
 from bots.store.control import ALL_BOTS, Command, ConfigVersion
 from bots.store.writer import ControlWork, StoreWriter
@@ -65,6 +65,7 @@ class ControlledBot(Protocol):
 
     async def perform(self, actions: Sequence[Action]) -> int | None: ...
     async def close_now(self) -> None: ...
+    async def check_other_stores(self) -> None: ...
     def apply_settings(self, settings: BotSettings, version: str) -> None: ...
     def request_stop(self, exit_as: WorkerExit = WorkerExit.STOPPED) -> None: ...
 
@@ -113,8 +114,27 @@ def restart_fields(old: BotSettings, new: BotSettings, *, fills_here: bool) -> l
 
 
 async def _start(bot: ControlledBot, command: Command) -> str:
+    """Enable trading; refused on a halted bot, saying why and what lifts it (a start must not quietly
+    re-arm a drawdown limit: that is `reset-risk`'s job, audited as such)."""
+    reason = bot.core.halt_reason()
+    if reason is not None:
+        raise Halted(f"halted: {reason}; `mmfleet ctl reset-risk --bot {bot.name}` lifts the halt")
     await bot.perform(bot.core.start())
     return "trading enabled"
+
+
+async def _reset_risk(bot: ControlledBot, command: Command) -> str:
+    """Lift a halt: risk trips cleared, peak equity re-armed at the equity now, the other-store latch
+    lifted after the exchange is looked at again (it latches again at once if their orders still rest)."""
+    reason = bot.core.halt_reason()
+    await bot.perform(bot.core.reset_risk())
+    await bot.check_other_stores()
+    still = bot.core.halt_reason()
+    if still is not None:
+        raise Halted(f"still halted: {still}")
+    peak = f"peak equity reset to {bot.core.peak:.2f}"
+    lifted = f"halt lifted ({reason}); {peak}" if reason is not None else f"nothing was halted; {peak}"
+    return lifted + ("" if bot.core.enabled else "; trading stays stopped until `mmfleet ctl start`")
 
 
 async def _stop(bot: ControlledBot, command: Command) -> str:
@@ -187,6 +207,7 @@ _HANDLERS: dict[str, Callable[[ControlledBot, Command], Awaitable[str]]] = {
     "reload_config": _reload_config,
     "restart": _restart,
     "shutdown": _shutdown,
+    "reset_risk": _reset_risk,
 }
 
 
@@ -226,6 +247,8 @@ async def _obey(bot: ControlledBot, command: Command) -> None:
         outcome, ok = await _HANDLERS[command.command](bot, command), True
     except ConfigError as exc:
         outcome, ok = f"rejected: {exc}", False
+    except Halted as exc:
+        outcome, ok = f"refused: {exc}", False
     except FleetError as exc:  # e.g. the exchange refused the close of stop_close
         outcome, ok = f"failed: {exc}", False
     except Exception as exc:

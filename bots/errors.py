@@ -15,6 +15,7 @@ __all__ = [
     "ConfigError",
     "ExchangeError",
     "FleetError",
+    "Halted",
     "RateLimited",
     "RejectReason",
     "Rejected",
@@ -39,6 +40,11 @@ class ConfigError(FleetError):
     def __init__(self, message: str, problems: Iterable[str] = ()) -> None:
         self.problems: tuple[str, ...] = tuple(problems) or (message,)
         super().__init__(message)
+
+
+class Halted(FleetError):  # noqa: N818 - the name is the condition
+    """A bot is halted (a drawdown or breaker trip, another store on its account): a command that would
+    make it trade is refused, naming why; only `reset-risk` lifts the halt."""
 
 
 class ExchangeError(FleetError):

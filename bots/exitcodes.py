@@ -18,6 +18,8 @@
 
 Codes of the operator's commands, not of a bot (so outside the bots' codes):
 
+| 123  | COMMAND_REFUSED   | `mmfleet ctl`: some bot acked the command as refused or      |
+|      |                   | failed (e.g. `start` on a halted bot); its ack says why      |
 | 124  | ACK_TIMEOUT       | `mmfleet ctl`: some bot did not ack within `--wait` (as       |
 |      |                   | `timeout(1)`); the command stays queued, runs when it polls  |
 
@@ -33,7 +35,14 @@ import signal
 from enum import IntEnum, StrEnum
 from typing import Final
 
-__all__ = ["ACK_TIMEOUT", "ExitCode", "SupervisorAction", "signal_exit_code", "supervisor_action"]
+__all__ = [
+    "ACK_TIMEOUT",
+    "COMMAND_REFUSED",
+    "ExitCode",
+    "SupervisorAction",
+    "signal_exit_code",
+    "supervisor_action",
+]
 
 
 class ExitCode(IntEnum):
@@ -49,6 +58,7 @@ class ExitCode(IntEnum):
     TERMINATED = 128 + signal.SIGTERM
 
 
+COMMAND_REFUSED: Final = 123  # `mmfleet ctl`: a bot acked the command failed or refused
 ACK_TIMEOUT: Final = 124  # `mmfleet ctl`: an ack did not arrive within --wait
 
 

@@ -16,13 +16,22 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disa
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from bots.core.markouts import FillMarkout
+from bots.engine.markouts import MARKOUT_HORIZONS_S
 from bots.engine.portfolio import Portfolio
 from bots.engine.quoter import Inventory, QuoteDecision
 from bots.engine.risk import drawdown_ratio
 from bots.engine.types import OrderKind, Side, Signal, TradingState
 from bots.errors import RejectReason
 
-__all__ = ["REGIMES", "TICK_TO_QUOTE_BUCKETS", "BotMetrics"]
+__all__ = [
+    "MARKOUT_BPS_BUCKETS",
+    "MARKOUT_USD_BUCKETS",
+    "REGIMES",
+    "TICK_TO_QUOTE_BUCKETS",
+    "BotMetrics",
+    "horizon_label",
+]
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # `_created` series double the exposition and no dashboard uses them
 
@@ -30,9 +39,35 @@ disable_created_metrics()  # type: ignore[no-untyped-call]  # `_created` series 
 TICK_TO_QUOTE_BUCKETS: Final = (
     1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 1e-1,
 )  # fmt: skip
+# Markouts are signed (negative: the mid went against us), so the buckets are too, finer near zero.
+MARKOUT_BPS_BUCKETS: Final = (
+    -50.0,
+    -20.0,
+    -10.0,
+    -5.0,
+    -2.0,
+    -1.0,
+    -0.5,
+    0.0,
+    0.5,
+    1.0,
+    2.0,
+    5.0,
+    10.0,
+    20.0,
+    50.0,
+)
+MARKOUT_USD_BUCKETS: Final = (
+    -100.0, -30.0, -10.0, -3.0, -1.0, -0.3, -0.1, 0.0, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0,
+)  # fmt: skip
 REGIMES: Final = ("trending", "ranging", "volatile")
 ERROR_KINDS: Final = ("unavailable", "timeout", "rate_limited", "rejected", "other")
 LABELS: Final = ("bot", "symbol", "mode")
+
+
+def horizon_label(horizon_s: float) -> str:
+    """A markout horizon as its metric label: "1s", "10s", "60s"."""
+    return f"{horizon_s:g}s"
 
 
 class _MarketDataAge(Collector):
@@ -153,16 +188,59 @@ class BotMetrics:
         self.store_halted = gauge(
             "store_halted", "1 while quoting is halted because fills wait for the ledger past the bound."
         ).labels(*base)
+        self.funding_paid_usd = counter(
+            "funding_paid_usd", "Funding paid on the position, USD (longs pay shorts at a positive rate)."
+        ).labels(*base)
+        self.funding_received_usd = counter(
+            "funding_received_usd", "Funding received on the position, USD."
+        ).labels(*base)
+        self.funding_pnl_usd = gauge(
+            "funding_pnl_usd", "Funding received minus paid over the ledger's history, USD."
+        ).labels(*base)
+        self.funding_rate = gauge(
+            "funding_rate", "The venue's funding rate per interval, fraction of notional (> 0: longs pay)."
+        ).labels(*base)
+        self.funding_interval_seconds = gauge(
+            "funding_interval_seconds", "Seconds between funding settlements of the symbol."
+        ).labels(*base)
         self.tick_to_quote_seconds = Histogram(
             "mmfleet_tick_to_quote_seconds", "Book event in to desired orders out.", LABELS,
             buckets=TICK_TO_QUOTE_BUCKETS, registry=registry,
         ).labels(*base)  # fmt: skip
+        markout_labels = (*LABELS, "side", "horizon")
+        markout_bps = Histogram(
+            "mmfleet_fill_markout_bps", "Mid move after each fill, signed for us (negative: against us).",
+            markout_labels, buckets=MARKOUT_BPS_BUCKETS, registry=registry,
+        )  # fmt: skip
+        markout_usd = Histogram(
+            "mmfleet_fill_markout_usd", "Mid move after each fill times its size, signed for us, USD.",
+            markout_labels, buckets=MARKOUT_USD_BUCKETS, registry=registry,
+        )  # fmt: skip
+        # prometheus_client exposes no `_sum` for a histogram with negative buckets: the sum is its own gauge
+        markout_pnl = Gauge(
+            "mmfleet_markout_pnl_usd", "Sum of the fills' markouts since the bot started (signed for us).",
+            markout_labels, registry=registry,
+        )  # fmt: skip
+        self.fill_markout = {
+            (side, horizon): (
+                markout_bps.labels(*base, side.value, horizon_label(horizon)),
+                markout_usd.labels(*base, side.value, horizon_label(horizon)),
+                markout_pnl.labels(*base, side.value, horizon_label(horizon)),
+            )
+            for side in Side
+            for horizon in MARKOUT_HORIZONS_S
+        }
         errors = counter("exchange_errors", "Exchange errors, by kind.", ("kind",))
         self.exchange_errors = {k: errors.labels(*base, k) for k in ERROR_KINDS}
         self.circuit_breaker_tripped = gauge(
             "circuit_breaker_tripped", "1 when the max-loss breaker tripped."
         ).labels(*base)
         self.trading_enabled = gauge("trading_enabled", "1 when the bot may place orders.").labels(*base)
+        self.other_store_orders = gauge(
+            "other_store_orders",
+            "Orders of another mmfleet store resting on this bot's account and symbol at the last look"
+            " (any: the bot halts until reset-risk).",
+        ).labels(*base)
         self.trading_state = Gauge(
             "mmfleet_trading_state", "1 for the current trading state.", (*LABELS, "state"), registry=registry
         )
@@ -186,6 +264,15 @@ class BotMetrics:
     def reject(self, reason: RejectReason) -> None:
         """Count a rejection; the reasons are a closed set, so the label set stays bounded."""
         self.orders_rejected[reason].inc()
+
+    def observe_markouts(self, markouts: Iterable[FillMarkout]) -> None:
+        """Each markout into its side's and horizon's histograms (bps and USD) and running sum (USD)."""
+        for markout in markouts:
+            children = self.fill_markout.get((markout.side, markout.horizon_s))
+            if children is not None:
+                children[0].observe(markout.bps)
+                children[1].observe(markout.usd)
+                children[2].inc(markout.usd)
 
     def error(self, kind: str) -> None:
         self.exchange_errors.get(kind, self.exchange_errors["other"]).inc()
@@ -269,6 +356,18 @@ class BotMetrics:
         self.set_state(state)
         self.trading_enabled.set(1.0 if enabled and state is not TradingState.HALTED else 0.0)
         self.circuit_breaker_tripped.set(1.0 if breaker_tripped else 0.0)
+
+    def publish_funding(self, amount_usd: float, funding_pnl_usd: float) -> None:
+        """One funding payment booked (`amount_usd` > 0 received, < 0 paid) and the funding total."""
+        if amount_usd < 0:
+            self.funding_paid_usd.inc(-amount_usd)
+        elif amount_usd > 0:
+            self.funding_received_usd.inc(amount_usd)
+        self.funding_pnl_usd.set(funding_pnl_usd)
+
+    def publish_funding_rate(self, rate: float, interval_s: float) -> None:
+        self.funding_rate.set(rate)
+        self.funding_interval_seconds.set(interval_s)
 
     def publish_open_orders(self, sides: Iterable[Side]) -> None:
         counts = dict.fromkeys(Side, 0)

@@ -143,6 +143,7 @@ async def _serve(process: BotProcess, settings: BotSettings, ledger: Ledger, acc
         on_lease_lost=lease_lost,
     )
     store.start()
+    store_id = await store.call(lambda ledger: ledger.store_id())  # never on the loop: the thread pins it
     log.info("serving metrics", extra={"fields": {"bot": settings.name, "port": port}})
     try:
         while not stopping.is_set():
@@ -152,7 +153,14 @@ async def _serve(process: BotProcess, settings: BotSettings, ledger: Ledger, acc
             )
             regime = LiveRegime(settings.ml.model_dir, settings.ml.max_model_age_s)
             worker = BotWorker(
-                settings, exchange, ledger, metrics, reload_settings=reload, regime=regime, store=store
+                settings,
+                exchange,
+                ledger,
+                metrics,
+                reload_settings=reload,
+                regime=regime,
+                store=store,
+                store_id=store_id,
             )
             current[:] = [worker]
             try:

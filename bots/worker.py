@@ -6,12 +6,16 @@ event, asks the core (`bots.core.core.BotCore`), performs its actions one after 
 what came of them back to the core. Decisions therefore never overlap, a command or a config version
 is applied between two decisions, and what a `stop` acks is what the exchange did.
 
-Fills are committed to the ledger before the core hears of them (a crash loses none), but not on
-this loop: the bot's store thread (`bots.store.writer`) owns its database connection, commits fills,
-records and acks in batches, keeps the lease alive and reads the control plane; the loop hands fills
-over and applies them when the commit is confirmed. Past `store.max_unconfirmed_fills` waiting for a
-stalled database, the bot halts quoting and cancels its orders, and resumes by itself once they are
-committed.
+Where the exchange streams what becomes of our orders (live: `Capabilities.order_events`), a
+producer enqueues it too: an order's final state as itself, a fill notice as a decision on the newest
+book (which takes the fills first: the position changed, the quotes must follow).
+
+Fills (and funding payments) are committed to the ledger before the core hears of them (a crash loses
+none), but not on this loop: the bot's store thread (`bots.store.writer`) owns its database
+connection, commits fills, records and acks in batches, keeps the lease alive and reads the control
+plane; the loop hands fills over and applies them when the commit is confirmed. Past
+`store.max_unconfirmed_fills` waiting for a stalled database, the bot halts quoting and cancels its
+orders, and resumes by itself once they are committed.
 """
 
 from __future__ import annotations
@@ -34,19 +38,32 @@ from bots.core.actions import (
     CancelAll,
     Place,
     RecordEnabled,
+    RecordFunding,
     RecordMarket,
+    RecordMarkouts,
     RecordOrders,
+    RecordPeak,
     RecordRisk,
 )
 from bots.core.core import BotCore
-from bots.core.orders import OrderIds, bot_tag
+from bots.core.orders import OrderIds, bot_tag, owner_of
 from bots.engine.orders import OpenOrder
 from bots.engine.portfolio import Portfolio
 from bots.engine.quoter import QuoteDecision, QuoteEngine
 from bots.engine.risk import RiskState
 from bots.errors import ConfigError, Rejected, RejectReason, TransientExchangeError
-from bots.exchange.base import BookUpdate, Exchange, Fill, OrderRequest, Trade
+from bots.exchange.base import (
+    BookUpdate,
+    Exchange,
+    Fill,
+    OrderEvents,
+    OrderRequest,
+    OrderStatus,
+    OrderUpdate,
+    Trade,
+)
 from bots.exchange.reconcile import Reconciling
+from bots.funding_sync import FundingSync
 from bots.metrics import BotMetrics
 from bots.retry import Backoff, error_kind, retrying
 from bots.store import FeatureRow, Ledger
@@ -100,18 +117,23 @@ class _Event:
 _BOOK = _Event("book")
 _TIMER = _Event("timer")
 _CONTROL = _Event("control")
-_FILLS = _Event("fills")  # the store thread confirmed a batch of fills
+_FILLS = _Event("fills")  # the exchange has new fills for us (a notice on its private stream)
+_COMMITTED = _Event("committed")  # the store thread confirmed a batch of fills
 _STOP = _Event("stop")  # wakes an idle consumer at shutdown
 
 
-def _stored_risk(value: object) -> RiskState:
-    """The trips kept in the ledger; a value that is not what the worker writes fails closed (breaker
-    tripped: no quoting until an operator's `start`), never a crash."""
-    fields = ("breaker_tripped", "drawdown_tripped")
-    if isinstance(value, dict) and set(value) <= set(fields) and all(type(v) is bool for v in value.values()):
-        return RiskState(**value)
-    log.warning("stored risk state unreadable: breaker tripped until a start command")
-    return RiskState(breaker_tripped=True)
+def _stored_halts(value: object) -> tuple[RiskState, str | None]:
+    """The risk trips and the other-store halt kept in the ledger; a value that is not what the worker
+    writes fails closed (breaker tripped: no quoting until an operator's `reset-risk`), never a crash."""
+    if isinstance(value, dict):
+        trips = {k: v for k, v in value.items() if k != "other_store"}
+        other = value.get("other_store")
+        readable = set(trips) <= {"breaker_tripped", "drawdown_tripped"}
+        readable = readable and all(type(v) is bool for v in trips.values())
+        if readable and (other is None or isinstance(other, str)):
+            return RiskState(**trips), other
+    log.warning("stored risk state unreadable: breaker tripped until `mmfleet ctl reset-risk`")
+    return RiskState(breaker_tripped=True), None
 
 
 class BotWorker:
@@ -128,13 +150,14 @@ class BotWorker:
         reload_settings: Callable[[], BotSettings] | None = None,
         regime: RegimeSource | None = None,
         store: StoreWriter | None = None,
+        store_id: int | None = None,
     ) -> None:
         self.settings = settings
         self.exchange = exchange
         self.ledger = ledger  # for the store thread only: nothing here touches it on the loop
         self._own_store = store is None  # a worker run alone (tests) starts and closes its own
         self.store = store or StoreWriter(ledger, settings.name, queue_limit=settings.store.queue_limit)
-        self._fills = FillHandover(self.store, lambda: self._enqueue(_FILLS))
+        self._fills = FillHandover(self.store, lambda: self._enqueue(_COMMITTED))
         self._records = BotRecords(self.store, settings.name, settings.symbol)
         self._control_work: list[ControlWork] = []
         self._store_halted = False  # quoting halted: fills wait for a stalled database
@@ -146,6 +169,12 @@ class BotWorker:
         self.symbol = settings.symbol
         self.config_version = "file"
         self.started_ns = time.time_ns()
+        # carried by our client order ids (see `_check_other_stores`); a shared store thread pins the one
+        # connection, so its owner reads the id through it first; a worker's own store thread has not
+        # started yet, so the ledger is free here
+        if store_id is None and store is not None:
+            raise ValueError("a worker on a shared store thread needs its store_id read through it")
+        self.store_id = store_id if store_id is not None else ledger.store_id()
         self.core = self._new_core(
             Portfolio(symbol=self.symbol, starting_balance=settings.paper.starting_balance_usd)
         )
@@ -159,23 +188,35 @@ class BotWorker:
         self._refusals_in_a_row = 0  # orders refused for their credentials, in a row
         self._stop_deadline = 0.0  # monotonic time a stop must be done by
         self._lease_lost = False
+        self._orders_checked = 0.0  # monotonic time of the last look for other stores' orders
         self._rng = random.Random()
-        self._queue: asyncio.Queue[_Event | Trade] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Event | Trade | OrderUpdate] = asyncio.Queue()
         self._queued: set[_Event] = set()  # payload-free events are queued once at a time
         self._idle = asyncio.Event()
+        self._funding: FundingSync | None = None  # when the exchange reports funding
 
     def _new_core(
-        self, portfolio: Portfolio, *, enabled: bool = True, peak_equity: float = float("nan")
+        self,
+        portfolio: Portfolio,
+        *,
+        previous: BotCore | None = None,
+        enabled: bool = True,
+        peak_equity: float = float("nan"),
     ) -> BotCore:
-        ids = OrderIds(bot_tag(self.name), time.time_ns() // 1_000)
         return BotCore(
             self.settings.core_config(),
             QuoteEngine(self.settings.engine_config()),
             portfolio,
-            ids,
+            self._order_ids(previous),
             enabled=enabled,
             peak_equity=peak_equity,
         )
+
+    def _order_ids(self, previous: BotCore | None) -> OrderIds:
+        """This store's and bot's client order ids, counting on from the wall clock in milliseconds and
+        past the ids of the core this one replaces."""
+        ids = previous.ids if previous is not None else None
+        return OrderIds.resuming(self.store_id, bot_tag(self.name), time.time_ns() // 1_000_000, ids)
 
     # ----- what the core holds, for the supervisor, the HTTP port and tests -----------------------
 
@@ -215,18 +256,19 @@ class BotWorker:
         self._cursor = stored.cursor
         self.core = self._new_core(
             portfolio,
+            previous=self.core,
             enabled=bool(stored.enabled),
             peak_equity=float(peak if peak is not None else portfolio.cash),
         )
-        self.core.engine.risk_state = _stored_risk(stored.risk)
-        self.core.risk_recorded = (
-            self.core.engine.risk_state.breaker_tripped,
-            self.core.engine.risk_state.drawdown_tripped,
-        )
+        self.core.restore_halts(*_stored_halts(stored.risk))
         # a rollout or reload applied before this restart still holds
         applied = await self.store.call(partial(newest_applied_settings, bot=name, current=self.settings))
         if applied is not None:
             self.apply_settings(*applied)
+        self._funding = FundingSync.of(
+            name, self.symbol, self.exchange, self.store, self.metrics, stored.funding_cursor
+        )
+        self.metrics.funding_pnl_usd.set(float(portfolio.funding))
         self.metrics.watch_store(lambda: self.store.depth, lambda: self._fills.unconfirmed)
         self.store.watch(self._on_control_work)
         await self._sync_fills()
@@ -263,6 +305,8 @@ class BotWorker:
             asyncio.create_task(self._trades(), name="trades"),
             asyncio.create_task(self._every(_TIMER, self.settings.strategy.refresh_interval_s), name="timer"),
         ]
+        if self.exchange.capabilities.order_events:
+            producers.append(asyncio.create_task(self._order_events(), name="order-events"))
         consumer = asyncio.create_task(self._consume(), name="consumer")
         stopper = asyncio.create_task(self._stop.wait(), name="stop")
         try:
@@ -320,7 +364,8 @@ class BotWorker:
     async def _flatten_orders(self) -> list[str]:
         """Cancel-all and read back the open orders until none rests, within `stop_deadline_s` (a retry
         or a Retry-After that would pass it is cut short). What is still resting then, by client order
-        id (ours and, the cancel-all being per symbol, any other); [] once the exchange says none."""
+        id (ours and, the cancel-all being per symbol, any other: only our store's once another store's
+        were seen); [] once the exchange says none."""
         self._stop_deadline = time.monotonic() + self.settings.exchange.stop_deadline_s
         left = sorted(self.core.orders.orders) + sorted(self.core.orders.cancelling)
         while (remaining := self._stop_left_s()) > 0:
@@ -330,7 +375,7 @@ class BotWorker:
             except (TimeoutError, TransientExchangeError):
                 await asyncio.sleep(min(0.2, max(0.0, self._stop_left_s())))
                 continue
-            left = sorted(order.client_order_id for order in resting)
+            left = sorted(order.client_order_id for order in resting if self._may_cancel(order))
             if not left:
                 return []
             await asyncio.sleep(min(0.2, max(0.0, self._stop_left_s())))
@@ -351,6 +396,64 @@ class BotWorker:
             "lost the worker lease: cancelled this life's orders by id and stopped",
             extra={"fields": {"bot": self.name, "client_order_ids": own}},
         )
+
+    # ----- other stores on our account -------------------------------------------------------------
+
+    async def check_other_stores(self) -> None:
+        """Read the symbol's open orders and look for another store's (`_check_other_stores`); only
+        where the account is shared with the world (paper and sim books are this process's own)."""
+        if self._reconciling() is None:
+            return
+        self._orders_checked = time.monotonic()
+        resting = await self._call(partial(self.exchange.open_orders, self.symbol))
+        if resting is not None:
+            self._check_other_stores(resting)
+
+    def _check_other_stores(self, resting: Iterable[OrderUpdate]) -> None:
+        """A full look at the symbol's resting orders: how many are another store's (the gauge the
+        alert watches), and the halt when there are any."""
+        self._orders_checked = time.monotonic()
+        ids = self.core.ids
+        theirs = sorted(o.client_order_id for o in resting if ids.is_other_stores(o.client_order_id))
+        self.metrics.other_store_orders.set(len(theirs))
+        if theirs:
+            self._other_store_halt(theirs)
+
+    def _other_store_halt(self, theirs: Sequence[str]) -> None:
+        """Orders of another mmfleet store (another data directory or database) rest on our account and
+        symbol (`theirs`, from a look at the open orders or an order stream): the worker lease guards one
+        store only, so two stores would quote against each other. The core stops quoting until an
+        operator's `reset-risk`, with one ERROR naming their orders."""
+        if self.core.other_store is not None:
+            return
+        ids = self.core.ids
+        stores = sorted({f"{owner.store:04x}" for cid in theirs if (owner := owner_of(cid)) is not None})
+        reason = (f"orders of another mmfleet store (store {', '.join(stores)}; this one is"
+                  f" {ids.owner.store:04x}) rest on this account's {self.symbol}")  # fmt: skip
+        log.error(
+            f"halted: {reason}; two stores must not trade one account and symbol. Stop the other store's"
+            " bot, then `mmfleet ctl reset-risk`",
+            extra={"fields": {"bot": self.name, "symbol": self.symbol, "client_order_ids": theirs}},
+        )
+        self.core.on_other_store(reason)
+
+    def _may_cancel(self, order: OrderUpdate) -> bool:
+        """Whether a stop or a cancel-all may cancel `order`: any order on the symbol, except once another
+        store's orders have been seen; then only our store's."""
+        if self.core.other_store is None:
+            return True
+        owner = owner_of(order.client_order_id)
+        return owner is not None and owner.store == self.core.ids.owner.store
+
+    async def _cancel_all(self) -> int:
+        """The exchange's cancel-all on the symbol; once another store shares it, our store's orders
+        one by one instead (theirs stay). How many rested before."""
+        if self.core.other_store is None:
+            return await self.exchange.cancel_all(self.symbol)
+        ours = [o for o in await self.exchange.open_orders(self.symbol) if self._may_cancel(o)]
+        for order in ours:
+            await self.exchange.cancel_order(self.symbol, order.client_order_id)
+        return len(ours)
 
     def _stop_left_s(self) -> float:
         return max(0.0, self._stop_deadline - time.monotonic())
@@ -400,6 +503,18 @@ class BotWorker:
             self._queue.put_nowait(trade)
         await self._stop.wait()
 
+    async def _order_events(self) -> None:
+        """A fill notice queues a decision on the newest book, which takes the fills first (coalesced:
+        one decision takes every fill there is), or a fill sync before the first book; an order's
+        final state queues itself. The stream ending does not stop us."""
+        async for event in cast("OrderEvents", self.exchange).stream_order_events(self.symbol):
+            if isinstance(event, Fill):
+                self._enqueue(_BOOK if self.last_book is not None else _FILLS)
+            elif event.status.is_final:
+                self._idle.clear()
+                self._queue.put_nowait(event)
+        await self._stop.wait()
+
     async def _every(self, event: _Event, interval_s: float) -> None:
         while True:
             await asyncio.sleep(interval_s)
@@ -416,6 +531,9 @@ class BotWorker:
             if isinstance(event, Trade):
                 self.core.on_trade(event)
                 continue
+            if isinstance(event, OrderUpdate):
+                self._on_order_state(event)
+                continue
             self._queued.discard(event)
             if event is _STOP:
                 return
@@ -424,6 +542,8 @@ class BotWorker:
             elif event is _TIMER:
                 await self._on_timer()
             elif event is _FILLS:
+                await self._sync_fills()
+            elif event is _COMMITTED:
                 if self._apply_committed():
                     await self._on_book()  # fills confirmed late (a slow commit): requote with them
             else:
@@ -448,12 +568,22 @@ class BotWorker:
         await self._perform(actions)
         self._publish()
 
+    def _on_order_state(self, update: OrderUpdate) -> None:
+        """An order the exchange ended on its own (cancelled by it, or rejected after it was accepted)
+        rests no more: requote. Our own cancels settle through their calls, fills through the fills."""
+        cid = update.client_order_id
+        if update.status in (OrderStatus.CANCELLED, OrderStatus.REJECTED) and cid in self.core.orders.orders:
+            self.core.on_order_gone(cid)
+            self._enqueue(_BOOK)
+
     async def _on_timer(self) -> None:
-        """Reconcile when the exchange asks; a new model version; the core's quiet-market requote
-        (stale data: cancel all) and records."""
+        """Reconcile when the exchange asks; a look for other stores' orders; a new model version; the
+        core's quiet-market requote (stale data: cancel all) and records."""
         exchange = self._reconciling()
         if exchange is not None and exchange.needs_reconcile:
             await self._reconcile(starting=False)  # after a reconnect or a call that may have happened
+        if time.monotonic() - self._orders_checked >= self.settings.exchange.other_stores_check_s:
+            await self.check_other_stores()
         if self.regime is not None and self.settings.ml.regime_enabled:
             adopted = self.regime.poll(time.time())
             if adopted is not None:
@@ -461,6 +591,8 @@ class BotWorker:
         await self._sync_fills()
         if self._store_halted:
             return
+        if self._funding is not None:
+            await self._perform(await self._funding.sync(self.core, self._call, time.monotonic()))
         decided = self.core.decided_ns
         await self._perform(self.core.on_timer(time.time_ns()))
         if self.core.decided_ns != decided:
@@ -494,7 +626,7 @@ class BotWorker:
                 took_liquidity = took_liquidity or not action.post_only
             elif isinstance(action, CancelAll):
                 tracked = len(self.core.orders)
-                count = await self._call(lambda: self.exchange.cancel_all(self.symbol))
+                count = await self._call(self._cancel_all)
                 self.core.on_all_cancelled()
                 self.metrics.orders_cancelled.inc(tracked)
                 cancelled = count if count is not None else tracked
@@ -502,8 +634,13 @@ class BotWorker:
                 self._record_market(action)
             elif isinstance(action, RecordOrders):
                 self._records.orders(action.updates)
-            elif isinstance(action, RecordRisk | RecordEnabled):
+            elif isinstance(action, RecordMarkouts):
+                self._records.markouts(action.markouts)
+                self.metrics.observe_markouts(action.markouts)
+            elif isinstance(action, RecordRisk | RecordEnabled | RecordPeak):
                 self._records.state(action)
+            elif isinstance(action, RecordFunding):  # committed before the core booked it
+                self.metrics.publish_funding(float(action.payment.amount), float(action.funding_usd))
         if took_liquidity:  # the position must include what a close took before the next decision
             await self._sync_fills(wait=True)
         return cancelled
@@ -635,7 +772,8 @@ class BotWorker:
         """Agree with the exchange: missed fills, vanished orders, our orphans, and the position.
 
         Exchanges that cannot tell (sim, paper: a fresh in-process book) just get a cancel-all at start.
-        An order with our bot tag that we do not track is ours from an earlier life: always cancelled.
+        An order with our store's and bot's tags that we do not track is ours from an earlier life:
+        always cancelled. Another store's orders are never touched: they halt us.
         """
         exchange = self._reconciling()
         if exchange is None:
@@ -643,9 +781,11 @@ class BotWorker:
                 await self._perform([CancelAll()])
             return
         known = set() if starting else {*self.core.orders.orders, *self.core.orders.cancelling}
-        report = await self._call(lambda: exchange.reconcile(known, self._cursor))
+        spare = self.core.ids.is_other_stores
+        report = await self._call(lambda: exchange.reconcile(known, self._cursor, spare=spare))
         if report is None:
             return
+        self._check_other_stores(report.open_orders)
         await self._book_fills(report.fills, report.cursor)
         await self._settle_fills()  # the position below must include them
         for coid in report.missing_client_order_ids:
@@ -734,7 +874,7 @@ class BotWorker:
                 gamma=core.engine.gamma,
                 kappa=core.engine.kappa,
                 breaker_tripped=core.engine.risk_state.breaker_tripped,
-                enabled=core.enabled,
+                enabled=core.enabled and core.other_store is None,
                 tick=float(self.settings.spec.tick_size),
             )
         self._publish_orders()

@@ -1,4 +1,4 @@
-"""One bot, chosen with the `bot` variable: quotes, model, regime, inventory, latency and orders."""
+"""One bot, chosen with the `bot` variable: quotes, model, regime, inventory, latency, orders, markouts."""
 
 from __future__ import annotations
 
@@ -261,6 +261,7 @@ def bot_dashboard() -> Json:
                 target(f"mmfleet_unrealized_pnl_usd{{{BOT}}}", "unrealized"),
                 target(f"mmfleet_grid_profit_usd{{{BOT}}}", "grid profit"),
                 target(f"mmfleet_maker_rebate_usd_total{{{BOT}}}", "maker rebates"),
+                target(f"mmfleet_funding_pnl_usd{{{BOT}}}", "funding"),
                 target(f"mmfleet_peak_equity_usd{{{BOT}}} - mmfleet_equity_usd{{{BOT}}}", "below peak"),
             ],
             unit="currencyUSD",
@@ -282,10 +283,39 @@ def bot_dashboard() -> Json:
         12,
         8,
     )
+
+    layout.row("Markouts")
+    layout.add(
+        timeseries(
+            "Median markout by horizon (bps)",
+            [
+                target(
+                    "histogram_quantile(0.5, sum by (le, horizon) "
+                    f"(rate(mmfleet_fill_markout_bps_bucket{{{BOT}}}[$__rate_interval])))",
+                    "{{horizon}}",
+                )
+            ],
+            description="The mid 1 s, 10 s and 60 s after each fill against its price, signed for us: "
+            "negative when the mid went against us (adverse selection).",
+        ),
+        12,
+        8,
+    )
+    layout.add(
+        timeseries(
+            "Markout PnL by horizon",
+            [target(f"sum by (horizon) (mmfleet_markout_pnl_usd{{{BOT}}})", "{{horizon}}")],
+            description="The fills' markouts summed since the bot started: what they earned marked at the "
+            "mid 1 s, 10 s, 60 s on, before rebates and fees.",
+            unit="currencyUSD",
+        ),
+        12,
+        8,
+    )
     return dashboard(
         "mmfleet-bot",
         "mmfleet: bot",
-        "One bot: quotes, model parameters, regime, inventory, latency and orders.",
+        "One bot: quotes, model parameters, regime, inventory, latency, orders and markouts.",
         layout,
         [query_variable("bot", "Bot", "label_values(mmfleet_equity_usd, bot)")],
     )

@@ -111,11 +111,12 @@ def fleet_overview() -> Json:
     )
     layout.add(
         timeseries(
-            "Realized, grid profit and maker rebates",
+            "Realized, grid profit, maker rebates and funding",
             [
                 target("sum by (bot) (mmfleet_realized_pnl_usd)", "{{bot}} realized"),
                 target("sum by (bot) (mmfleet_grid_profit_usd)", "{{bot}} grid profit"),
                 target("sum by (bot) (mmfleet_maker_rebate_usd_total)", "{{bot}} rebates"),
+                target("sum by (bot) (mmfleet_funding_pnl_usd)", "{{bot}} funding"),
             ],
             unit="currencyUSD",
         ),

@@ -17,8 +17,10 @@ A day is [00:00, 24:00) UTC. For one bot:
   no mid was recorded yet), inventory PnL what the positions held earned as the mid moved, from the
   day's first recorded mid (`mark_open`) to its last (`mark_close`): position_open * (close - open)
   + sum(sign * size * (close - mid at the fill)). spread + inventory is the day's change of
-  realized plus unrealized PnL; total = spread + inventory + rebates - fees. Funding and markouts
-  are not recorded by the ledger yet, so they are not part of it;
+  realized plus unrealized PnL; total = spread + inventory + rebates - fees + funding;
+- funding: the sum of the day's funding payments (the ledger's `funding_payments`: positive received,
+  negative paid; longs pay shorts under a positive rate), also in net realized PnL;
+- markouts of the day's fills at 1 s, 10 s and 60 s, as the workers recorded them (`flows.pnl_markouts`);
 - fills and volume per UTC hour.
 The fleet row sums the bots; its drawdown is that of the summed equity (each bot's last point carried
 forward, its first point of the day carried back). Every figure is an exact Decimal, so regenerating
@@ -30,13 +32,15 @@ from __future__ import annotations
 import datetime as dt
 from bisect import bisect_right
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 
+from bots.core.markouts import FillMarkout
 from bots.display import bps, size, usd
 from bots.engine.portfolio import Portfolio
-from bots.exchange.base import Fill
+from bots.exchange.base import Fill, FundingPayment
 from bots.store import EquityPoint
+from flows.pnl_markouts import MarkoutDay, day_markouts, fleet_markouts, markout_columns
 
 __all__ = ["FLEET", "BotDay", "day_bounds", "fleet_day", "max_drawdown", "report_rows", "summarise_bot"]
 
@@ -74,16 +78,25 @@ class BotDay:
     inventory_usd: tuple[tuple[int, float], ...] = ()
     hourly: tuple[tuple[int, Decimal], ...] = ()  # (fills, volume USD) of each UTC hour, 24 of them
     lot_size: Decimal | None = None
+    markouts: tuple[MarkoutDay, ...] = ()  # per horizon, of the day's fills
+    funding_usd: Decimal = _ZERO  # funding received minus paid during the day
+    funding_payments: int = 0
 
     @property
     def net_pnl_usd(self) -> Decimal:
-        """Realized PnL after fees, rebates counted as income."""
-        return self.realized_pnl_usd + self.rebates_usd - self.fees_usd
+        """Realized PnL after fees and funding, rebates counted as income."""
+        return self.realized_pnl_usd + self.rebates_usd - self.fees_usd + self.funding_usd
 
     @property
     def total_pnl_usd(self) -> Decimal:
-        """The day's PnL marked to market: spread capture + inventory PnL + rebates - fees."""
-        return self.spread_capture_usd + self.inventory_pnl_usd + self.rebates_usd - self.fees_usd
+        """The day's PnL marked to market: spread capture + inventory PnL + rebates - fees + funding."""
+        return (
+            self.spread_capture_usd
+            + self.inventory_pnl_usd
+            + self.rebates_usd
+            - self.fees_usd
+            + self.funding_usd
+        )
 
 
 def day_bounds(day: dt.date) -> tuple[int, int]:
@@ -120,11 +133,14 @@ def summarise_bot(
     start_ns: int,
     end_ns: int,
     lot_size: Decimal | None = None,
+    markouts: Sequence[FillMarkout] = (),
+    funding: Sequence[FundingPayment] = (),
 ) -> BotDay:
-    """The day of one bot from its fills (ledger order, any time), the day's equity points and the
-    mids it recorded that day (time order)."""
+    """The day of one bot from its fills (ledger order, any time), the day's equity points, the mids
+    it recorded that day (time order), the markouts of its fills and its funding payments (any time)."""
     with localcontext(_CONTEXT):
-        return _summarise_bot(bot, symbol, fills, equity, mids, start_ns, end_ns, lot_size)
+        day = _summarise_bot(bot, symbol, fills, equity, mids, start_ns, end_ns, lot_size, funding)
+        return replace(day, markouts=day_markouts(markouts, start_ns, end_ns))
 
 
 def _summarise_bot(
@@ -136,6 +152,7 @@ def _summarise_bot(
     start_ns: int,
     end_ns: int,
     lot_size: Decimal | None,
+    funding: Sequence[FundingPayment],
 ) -> BotDay:
     before = Portfolio.replay((f for f in fills if f.ts_ns < start_ns), symbol=symbol)
     opening = (before.realized_pnl, before.grid_profit)
@@ -167,6 +184,7 @@ def _summarise_bot(
         held += sum((f.side.sign * f.size * (mark - m) for f, m in zip(day, fill_mids, strict=True)), _ZERO)
     curve = tuple((p.ts_ns, p.equity) for p in equity if start_ns <= p.ts_ns < end_ns)
     drawdown_usd, drawdown_ratio = max_drawdown(curve)
+    paid = [p.amount for p in funding if start_ns <= p.ts_ns < end_ns and p.symbol == symbol]
     return BotDay(
         bot=bot,
         symbol=symbol,
@@ -189,6 +207,8 @@ def _summarise_bot(
         inventory_usd=_inventory_usd(inventory, day, mids),
         hourly=tuple(hourly),
         lot_size=lot_size,
+        funding_usd=sum(paid, _ZERO),
+        funding_payments=len(paid),
     )
 
 
@@ -263,6 +283,9 @@ def fleet_day(days: Sequence[BotDay]) -> BotDay:
         spread_capture_usd=total("spread_capture_usd"),
         inventory_pnl_usd=total("inventory_pnl_usd"),
         hourly=_fleet_hourly(days),
+        markouts=fleet_markouts([day.markouts for day in days]),
+        funding_usd=total("funding_usd"),
+        funding_payments=sum(day.funding_payments for day in days),
     )
 
 
@@ -277,7 +300,8 @@ def _text(value: Decimal | None) -> str:
 
 
 _MONEY = (
-    "volume_usd", "spread_capture_usd", "inventory_pnl_usd", "rebates_usd", "fees_usd", "total_pnl_usd",
+    "volume_usd", "spread_capture_usd", "inventory_pnl_usd", "rebates_usd", "fees_usd", "funding_usd",
+    "total_pnl_usd",
     "realized_pnl_usd", "unrealized_pnl_usd", "grid_profit_usd", "net_pnl_usd", "max_drawdown_usd",
 )  # fmt: skip
 
@@ -301,5 +325,6 @@ def report_rows(day: dt.date, days: Sequence[BotDay], *, exact: bool = False) ->
                 for name, v in (("position_open", d.position_open), ("position_close", d.position_close))
             },
             "mark_close": _text(d.mark_close),
+            **markout_columns(d.markouts, exact=exact),
         })  # fmt: skip
     return rows

@@ -1,6 +1,6 @@
 """daily-pnl-report: per bot and for the fleet, the PnL decomposition (spread capture, inventory PnL,
-rebates, fees), realized and unrealized PnL, grid profit, volume and fills by hour, max drawdown and the
-inventory through the day (see `flows.pnl` for the definitions).
+rebates, fees), realized and unrealized PnL, grid profit, volume and fills by hour, max drawdown, the
+fills' markouts at 1 s, 10 s and 60 s and the inventory through the day (see `flows.pnl` for the definitions).
 
 Writes `<reports_dir>/YYYY-MM-DD/` (default `reports_dir`: `<data_dir>/reports`): `report.html` (a
 one-screen summary, then the tables and plots; see `flows.report_files`), `summary.png`/`summary.pdf`
@@ -15,7 +15,7 @@ the opening position, are read).
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,8 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from bots.exchange.base import Fill
+from bots.core.markouts import FillMarkout
+from bots.exchange.base import Fill, FundingPayment
 from bots.store import EquityPoint, Ledger
 from flows.common import is_transient, load_fleet_config, select_bots
 from flows.pnl import BotDay, day_bounds, fleet_day, report_rows, summarise_bot
@@ -36,11 +37,13 @@ __all__ = ["BotLedgerDay", "daily_pnl_report"]
 @dataclass(frozen=True, slots=True)
 class BotLedgerDay:
     """What the ledger holds for one bot and day: its fills up to the day's end (ledger order), the
-    day's equity points and the mids it recorded that day (time order)."""
+    day's equity points, the mids it recorded that day (time order) and the day's funding payments."""
 
     fills: list[Fill]
     equity: list[EquityPoint]
     mids: list[tuple[int, float]]
+    funding: list[FundingPayment]
+    markouts: list[FillMarkout] = field(default_factory=list)
 
 
 @task(retries=3, retry_delay_seconds=[2, 5, 15], retry_condition_fn=is_transient, cache_policy=NO_CACHE)
@@ -51,14 +54,27 @@ def read_bot_day(fleet: FleetSettings, bot: str, symbol: str, start_ns: int, end
         equity = [p for p in ledger.equity_history(bot, since_ts_ns=start_ns) if p.ts_ns < end_ns]
         rows = ledger.features(symbol, since_ts_ns=start_ns, until_ts_ns=end_ns, bot=bot)
         mids = [(r.ts_ns, mid) for r in rows if (mid := r.values.get("mid")) is not None]
-    return BotLedgerDay(fills, equity, mids)
+        markouts = ledger.markouts(bot, since_ts_ns=start_ns, until_ts_ns=end_ns, symbol=symbol)
+        funding = ledger.funding_payments(bot, symbol=symbol, since_ts_ns=start_ns, until_ts_ns=end_ns)
+    return BotLedgerDay(fills, equity, mids, funding, markouts)
 
 
 @task(cache_policy=NO_CACHE)
 def summarise(bot: BotSettings, data: BotLedgerDay, start_ns: int, end_ns: int) -> BotDay:
     """One bot's figures of the day."""
     lot = bot.instrument.lot_size if bot.instrument is not None else None
-    return summarise_bot(bot.name, bot.symbol, data.fills, data.equity, data.mids, start_ns, end_ns, lot)
+    return summarise_bot(
+        bot.name,
+        bot.symbol,
+        data.fills,
+        data.equity,
+        data.mids,
+        start_ns,
+        end_ns,
+        lot,
+        markouts=data.markouts,
+        funding=data.funding,
+    )
 
 
 @task(cache_policy=NO_CACHE)
@@ -77,7 +93,8 @@ def write_files(
 
 def _markdown(day: dt.date, rows: list[dict[str, str]], out_dir: Path) -> str:
     columns = ["bot", "fills", "volume_usd", "spread_capture_usd", "inventory_pnl_usd", "rebates_usd",
-               "fees_usd", "total_pnl_usd", "max_drawdown_usd", "max_drawdown_bps"]  # fmt: skip
+               "fees_usd", "total_pnl_usd", "max_drawdown_usd", "max_drawdown_bps", "markout_1s_bps",
+               "markout_60s_bps"]  # fmt: skip
     lines = [
         f"# mmfleet PnL {day.isoformat()} (UTC)",
         "",

@@ -90,6 +90,7 @@ def _cards(fleet: BotDay) -> str:
         ("spread capture", usd(fleet.spread_capture_usd, grouped=True) + " $"),
         ("inventory PnL", usd(fleet.inventory_pnl_usd, grouped=True) + " $"),
         ("rebates - fees", usd(fleet.rebates_usd - fleet.fees_usd, grouped=True) + " $"),
+        ("funding", usd(fleet.funding_usd, grouped=True) + " $"),
         ("volume", usd(fleet.volume_usd, grouped=True) + " $"),
         ("fills", f"{fleet.fills:,}"),
         ("max drawdown", usd(fleet.max_drawdown_usd, grouped=True) + " $"),
@@ -118,6 +119,18 @@ def _details(days: Sequence[BotDay]) -> str:
     return _table(headers, rows)
 
 
+def _markouts(days: Sequence[BotDay]) -> str:
+    """Per bot and the fleet: each horizon's fills covered, mean markout (bps) and total (USD)."""
+    horizons = [m.horizon_s for m in days[0].markouts] if days else []
+    headers = ["bot", *(f"{h:g} s {unit}" for h in horizons for unit in ("fills", "bps", "$"))]
+    rows = [
+        (d.bot == FLEET, [d.bot, *(c for m in d.markouts for c in (f"{m.fills:,}", bps(m.ratio),
+                                                                       usd(m.usd, grouped=True)))])
+        for d in days
+    ]  # fmt: skip
+    return _table(headers, rows)
+
+
 def _html(day: dt.date, days: Sequence[BotDay], span: tuple[int, int]) -> str:
     fleet = next(d for d in days if d.bot == FLEET)
     hours = f"{_clock(span[0])} to {_clock(span[1])} UTC"
@@ -138,15 +151,21 @@ To forward: <a href="summary.pdf">summary.pdf</a> or <a href="summary.png">summa
 <img src="inventory.png" alt="position in USD per bot" width=1150 height=340>
 <h2>Fills and volume by hour</h2>
 <img src="activity.png" alt="fills and volume per hour" width=1150 height=340>
+<h2>Markouts</h2>
+<p class=note>The mid 1 s, 10 s and 60 s after each fill against the fill's price, signed for us: negative
+when the mid went against us (adverse selection). bps weighted by notional; a horizon counts the fills
+whose markout was recorded.</p>
+{_markouts(days)}
 <h2>Realized PnL and positions</h2>
 {_details(days)}
 <h2>How the figures are made</h2>
-<p class=note>PnL marked to market = spread capture + inventory PnL + rebates - fees. Spread capture: what
-each fill earned against the mid recorded at or before it. Inventory PnL: what the positions held earned
-as the mid moved from the day's first recorded mid to its last. Realized PnL is average-cost before fees;
-net realized = realized + rebates - fees; unrealized at the last recorded mid of the day; grid profit
-FIFO. Drawdown within the day from the running peak of recorded equity. Funding and markouts are not
-recorded yet, so they are not shown. Exact figures: the ledger; every row here:
+<p class=note>PnL marked to market = spread capture + inventory PnL + rebates - fees + funding. Spread
+capture: what each fill earned against the mid recorded at or before it. Inventory PnL: what the positions
+held earned as the mid moved from the day's first recorded mid to its last. Funding: the day's funding
+payments on the position, received minus paid (longs pay shorts when the rate is positive). Realized PnL
+is average-cost before fees; net realized = realized + rebates - fees + funding; unrealized at the last
+recorded mid of the day; grid profit FIFO. Drawdown within the day from the running peak of recorded
+equity. Exact figures: the ledger; every row here:
 <a href="pnl.csv">pnl.csv</a>, <a href="inventory.csv">inventory.csv</a>.</p>
 </main></body></html>
 """

@@ -163,6 +163,7 @@ _PARTS = (
     ("inventory PnL", "inventory_pnl_usd", 1),
     ("rebates", "rebates_usd", 1),
     ("fees", "fees_usd", -1),
+    ("funding", "funding_usd", 1),
 )
 
 
@@ -178,7 +179,7 @@ def plot_breakdown(days: Sequence[BotDay], path: Path) -> Path:
     axes.bar([i + len(_PARTS) * width for i in range(len(days))], totals, width, label="total", color="black")
     axes.set_xticks([i + 0.4 - width / 2 for i in range(len(days))], [d.bot for d in days])
     axes.axhline(0.0, color="grey", linewidth=0.6)
-    axes.set(title="PnL decomposition (USD; fees negative)", ylabel="USD")
+    axes.set(title="PnL decomposition (USD; fees negative, funding paid negative)", ylabel="USD")
     axes.grid(alpha=0.3, axis="y")
     _legend(axes)
     return _save(figure, path)
@@ -189,13 +190,14 @@ def summary_cells(d: BotDay) -> list[str]:
     return [
         d.bot, str(d.fills), usd(d.volume_usd, grouped=True), usd(d.spread_capture_usd, grouped=True),
         usd(d.inventory_pnl_usd, grouped=True), usd(d.rebates_usd, grouped=True),
-        usd(d.fees_usd, grouped=True), usd(d.total_pnl_usd, grouped=True),
+        usd(d.fees_usd, grouped=True), usd(d.funding_usd, grouped=True), usd(d.total_pnl_usd, grouped=True),
         usd(d.max_drawdown_usd, grouped=True), bps(d.max_drawdown_ratio),
     ]  # fmt: skip
 
 
 SUMMARY_HEADERS = [
-    "bot", "fills", "volume $", "spread capture $", "inventory PnL $", "rebates $", "fees $", "total PnL $",
+    "bot", "fills", "volume $", "spread capture $", "inventory PnL $", "rebates $", "fees $", "funding $",
+    "total PnL $",
     "max DD $", "max DD bps",
 ]  # fmt: skip
 

@@ -2,10 +2,11 @@
 (`ml.tuner.enabled`); an accepted proposal becomes a config version through the rollout-config flow
 (a one-bot rollout, canary-watched, rolled back if it hurts).
 
-Per bot: the fills and orders of the last `lookback_hours` from the ledger give the trade figures
-(win rate, PnL per unit of inventory, fill rate); the tuner proposes one bounded step and accepts it
-only if a backtest of `backtest_s` seconds of the bot's sim market (seeded: the same market for both
-candidates) scores it strictly better than the current values. The bot's current values are its
+Per bot: the fills, their markouts and the orders of the last `lookback_hours` from the ledger give the
+trade figures (markout, PnL per unit of inventory, fill rate); the tuner proposes one bounded step and
+accepts it only if a backtest of `backtest_s` seconds of the bot's sim market (seeded: the same market
+for both candidates) scores it strictly better than the current values (markout-adjusted PnL less
+inventory risk, `ml.tuner.score_stats`). The bot's current values are its
 fleet-file settings with its applied config version merged over them.
 """
 
@@ -21,6 +22,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from bots.control import merged_settings
+from bots.core.markouts import FillMarkout
 from bots.exchange.base import Fill
 from bots.store import Ledger
 from flows.canary import DEFAULT_GUARD, CanaryGuard
@@ -40,6 +42,7 @@ class TradingWindow:
     """A bot's recent trading from the ledger, and the config version it applied last."""
 
     fills: list[Fill]
+    markouts: list[FillMarkout]
     orders_placed: int
     mark: Decimal | None
     applied_config: dict[str, Any]
@@ -47,20 +50,24 @@ class TradingWindow:
 
 @task(retries=3, retry_delay_seconds=[2, 5, 15], retry_condition_fn=is_transient, cache_policy=NO_CACHE)
 def read_trading_window(fleet: FleetSettings, bot: str, symbol: str, since_ns: int) -> TradingWindow:
-    """Fills since `since_ns`, orders whose latest state is in the window, last mark, applied config."""
+    """Fills since `since_ns` and their markouts, orders whose latest state is in the window, last mark,
+    applied config."""
     with Ledger(fleet.ledger_url()) as ledger:
         fills = ledger.fills(bot, since_ts_ns=since_ns, symbol=symbol)
+        markouts = ledger.markouts(bot, since_ts_ns=since_ns, symbol=symbol)
         orders = sum(1 for o in ledger.latest_orders(bot) if o.ts_ns >= since_ns and o.symbol == symbol)
         snapshot = ledger.latest_position_snapshot(bot) or {}
         applied = ledger.applied_config(bot)
     mark = snapshot.get("mark")
-    return TradingWindow(fills, orders, mark, {} if applied is None else dict(applied.config))
+    return TradingWindow(fills, markouts, orders, mark, {} if applied is None else dict(applied.config))
 
 
 @task(cache_policy=NO_CACHE)
 def window_stats(window: TradingWindow) -> TradeStats:
     """The tuner's figures of the window."""
-    return trade_stats(window.fills, orders_placed=window.orders_placed, mark=window.mark)
+    return trade_stats(
+        window.fills, orders_placed=window.orders_placed, markouts=window.markouts, mark=window.mark
+    )
 
 
 @task(cache_policy=NO_CACHE)

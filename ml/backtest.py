@@ -5,9 +5,11 @@ module feeds it a market and turns its fills and equity curve into a result.
 
 PnL is decomposed exactly (Decimal) over the fills, each with the mid of the book in force when it
 filled: spread capture `sum(sign*(mid_f - price)*size)`, inventory PnL `q_T*mark - sum(sign*size*mid_f)`
-(what the held inventory earned or lost as the mid moved), maker rebates and taker fees; the four sum
-to the portfolio's equity change at the final mid. The result types: `ml.results`; sweeps over
-parameters: `ml.sweep`; files and plots: `ml.report`.
+(what the held inventory earned or lost as the mid moved), maker rebates, taker fees and funding (the
+payments settled on the position at each funding time, `settings.sim.funding`); the five sum to the
+portfolio's equity change at the final mid. Markouts of the fills at 1 s, 10 s and 60 s
+(`bots.engine.markouts`, against the curve's mids) are in the stats. The result types: `ml.results`;
+sweeps over parameters: `ml.sweep`; files and plots: `ml.report`.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from bots.engine.markouts import MARKOUT_HORIZONS_S, markouts_at, summarize
 from bots.exchange.sim import BUILTIN_START_PRICES, SimMarket, Step, read_recording
 from ml.backtest_loop import BacktestConfig, BacktestLoop
 from ml.live_regime import LiveRegime
@@ -30,10 +34,14 @@ from ml.results import (
     BacktestStats,
     EquityCurve,
     PnLBreakdown,
+    inventory_risk,
     max_drawdown,
     sharpe_ratio,
 )
 from settings.models import BotSettings
+
+if TYPE_CHECKING:
+    from bots.engine.markouts import MarkoutTable
 
 __all__ = [
     "BacktestConfig",
@@ -51,6 +59,7 @@ _NS_PER_S = 1_000_000_000
 _SYNTHETIC_START_NS = 1_704_067_200 * _NS_PER_S  # 2024-01-01T00:00:00Z: a backtest is reproducible
 _PROGRESS_EVERY = 2_048  # events between progress-bar updates
 _ZERO = Decimal(0)
+_PNL_HORIZON_S = 60.0  # the markout-adjusted PnL's
 
 
 # -- market sources ----------------------------------------------------------------------------------
@@ -66,16 +75,9 @@ class SyntheticMarket:
 
     def steps(self, settings: BotSettings) -> Iterator[Step]:
         sim = settings.sim
-        market = SimMarket(
-            settings.symbol,
-            settings.spec,
-            seed=self.seed,
-            s0=sim.start_price or BUILTIN_START_PRICES.get(settings.symbol, 100.0),
-            dt_s=sim.book_interval_s,
-            sigma=sim.sigma,
-            start_ns=_SYNTHETIC_START_NS,
-            trade_intensity_a=sim.trade_intensity_a,
-            trade_decay_k=sim.trade_decay_k,
+        start = sim.start_price or BUILTIN_START_PRICES.get(settings.symbol, 100.0)
+        market = SimMarket.of(
+            settings.symbol, settings.spec, sim, seed=self.seed, s0=start, start_ns=_SYNTHETIC_START_NS
         )
         return market.steps(self.count(settings))
 
@@ -162,10 +164,12 @@ def _result(loop: BacktestLoop, curve: EquityCurve, events: int) -> BacktestResu
     portfolio = loop.portfolio
     mark = loop.mid()
     inventory += portfolio.position * mark
-    breakdown = PnLBreakdown(spread, inventory, rebates, taker)
+    breakdown = PnLBreakdown(spread, inventory, rebates, taker, portfolio.funding)
     total = portfolio.equity(mark) - portfolio.starting_balance
     seconds = (curve.ts_ns[-1] - curve.ts_ns[0]) / _NS_PER_S if len(curve.ts_ns) > 1 else 0.0
     drawdown_usd, drawdown_pct = max_drawdown(curve.equity)
+    markouts = _markouts(loop, curve)
+    markout_1s, markout_10s, markout_60s = summarize(markouts)
     stats = BacktestStats(
         events=events,
         seconds=float(seconds),
@@ -188,6 +192,16 @@ def _result(loop: BacktestLoop, curve: EquityCurve, events: int) -> BacktestResu
         max_drawdown_pct=drawdown_pct,
         final_position=float(portfolio.position),
         mean_abs_position_usd=float(np.mean(np.abs(curve.position * curve.mid))) if len(curve.mid) else 0.0,
+        funding_usd=float(portfolio.funding),
+        funding_payments=len(loop.funding),
+        markout_1s_bps=markout_1s.mean_bps,
+        markout_10s_bps=markout_10s.mean_bps,
+        markout_60s_bps=markout_60s.mean_bps,
+        markout_1s_usd=markout_1s.total_usd,
+        markout_10s_usd=markout_10s.total_usd,
+        markout_60s_usd=markout_60s.total_usd,
+        markout_pnl_usd=_markout_pnl(loop, curve) + float(rebates - taker),
+        inventory_risk_usd=inventory_risk(curve.position, curve.mid),
     )
     return BacktestResult(
         loop.settings,
@@ -201,4 +215,40 @@ def _result(loop: BacktestLoop, curve: EquityCurve, events: int) -> BacktestResu
         mark,
         portfolio.position,
         total,
+        markouts,
+        loop.funding,
     )
+
+
+def _markouts(
+    loop: BacktestLoop, curve: EquityCurve, horizons_s: tuple[float, ...] = MARKOUT_HORIZONS_S
+) -> MarkoutTable:
+    """Every fill's markouts against the run's mid curve (the mid of each quotable book); nan where
+    the run ends before the horizon."""
+    fills = loop.fills
+    return markouts_at(
+        [f.ts_ns for f in fills],
+        [f.side.sign for f in fills],
+        [float(f.price) for f in fills],
+        [float(f.size) for f in fills],
+        curve.ts_ns,
+        curve.mid,
+        horizons_s,
+    )
+
+
+def _markout_pnl(loop: BacktestLoop, curve: EquityCurve) -> float:
+    """What every fill earned marked at the mid `_PNL_HORIZON_S` after it, or at the run's final mid
+    when the run ends first (as the total PnL marks every fill): the total PnL less the drift of the
+    inventory held beyond the horizon, before fees. With rebates and taker fees, the markout-adjusted
+    PnL: the fills' edge, which the tuner scores (`ml.tuner.score_stats`)."""
+    if not len(curve.ts_ns):
+        return 0.0
+    horizon_ns = round(_PNL_HORIZON_S * _NS_PER_S)
+    held = EquityCurve(  # the final mid holds past the end
+        np.append(curve.ts_ns, curve.ts_ns[-1] + horizon_ns),
+        np.append(curve.mid, curve.mid[-1]),
+        curve.position,
+        curve.equity,
+    )
+    return float(np.nansum(_markouts(loop, held, (_PNL_HORIZON_S,)).usd))

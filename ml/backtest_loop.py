@@ -8,26 +8,39 @@ actions are sent: they act `latency_ms` later, at the first market event at or a
 fill model meanwhile sees the book as of their arrival). A timer event follows every
 `strategy.refresh_interval_s` of market time, as in the worker; with `ml.regime_enabled` its market
 record feeds the regime model, whose probabilities return to the core as an event. Nothing here
-decides: the core does. Compiled by mypyc (`make native`): this is the per-event path of every
-backtest, sweep and tuner run.
+decides: the core does. Funding (`settings.sim.funding`, `bots.exchange.sim.funding`) settles on the
+core's position at each funding time the market passes, at the exact mid of the last two-sided book,
+as a funding event to the core; its rate (which moves once a market minute) reaches the core at the
+timer event after it moved (the funding skew's input). Compiled by mypyc (`make native`): this is the
+per-event path of every backtest, sweep and tuner run.
 """
 
 from __future__ import annotations
 
 import random
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Final, Protocol
 
-from bots.core.actions import Action, Cancel, CancelAll, Place, RecordMarket
+from bots.core.actions import Action, Cancel, CancelAll, Place, RecordFunding, RecordMarket
 from bots.core.core import BotCore
 from bots.core.orders import OrderIds
 from bots.engine import pickling
 from bots.engine.portfolio import Portfolio
 from bots.engine.quoter import QuoteEngine
-from bots.exchange.events import BookLevel, BookUpdate, Fill, OrderRequest, OrderStatus, Trade
+from bots.exchange.events import (
+    BookLevel,
+    BookUpdate,
+    Fill,
+    FundingPayment,
+    FundingRate,
+    OrderRequest,
+    OrderStatus,
+    Trade,
+)
 from bots.exchange.paper import PaperFillModel
+from bots.exchange.sim.funding import FundingParams, FundingProcess
 from bots.store.ledger import FeatureRow
 from settings.models import BotSettings
 
@@ -50,11 +63,14 @@ class RegimeInference(Protocol):
 # -- configuration -------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BacktestConfig:
-    """How to run: order-entry latency, the fill model's seed (touch fills), Sharpe sampling."""
+    """How to run: order-entry latency, the fill model's seed (touch fills), Sharpe sampling, and the
+    queue-position fill model (on by default: a trade fills what rests only after the visible size
+    ahead of it; off: the bot's `paper.queue_model` decides)."""
 
     latency_ms: float = 0.0
     seed: int = 0
     sharpe_interval_s: float = 60.0
+    queue_model: bool = True
 
     def __post_init__(self) -> None:
         if not (self.latency_ms >= 0 and self.sharpe_interval_s > 0):
@@ -77,6 +93,9 @@ class BacktestLoop:
     inflight: deque[tuple[int, str, OrderRequest | None]] = field(default_factory=deque)
     fills: list[Fill] = field(default_factory=list)
     fill_mids: list[Decimal] = field(default_factory=list)
+    funding: list[FundingPayment] = field(default_factory=list)
+    funding_process: FundingProcess | None = None  # started at the first book's time
+    funding_next_ns: int = 0  # the next funding time (0 before the first book)
     filled_orders: set[str] = field(default_factory=set)
     placed: int = 0
     accepted: int = 0
@@ -93,13 +112,20 @@ class BacktestLoop:
 
     def __post_init__(self) -> None:
         settings = self.settings
+        paper = settings.paper
+        if self.config.queue_model and not paper.queue_model:
+            paper = paper.model_copy(update={"queue_model": True})
         self.model = PaperFillModel(
-            settings.spec, settings.paper, random.Random(self.config.seed), fill_id_prefix="bt-"
+            settings.spec, paper, random.Random(self.config.seed), fill_id_prefix="bt-"
         )
         regime = settings.ml.regime_enabled and self.regime is not None
-        core_config = settings.core_config(keep_order_log=False, record_market=regime)
+        # markouts come from the run's mid curve afterwards (`bots.engine.markouts.markouts_at`): the same
+        # figures as the core's streaming ones, at no cost per event
+        core_config = replace(
+            settings.core_config(keep_order_log=False, record_market=regime), record_markouts=False
+        )
         portfolio = Portfolio(symbol=settings.symbol, starting_balance=settings.paper.starting_balance_usd)
-        self.core = BotCore(core_config, QuoteEngine(settings.engine_config()), portfolio, OrderIds(0, 0))
+        self.core = BotCore(core_config, QuoteEngine(settings.engine_config()), portfolio, OrderIds(0, 0, 0))
         if not regime:
             self.regime = None
         self.latency_ns = round(self.config.latency_ms * _NS_PER_MS)
@@ -115,6 +141,8 @@ class BacktestLoop:
     def step(self, book: BookUpdate, trades: list[Trade]) -> float:
         """Process one step; returns the mid it quoted on (nan on a book that is not quotable)."""
         ts_ns = book.ts_ns
+        if ts_ns >= self.funding_next_ns:
+            self.settle_funding(ts_ns)
         if self.inflight:
             self.arrive(ts_ns)
         if book.bids and book.asks:
@@ -132,10 +160,45 @@ class BacktestLoop:
             self.perform(actions, ts_ns)
         if ts_ns - self.timer_ns >= self.refresh_ns:
             self.timer_ns = ts_ns
+            self.funding_rate(ts_ns)
             actions = core.on_timer(ts_ns)
             if actions:
                 self.perform(actions, ts_ns)
         return book.top().mid
+
+    # -- funding ---------------------------------------------------------------------------------------
+    def settle_funding(self, ts_ns: int) -> None:
+        """The funding times passed by `ts_ns`: each settles the core's position at the last mid (a flat
+        position pays nothing and gets no payment, as on GRVT)."""
+        process = self.funding_process
+        if process is None:
+            process = self.funding_process = FundingProcess(
+                FundingParams.from_settings(self.settings.sim.funding), seed=self.config.seed, start_ns=ts_ns
+            )
+            self.funding_rate(ts_ns)
+        for settlement in process.advance(ts_ns):
+            position, mark = self.portfolio.position, self.mid()
+            if position == 0 or mark == 0:
+                continue
+            payment_id = f"bt-funding-{settlement.ts_ns}"
+            payment = FundingPayment.settled(
+                payment_id, self.symbol, settlement.ts_ns, position, mark, settlement.rate
+            )
+            for action in self.core.on_funding(payment):
+                if isinstance(action, RecordFunding):
+                    self.funding.append(action.payment)
+        self.funding_next_ns = process.next_funding_ns
+
+    def funding_rate(self, ts_ns: int) -> None:
+        """The funding rate at `ts_ns`, to the core when it moved (the skew reads it)."""
+        process = self.funding_process
+        if process is None:
+            return
+        process.advance(ts_ns)  # no funding time can pass here: step() settles them first
+        known = self.core.funding_rate
+        if known is None or known.ts_ns != process.ts_ns:
+            rate = FundingRate(self.symbol, process.ts_ns, process.decimal_rate(), process.interval_s)
+            self.core.on_funding_rate(rate)
 
     # -- the core's actions: sent now, acting `latency` later --------------------------------------
     def perform(self, actions: list[Action], ts_ns: int) -> None:

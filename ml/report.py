@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from bots.display import usd
+from bots.engine.markouts import summarize
 from bots.engine.types import Side
 from ml.results import BacktestResult, FloatArray, IntArray, SweepRow
 
@@ -98,8 +99,16 @@ def plot_fills(result: BacktestResult, path: Path) -> Path:
 def _write_fills(result: BacktestResult, path: Path) -> None:
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["fill_id", "ts_ns", "side", "price", "size", "fee", "is_taker", "mid"])
-        for fill, mid in zip(result.fills, result.fill_mids, strict=True):
+        markouts = result.markouts
+        horizons = [f"{h:g}s" for h in markouts.horizons_s]
+        writer.writerow(
+            [
+                *("fill_id", "ts_ns", "side", "price", "size", "fee", "is_taker", "mid"),
+                *(f"markout_{h}_bps" for h in horizons),
+                *(f"markout_{h}_usd" for h in horizons),
+            ]
+        )
+        for n, (fill, mid) in enumerate(zip(result.fills, result.fill_mids, strict=True)):
             writer.writerow(
                 [
                     fill.fill_id,
@@ -110,8 +119,15 @@ def _write_fills(result: BacktestResult, path: Path) -> None:
                     fill.fee,
                     fill.is_taker,
                     mid,
+                    *(_csv_markout(value) for value in markouts.bps[:, n]),
+                    *(_csv_markout(value) for value in markouts.usd[:, n]),
                 ]
             )
+
+
+def _csv_markout(value: float) -> str:
+    """A markout for the CSV: empty where the run ended before its horizon."""
+    return "" if math.isnan(value) else repr(float(value))
 
 
 def _write_curve(result: BacktestResult, path: Path) -> None:
@@ -144,14 +160,28 @@ def summary(result: BacktestResult) -> dict[str, object]:
             "latency_ms": result.config.latency_ms,
         },
         "stats": result.stats.as_dict(),
+        "markouts": [
+            {
+                "horizon_s": m.horizon_s,
+                "fills": m.fills,
+                "mean_bps": _json_float(m.mean_bps),
+                "usd": m.total_usd,
+            }
+            for m in summarize(result.markouts)
+        ],
         "pnl": {
             "total": str(result.total_pnl),
             "spread_capture": str(breakdown.spread_capture),
             "inventory_pnl": str(breakdown.inventory_pnl),
             "rebates": str(breakdown.rebates),
             "taker_fees": str(breakdown.taker_fees),
+            "funding": str(breakdown.funding),
         },
     }
+
+
+def _json_float(value: float) -> float | None:
+    return None if math.isnan(value) else value
 
 
 _PAGE = """<!doctype html>
@@ -162,6 +192,10 @@ th{{text-align:left}}img{{max-width:100%}}</style></head>
 <body><h1>{title}</h1>
 <h2>Parameters</h2>{params}
 <h2>PnL (USD, to the cent; exact in summary.json)</h2>{pnl}
+<h2>Markouts</h2>
+<p>The mid h seconds after each fill against its price, signed for us (negative: the mid went against
+us); bps notional-weighted over the fills whose horizon passed in the run. Per fill: fills.csv.</p>
+{markouts}
 <h2>Figures</h2>{stats}
 <h2>Plots</h2>
 <img src="equity.png" alt="equity"><img src="inventory.png" alt="inventory"><img src="fills.png" alt="fills">
@@ -180,7 +214,8 @@ def _table(rows: dict[str, object]) -> str:
 
 
 def _cell(name: str, value: object) -> str:
-    """As a desk reads it: USD to the cent, fractions as percentages, counts whole."""
+    """As a desk reads it: USD to the cent, fractions as percentages, basis points to two places, counts
+    whole."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
     if isinstance(value, str | Decimal) and name in _PNL_NAMES:
@@ -189,11 +224,22 @@ def _cell(name: str, value: object) -> str:
         return usd(Decimal(repr(value)), grouped=True)
     if isinstance(value, float) and (name.endswith("_pct") or name.endswith("_rate")):
         return f"{value:.3%}"
+    if isinstance(value, float) and name.endswith("_bps"):
+        return f"{value:,.2f}"
     if isinstance(value, float):
         return f"{value:,.6g}"
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     return str(value)
+
+
+def _markout_table(result: BacktestResult) -> str:
+    rows = "".join(
+        f"<tr><th>{m.horizon_s:g} s</th><td>{m.fills:,}</td><td>{_cell('mean_bps', m.mean_bps)}</td>"
+        f"<td>{html.escape(_cell('total_usd', m.total_usd))}</td></tr>"
+        for m in summarize(result.markouts)
+    )
+    return f"<table><tr><th>horizon</th><th>fills</th><th>mean bps</th><th>USD</th></tr>{rows}</table>"
 
 
 _PNL_NAMES = ("total", "spread_capture", "inventory_pnl", "rebates", "taker_fees")
@@ -216,6 +262,7 @@ def write_report(result: BacktestResult, out_dir: str | Path) -> Path:
         params=_table(data["params"]),  # type: ignore[arg-type]
         pnl=_table(data["pnl"]),  # type: ignore[arg-type]
         stats=_table(data["stats"]),  # type: ignore[arg-type]
+        markouts=_markout_table(result),
     )
     path = out / "report.html"
     path.write_text(page, encoding="utf-8")

@@ -15,7 +15,8 @@ import numpy as np
 import numpy.typing as npt
 
 if TYPE_CHECKING:
-    from bots.exchange.events import Fill
+    from bots.engine.markouts import MarkoutTable
+    from bots.exchange.events import Fill, FundingPayment
     from ml.backtest_loop import BacktestConfig
     from settings.models import BotSettings
 
@@ -25,6 +26,7 @@ __all__ = [
     "EquityCurve",
     "PnLBreakdown",
     "SweepRow",
+    "inventory_risk",
     "max_drawdown",
     "sharpe_ratio",
 ]
@@ -38,16 +40,18 @@ _SECONDS_PER_YEAR = 365 * 86_400  # crypto trades every day
 
 @dataclass(frozen=True, slots=True)
 class PnLBreakdown:
-    """Exact PnL decomposition in USD; `total` is the equity change at the final mid."""
+    """Exact PnL decomposition in USD; `total` is the equity change at the final mid. `funding` is the
+    funding received minus paid (negative when the position paid more than it received)."""
 
     spread_capture: Decimal
     inventory_pnl: Decimal
     rebates: Decimal
     taker_fees: Decimal
+    funding: Decimal
 
     @property
     def total(self) -> Decimal:
-        return self.spread_capture + self.inventory_pnl + self.rebates - self.taker_fees
+        return self.spread_capture + self.inventory_pnl + self.rebates - self.taker_fees + self.funding
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +87,21 @@ class BacktestStats:
     max_drawdown_pct: float
     final_position: float
     mean_abs_position_usd: float
+    funding_usd: float  # funding received minus paid
+    funding_payments: int
+    # Notional-weighted mean markouts of the fills (`bots.engine.markouts`): the mid 1 s, 10 s, 60 s
+    # after each fill against its price, in bps, positive = the mid moved our way; nan without fills.
+    markout_1s_bps: float
+    markout_10s_bps: float
+    markout_60s_bps: float
+    # The same summed in USD over the fills whose horizon passed in the run
+    markout_1s_usd: float = 0.0
+    markout_10s_usd: float = 0.0
+    markout_60s_usd: float = 0.0
+    # every fill marked at the mid 60 s later (the final one if the run ends first) + rebates - taker fees:
+    # the total PnL without the drift of the inventory held past 60 s
+    markout_pnl_usd: float = 0.0
+    inventory_risk_usd: float = 0.0  # sqrt(sum((q * dmid)^2)): the USD standard deviation of holding it
 
     def as_dict(self) -> dict[str, float | int | None]:
         """JSON-ready: nan becomes None."""
@@ -104,6 +123,8 @@ class BacktestResult:
     final_mark: Decimal
     final_position: Decimal
     total_pnl: Decimal  # equity at the final mid minus the starting balance, from the portfolio
+    markouts: MarkoutTable  # every fill's, at each horizon (nan past the run's end)
+    funding: list[FundingPayment]  # the funding payments, in time order
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +133,16 @@ class SweepRow:
 
     params: dict[str, float]
     stats: BacktestStats
+
+
+def inventory_risk(position: FloatArray, mid: FloatArray) -> float:
+    """The inventory's risk in USD over a curve: sqrt(sum((q_{k-1} * (mid_k - mid_{k-1}))^2)), the
+    realised quadratic variation of what holding the inventory earned; for a mid without drift its
+    expectation is the variance of that PnL. Model-free, and defined for a run of any length."""
+    if len(mid) < 2:
+        return 0.0
+    held = position[:-1] * np.diff(mid)
+    return float(np.sqrt(np.sum(held * held)))
 
 
 def max_drawdown(equity: FloatArray) -> tuple[float, float]:

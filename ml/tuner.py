@@ -1,17 +1,23 @@
 """Adaptive gamma/kappa: propose a bounded step from recent trading, keep it only if a backtest agrees.
 
-1. `trade_stats`: from the recent window's fills (or `stats_from_backtest`): win rate of the closing
-   fills, PnL per unit of inventory risk (net PnL / mean |inventory| in USD), fill rate.
+1. `trade_stats`: from the recent window's fills and their markouts (or `stats_from_backtest`): the
+   fills' markout at `MARKOUT_HORIZON_S` (bps, notional-weighted: the mid then against the
+   fill's price, negative when adverse selection beat the spread), PnL per unit of inventory risk (net
+   PnL / mean |inventory| in USD), fill rate. Never a win rate: exits at the entry price make every
+   round trip a "win" and say nothing about adverse selection.
 2. `propose`: one step per parameter, in the direction the figures ask for:
    - kappa (A-S: the spread is about 2/kappa) up when too few orders fill (tighter quotes), down when
-     many fill but most closes lose (adverse selection: wider quotes);
+     many fill and the mid moves through them (negative markouts: adverse selection, wider quotes);
    - gamma (inventory aversion: the reservation price moves q*gamma*sigma^2*tau) up when inventory
-     loses money, down when it pays and most closes win.
+     loses money, down when it pays and the fills' markouts are comfortably positive.
    A measured kappa (`ml.intensity`), when given, replaces the kappa rule: a step toward it.
    Each step is at most `gamma_step_pct`/`kappa_step_pct` of the current value and the result is
    clamped to [`gamma_min`, `gamma_max`] and [`kappa_min`, `kappa_max`] (`TunerSettings`).
 3. `tune`: the proposal is accepted only if a backtest of the recent window (a recording or a
-   synthetic replay, same seed for both) scores it strictly better than the current parameters.
+   synthetic replay, same seed for both) scores it strictly better than the current parameters. The
+   score (`score_stats`) is the markout-adjusted PnL (60 s markouts + rebates - taker fees: what the
+   fills earned, without the drift of the inventory held) less the inventory risk (the USD standard
+   deviation the held inventory carried over the run).
 
 Whether tuning is enabled (`ml.tuner.enabled`) is the caller's decision (the tune-parameters flow).
 """
@@ -23,6 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+from bots.core.markouts import FillMarkout
 from bots.engine.portfolio import Portfolio
 from bots.exchange.base import Fill
 from ml.backtest import (
@@ -38,12 +45,14 @@ from ml.sweep import with_params
 from settings.models import BotSettings, TunerSettings
 
 __all__ = [
+    "MARKOUT_HORIZON_S",
     "Evaluator",
     "GammaKappa",
     "TradeStats",
     "TuneDecision",
     "TunerTargets",
     "backtest_evaluator",
+    "markout_bps",
     "propose",
     "score_stats",
     "stats_from_backtest",
@@ -51,6 +60,9 @@ __all__ = [
     "trade_stats",
     "tune",
 ]
+
+
+MARKOUT_HORIZON_S = 10.0  # the default horizon of the markouts the rules read (one the ledger records)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,11 +73,11 @@ class GammaKappa:
 
 @dataclass(frozen=True, slots=True)
 class TradeStats:
-    """What the recent window says; nan where there is nothing to measure (no closes, no inventory)."""
+    """What the recent window says; nan where there is nothing to measure (no markouts, no inventory)."""
 
     fills: int
     orders_placed: int
-    win_rate: float  # closing fills with a positive realized PnL after fees / closing fills
+    markout_bps: float  # the fills' markout at the targets' horizon, notional-weighted; nan without any
     pnl_usd: float  # realized - fees + unrealized at the window's last mark
     mean_abs_position_usd: float
     pnl_per_risk: float  # pnl_usd / mean_abs_position_usd
@@ -77,9 +89,12 @@ class TunerTargets:
     """Where the proposal rules switch direction."""
 
     fill_rate_low: float = 0.05  # below: quotes too wide, raise kappa
-    fill_rate_high: float = 0.5  # above, with closes mostly losing: adverse selection, lower kappa
-    win_rate_low: float = 0.5
-    win_rate_high: float = 0.6  # above, with inventory paying: lower gamma
+    fill_rate_high: float = (
+        0.5  # above, with markouts below `markout_bps_low`: adverse selection, lower kappa
+    )
+    markout_horizon_s: float = MARKOUT_HORIZON_S  # the markout horizon the rules read
+    markout_bps_low: float = 0.0  # below: the mid moves through our fills by more than the spread earns
+    markout_bps_high: float = 1.0  # above, with inventory paying: lower gamma
     pnl_per_risk_low: float = 0.0  # below: inventory loses, raise gamma
 
 
@@ -104,24 +119,30 @@ def _ratio(numerator: float, denominator: float) -> float:
     return numerator / denominator if denominator > 0 else math.nan
 
 
+def markout_bps(markouts: Sequence[FillMarkout], horizon_s: float) -> float:
+    """The markouts at `horizon_s`, notional-weighted (total USD over the fills' notional), in bps; nan
+    when there are none."""
+    at = [m for m in markouts if m.horizon_s == horizon_s]
+    notional = sum(float(m.price * m.size) for m in at)
+    return sum(m.usd for m in at) / notional * 1e4 if notional > 0 else math.nan
+
+
 def trade_stats(
     fills: Sequence[Fill],
     *,
     orders_placed: int,
+    markouts: Sequence[FillMarkout] = (),
     mark: Decimal | None = None,
     mean_abs_position_usd: float | None = None,
+    markout_horizon_s: float = MARKOUT_HORIZON_S,
 ) -> TradeStats:
-    """Figures of a window of fills (ledger order) opened flat. `mark` values the open position (the
-    last fill's price when None); the mean inventory is sampled at the fills when not given."""
+    """Figures of a window of fills (ledger order) opened flat, with the markouts recorded for them.
+    `mark` values the open position (the last fill's price when None); the mean inventory is sampled
+    at the fills when not given."""
     portfolio = Portfolio()
-    closes = wins = 0
     exposures: list[float] = []
     for fill in fills:
-        effect = portfolio.apply(fill)
-        if effect.closed_qty:
-            closes += 1
-            fee_share = fill.fee * effect.closed_qty / fill.size
-            wins += (effect.realized_pnl - fee_share) > 0
+        portfolio.apply(fill)
         exposures.append(abs(float(portfolio.position * fill.price)))
     if mark is None:
         mark = fills[-1].price if fills else Decimal(0)
@@ -135,7 +156,7 @@ def trade_stats(
     return TradeStats(
         fills=len(fills),
         orders_placed=orders_placed,
-        win_rate=_ratio(wins, closes),
+        markout_bps=markout_bps(markouts, markout_horizon_s),
         pnl_usd=pnl,
         mean_abs_position_usd=exposure,
         pnl_per_risk=_ratio(pnl, exposure),
@@ -143,13 +164,22 @@ def trade_stats(
     )
 
 
-def stats_from_backtest(result: BacktestResult) -> TradeStats:
-    """`trade_stats` of a backtest, with its time-averaged inventory and exact final mark."""
+def stats_from_backtest(result: BacktestResult, horizon_s: float = MARKOUT_HORIZON_S) -> TradeStats:
+    """`trade_stats` of a backtest, with its markouts, time-averaged inventory and exact final mark."""
+    table = result.markouts
+    row = table.horizons_s.index(horizon_s)
+    markouts = [
+        FillMarkout("", f.symbol, f.fill_id, f.side, f.price, f.size, f.ts_ns, horizon_s, bps, usd)
+        for f, bps, usd in zip(result.fills, table.bps[row].tolist(), table.usd[row].tolist(), strict=True)
+        if not math.isnan(usd)
+    ]
     return trade_stats(
         result.fills,
         orders_placed=result.stats.orders_placed,
+        markouts=markouts,
         mark=result.final_mark,
         mean_abs_position_usd=result.stats.mean_abs_position_usd,
+        markout_horizon_s=horizon_s,
     )
 
 
@@ -176,17 +206,23 @@ def _directions(
     elif stats.fill_rate < targets.fill_rate_low:
         kappa_dir = 1
         why.append(f"fill rate {stats.fill_rate:.3f} < {targets.fill_rate_low}: tighter (kappa up)")
-    elif stats.fill_rate > targets.fill_rate_high and stats.win_rate < targets.win_rate_low:
+    elif stats.fill_rate > targets.fill_rate_high and stats.markout_bps < targets.markout_bps_low:
         kappa_dir = -1
-        why.append(f"fill rate {stats.fill_rate:.3f} with win rate {stats.win_rate:.3f}: wider (kappa down)")
+        why.append(
+            f"fill rate {stats.fill_rate:.3f} with {targets.markout_horizon_s:g} s markout "
+            f"{stats.markout_bps:.3g} bps: adverse selection, wider (kappa down)"
+        )
     if stats.pnl_per_risk < targets.pnl_per_risk_low:
         gamma_dir = 1
         why.append(
             f"PnL per unit of inventory {stats.pnl_per_risk:.4g} < {targets.pnl_per_risk_low}: gamma up"
         )
-    elif stats.pnl_per_risk >= targets.pnl_per_risk_low and stats.win_rate > targets.win_rate_high:
+    elif stats.pnl_per_risk >= targets.pnl_per_risk_low and stats.markout_bps > targets.markout_bps_high:
         gamma_dir = -1
-        why.append(f"inventory pays and win rate {stats.win_rate:.3f} > {targets.win_rate_high}: gamma down")
+        why.append(
+            f"inventory pays and markouts {stats.markout_bps:.3g} bps > {targets.markout_bps_high}: "
+            "gamma down"
+        )
     return gamma_dir, kappa_dir, why
 
 
@@ -212,8 +248,8 @@ def propose(
 
 
 def score_stats(stats: BacktestStats) -> float:
-    """The default backtest score: net PnL less the largest drawdown, both in USD."""
-    return stats.total_pnl_usd - stats.max_drawdown_usd
+    """The default backtest score: the markout-adjusted PnL less the inventory risk, both in USD."""
+    return stats.markout_pnl_usd - stats.inventory_risk_usd
 
 
 def backtest_evaluator(
@@ -263,5 +299,6 @@ def tune(
     if proposed_score > current_score:
         reason = f"accepted: {why}; backtest {scores}"
         return TuneDecision(True, current, proposed, proposed, current_score, proposed_score, reason, stats)
-    reason = f"rejected: {why}; backtest does not improve ({scores})"
+    tie = "; a tie: the backtest cannot tell them apart" if proposed_score == current_score else ""
+    reason = f"rejected: {why}; backtest does not improve ({scores}{tie})"
     return TuneDecision(False, current, proposed, current, current_score, proposed_score, reason, stats)

@@ -49,6 +49,7 @@ __all__ = [
     "PaperSettings",
     "RegimeParams",
     "RiskSettings",
+    "SimFundingSettings",
     "SimSettings",
     "StoreSettings",
     "StrategySettings",
@@ -167,12 +168,22 @@ class ExchangeSettings(Frozen):
         "(a Retry-After beyond it is not waited for); past it the bot exits 5 naming what is left. The "
         "supervisor, compose and Kubernetes grace periods are longer.",
     )
+    other_stores_check_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description=(
+            "Live: how often the bot reads its symbol's open orders for orders of another mmfleet store"
+            " (another data directory or database) on its account, besides at start and at each"
+            " reconciliation; finding one halts it until `mmfleet ctl reset-risk`."
+        ),
+    )
     cancel_unknown_orders: bool = Field(
         default=False,
         description=(
             "Live: at reconciliation (start, reconnect), cancel resting orders on the symbol that the"
-            " bot has no record of (placed by hand or by another process); when false they are only"
-            " reported."
+            " bot has no record of (placed by hand or by another process; never another store's);"
+            " when false they are only reported."
         ),
     )
 
@@ -236,7 +247,13 @@ class PaperSettings(Frozen):
     touch_fill_probability: float = Field(
         default=0.1, ge=0, le=1, description="Chance a resting order fills when the best price touches it."
     )
-    queue_model: bool = Field(default=False, description="Model queue position at the order's level.")
+    queue_model: bool = Field(
+        default=False,
+        description="Model queue position: a trade fills a resting order only with what is left after"
+        " the visible size at better prices and ahead at its level (false: any trade at or through its"
+        " price fills it in full, a touch with `touch_fill_probability`). Backtests use it whatever this"
+        " says, unless told otherwise (`BacktestConfig.queue_model`).",
+    )
     maker_rebate_bps: float = Field(
         default=1.0, ge=-100, le=100, description="Maker rebate in basis points of notional (1 = 0.01%)."
     )
@@ -258,9 +275,32 @@ class PaperSettings(Frozen):
 _RECORDING_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")  # the formats of bots.exchange.sim.replay
 
 
+class SimFundingSettings(Frozen):
+    """The sim's perpetual funding (bots/exchange/sim/funding.py): a mean-reverting rate settled on the
+    open position every `interval_s` (at multiples of it since the epoch, as GRVT's 00/08/16 UTC). Rates
+    are fractions of notional per interval; positive: longs pay shorts."""
+
+    interval_s: float = Field(
+        default=28_800.0, ge=1, le=7 * 86_400, description="Seconds between funding settlements (8 h)."
+    )
+    rate_mean: float = Field(
+        default=0.0001, ge=-0.01, le=0.01, description="Long-run funding rate per interval (1 bp)."
+    )
+    rate_std: float = Field(
+        default=0.0001, ge=0, le=0.01, description="Stationary standard deviation of the rate."
+    )
+    half_life_s: float = Field(
+        default=86_400.0, gt=0, le=365 * 86_400, description="Half-life of a deviation from the mean."
+    )
+    start_rate: float | None = Field(
+        default=None, ge=-0.01, le=0.01, description="Rate at start; `rate_mean` when unset."
+    )
+
+
 class SimSettings(Frozen):
     """The offline market of sim mode: a seeded random walk with bursts, trends and A*exp(-k*delta) trades,
-    or the replay of a recorded file."""
+    part of them informed (they know where the mid goes next), clustered and moving the mid; or the
+    replay of a recorded file. The model: `bots/exchange/sim/market.py`."""
 
     seed: int | None = Field(
         default=None, ge=0, le=2**63 - 1, description="Random seed; a fresh one per start when unset."
@@ -273,8 +313,71 @@ class SimSettings(Frozen):
     )
     sigma: float = Field(default=1e-4, ge=0, le=0.1, description="Calm volatility of log mid per sqrt(s).")
     book_interval_s: float = Field(default=0.1, gt=0, le=60, description="Seconds between book updates.")
-    trade_intensity_a: float = Field(default=2.0, ge=0, le=1e6, description="Trades per second at depth 0.")
-    trade_decay_k: float = Field(default=1000.0, gt=0, le=1e9, description="Intensity decay with depth.")
+    trade_intensity_a: float = Field(
+        default=2.0, ge=0, le=1e6, description="Uninformed trades per second per side (at depth 0)."
+    )
+    trade_decay_k: float = Field(
+        default=20_000.0,
+        gt=0,
+        le=1e9,
+        description="Decay of trade arrivals with depth from mid, per unit of mid fraction: a trade reaches"
+        " depth delta with probability exp(-k*delta) (20,000: 0.5 bp on average), and fills what rests"
+        " there only after the visible size ahead of it.",
+    )
+    informed_intensity_a: float = Field(
+        default=1.0,
+        ge=0,
+        le=1e6,
+        description="Informed trades per second: takers who know the fair price and trade toward it, so"
+        " their side predicts the next mid change (0: no adverse selection).",
+    )
+    quote_lag_s: float = Field(
+        default=8.0,
+        ge=0,
+        le=3600,
+        description="The book's mid follows the fair price this late (the crowd's stale quotes informed"
+        " takers pick off; 0: no lag).",
+    )
+    impact_bps: float = Field(
+        default=0.3,
+        ge=0,
+        le=100,
+        description="An informed trade moves the book's mid this far its way, for good.",
+    )
+    noise_impact_bps: float = Field(
+        default=0.02,
+        ge=0,
+        le=100,
+        description="An uninformed trade moves the book's mid this far its way, for `impact_decay_s` (the"
+        " overshoot a deeper quote earns back).",
+    )
+    impact_decay_s: float = Field(
+        default=30.0, gt=0, le=86_400, description="Time constant of an uninformed trade's impact."
+    )
+    hawkes_branching: float = Field(
+        default=0.6,
+        ge=0,
+        lt=1,
+        description="Trade clustering: each trade brings this many more on its side on average (a"
+        " self-exciting Hawkes process; below 1 to stay stationary; 0: independent arrivals).",
+    )
+    sweep_rate_per_s: float = Field(
+        default=0.05,
+        ge=0,
+        le=100,
+        description="Sweeps per second (0.05: one every 20 s): a burst on the informed side takes the whole"
+        " visible side and more, and the mid jumps through the book to where it stopped (0: none).",
+    )
+    sweep_bps: float = Field(default=2.0, gt=0, le=1000, description="Mean depth a sweep reaches from mid.")
+    sweep_permanent: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Share of a sweep's jump that stays; the rest fades like noise impact.",
+    )
+    hawkes_decay_s: float = Field(
+        default=1.0, gt=0, le=3600, description="Time constant of the clustering's excitation."
+    )
     speed: float = Field(default=1.0, gt=0, le=1000, description="Simulated seconds per wall-clock second.")
     replay_file: SafePath | None = Field(
         default=None,
@@ -284,6 +387,7 @@ class SimSettings(Frozen):
             " instead of generating a market."
         ),
     )
+    funding: SimFundingSettings = Field(default_factory=SimFundingSettings)
 
     @field_validator("replay_file")
     @classmethod
@@ -440,6 +544,16 @@ class StrategySettings(Frozen):
     signal_boost: bool = Field(default=True, description="Add near-mid orders on the signal's side.")
     boost_offsets_pct: tuple[float, ...] = Field(
         default=(0.0005, 0.001), min_length=1, max_length=10, description="Boost order distances from mid."
+    )
+    funding_skew_horizon_s: float = Field(
+        default=0.0,
+        ge=0,
+        le=30 * 86_400,
+        description=(
+            "Funding skew, off at 0: the reservation price moves by -(funding rate per second) times"
+            " this holding time, as a fraction of mid, so a positive rate (longs pay shorts) leans the"
+            " quotes short and a negative one long. 28800 prices one 8 h funding interval."
+        ),
     )
 
     @field_validator("kappa", "glft_intensity_a", mode="wrap")
@@ -708,4 +822,5 @@ class BotSettings(Frozen):
                 inventory_skew_factor=risk.inventory_skew_factor,
                 max_book_age_s=risk.max_book_age_s,
             ),
+            funding_horizon_s=strategy.funding_skew_horizon_s,
         )

@@ -11,7 +11,7 @@ from bots.cli.config import config_app
 from bots.cli.ctl import ctl_app
 from bots.cli.flows import flows_app, stack_app
 from bots.cli.k8s import k8s_app
-from bots.cli.record import record
+from bots.cli.record import convert_recording, record
 from bots.cli.run import bot_app, fleet_app
 from bots.cli.sim import sim_app
 
@@ -34,3 +34,4 @@ app.add_typer(backtest_app, name="backtest")
 app.add_typer(sim_app, name="sim")
 app.add_typer(k8s_app, name="k8s")
 app.command("record")(record)
+app.command("convert-recording")(convert_recording)

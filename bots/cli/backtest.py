@@ -88,8 +88,14 @@ def _print_result(result: BacktestResult) -> None:
         ("  inventory PnL", f"{breakdown.inventory_pnl:.2f}"),
         ("  maker rebates", f"{breakdown.rebates:.2f}"),
         ("  taker fees", f"{-breakdown.taker_fees:.2f}"),
+        ("  funding", f"{breakdown.funding:.2f} ({stats.funding_payments} payments)"),
+        ("markout-adjusted PnL (USD)", f"{stats.markout_pnl_usd:.2f}"),
         ("Sharpe (annualised)", f"{stats.sharpe:.2f}"),
         ("max drawdown", f"{stats.max_drawdown_usd:.2f} USD ({stats.max_drawdown_pct:.3%})"),
+        (
+            "markouts 1 s / 10 s / 60 s (bps)",
+            f"{stats.markout_1s_bps:.2f} / {stats.markout_10s_bps:.2f} / {stats.markout_60s_bps:.2f}",
+        ),
         ("fills / orders / fill rate", f"{stats.fills:,} / {stats.orders_placed:,} / {stats.fill_rate:.1%}"),
         ("volume (USD)", f"{stats.volume_usd:,.0f}"),
         ("final position", f"{stats.final_position:g}"),
@@ -104,13 +110,17 @@ def _print_sweep(rows: list[SweepRow]) -> None:
 
     names = list(rows[0].params) if rows else []
     table = Table(title="Sweep")
-    for name in [*names, "PnL USD", "Sharpe", "max DD USD", "fill rate", "fills"]:
+    columns = ["PnL USD", "markout PnL USD", "markout 1s bps", "markout 60s bps", "Sharpe", "max DD USD"]
+    for name in [*names, *columns, "fill rate", "fills"]:
         table.add_column(name, justify="right")
     for row in sorted(rows, key=lambda r: r.stats.total_pnl_usd, reverse=True):
         s = row.stats
         table.add_row(
             *(f"{row.params[n]:g}" for n in names),
             f"{s.total_pnl_usd:.2f}",
+            f"{s.markout_pnl_usd:.2f}",
+            f"{s.markout_1s_bps:.2f}",
+            f"{s.markout_60s_bps:.2f}",
             f"{s.sharpe:.2f}",
             f"{s.max_drawdown_usd:.2f}",
             f"{s.fill_rate:.1%}",

@@ -11,12 +11,12 @@ import typer
 from rich.table import Table
 
 from bots.cli.common import fail, load_or_exit, print_tables
-from bots.exitcodes import ACK_TIMEOUT
+from bots.exitcodes import ACK_TIMEOUT, COMMAND_REFUSED
 from bots.store import Ledger
-from bots.store.control import ALL_BOTS
+from bots.store.control import ALL_BOTS, default_author
 from bots.worker import ENABLED_KEY, RISK_KEY
 
-__all__ = ["ACK_TIMEOUT", "ctl_app"]
+__all__ = ["ACK_TIMEOUT", "COMMAND_REFUSED", "ctl_app"]
 
 ctl_app = typer.Typer(no_args_is_help=True, help="Send commands to bots and show their state.")
 
@@ -25,7 +25,10 @@ BotOption = Annotated[str | None, typer.Option("--bot", help="Bot name; omit wit
 AllOption = Annotated[bool, typer.Option("--all", help="Every bot of the fleet.")]
 WaitOption = Annotated[
     float,
-    typer.Option(help=f"Seconds to wait for acks (0: don't wait); a missing ack exits {ACK_TIMEOUT}."),
+    typer.Option(
+        help=f"Seconds to wait for acks (0: don't wait); a missing ack exits {ACK_TIMEOUT}, a refused or"
+        f" failed one {COMMAND_REFUSED}."
+    ),
 ]
 
 
@@ -37,13 +40,17 @@ def _send(config: Path, command: str, bot: str | None, all_bots: bool, wait_s: f
     if bot is not None and bot not in names:
         fail([f"--bot: no bot named {bot!r}; known: {', '.join(names)}"])
     with Ledger(fleet.ledger_url()) as ledger:
-        command_id = ledger.enqueue_command(ALL_BOTS if all_bots else str(bot), command, author="cli")
+        author = f"cli {default_author()}"  # the audit trail: who sent it, from where
+        command_id = ledger.enqueue_command(ALL_BOTS if all_bots else str(bot), command, author=author)
         typer.echo(f"command {command_id}: {command} -> {'all bots' if all_bots else bot}")
         expected = set(names) if all_bots else {str(bot)}
         deadline = time.monotonic() + wait_s
         acked: dict[str, str] = {}
+        refused: list[str] = []
         while wait_s > 0:
-            acked = {ack.bot: f"{ack.status}: {ack.outcome}" for ack in ledger.command_acks(command_id)}
+            acks = ledger.command_acks(command_id)
+            acked = {ack.bot: f"{ack.status}: {ack.outcome}" for ack in acks}
+            refused = sorted(ack.bot for ack in acks if ack.status == "failed")
             if set(acked) == expected or time.monotonic() >= deadline:
                 break  # the last read is after the deadline: an ack just in time counts
             time.sleep(0.2)
@@ -55,6 +62,9 @@ def _send(config: Path, command: str, bot: str | None, all_bots: bool, wait_s: f
             err=True,
         )
         raise typer.Exit(code=ACK_TIMEOUT)
+    if refused:
+        typer.echo(f"{command} refused or failed by {', '.join(refused)} (see the ack above)", err=True)
+        raise typer.Exit(code=COMMAND_REFUSED)
 
 
 def _command(name: str, doc: str) -> None:
@@ -70,13 +80,19 @@ def _command(name: str, doc: str) -> None:
 for _name, _doc in (
     (
         "start",
-        "Resume trading (clears a tripped breaker); relaunches a shut-down bot under a running supervisor.",
+        "Resume trading; relaunches a shut-down bot under a running supervisor. Refused on a halted bot"
+        " (drawdown, breaker, another store on its account): `reset-risk` lifts a halt.",
     ),
     ("stop", "Stop quoting and cancel every order; the position stays."),
     ("stop_close", "Stop quoting, cancel every order and close the position."),
     ("reload_config", "Reload the fleet file and apply it without a restart."),
     ("restart", "Restart the worker's exchange connection and state."),
     ("shutdown", "Stop the worker process cleanly."),
+    (
+        "reset_risk",
+        "Lift a halt (drawdown, circuit breaker, another store's orders): trips cleared, the peak equity"
+        " re-armed at the equity now; audited with its author. A stopped bot stays stopped.",
+    ),
 ):
     _command(_name, _doc)
 

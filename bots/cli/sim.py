@@ -67,6 +67,9 @@ def serve(
         list[str] | None, typer.Option(help="SUB_ACCOUNT_ID=0xADDRESS: its signing key (repeatable).")
     ] = None,
     faults: Annotated[str, typer.Option(help="Faults switched on at start (see `mmfleet sim fault`).")] = "",
+    funding_interval: Annotated[
+        float, typer.Option(min=1, help="Market seconds between funding settlements (GRVT: 8 h).")
+    ] = 28_800.0,
 ) -> None:
     """Serve the local exchange until Ctrl-C; prints its base URL."""
     from bots.venues.grvt.server.app import GrvtSimConfig, GrvtSimServer  # noqa: PLC0415
@@ -81,6 +84,7 @@ def serve(
             step_interval_s=step_interval or None,
             starting_balance_usdt=starting,
             signers=_signers(signer or []),
+            funding_params={"interval_s": funding_interval},
         )
     except ValueError as exc:
         fail([str(exc)])

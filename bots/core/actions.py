@@ -12,8 +12,9 @@ from decimal import Decimal
 
 from mypy_extensions import mypyc_attr
 
+from bots.core.markouts import FillMarkout
 from bots.engine.types import Side
-from bots.exchange.events import OrderUpdate
+from bots.exchange.events import FundingPayment, OrderUpdate
 
 __all__ = [
     "Action",
@@ -21,8 +22,11 @@ __all__ = [
     "CancelAll",
     "Place",
     "RecordEnabled",
+    "RecordFunding",
     "RecordMarket",
+    "RecordMarkouts",
     "RecordOrders",
+    "RecordPeak",
     "RecordRisk",
 ]
 
@@ -82,10 +86,20 @@ class RecordOrders:
 
 @dataclass(frozen=True, slots=True)
 class RecordRisk:
-    """The risk trips changed: persisted so a restart keeps a halt."""
+    """The halts changed (risk trips, another store's orders on the account): persisted so a restart
+    keeps a halt."""
 
     breaker_tripped: bool
     drawdown_tripped: bool
+    other_store: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordPeak:
+    """An operator re-armed the drawdown limit: the stored peak equity becomes this (it otherwise only
+    rises), so the drawdown from the old peak cannot trip again after a restart or the next record."""
+
+    peak_equity_usd: Decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,4 +121,32 @@ class RecordMarket:
     features: dict[str, float] | None
 
 
-Action = Place | Cancel | CancelAll | RecordOrders | RecordRisk | RecordEnabled | RecordMarket
+@dataclass(frozen=True, slots=True)
+class RecordMarkouts:
+    """Fills whose markout horizon passed with this book: into the ledger and the markout metrics."""
+
+    markouts: tuple[FillMarkout, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordFunding:
+    """A funding payment was booked into the portfolio: `funding_usd` is the portfolio's funding total
+    after it. The worker committed the payment before the core heard of it (like a fill) and publishes
+    it; a backtest keeps it for its results."""
+
+    payment: FundingPayment
+    funding_usd: Decimal
+
+
+Action = (
+    Place
+    | Cancel
+    | CancelAll
+    | RecordOrders
+    | RecordRisk
+    | RecordPeak
+    | RecordEnabled
+    | RecordMarket
+    | RecordMarkouts
+    | RecordFunding
+)

@@ -47,6 +47,7 @@ class CoreConfig:
     close_slippage: Decimal = Decimal("0.01")  # a close may pay up to 1% beyond the touch, never more
     keep_order_log: bool = True  # the worker records order states; a backtest does not need them
     record_market: bool = True  # equity and features once a record interval (a backtest: for the regime)
+    record_markouts: bool = True  # fills' markouts as books pass (a backtest computes them from its curve)
 
     @property
     def fits_intensity(self) -> bool:

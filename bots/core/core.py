@@ -10,6 +10,8 @@ exchange or a fill model; what came of them returns as events:
     public trade-> on_trade        (counted: the recorded trade intensity; with `kappa: auto`, its depth
                                    from the mid feeds the A exp(-kappa delta) fit, refitted per timer)
     fill        -> on_fill         (committed by the driver first: a fill counts once it is durable)
+    funding     -> on_funding   -> a funding record (a payment on our position: cash and PnL move)
+    funding rate-> on_funding_rate (the funding skew's input)
     ack/reject  -> on_placed / on_rejected / on_cancelled / on_all_cancelled
     timer       -> on_timer     -> a quiet market's requote (stale data cancels all), the records
     regime      -> on_regime       (probabilities from `ml`'s inference on the recorded features,
@@ -32,13 +34,17 @@ from bots.core.actions import (
     CancelAll,
     Place,
     RecordEnabled,
+    RecordFunding,
     RecordMarket,
+    RecordMarkouts,
     RecordOrders,
+    RecordPeak,
     RecordRisk,
 )
 from bots.core.blend import blend, smooth
 from bots.core.config import CoreConfig
 from bots.core.features import market_features
+from bots.core.markouts import FillMarkouts
 from bots.core.orders import OrderIds, RestingOrders
 from bots.engine.intensity import IntensityEstimate, IntensityEstimator
 from bots.engine.orders import OpenOrder, diff_orders
@@ -46,7 +52,7 @@ from bots.engine.portfolio import Portfolio
 from bots.engine.quoter import Inventory, QuoteDecision, QuoteEngine
 from bots.engine.risk import RiskState
 from bots.engine.types import DesiredOrder, Side
-from bots.exchange.events import BookUpdate, Fill, OrderUpdate, Trade
+from bots.exchange.events import BookUpdate, Fill, FundingPayment, FundingRate, OrderUpdate, Trade
 
 __all__ = ["BotCore", "JournalEntry"]
 
@@ -86,6 +92,7 @@ class BotCore:
         self.last_decision: QuoteDecision | None = None
         self.probabilities: dict[str, float] | None = None  # smoothed; None: no model answers
         self.regime_ns = 0  # event time of the last probabilities
+        self.funding_rate: FundingRate | None = None  # the venue's newest, None before one
         self.decided_ns = 0  # event time of the last decision
         self.recorded_ns = 0  # event time of the last record
         self.now_ns = 0  # the newest event time seen
@@ -97,12 +104,15 @@ class BotCore:
         self._mid = _NAN  # the mid of the newest quotable book: trade depths are measured from it
         self.close_requested = False  # an operator's stop-and-close, until flat or out of attempts
         self.close_attempts_left = 0
+        self.other_store: str | None = None  # why another store's orders keep us from quoting
         self.closing: str | None = None  # the client order id of the close in flight
         self.risk_recorded = self._risk_key()
         self.journal: list[JournalEntry] | None = None  # every event and its actions, when a test asks
+        self.markouts = FillMarkouts(config.name)
         self._tick = self._lot = Decimal(0)
         self._tolerance = 0.0
         self._refresh_ns = self._record_ns = 0
+        self._record_markouts = True
         self._read(config)
 
     def _read(self, config: CoreConfig) -> None:
@@ -119,6 +129,7 @@ class BotCore:
         elif estimator is None or estimator.config != config.intensity:
             self.intensity = IntensityEstimator(config.intensity)
             self.fitted = None
+        self._record_markouts = config.record_markouts
 
     # ----- market events -------------------------------------------------------------------------
 
@@ -127,6 +138,8 @@ class BotCore:
         self.last_book = book
         self.now_ns = received_ns
         actions = self._decide(book, received_ns)
+        if self._record_markouts and self.markouts.pending:  # a backtest: off, one native test per book
+            self._markouts(book.ts_ns, actions)
         if self.journal is not None:
             self.journal.append(("on_book", (book, received_ns), actions))
         return actions
@@ -143,12 +156,36 @@ class BotCore:
             self.journal.append(("on_trade", (trade,), []))
 
     def on_fill(self, fill: Fill) -> None:
-        """A fill of ours, already durable where the driver keeps money records."""
+        """A fill of ours, already durable where the driver keeps money records; its markouts come due
+        on the books after it (unless the config leaves them to the driver: a backtest's batch form)."""
+        if self._record_markouts:
+            book, decision = self.last_book, self.last_decision
+            if book is not None and decision is not None:
+                self.markouts.add(fill, book.ts_ns, decision.mid)
+            else:
+                self.markouts.add(fill, 0, _NAN)
         self.portfolio.apply(fill)
         self._mirror_portfolio()
         self.orders.fill(fill, self._lot)
         if self.journal is not None:
             self.journal.append(("on_fill", (fill,), []))
+
+    def on_funding(self, payment: FundingPayment) -> list[Action]:
+        """A funding payment on our position (already durable where the driver keeps money records):
+        into cash and the funding component of PnL."""
+        self.portfolio.apply_funding(payment)
+        self._mirror_portfolio()
+        actions: list[Action] = [RecordFunding(payment, self.portfolio.funding)]
+        if self.journal is not None:
+            self.journal.append(("on_funding", (payment,), actions))
+        return actions
+
+    def on_funding_rate(self, rate: FundingRate) -> None:
+        """The venue's current funding rate: the funding skew uses it from the next decision."""
+        self.funding_rate = rate
+        self.engine.funding_rate_per_s = rate.rate_per_s
+        if self.journal is not None:
+            self.journal.append(("on_funding_rate", (rate,), []))
 
     # ----- what became of our requests -----------------------------------------------------------
 
@@ -263,12 +300,49 @@ class BotCore:
             )
 
     def start(self) -> list[Action]:
-        """An operator's start: trading enabled, risk trips cleared."""
+        """An operator's start: trading enabled. A halt stays (`halt_reason`): only `reset_risk` lifts it."""
         self.enabled = True
+        return [RecordEnabled(True)]
+
+    def reset_risk(self) -> list[Action]:
+        """An operator's reset of the halts: risk trips cleared, the peak equity re-armed at the equity
+        now (else the drawdown from the old peak trips again at once), the other-store latch lifted
+        (the driver checks the exchange again before the next decision)."""
         self.engine.risk_state = RiskState()
-        actions: list[Action] = [RecordEnabled(True)]
+        self.other_store = None
+        mark = self.mark()
+        equity = self.portfolio.cash if mark is None else self.portfolio.equity(mark)
+        self.peak = float(equity)
+        actions: list[Action] = [RecordPeak(equity)]
         self._record_risk(actions)
         return actions
+
+    def halt_reason(self) -> str | None:
+        """Why the core will not quote even when enabled; None when nothing is latched."""
+        state = self.engine.risk_state
+        if self.other_store is not None:
+            return self.other_store
+        limits = self.engine.config.risk
+        if state.drawdown_tripped:
+            return (f"drawdown halt: equity fell {limits.max_drawdown_pct:.2%} or more below its peak"
+                    f" {self.peak:.2f} USD (positions closed)")  # fmt: skip
+        if state.breaker_tripped:
+            return f"circuit breaker: unrealized loss beyond risk.max_loss_usd {limits.max_loss_usd:.2f} USD"
+        return None
+
+    def restore_halts(self, risk: RiskState, other_store: str | None) -> None:
+        """The halts the driver kept across a restart (already recorded: nothing to record again)."""
+        self.engine.risk_state = risk
+        self.other_store = other_store
+        self.risk_recorded = self._risk_key()
+
+    def on_other_store(self, reason: str) -> None:
+        """Orders of another store rest on our symbol and account: quote nothing until an operator's
+        `reset_risk` (the next decision cancels our orders by id, never a cancel-all, which would
+        cancel theirs, and records the halt)."""
+        self.other_store = reason
+        if self.journal is not None:
+            self.journal.append(("on_other_store", (reason,), []))
 
     def stop(self, *, close: bool = False) -> list[Action]:
         """An operator's stop: no quotes, every order cancelled; with `close`, flatten with reduce-only
@@ -329,7 +403,8 @@ class BotCore:
         decision = self.engine.on_book(top, inventory, now_ns)
         self.last_decision = decision
         self.decided_ns = now_ns
-        desired: list[DesiredOrder] = list(decision.orders) if self.enabled else []
+        quoting = self.enabled and self.other_store is None
+        desired: list[DesiredOrder] = list(decision.orders) if quoting else []
         orders = self.orders
         diff = diff_orders(
             orders.open_orders(),
@@ -387,15 +462,24 @@ class BotCore:
             self.close_attempts_left -= 1
         actions.append(Place(cid, side, int(limit / self._tick), lots, post_only=False, reduce_only=True))
 
-    def _risk_key(self) -> tuple[bool, bool]:
+    def _markouts(self, ts_ns: int, actions: list[Action]) -> None:
+        """The newest decision's mid (a two-sided book's) to the pending markouts; those due recorded."""
+        decision = self.last_decision
+        if decision is None or math.isnan(decision.mid):
+            return
+        done = self.markouts.on_mid(ts_ns, decision.mid)
+        if done:
+            actions.append(RecordMarkouts(tuple(done)))
+
+    def _risk_key(self) -> tuple[bool, bool, str | None]:
         state = self.engine.risk_state
-        return state.breaker_tripped, state.drawdown_tripped
+        return state.breaker_tripped, state.drawdown_tripped, self.other_store
 
     def _record_risk(self, actions: list[Action]) -> None:
         key = self._risk_key()
         if key != self.risk_recorded:
             self.risk_recorded = key
-            actions.append(RecordRisk(key[0], key[1]))
+            actions.append(RecordRisk(key[0], key[1], key[2]))
 
     def _records(self, now_ns: int, actions: list[Action]) -> None:
         """Order states since the last record; equity and position at the mark; the market features."""

@@ -9,39 +9,96 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import replace
 from decimal import Decimal
-from typing import Final
+from typing import Final, NamedTuple
 
 from bots.engine.orders import OpenOrder, OrderKeys, order_keys
 from bots.engine.types import Side
 from bots.exchange.events import Fill, OrderStatus, OrderUpdate
 
-__all__ = ["OrderIds", "RestingOrders", "bot_tag"]
+__all__ = ["OrderIds", "Owner", "RestingOrders", "bot_tag", "owner_of", "store_tag"]
 
-_COUNTER_BITS: Final = 48  # + a 14-bit tag: ids stay below 2**62, a positive int64
+# A client order id is a uint64 in the range GRVT asks API clients to use, [2**63, 2**64) (its UI picks
+# ids below 2**63): the top bit, the store's 16-bit id, the bot's 8-bit tag, a 39-bit counter.
+_API_BIT: Final = 1 << 63
+_STORE_BITS: Final = 16
+_BOT_BITS: Final = 8
+_COUNTER_BITS: Final = 39  # milliseconds since _EPOCH_MS: the counter wraps in 2042
+_EPOCH_MS: Final = 1_735_689_600_000  # 2025-01-01 UTC
 _COUNTER_MASK: Final = (1 << _COUNTER_BITS) - 1
+_BOT_MASK: Final = (1 << _BOT_BITS) - 1
+_STORE_MASK: Final = (1 << _STORE_BITS) - 1
 _ZERO: Final = Decimal(0)
 
 
 def bot_tag(name: str) -> int:
-    """A 14-bit tag of the bot name carried by every client order id: an order of an earlier life is
-    recognisably ours."""
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:2]) >> 2
+    """The 8-bit tag of the bot name in every client order id: within one store (whose lease lets one
+    bot trade an account's symbol at a time) an order of an earlier life, or of a renamed bot, is told
+    apart."""
+    return hashlib.sha256(name.encode()).digest()[0]
+
+
+def store_tag(store_id: int) -> int:
+    """The 16 bits of a store's random id that its client order ids carry."""
+    return store_id & _STORE_MASK
+
+
+class Owner(NamedTuple):
+    """Who placed an order, read off its client order id: the store's tag and the bot's."""
+
+    store: int
+    bot: int
+
+
+def owner_of(client_order_id: str) -> Owner | None:
+    """The store and bot of an mmfleet client order id; None for any other id (GRVT's UI, by hand)."""
+    if not (client_order_id.isascii() and client_order_id.isdigit()):  # "²".isdigit(), and int() refuses it
+        return None
+    value = int(client_order_id)
+    if not _API_BIT <= value < 1 << 64:
+        return None
+    rest = value >> _COUNTER_BITS
+    return Owner((rest >> _BOT_BITS) & _STORE_MASK, rest & _BOT_MASK)
 
 
 class OrderIds:
-    """Client order ids: the bot's tag, then a counter from `start` (the worker starts it at its start
-    time in microseconds, so ids are unique across restarts; a backtest starts at 0)."""
+    """Client order ids of one bot of one store: the owner's bits, then a counter from `start`.
 
-    def __init__(self, tag: int, start: int) -> None:
-        self.tag = tag
+    Unique across restarts: the worker starts the counter at the wall-clock time in milliseconds since
+    2025 (and past the previous core's last id in the same process: `resuming`), so a new life's ids
+    lie beyond every id of an earlier life that placed fewer orders than milliseconds passed between
+    the two starts (1,000 orders a second sustained, far beyond any venue's rate limit). A backtest
+    starts at 0.
+    """
+
+    def __init__(self, store: int, bot: int, start: int) -> None:
+        self.owner = Owner(store_tag(store), bot & _BOT_MASK)
+        self._prefix = (_API_BIT | self.owner.store << (_BOT_BITS + _COUNTER_BITS)
+                        | self.owner.bot << _COUNTER_BITS)  # fmt: skip
         self.seq = start & _COUNTER_MASK
+
+    @classmethod
+    def resuming(cls, store: int, bot: int, now_ms: int, previous: OrderIds | None) -> OrderIds:
+        """A new life's ids: from the wall clock `now_ms`, and past `previous`'s last id (the core this
+        one replaces in the same process), whichever is later."""
+        start = (now_ms - _EPOCH_MS) & _COUNTER_MASK
+        if previous is not None:
+            start = max(start, previous.seq + 1)
+        return cls(store, bot, start)
 
     def next(self) -> str:
         self.seq = (self.seq + 1) & _COUNTER_MASK
-        return str(self.tag << _COUNTER_BITS | self.seq)
+        return str(self._prefix | self.seq)
 
     def is_ours(self, client_order_id: str) -> bool:
-        return client_order_id.isdigit() and int(client_order_id) >> _COUNTER_BITS == self.tag
+        """Placed by this bot of this store (in any life)."""
+        return owner_of(client_order_id) == self.owner
+
+    def is_other_stores(self, client_order_id: str) -> bool:
+        """Placed by an mmfleet bot of another store (another data directory or database), or by any
+        other program that picks its ids where GRVT asks API clients to: either way, another trader on
+        this account."""
+        owner = owner_of(client_order_id)
+        return owner is not None and owner.store != self.owner.store
 
 
 class RestingOrders:

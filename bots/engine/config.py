@@ -92,6 +92,7 @@ class EngineConfig:
     grid: GridConfig
     regime: RegimeConfig
     risk: RiskLimits
+    funding_horizon_s: float = 0.0  # funding skew: the holding time whose funding the centre prices; 0 off
 
 
 pickling.register(EngineConfig, FilterConfig, GridConfig, RegimeConfig, RiskLimits)

@@ -6,9 +6,17 @@ Two PnL views are kept side by side because they answer different questions:
   grid trader means by "profit per closed grid level".
 Both agree whenever the position is flat.
 
-Perpetual accounting: `cash` is the wallet balance, `starting_balance + realized_pnl - fees`; no
-notional changes hands when a position opens. `equity(mark) = cash + unrealized_pnl(mark)`, which is
-the same number as the spot formula `starting_balance - sum(signed notional) - fees + position * mark`.
+Perpetual accounting: `cash` is the wallet balance, `starting_balance + realized_pnl - fees + funding`;
+no notional changes hands when a position opens. `equity(mark) = cash + unrealized_pnl(mark)`, which is
+the same number as the spot formula `starting_balance - sum(signed notional) - fees + funding +
+position * mark`.
+
+Funding is its own component: `funding` is the sum of the funding payments booked (`apply_funding`),
+positive when received. Convention (`bots.exchange.events.FundingPayment`): a payment's amount is the
+cash it moved into the account, `-position * mark * rate`, so under a positive rate longs pay and
+shorts receive. A payment moves only cash: position, lots, entry and the fill PnL stay as they were,
+so fills and payments may be replayed in any interleaving to the same numbers (up to the last of
+the 38 digits, where cash can round differently).
 
 Pure: no I/O, no clock. Arithmetic runs in a fixed 38-digit decimal context so that a replay from the
 ledger gives exactly the numbers the live bot had, whatever the caller's context.
@@ -28,7 +36,7 @@ from bots.engine import pickling
 from bots.engine.types import Side
 
 if TYPE_CHECKING:
-    from bots.exchange.events import Fill
+    from bots.exchange.events import Fill, FundingPayment
 
 __all__ = ["FillEffect", "FillKind", "Lot", "Portfolio"]
 
@@ -95,13 +103,15 @@ class Portfolio:
     symbol: str | None = None
     starting_balance: Decimal = _ZERO
     position: Decimal = field(default=_ZERO, init=False)  # signed base quantity
-    cash: Decimal = field(default=_ZERO, init=False)  # starting_balance + realized_pnl - fees
+    cash: Decimal = field(default=_ZERO, init=False)  # starting_balance + realized_pnl - fees + funding
     lots: deque[Lot] = field(default_factory=deque, init=False)  # oldest first, all one sign
     avg_entry: Decimal = field(default=_ZERO, init=False)  # 0 when flat
     realized_pnl: Decimal = field(default=_ZERO, init=False)  # average-cost, before fees
     grid_profit: Decimal = field(default=_ZERO, init=False)  # FIFO, before fees
     fees: Decimal = field(default=_ZERO, init=False)  # paid minus rebates received
     volume: Decimal = field(default=_ZERO, init=False)  # traded notional, quote currency
+    funding: Decimal = field(default=_ZERO, init=False)  # funding received minus paid, quote currency
+    funding_count: int = field(default=0, init=False)
     fill_count: int = field(default=0, init=False)
     last_fill_ts_ns: int | None = field(default=None, init=False)
 
@@ -111,12 +121,20 @@ class Portfolio:
 
     @classmethod
     def replay(
-        cls, fills: Iterable[Fill], *, starting_balance: Decimal = _ZERO, symbol: str | None = None
+        cls,
+        fills: Iterable[Fill],
+        *,
+        starting_balance: Decimal = _ZERO,
+        symbol: str | None = None,
+        funding: Iterable[FundingPayment] = (),
     ) -> Portfolio:
-        """Rebuild the state by applying `fills` in the order they were applied live (ledger order)."""
+        """Rebuild the state by applying `fills` in the order they were applied live (ledger order),
+        and the funding payments (which move cash alone, so their place among the fills is moot)."""
         portfolio = cls(symbol=symbol, starting_balance=starting_balance)
         for fill in fills:
             portfolio.apply(fill)
+        for payment in funding:
+            portfolio.apply_funding(payment)
         return portfolio
 
     @property
@@ -126,8 +144,8 @@ class Portfolio:
 
     @property
     def net_pnl(self) -> Decimal:
-        """Realized PnL after fees (rebates count as income)."""
-        return self.realized_pnl - self.fees
+        """Realized PnL after fees (rebates count as income) and funding."""
+        return self.realized_pnl - self.fees + self.funding
 
     def unrealized_pnl(self, mark: Decimal) -> Decimal:
         """PnL of the open position at `mark` against the average entry."""
@@ -180,6 +198,21 @@ class Portfolio:
             self.fill_count += 1
             self.last_fill_ts_ns = fill.ts_ns
         return FillEffect(kind, realized, grid, fill.fee, closed, opened, new)
+
+    def apply_funding(self, payment: FundingPayment) -> Decimal:
+        """Book one funding payment: its amount (positive received, negative paid) into cash and the
+        funding total; returns the amount."""
+        if self.symbol is not None and payment.symbol != self.symbol:
+            raise ValueError(
+                f"funding {payment.payment_id} is for {payment.symbol}, this portfolio is {self.symbol}"
+            )
+        if not payment.amount.is_finite():
+            raise ValueError(f"funding {payment.payment_id}: amount must be finite, got {payment.amount}")
+        with localcontext(_CONTEXT):
+            self.funding += payment.amount
+            self.cash += payment.amount
+        self.funding_count += 1
+        return payment.amount
 
     def _match_lots(self, qty: Decimal, price: Decimal) -> Decimal:
         """Consume `qty` from the oldest lots; returns the FIFO profit of what was closed."""

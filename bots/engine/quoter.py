@@ -6,6 +6,12 @@ and the inventory skew around the quote centre; the risk state (`risk.assess`); 
 price limits, the entry anchor, the grid and the signal boost (`quoting`); last the position limit
 per side (`risk.order_room`, `within_limit`). Each step is a small typed function in a module mypyc
 compiles, so composing them costs C calls.
+
+Funding skew (off unless `funding_horizon_s > 0`): a perpetual's funding is a carry on the position,
+like a drift of `-rate_per_s` in A-S's reservation price (a long loses `rate * mark` per interval when
+the rate is positive). The reservation price moves by `-funding_rate_per_s * funding_horizon_s` (a
+fraction of mid: the funding a position held that long would pay), so under a positive rate the quotes
+lean short (bids further, asks nearer) and under a negative one long.
 """
 
 from __future__ import annotations
@@ -154,6 +160,7 @@ class QuoteEngine:
         "_smoothing",
         "_steps",
         "_vol",
+        "funding_rate_per_s",
         "risk_state",
     )
 
@@ -170,6 +177,7 @@ class QuoteEngine:
         self._dt_s = math.nan  # smoothed seconds between book events, to scale per-tick sigma
         self._last_ts_ns = 0
         self._signals: tuple[Signal, Signal] = (_NEUTRAL, _NEUTRAL)  # (raw, latched) of the newest book
+        self.funding_rate_per_s = 0.0  # the venue's funding rate per second (positive: longs pay)
         self.risk_state = RiskState()
 
     @property
@@ -221,6 +229,7 @@ class QuoteEngine:
         if old.regime == config.regime:
             engine._regime, engine._signals = self._regime, self._signals
         engine.risk_state = self.risk_state
+        engine.funding_rate_per_s = self.funding_rate_per_s
         return engine
 
     def sigma(self) -> float:
@@ -270,6 +279,7 @@ class QuoteEngine:
         position_usd = position_base * mid
         q = position_usd / config.order_size_usd
         reservation = model.reservation_price(1.0, q, sigma, config.horizon_s)
+        reservation -= self.funding_rate_per_s * config.funding_horizon_s  # funding skew (0 when off)
         model_spread = model.spread(sigma, config.horizon_s)
         spread = floored_spread(model_spread, config.spread_floor_pct)
         half_spread = 0.5 * spread

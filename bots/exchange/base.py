@@ -19,6 +19,8 @@ from bots.exchange.events import (
     BookLevel,
     BookUpdate,
     Fill,
+    FundingPayment,
+    FundingRate,
     InstrumentInfo,
     OrderRequest,
     OrderStatus,
@@ -32,7 +34,11 @@ __all__ = [
     "Capabilities",
     "Exchange",
     "Fill",
+    "FundingPayment",
+    "FundingRate",
+    "FundingSource",
     "InstrumentInfo",
+    "OrderEvents",
     "OrderRequest",
     "OrderStatus",
     "OrderUpdate",
@@ -46,6 +52,17 @@ class Capabilities:
 
     reconciles: bool  # has `needs_reconcile` and `reconcile()` (`bots.exchange.reconcile.Reconciling`)
     local_fills: bool  # fills come from a fill model in this process: `reconfigure_fills(paper)`
+    order_events: bool = False  # streams order states and fill notices: `OrderEvents`
+    funding: bool = False  # reports perpetual funding: `FundingSource`
+
+
+class OrderEvents(Protocol):
+    """An exchange that pushes what becomes of our orders (a venue's private streams)."""
+
+    def stream_order_events(self, symbol: str) -> AsyncIterator[OrderUpdate | Fill]:
+        """Our orders' states as they change, and a notice per fill (fills are taken, and counted,
+        through `fills_since`, which keeps the cursor), until closed."""
+        ...
 
 
 @runtime_checkable
@@ -106,4 +123,19 @@ class Exchange(Protocol):
 
     async def close(self) -> None:
         """Release connections and stop streams; idempotent."""
+        ...
+
+
+@runtime_checkable
+class FundingSource(Protocol):
+    """An exchange that reports perpetual funding (`Capabilities.funding`): the rate, and the payments
+    settled on our position (amount positive when received: `FundingPayment`)."""
+
+    async def funding_rate(self, symbol: str) -> FundingRate | None:
+        """The current funding rate of `symbol`; None when the venue has none yet."""
+        ...
+
+    async def funding_since(self, symbol: str, cursor: str | None) -> tuple[list[FundingPayment], str | None]:
+        """Our funding payments after `cursor` (from the start when None), oldest first, and the cursor
+        to pass next time; the ledger keeps it beside the fill cursor."""
         ...

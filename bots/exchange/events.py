@@ -1,4 +1,4 @@
-"""The values that cross the exchange boundary: books, trades, orders, fills.
+"""The values that cross the exchange boundary: books, trades, orders, fills, funding.
 
 Prices, sizes, balances and fees are `Decimal`, never float: the exchange speaks exact decimal strings
 and the ledger stores them exactly. Floats appear only when a book is handed to the model
@@ -24,11 +24,14 @@ __all__ = [
     "BookLevel",
     "BookUpdate",
     "Fill",
+    "FundingPayment",
+    "FundingRate",
     "InstrumentInfo",
     "OrderRequest",
     "OrderStatus",
     "OrderUpdate",
     "Trade",
+    "funding_amount",
 ]
 
 
@@ -261,4 +264,54 @@ class Fill:
         return self.price * self.size
 
 
-pickling.register(InstrumentInfo, BookLevel, BookUpdate, Trade, OrderRequest, OrderUpdate, Fill)
+@dataclass(frozen=True, slots=True)
+class FundingRate:
+    """A perpetual's funding rate: `rate` is the fraction of the position's notional paid per funding
+    interval (`interval_s`), at `ts_ns`. Sign convention (GRVT's, every venue's): a positive rate means
+    longs pay shorts, a negative one shorts pay longs."""
+
+    symbol: str
+    ts_ns: int
+    rate: Decimal
+    interval_s: float
+
+    @property
+    def rate_per_s(self) -> float:
+        """The rate as a fraction of notional per second (what a holding-time cost multiplies)."""
+        return float(self.rate) / self.interval_s
+
+
+@dataclass(frozen=True, slots=True)
+class FundingPayment:
+    """One funding settlement on our position. `amount` is the cash it moved into the account in quote
+    currency (USD): negative when we paid, positive when we received, so a long position of `q` at
+    mark `m` under rate `r` gets `amount = -q * m * r` (a long pays when r > 0, a short receives).
+    `payment_id` is unique per account and the ledger's idempotency key; `rate`, `position` and `mark`
+    are what the payment was computed from, None where the venue does not say (GRVT reports the
+    amount only)."""
+
+    payment_id: str
+    symbol: str
+    ts_ns: int
+    amount: Decimal
+    rate: Decimal | None = None
+    position: Decimal | None = None
+    mark: Decimal | None = None
+
+    @classmethod
+    def settled(
+        cls, payment_id: str, symbol: str, ts_ns: int, position: Decimal, mark: Decimal, rate: Decimal
+    ) -> FundingPayment:
+        """The payment a settlement at `rate` makes on `position` at `mark` (`funding_amount`)."""
+        return cls(payment_id, symbol, ts_ns, funding_amount(position, mark, rate), rate, position, mark)
+
+
+def funding_amount(position: Decimal, mark: Decimal, rate: Decimal) -> Decimal:
+    """The cash a funding settlement moves into an account holding `position` (signed base units) at
+    `mark` under `rate` (per interval): `-position * mark * rate`; longs pay shorts when `rate > 0`."""
+    return -(position * mark * rate)
+
+
+pickling.register(
+    InstrumentInfo, BookLevel, BookUpdate, Trade, OrderRequest, OrderUpdate, Fill, FundingRate, FundingPayment
+)

@@ -2,8 +2,8 @@
 mode on which venue.
 
 `market_source` is the market-data stream a bot's mode trades on, as async `(BookUpdate, list[Trade])`
-steps; `make_exchange` wraps it in the exchange the worker talks to, and `mmfleet record` writes it to
-a file.
+steps; `make_exchange` wraps it in the exchange the worker talks to; `market_records` is the same stream
+with the venue's funding rate, which `mmfleet record` writes to a file.
 """
 
 from __future__ import annotations
@@ -18,12 +18,14 @@ from pathlib import Path
 from bots.engine.portfolio import Portfolio
 from bots.errors import ConfigError
 from bots.exchange.base import Exchange
+from bots.exchange.events import FundingRate
 from bots.exchange.paper_exchange import PaperExchange
+from bots.exchange.sim.funding import FundingClock, FundingParams, FundingProcess
 from bots.exchange.sim.market import BUILTIN_START_PRICES, SimMarket, Step
 from bots.exchange.sim.replay import paced, read_recording
 from settings.models import BotSettings
 
-__all__ = ["make_exchange", "market_source"]
+__all__ = ["make_exchange", "market_records", "market_source"]
 
 
 def _sim_seed(settings: BotSettings) -> int:
@@ -33,13 +35,14 @@ def _sim_seed(settings: BotSettings) -> int:
 
 def _retimed(steps: Iterable[Step]) -> Iterator[Step]:
     """Recorded steps moved in time so that the first one happens now: the bot judges staleness
-    against its clock, so a replayed hour from last week must look live (like the generated sim)."""
+    against its clock, so a replayed hour from last week must look live (like the generated sim).
+    The best levels a reader precomputed (`top_book`) carry the old time: `top()` makes them anew."""
     offset: int | None = None
     for book, trades in steps:
         if offset is None:
             offset = time.time_ns() - book.ts_ns
         yield (
-            dataclasses.replace(book, ts_ns=book.ts_ns + offset),
+            dataclasses.replace(book, ts_ns=book.ts_ns + offset, top_book=None),
             [dataclasses.replace(trade, ts_ns=trade.ts_ns + offset) for trade in trades],
         )
 
@@ -63,17 +66,7 @@ def _sim_steps(settings: BotSettings, seed: int, last_mid: float | None) -> Iter
     if sim.replay_file is not None:
         return _replay_steps(settings, sim.replay_file)
     start = sim.start_price or last_mid or BUILTIN_START_PRICES.get(settings.symbol, 100.0)
-    market = SimMarket(
-        settings.symbol,
-        settings.spec,
-        seed=seed,
-        s0=start,
-        dt_s=sim.book_interval_s,
-        sigma=sim.sigma,
-        start_ns=time.time_ns(),
-        trade_intensity_a=sim.trade_intensity_a,
-        trade_decay_k=sim.trade_decay_k,
-    )
+    market = SimMarket.of(settings.symbol, settings.spec, sim, seed=seed, s0=start, start_ns=time.time_ns())
     return market.steps()
 
 
@@ -101,6 +94,25 @@ def market_source(
     )
 
 
+def market_records(settings: BotSettings) -> AsyncIterator[Step | FundingRate]:
+    """What `mmfleet record` writes: `market_source(settings)`, with the funding rate where the source
+    has one (paper on grvt: the ticker's; the sim market has none)."""
+    if settings.exchange.mode == "paper" and settings.exchange.venue == "grvt":
+        from bots.venues.grvt.data import GrvtMarketData  # noqa: PLC0415 - the SDK loads only when used
+
+        return GrvtMarketData.from_settings(settings).records()
+    return market_source(settings)
+
+
+def _venue_funding(settings: BotSettings) -> FundingClock | None:
+    """Paper mode's funding: the rates the venue settles, applied to the paper position."""
+    if settings.exchange.venue != "grvt":
+        return None
+    from bots.venues.grvt.funding import GrvtFundingClock  # noqa: PLC0415 - the SDK loads only when used
+
+    return GrvtFundingClock(settings.symbol, env=settings.exchange.env, base_url=settings.exchange.base_url)
+
+
 def _sim(settings: BotSettings, portfolio: Portfolio, last_mid: float | None) -> PaperExchange:
     seed = _sim_seed(settings)
     return PaperExchange(
@@ -111,6 +123,9 @@ def _sim(settings: BotSettings, portfolio: Portfolio, last_mid: float | None) ->
         seed=seed,
         fill_id_prefix=f"{settings.name}-{time.time_ns():x}-",  # unique across restarts: the ledger's key
         portfolio=portfolio,  # the ledger's position: reduce-only checks must see it
+        funding=FundingProcess(
+            FundingParams.from_settings(settings.sim.funding), seed=seed, start_ns=time.time_ns()
+        ),  # settles the funding times after its start only: a restart never settles one twice
     )
 
 
@@ -138,6 +153,7 @@ async def make_exchange(
             seed=_sim_seed(settings),
             fill_id_prefix=f"{settings.name}-{time.time_ns():x}-",
             portfolio=portfolio,
+            funding=_venue_funding(settings),
         )
     if mode == "live" and settings.exchange.venue == "grvt":
         from bots.venues.grvt.execution import GrvtExchange  # noqa: PLC0415 - the SDK loads only when used

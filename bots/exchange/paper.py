@@ -5,10 +5,14 @@
   (sells mirrored), at the order's own price, as a maker;
 - touch: when the best opposite price or a trade only equals the order's price, it fills in full with
   probability `touch_fill_probability`, drawn per touching event;
-- queue model (`queue_model=True`, replaces the touch rule): the order joins the back of the visible
-  size at its level; trades printing at that level consume the queue ahead first, then fill the order,
-  possibly partially (the rest stays resting). The queue ahead never exceeds the size the book shows
-  at that level (cancellations ahead of us), and is 0 when we are alone at a price inside the spread.
+- queue model (`queue_model=True`, the backtests' default; replaces the touch and trade-cross rules): the
+  order joins the back of the visible size at its level. A trade at or through its price consumes the
+  book from the touch: first the size the book shows at better prices, then the queue ahead at the
+  order's level, then our orders in price-time priority; an order fills with what reaches it, possibly
+  partially (the rest stays resting), so a small print far from the touch fills nothing that rests
+  behind visible size. The queue ahead never exceeds the size the book shows at that level
+  (cancellations ahead of us), and is 0 when we are alone at a price inside the spread. A book that
+  moves through an order still fills it in full (the market traded through it).
 Maker fills pay `-maker_rebate_bps` of notional (`Fill.fee` negative = rebate received). Fill ids are
 `{prefix}{symbol}-{n}`, deterministic for a run. Fills are returned, never booked here: the caller
 feeds each to `Portfolio.apply`, which owns increase/reduce and FIFO grid profit. A non-post-only
@@ -215,25 +219,41 @@ class PaperFillModel:
         """Fill our `side` orders that the opposite price `price` crossed or touched; `volume` is the
         trade size (None for a book event, which never advances a queue)."""
         is_buy = side is _BUY
-        at_level: list[_Resting] = []
+        if self._queue and volume is not None:
+            self._consume(is_buy, price, ts_ns, fills, volume)
+            return
         for order in list(self._orders.values()):
             request = order.request
             if request.side is not side:
                 continue
-            if (price < request.price) if is_buy else (price > request.price):
+            crossed = (price < request.price) if is_buy else (price > request.price)
+            if crossed or (price == request.price and not self._queue and self.rng.random() < self._p_touch):
                 self._fill(order, ts_ns, fills)
-            elif price == request.price:
-                if not self._queue:
-                    if self.rng.random() < self._p_touch:
-                        self._fill(order, ts_ns, fills)
-                elif volume is not None:
-                    at_level.append(order)
-        if not at_level or volume is None:
-            return
-        used = _ZERO  # trade volume already given to our earlier orders at this level
-        for order in at_level:
-            reach = volume - order.queue_ahead - used
-            order.queue_ahead = max(_ZERO, order.queue_ahead - volume)
+
+    def _consume(self, is_buy: bool, price: Decimal, ts_ns: int, fills: list[Fill], volume: Decimal) -> None:
+        """Queue model: a trade of `volume` printing at `price` takes the book from the touch; each of our
+        orders it reached (best price first, then time) gets what is left after the size shown at better
+        prices, its queue ahead and our orders before it."""
+        side = _BUY if is_buy else _SELL
+        reached = [
+            o
+            for o in self._orders.values()
+            if o.request.side is side
+            and ((price <= o.request.price) if is_buy else (price >= o.request.price))
+        ]
+        reached.sort(key=lambda o: -o.request.price if is_buy else o.request.price)  # stable: time kept
+        levels = (self.book.bids if is_buy else self.book.asks) if self.book is not None else ()
+        used = _ZERO  # trade volume already given to our orders
+        for order in reached:
+            limit = order.request.price
+            better = sum(
+                (lv.size for lv in levels if (lv.price > limit if is_buy else lv.price < limit)), _ZERO
+            )
+            reach = volume - better - order.queue_ahead - used
+            if price == limit:  # the print stopped at our level: the queue ahead shrinks by what got there
+                order.queue_ahead = max(_ZERO, order.queue_ahead - max(_ZERO, volume - better))
+            else:  # the level traded through: nobody is left ahead of us there
+                order.queue_ahead = _ZERO
             qty = min(reach, order.request.size - order.filled) // self._lot * self._lot
             if qty > 0:
                 self._fill(order, ts_ns, fills, qty)

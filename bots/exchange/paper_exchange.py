@@ -4,6 +4,11 @@ The source is any async iterable of `(BookUpdate, list[Trade])` steps (`paced(Si
 `paced(read_recording(path))`, later GRVT public data). Orders never leave the process: the
 `PaperFillModel` (`bots.exchange.paper`) decides fills and a `Portfolio` books them.
 
+Funding: with a `FundingClock` (sim mode: the `sim.funding` process; paper mode on GRVT: the rates GRVT
+settles), every funding time the market passes settles the portfolio's position at the venue's mark or
+else the book's mid (`-position * mark * rate`: longs pay shorts under a positive rate); its `run()` goes
+in the background from `start()`; `funding_since` hands the payments out with a cursor like the fills'.
+
 Fill cursor: `fills_since` hands out `"<session id>:<count>"`, where the session id is unique to this
 instance. The worker keeps the cursor in its ledger across restarts; after a restart a new exchange
 starts counting from zero, so a cursor from another session (or an older plain count) means "from the
@@ -27,6 +32,8 @@ from bots.exchange.base import (
     BookUpdate,
     Capabilities,
     Fill,
+    FundingPayment,
+    FundingRate,
     InstrumentInfo,
     OrderRequest,
     OrderStatus,
@@ -34,6 +41,7 @@ from bots.exchange.base import (
     Trade,
 )
 from bots.exchange.paper import PaperFillModel
+from bots.exchange.sim.funding import FundingClock
 from settings.models import InstrumentSpec, PaperSettings
 
 log = logging.getLogger("mmfleet.paper")
@@ -114,6 +122,7 @@ class PaperExchange:
         fill_id_prefix: str = "",
         queue_size: int = 1,
         portfolio: Portfolio | None = None,
+        funding: FundingClock | None = None,
     ) -> None:
         settings = settings or PaperSettings()
         if portfolio is not None and portfolio.symbol not in (None, symbol):
@@ -126,13 +135,19 @@ class PaperExchange:
         )
         self.session_id = uuid.uuid4().hex[:16]  # scopes fill cursors to this instance
         self.steps = 0  # market-data steps processed
+        self.funding = funding
+        self._id_prefix = fill_id_prefix
+        if funding is not None:
+            self.capabilities = Capabilities(reconciles=False, local_fills=True, funding=True)
         self._source = source
         self._fills: list[Fill] = []
+        self._payments: list[FundingPayment] = []
         self._books: _Topic[BookUpdate] = _Topic(queue_size)
         self._trades: _Topic[Trade] = _Topic(queue_size)
         self._fill_topic: _Topic[Fill] = _Topic(queue_size)
         self._first_book = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._funding_task: asyncio.Task[None] | None = None
         self._closed = False
 
     def reconfigure_fills(self, settings: PaperSettings) -> None:
@@ -143,7 +158,10 @@ class PaperExchange:
     def start(self) -> None:
         """Start pumping market data (idempotent; needs a running event loop)."""
         if self._task is None and not self._closed:
-            self._task = asyncio.get_running_loop().create_task(self._pump(), name=f"paper-{self.symbol}")
+            loop = asyncio.get_running_loop()
+            self._task = loop.create_task(self._pump(), name=f"paper-{self.symbol}")
+            if self.funding is not None:
+                self._funding_task = loop.create_task(self.funding.run(), name=f"funding-{self.symbol}")
 
     async def run(self) -> None:
         """Pump until the source ends (or `close()`): the whole backtest in one await."""
@@ -157,10 +175,11 @@ class PaperExchange:
         if self._closed:
             return
         self._closed = True
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._funding_task):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self._end_streams()
 
     async def _pump(self) -> None:
@@ -171,6 +190,8 @@ class PaperExchange:
                     fills += self.model.on_trade(trade)
                 for fill in fills:
                     self._book_fill(fill)
+                if self.funding is not None:
+                    self._settle_funding(book)
                 self._first_book.set()
                 self.steps += 1
                 await self._books.publish(book)
@@ -195,6 +216,26 @@ class PaperExchange:
     def _book_fill(self, fill: Fill) -> None:
         self.portfolio.apply(fill)
         self._fills.append(fill)
+
+    def _settle_funding(self, book: BookUpdate) -> None:
+        """Funding times passed by this book settle the position at the venue's mark, else the book's
+        mid (none on a one-sided book: they settle at the next two-sided one; a flat position gets no
+        payment)."""
+        assert self.funding is not None
+        if not (book.bids and book.asks):
+            return
+        mid = (book.bids[0].price + book.asks[0].price) / 2
+        for settlement in self.funding.advance(book.ts_ns):
+            position = self.portfolio.position
+            if position == 0:
+                continue
+            payment_id = f"{self._id_prefix}funding-{settlement.ts_ns}"
+            mark = settlement.mark if settlement.mark is not None else mid
+            payment = FundingPayment.settled(
+                payment_id, self.symbol, settlement.ts_ns, position, mark, settlement.rate
+            )
+            self.portfolio.apply_funding(payment)
+            self._payments.append(payment)
 
     def _check(self, symbol: str) -> None:
         if symbol != self.symbol:
@@ -271,10 +312,24 @@ class PaperExchange:
         """Cursor `"<session id>:<count>"`; one from another session (an earlier instance, e.g. before
         a restart, or an old plain count) reads from the start of this session."""
         self._check(symbol)
-        start = self._cursor_position(cursor)
+        start = self._cursor_position(cursor, len(self._fills), "fills")
         return self._fills[start:], f"{self.session_id}:{len(self._fills)}"
 
-    def _cursor_position(self, cursor: str | None) -> int:
+    async def funding_rate(self, symbol: str) -> FundingRate | None:
+        """The funding process's current rate (None without one)."""
+        self._check(symbol)
+        funding = self.funding
+        if funding is None:
+            return None
+        return FundingRate(self.symbol, funding.ts_ns, funding.decimal_rate(), funding.interval_s)
+
+    async def funding_since(self, symbol: str, cursor: str | None) -> tuple[list[FundingPayment], str | None]:
+        """Funding payments after `cursor`, a cursor like the fills' (`"<session id>:<count>"`)."""
+        self._check(symbol)
+        start = self._cursor_position(cursor, len(self._payments), "funding")
+        return self._payments[start:], f"{self.session_id}:{len(self._payments)}"
+
+    def _cursor_position(self, cursor: str | None, total: int, what: str) -> int:
         if not cursor:
             return 0
         session, sep, count = cursor.rpartition(":")
@@ -284,6 +339,6 @@ class PaperExchange:
             start = int(count)
         except ValueError:
             start = -1
-        if not 0 <= start <= len(self._fills):
-            raise ExchangeError(f"bad fills cursor {cursor!r}")
+        if not 0 <= start <= total:
+            raise ExchangeError(f"bad {what} cursor {cursor!r}")
         return start

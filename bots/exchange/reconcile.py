@@ -89,7 +89,11 @@ class Reconciling(Protocol):
     def needs_reconcile(self) -> bool: ...
 
     async def reconcile(
-        self, known_client_order_ids: Collection[str] = (), cursor: str | None = None
+        self,
+        known_client_order_ids: Collection[str] = (),
+        cursor: str | None = None,
+        *,
+        spare: Callable[[str], bool] | None = None,
     ) -> ReconcileReport: ...
 
 
@@ -102,13 +106,15 @@ async def reconcile(
     cancel_unknown: bool = False,
     position_detail: Callable[[str], Awaitable[PositionDetail]] | None = None,
     cancel: Callable[[OrderUpdate], Awaitable[None]] | None = None,
+    spare: Callable[[str], bool] | None = None,
     max_rounds: int = 3,
 ) -> ReconcileReport:
     """Read fills since `cursor`, the position and the open orders of `symbol`; report differences.
 
     The position is read between two fill reads that agree (up to `max_rounds` tries), so it includes
     exactly the fills returned. Unknown orders are cancelled with `cancel` (default: by client order
-    id) only when `cancel_unknown`.
+    id) only when `cancel_unknown`, and never one whose client order id `spare` accepts (another
+    store's: its bot would lose its orders to ours).
     """
 
     async def detail() -> PositionDetail:
@@ -134,7 +140,7 @@ async def reconcile(
         fields = {"symbol": symbol, "client_order_id": order.client_order_id, "side": order.side.value,
                   "price": str(order.price), "size": str(order.remaining_size)}  # fmt: skip
         log.warning("resting order unknown to the bot", extra={"fields": fields})
-        if cancel_unknown:
+        if cancel_unknown and not (spare is not None and spare(order.client_order_id)):
             await (
                 cancel(order) if cancel is not None else exchange.cancel_order(symbol, order.client_order_id)
             )

@@ -50,6 +50,8 @@ __all__ = [
     "ConfigAck",
     "ConfigVersion",
     "ControlPlane",
+    "default_author",
+    "notify_control",
 ]
 
 ALL_BOTS = "*"
@@ -60,7 +62,8 @@ MAX_CONFIG_BYTES = 1024 * 1024  # a whole bot config as JSON is a few kilobytes
 MAX_TARGETS = 10_000
 
 
-def _default_author() -> str:
+def default_author() -> str:
+    """`user@host` of this process: who a command came from, for the audit trail."""
     try:
         user = getpass.getuser()
     except (KeyError, OSError):  # no passwd entry in some containers
@@ -118,6 +121,13 @@ class ConfigAck:
     status: str
     reason: str | None
     at_ns: int
+
+
+def notify_control(connection: Connection, backend: str) -> None:
+    """Wake the listening bots after a write to `commands` or `config_versions` (PostgreSQL: delivered
+    when the transaction commits); SQLite bots notice the write through `PRAGMA data_version`."""
+    if backend == "postgresql":
+        connection.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CONTROL_CHANNEL})
 
 
 def _new_id(key: Any) -> int:
@@ -234,7 +244,7 @@ class ControlPlane(LedgerBase):
             "bot": bot,
             "command": command,
             "payload": json.loads(json.dumps(dict(payload or {}))),  # fail now if not JSON-able
-            "author": author or _default_author(),
+            "author": author or default_author(),
             "created_at_ns": now,
             "expires_at_ns": None if ttl_s is None else now + round(ttl_s * 1e9),
             "status": "pending",
@@ -256,10 +266,7 @@ class ControlPlane(LedgerBase):
         return int(row[0] or 0), int(row[1] or 0)
 
     def _notify(self, connection: Connection) -> None:
-        """Wake the listening bots (PostgreSQL: delivered when the transaction commits); SQLite bots
-        notice the write through `PRAGMA data_version`."""
-        if self.backend == "postgresql":
-            connection.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CONTROL_CHANNEL})
+        notify_control(connection, self.backend)
 
     def pending_commands(self, bot: str) -> list[Command]:
         """Commands `bot` has yet to act on, oldest first: its own pending ones and unacked broadcasts.
@@ -358,7 +365,7 @@ class ControlPlane(LedgerBase):
         values = {
             "config": document,
             "targets": sorted(set(targets)),
-            "author": author or _default_author(),
+            "author": author or default_author(),
             "created_at_ns": self._now(),
         }
         with self._begin() as connection:

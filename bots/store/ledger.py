@@ -23,7 +23,10 @@ from bots.exchange.base import Fill, OrderStatus, OrderUpdate
 from bots.safe_json import decode_json
 from bots.store.alerts import AlertLog
 from bots.store.control import ControlPlane
+from bots.store.funding import FundingLog
+from bots.store.identity import StoreIdentity
 from bots.store.locks import WorkerLocks
+from bots.store.markouts import MarkoutLog
 from bots.store.schema import (
     FEATURE_COLUMNS,
     MONEY_SCALE,
@@ -133,10 +136,10 @@ def _order(row: Row[Any]) -> OrderUpdate:
     )
 
 
-class Ledger(ControlPlane, WorkerLocks, AlertLog):
-    """The store of one fleet: fills, orders, positions, equity, features, bot state, commands, configs,
-    worker locks and alerts. Open with a SQLite path or a PostgreSQL URL (see
-    `bots.store.db.normalise_url`)."""
+class Ledger(ControlPlane, WorkerLocks, AlertLog, StoreIdentity, MarkoutLog, FundingLog):
+    """The store of one fleet: fills, their markouts, funding payments, orders, positions, equity,
+    features, bot state, commands, configs, worker locks, alerts and the store's identity. Open with a
+    SQLite path or a PostgreSQL URL (see `bots.store.db.normalise_url`)."""
 
     # --- fills -------------------------------------------------------------------------------------
 
@@ -198,9 +201,12 @@ class Ledger(ControlPlane, WorkerLocks, AlertLog):
         self.set_state(bot, FILL_CURSOR_KEY, cursor)
 
     def restore_portfolio(self, bot: str, symbol: str, starting_balance: Decimal) -> Portfolio:
-        """Rebuild the bot's portfolio for `symbol` from its recorded fills."""
+        """Rebuild the bot's portfolio for `symbol` from its recorded fills and funding payments."""
         return Portfolio.replay(
-            self.fills(bot, symbol=symbol), starting_balance=starting_balance, symbol=symbol
+            self.fills(bot, symbol=symbol),
+            starting_balance=starting_balance,
+            symbol=symbol,
+            funding=self.funding_payments(bot, symbol=symbol),
         )
 
     # --- orders --------------------------------------------------------------------------------------

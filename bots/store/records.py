@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 
-from bots.core.actions import RecordEnabled, RecordMarket, RecordRisk
+from bots.core.actions import RecordEnabled, RecordMarket, RecordPeak, RecordRisk
+from bots.core.markouts import FillMarkout
 from bots.engine.portfolio import Portfolio
 from bots.exchange.base import OrderUpdate
 from bots.store.ledger import Ledger, position_row
@@ -34,13 +35,24 @@ class BotRecords:
             bot, rows = self._bot, list(updates)
             self._store.record(lambda ledger: ledger.record_orders(bot, rows))
 
-    def state(self, action: RecordRisk | RecordEnabled) -> None:
-        """A risk trip or the operator's switch, kept across restarts."""
+    def markouts(self, markouts: Sequence[FillMarkout]) -> None:
+        """Each fill's mid moves after it, once its horizons passed."""
+        if markouts:
+            rows = list(markouts)
+            self._store.record(lambda ledger: ledger.record_markouts(rows))
+
+    def state(self, action: RecordRisk | RecordEnabled | RecordPeak) -> None:
+        """A risk trip or halt, the operator's switch, or the peak equity re-armed: kept across restarts."""
         bot = self._bot
+        if isinstance(action, RecordPeak):
+            peak = action.peak_equity_usd
+            self._store.record(lambda ledger: ledger.reset_peak_equity(bot, peak))
+            return
         value: object
         if isinstance(action, RecordRisk):
             key, value = RISK_KEY, {"breaker_tripped": action.breaker_tripped,
-                                    "drawdown_tripped": action.drawdown_tripped}  # fmt: skip
+                                    "drawdown_tripped": action.drawdown_tripped,
+                                    "other_store": action.other_store}  # fmt: skip
         else:
             key, value = ENABLED_KEY, action.enabled
         self._store.record(lambda ledger: ledger.set_state(bot, key, value))

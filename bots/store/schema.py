@@ -41,12 +41,15 @@ __all__ = [
     "config_acks",
     "config_versions",
     "equity_history",
+    "fill_markouts",
     "fills",
+    "funding_payments",
     "market_features",
     "metadata",
     "orders",
     "position_snapshots",
     "schema_version",
+    "store_identity",
     "tidy",
     "worker_locks",
 ]
@@ -58,7 +61,7 @@ MONEY_SCALE = 18
 _QUANTUM = Decimal(1).scaleb(-MONEY_SCALE)
 _MONEY_CONTEXT = Context(prec=38, rounding=ROUND_HALF_EVEN)
 
-COMMANDS = ("start", "stop", "stop_close", "reload_config", "restart", "shutdown")
+COMMANDS = ("start", "stop", "stop_close", "reload_config", "restart", "shutdown", "reset_risk")
 FEATURE_COLUMNS = (
     "mid",
     "spread",
@@ -147,6 +150,30 @@ fills = Table(
     UniqueConstraint("bot", "fill_id", name="uq_fills_bot_fill_id"),
     CheckConstraint("side IN ('buy', 'sell')", name="ck_fills_side"),
     Index("ix_fills_bot_ts", "bot", "ts_ns"),
+)
+
+# Each fill's markout at each horizon (`bots.core.markouts`), written when the horizon passes: the mid
+# then against the fill's price, signed for us (negative: the mid went against us). The figures are the
+# model's floats; the USD one is kept as Money rounded to 1e-12 (below a float's precision at these sizes).
+fill_markouts = Table(
+    "fill_markouts",
+    metadata,
+    _id_column(),
+    Column("bot", String(128), nullable=False),
+    Column("symbol", String(64), nullable=False),
+    Column("fill_id", String(128), nullable=False),
+    Column("side", String(4), nullable=False),
+    Column("price", Money, nullable=False),
+    Column("size", Money, nullable=False),
+    Column("fill_ts_ns", BigInteger, nullable=False),
+    Column("horizon_s", Double, nullable=False),
+    Column("markout_usd", Money, nullable=False),
+    Column("markout_bps", Double, nullable=False),
+    Column("recorded_at_ns", BigInteger, nullable=False),
+    UniqueConstraint("bot", "fill_id", "horizon_s", name="uq_fill_markouts_bot_fill_horizon"),
+    CheckConstraint("side IN ('buy', 'sell')", name="ck_fill_markouts_side"),
+    CheckConstraint("horizon_s > 0", name="ck_fill_markouts_horizon"),
+    Index("ix_fill_markouts_bot_ts", "bot", "fill_ts_ns"),
 )
 
 orders = Table(
@@ -304,4 +331,38 @@ alerts = Table(
     UniqueConstraint("fingerprint", "starts_at_ns", "status", name="uq_alerts_episode_status"),
     CheckConstraint("status IN ('firing', 'resolved')", name="ck_alerts_status"),
     Index("ix_alerts_received", "received_at_ns"),
+)
+
+# Which store this database is: a random id drawn once, when the first bot asks. Client order ids carry
+# it, so bots of two stores (two data directories or databases) on one account tell each other apart.
+store_identity = Table(
+    "store_identity",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("store_id", BigInteger, nullable=False),
+    Column("created_at_ns", BigInteger, nullable=False),
+    CheckConstraint("id = 1", name="ck_store_identity_single_row"),
+    CheckConstraint("store_id >= 0", name="ck_store_identity_store_id"),
+)
+
+# Perpetual funding settled on a bot's position, one row per payment: `amount` is the cash it moved into
+# the account (negative when the bot paid: longs pay shorts under a positive rate); `rate` (per funding
+# interval), `position` and `mark` are what it was computed from, NULL where the venue does not say
+# (GRVT reports the amount alone). Idempotent on (bot, payment_id), like fills. Created by the Alembic
+# revision `funding_payments` (bots/store/migrations).
+funding_payments = Table(
+    "funding_payments",
+    metadata,
+    _id_column(),
+    Column("bot", String(128), nullable=False),
+    Column("symbol", String(64), nullable=False),
+    Column("payment_id", String(128), nullable=False),
+    Column("ts_ns", BigInteger, nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("rate", Money),
+    Column("position", Money),
+    Column("mark", Money),
+    Column("recorded_at_ns", BigInteger, nullable=False),
+    UniqueConstraint("bot", "payment_id", name="uq_funding_payments_bot_payment_id"),
+    Index("ix_funding_payments_bot_ts", "bot", "ts_ns"),
 )

@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from bots.engine.portfolio import Portfolio
+from bots.store.funding import FUNDING_CURSOR_KEY
 from bots.store.ledger import FeatureRow, Ledger
 
 __all__ = ["ENABLED_KEY", "RISK_KEY", "StoredBot", "load_bot"]
@@ -18,11 +19,13 @@ _SEED_TICKS = 5_000
 
 @dataclass(frozen=True, slots=True)
 class StoredBot:
-    """The ledger's side of a bot at start: fills replayed, cursor, peak, the operator's and the risk
-    engine's latches (raw: the worker validates them), and recorded features to warm up from."""
+    """The ledger's side of a bot at start: fills and funding replayed, the fill and funding cursors,
+    peak, the operator's and the risk engine's latches (raw: the worker validates them), and recorded
+    features to warm up from."""
 
     portfolio: Portfolio
     cursor: str | None
+    funding_cursor: str | None
     peak_equity: Decimal | None
     enabled: Any
     risk: Any
@@ -36,6 +39,9 @@ def load_bot(
     return StoredBot(
         portfolio=ledger.restore_portfolio(bot, symbol, starting_balance),
         cursor=ledger.fill_cursor(bot),
+        funding_cursor=None
+        if (funding := ledger.get_state(bot, FUNDING_CURSOR_KEY)) is None
+        else str(funding),
         peak_equity=ledger.peak_equity(bot),
         enabled=ledger.get_state(bot, ENABLED_KEY, True),
         risk=ledger.get_state(bot, RISK_KEY, {}),

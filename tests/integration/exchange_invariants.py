@@ -62,6 +62,7 @@ class PublishedTop:
     ts_ns: int
     bid: Decimal
     ask: Decimal
+    rest: bool = True  # the last book of a move: the worker came to rest on it
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,11 +95,11 @@ class Limits:
         )
 
 
-def published_top(exchange: SimExchange, instrument: str, ts_ns: int) -> PublishedTop:
+def published_top(exchange: SimExchange, instrument: str, ts_ns: int, *, rest: bool = True) -> PublishedTop:
     """The top of the book the exchange publishes now (synthetic levels and client orders)."""
     inst = exchange.instruments[instrument]
     bids, asks = inst.book.levels(inst.last, 1)
-    return PublishedTop(ts_ns, bids[0][0], asks[0][0])
+    return PublishedTop(ts_ns, bids[0][0], asks[0][0], rest)
 
 
 def exchange_view(exchange: SimExchange, sub_account_id: str, instrument: str) -> ExchangeView:
@@ -186,11 +187,15 @@ def _mispriced(view: ExchangeView, published: Sequence[PublishedTop]) -> list[st
     """Refusals (FAIL_POST_ONLY) are fine when the market moved under an order on its way; an order
     crossing the book it was priced on is a pricing error. The tests move the market only once the
     worker is at rest, so an order was priced on the newest book published before it arrived or, when a
-    cycle the worker began on its own (a timer) was on its way across a move, on the one before: it is
-    flagged when it crossed or locked both."""
+    cycle the worker began on its own (a timer) was on its way across a move, on the one before; a move
+    of several steps publishes a book per step, and a fill notice mid-move starts a decision on the
+    newest book received, so those count too (from the book the worker rested on before the move, on):
+    it is flagged when it crossed or locked them all."""
     found = []
     for order, at_ns in zip(view.refused, view.refused_at_ns, strict=True):
-        candidates = [top for top in published if top.ts_ns < at_ns][-2:]
+        before = [top for top in published if top.ts_ns < at_ns]
+        rests = [i for i, top in enumerate(before) if top.rest]
+        candidates = before[rests[-2] :] if len(rests) >= 2 else before
         if candidates and all(
             order.price >= top.ask if order.side is Side.BUY else order.price <= top.bid for top in candidates
         ):

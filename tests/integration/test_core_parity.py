@@ -17,7 +17,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from bots.core.actions import Action, RecordMarket, RecordOrders
+from bots.core.actions import Action, RecordMarket, RecordMarkouts, RecordOrders
 from bots.core.core import JournalEntry
 from bots.core.orders import OrderIds
 from bots.engine.portfolio import Portfolio
@@ -58,8 +58,9 @@ def _backtest_journal(settings: BotSettings, seconds: float) -> list[JournalEntr
 
 
 def _decisions(actions: list[Action]) -> list[Action]:
-    """What both must agree on: the worker also records order states, a backtest keeps no order log."""
-    return [action for action in actions if not isinstance(action, RecordOrders)]
+    """What both must agree on: the worker also records order states and markouts; a backtest keeps no
+    order log and takes its markouts from its mid curve (the same figures: tests/unit/test_core_markouts)."""
+    return [action for action in actions if not isinstance(action, RecordOrders | RecordMarkouts)]
 
 
 def test_the_worker_core_answers_the_backtest_event_sequence_action_for_action(tmp_path: Path) -> None:
@@ -80,7 +81,7 @@ def test_the_worker_core_answers_the_backtest_event_sequence_action_for_action(t
         regime.poll(time.time())
         worker = BotWorker(settings, exchange, ledger, metrics, regime=regime)
         core = worker.core
-        core.ids = OrderIds(0, 0)  # the backtest's ids, so that client order ids compare
+        core.ids = OrderIds(0, 0, 0)  # the backtest's ids, so that client order ids compare
         gammas: list[float] = []
         try:
             for method, args, expected in journal:

@@ -66,7 +66,8 @@ def test_a_corrupt_row_in_a_replay_ends_the_bot_with_the_market_data_code(tmp_pa
     recording = tmp_path / "market.csv"
     write_recording(recording, list(market.steps(30)))
     lines = recording.read_text().splitlines()
-    lines.insert(20, lines[20].replace(",book,", ",bogus,", 1))  # one corrupt row in the middle
+    middle = next(i for i in range(len(lines) // 2, len(lines)) if ",book," in lines[i])
+    lines.insert(middle, lines[middle].replace(",book,", ",bogus,", 1))  # one corrupt row in the middle
     recording.write_text("\n".join(lines) + "\n")
     worker = _run(_fleet(tmp_path, replay_file=str(recording), speed=50.0))
     try:

@@ -40,6 +40,7 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.pool import NullPool
 
 from bots.control import merged_settings
+from bots.core.markouts import FillMarkout
 from bots.engine.types import Side
 from bots.exchange.base import Fill, OrderStatus, OrderUpdate
 from bots.store import Ledger
@@ -188,7 +189,13 @@ def calm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     bots: list[dict[str, Any]] = [
         {"symbol": BTC},
         {"symbol": ETH, "risk": {"max_position_usd": 2000.0}},
-        {"symbol": SOL, "ml": {"tuner": {"enabled": True}}},
+        # SOL's market jumps: sweeps (one every 5 s, 10 bp deep on average) reach its quotes ~10 bp from
+        # the mid, so a short backtest of it trades (the tuner test); without them nothing comes that far.
+        {
+            "symbol": SOL,
+            "ml": {"tuner": {"enabled": True}},
+            "sim": {"sweep_rate_per_s": 0.2, "sweep_bps": 10.0},
+        },
     ]
     fleet = start_fleet(tmp, bots, {"ml": {"model_dir": str(tmp / "models")}}, _stop_sol_from_the_start)
     yield fleet
@@ -259,9 +266,11 @@ def test_a_rollout_invalid_for_one_bot_is_refused_before_touching_any(calm: Flee
 
 def test_tune_parameters_rolls_an_accepted_proposal_out_through_the_rollout_flow(calm_watched: Fleet) -> None:
     fleet = calm_watched
-    # SOL never traded (stopped from its start): these four fills and orders are its whole window.
-    # Every order filled (fill rate 1) and both round trips lost: the tuner widens (kappa down) and
-    # raises inventory aversion (gamma up); a 60 s backtest of SOL's sim market agrees (seed 0).
+    # SOL never traded (stopped from its start): these four fills and orders, and the markouts its worker
+    # recorded of them, are its whole window. Every order filled (fill rate 1), the mid moved through
+    # each fill (markouts of -0.5 USD, about -33 bps, at every horizon) and both round trips lost: the
+    # tuner widens (kappa down) and raises inventory aversion (gamma up); a 60 s backtest of SOL's sim
+    # market, whose sweeps run through its quotes and half stay (adverse selection), agrees (seed 0).
     now = time.time_ns()
     trades = [(Side.BUY, "150"), (Side.SELL, "149"), (Side.BUY, "150"), (Side.SELL, "149")]
     with fleet.ledger() as ledger:
@@ -284,8 +293,24 @@ def test_tune_parameters_rolls_an_accepted_proposal_out_through_the_rollout_flow
                 ),
             )
             fee = -(Decimal(price) * Decimal("0.0001"))
-            ledger.record_fill(
-                SOL, Fill(f"tune-fill-{i}", SOL, coid, side, Decimal(price), Decimal(1), fee, ts, False)
+            fill = Fill(f"tune-fill-{i}", SOL, coid, side, Decimal(price), Decimal(1), fee, ts, False)
+            ledger.record_fill(SOL, fill)
+            ledger.record_markouts(
+                [
+                    FillMarkout(
+                        SOL,
+                        SOL,
+                        fill.fill_id,
+                        side,
+                        fill.price,
+                        fill.size,
+                        ts,
+                        h,
+                        -0.5e4 / float(price),
+                        -0.5,
+                    )
+                    for h in (1.0, 10.0, 60.0)
+                ]
             )
     result = tune_parameters(backtest_s=60.0, seed=0, guard=fleet.guard(), config=str(fleet.config))
     assert set(result) == {SOL}, "only SOL enables the tuner"
@@ -477,6 +502,19 @@ def test_daily_pnl_report_gives_the_hand_computed_numbers_and_the_same_again(
             fill("e1", ETH, Side.SELL, "3000", "0.5", "-0.15", at(DAY, 4)),
             fill("e2", ETH, Side.BUY, "2990", "0.5", "-0.1495", at(DAY, 5)),
         ])  # fmt: skip
+        # What the workers recorded of the mid after the fills (USD: side * (mid then - price) * size);
+        # the bps column is the worker's and the report recomputes it from the day's totals.
+        marked = [  # (fill, horizon, USD; the mid then)
+            ("b0", 1.0, -1.0), ("b1", 1.0, -2.0),  # 58800
+            ("b2", 1.0, 1.5), ("b2", 10.0, -3.0),  # 60900, 61200
+            ("e1", 1.0, -0.5),  # 3001
+        ]  # fmt: skip
+        made = {f.fill_id: f for bot in (BTC, ETH) for f in ledger.fills(bot)}
+        ledger.record_markouts([
+            FillMarkout(made[i].symbol, made[i].symbol, i, made[i].side, made[i].price, made[i].size,
+                        made[i].ts_ns, horizon, 0.0, usd)
+            for i, horizon, usd in marked
+        ])  # fmt: skip
     equity = {
         BTC: [(at(before, 12), "9000"), (at(DAY, 0), "10000"), (at(DAY, 6), "10030"), (at(DAY, 12), "10010"),
               (at(DAY, 18), "10040"), (at(DAY, 23), "10020"), (at(after, 1), "5000")],
@@ -529,6 +567,21 @@ def test_daily_pnl_report_gives_the_hand_computed_numbers_and_the_same_again(
     for bot, numbers in expected.items():
         for name, value in numbers.items():
             assert Decimal(rows[bot][name]) == Decimal(value), (bot, name, rows[bot][name], value)
+    # Markouts of the day's fills: BTC 1 s -2 + 1.5 = -0.5 USD over 590 + 915 of notional, 10 s -3 over
+    # 915; ETH 1 s -0.5 over 1500; the fleet's 1 s -1 over 3005. No 60 s markout was recorded: empty.
+    markouts = {
+        BTC: ("-0.5", "-3.322259", "-3", "-32.786885"),
+        ETH: ("-0.5", "-3.333333", "", ""),
+        "fleet": ("-1.0", "-3.327787", "-3", "-32.786885"),
+    }
+    for bot, (usd_1s, bps_1s, usd_10s, bps_10s) in markouts.items():
+        row = rows[bot]
+        assert Decimal(row["markout_1s_usd"]) == Decimal(usd_1s)
+        assert Decimal(row["markout_1s_bps"]).quantize(Decimal("1e-6")) == Decimal(bps_1s)
+        assert (row["markout_10s_usd"] and Decimal(row["markout_10s_usd"])) == (usd_10s and Decimal(usd_10s))
+        bps_10s_got = row["markout_10s_bps"] and Decimal(row["markout_10s_bps"]).quantize(Decimal("1e-6"))
+        assert bps_10s_got == (bps_10s and Decimal(bps_10s))
+        assert row["markout_60s_usd"] == row["markout_60s_bps"] == ""
     # What a person reads: money to the cent (half-even), drawdown in bps to a tenth, sizes to the lot.
     shown = {row["bot"]: row for row in result["rows"]}
     assert {name: shown[BTC][name] for name in ("rebates_usd", "fees_usd", "net_pnl_usd", "total_pnl_usd",
@@ -536,6 +589,7 @@ def test_daily_pnl_report_gives_the_hand_computed_numbers_and_the_same_again(
         "rebates_usd": "0.15", "fees_usd": "0.30", "net_pnl_usd": "27.35", "total_pnl_usd": "26.85",
         "max_drawdown_bps": "19.9", "position_open": "0.010", "position_close": "-0.005"}  # fmt: skip
     assert shown["fleet"]["total_pnl_usd"] == "32.15" and shown["fleet"]["max_drawdown_bps"] == "20.0"
+    assert (shown[BTC]["markout_1s_usd"], shown[BTC]["markout_1s_bps"]) == ("-0.50", "-3.3")
     out = reports / DAY.isoformat()
     assert (out / "pnl.csv").read_text().splitlines()[1].split(",")[:5] == [DAY.isoformat(), BTC, BTC, "3",
                                                                              "2110.00"]  # fmt: skip

@@ -36,7 +36,8 @@ from bots.exchange.paper_exchange import PaperExchange
 from bots.metrics import BotMetrics
 from bots.retry import Backoff, retrying
 from bots.store import Ledger
-from bots.venues.grvt import execution, parse
+from bots.venues.grvt import fills as grvt_fills
+from bots.venues.grvt import parse
 from bots.venues.grvt.client import SDK_LOGGER_NAME
 from bots.venues.grvt.endpoints import base_url_override, current_base_url
 from bots.venues.grvt.execution import GrvtExchange, GrvtMarketData
@@ -375,7 +376,7 @@ def test_fills_position_and_balance_follow_the_exchange(manual: GrvtSimServerThr
 def test_fills_since_reads_every_page_of_the_history(
     auto: GrvtSimServerThread, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(execution, "_FILL_PAGE", 2)
+    monkeypatch.setattr(grvt_fills, "PAGE_LIMIT", 2)
 
     async def main() -> None:
         ex = _exchange(auto.url)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import uuid
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bots.core.markouts import FillMarkout
 from bots.engine.portfolio import Portfolio
 from bots.engine.types import Side
 from bots.exchange.base import Fill, OrderStatus, OrderUpdate
@@ -87,6 +89,21 @@ def test_too_many_decimals_refused(ledger: Ledger) -> None:
     with pytest.raises(ValueError, match="decimals"):
         ledger.record_fill("bot-a", fill(BUY, "0.0000000000000000001", "100"))
     assert ledger.fills("bot-a") == []
+
+
+def test_markouts_round_trip_once_per_fill_and_horizon(ledger: Ledger) -> None:
+    buy = FillMarkout(
+        "b1", SYMBOL, "f-1", BUY, D("65000.1"), D("0.003"), 5_000, 1.0, -1.5538, -0.030299999999999997
+    )
+    sell = FillMarkout("b1", SYMBOL, "f-2", SELL, D("65000.2"), D("0.001"), 6_000, 10.0, 1.5538, 0.0101)
+    other = FillMarkout("b2", SYMBOL, "f-1", BUY, D("65000.1"), D("0.003"), 5_000, 1.0, 0.0, 0.0)
+    assert ledger.record_markouts([buy, sell, other]) == 3
+    assert ledger.record_markouts([buy, replace(buy, horizon_s=60.0)]) == 1  # a repeat changes nothing
+    got = ledger.markouts("b1")
+    assert got == [replace(buy, usd=-0.0303), replace(buy, horizon_s=60.0, usd=-0.0303), sell]
+    assert ledger.markouts("b1", since_ts_ns=5_500, symbol=SYMBOL) == [sell]
+    assert [m.horizon_s for m in ledger.markouts("b1", until_ts_ns=5_500)] == [1.0, 60.0]
+    assert ledger.record_markouts([]) == 0
 
 
 def test_restart_recovery(ledgers: LedgerFactory) -> None:

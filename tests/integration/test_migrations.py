@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, MetaData, Numeric, create_engine, select, text
+from sqlalchemy import Connection, Integer, MetaData, Numeric, create_engine, select, text
 
 from bots.store import Ledger, SchemaVersionError, migrations
 from bots.store.db import ledger_engine
@@ -44,6 +44,10 @@ def _copy_rows(source: Connection, target: Connection) -> None:
         target.execute(destination.delete())
         if rows:
             target.execute(destination.insert(), rows)
+        for key in destination.primary_key.columns:  # rows came with their ids: move a serial's sequence on
+            if isinstance(key.type, Integer):
+                sequence = f"pg_get_serial_sequence('{table.name}', '{key.name}')"
+                target.execute(text(f"SELECT setval({sequence}, max({key.name})) FROM {table.name}"))
 
 
 def _write_pre_alembic_ledger(ledgers: LedgerFactory) -> None:

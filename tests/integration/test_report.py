@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import math
 import os
 import random
 import re
@@ -18,6 +19,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bots.core.markouts import FillMarkout
+from bots.display import bps, usd
+from bots.engine.markouts import markouts_at
 from bots.engine.portfolio import Portfolio
 from bots.engine.types import Side
 from bots.exchange.base import Fill
@@ -67,12 +71,43 @@ def market(symbol: str, mid0: float, seed: int, seconds: int = 900) -> Market:
     return fills, equity, mids
 
 
+def worker_markouts(bot: str, fills: list[Fill], mids: list[tuple[int, float]]) -> list[FillMarkout]:
+    """The markouts a worker would have recorded: each fill against the mid in force 1, 10 and 60 s on,
+    for the horizons that passed before the data ends."""
+    table = markouts_at(
+        [f.ts_ns for f in fills],
+        [f.side.sign for f in fills],
+        [float(f.price) for f in fills],
+        [float(f.size) for f in fills],
+        [ts for ts, _ in mids],
+        [mid for _, mid in mids],
+    )
+    return [
+        FillMarkout(
+            bot,
+            f.symbol,
+            f.fill_id,
+            f.side,
+            f.price,
+            f.size,
+            f.ts_ns,
+            horizon,
+            float(table.bps[i, j]),
+            float(table.usd[i, j]),
+        )
+        for i, horizon in enumerate(table.horizons_s)
+        for j, f in enumerate(fills)
+        if not math.isnan(table.usd[i, j])
+    ]
+
+
 def report_days() -> list[BotDay]:
     days = []
     for seed, (symbol, mid0) in enumerate(SYMBOLS.items()):
         fills, equity, mids = market(symbol, mid0, seed)
         lot = BUILTIN_INSTRUMENTS[symbol].lot_size
-        days.append(summarise_bot(symbol, symbol, fills, equity, mids, START, END, lot))
+        markouts = worker_markouts(symbol, fills, mids)
+        days.append(summarise_bot(symbol, symbol, fills, equity, mids, START, END, lot, markouts))
     return [*days, fleet_day(days)]
 
 
@@ -147,6 +182,31 @@ def test_money_is_shown_to_the_cent_and_the_exact_figures_stay_exact(tmp_path: P
     assert any(len(full["rebates_usd"].split(".")[-1]) > 2 for full in exact)  # there was something to round
     html = paths["html"].read_text()
     assert not re.search(r"\d\.\d{3,}\b", html.split("<h2>Realized")[0])  # the summary: cents, no more
+
+
+def test_the_markouts_of_the_days_fills_per_horizon_and_for_the_fleet(tmp_path: Path) -> None:
+    days = report_days()
+    fleet = days[-1]
+    for i, horizon in enumerate((1.0, 10.0, 60.0)):
+        for day in days[:-1]:
+            fills, _, mids = market(day.symbol, SYMBOLS[day.symbol], list(SYMBOLS).index(day.symbol))
+            recorded = [m for m in worker_markouts(day.bot, fills, mids) if m.horizon_s == horizon]
+            got = day.markouts[i]
+            assert (got.horizon_s, got.fills) == (horizon, len(recorded))
+            assert float(got.usd) == pytest.approx(sum(m.usd for m in recorded))
+            assert float(got.notional_usd) == pytest.approx(sum(float(m.price * m.size) for m in recorded))
+            assert 0 < got.fills <= day.fills  # the last minute's fills have no 60 s markout
+        assert fleet.markouts[i].usd == sum((d.markouts[i].usd for d in days[:-1]), Decimal(0))
+        assert fleet.markouts[i].fills == sum(d.markouts[i].fills for d in days[:-1])
+    assert days[0].markouts[2].fills < days[0].markouts[0].fills
+    shown, exact = report_rows(DAY, days), report_rows(DAY, days, exact=True)
+    for row, full, day in zip(shown, exact, days, strict=True):
+        ratio = day.markouts[1].ratio
+        assert ratio is not None and Decimal(full["markout_10s_bps"]) == ratio * 10_000
+        assert row["markout_10s_bps"] == bps(ratio) and row["markout_60s_usd"] == usd(day.markouts[2].usd)
+    html = write_report(DAY, days, shown, START, tmp_path)["html"].read_text()
+    section = html.split("<h2>Markouts</h2>")[1].split("<h2>")[0]
+    assert f"<td>{bps(fleet.markouts[0].ratio)}</td>" in section and "60 s bps" in section
 
 
 def test_the_time_axis_spans_the_data_not_the_day() -> None:

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 from bots.control import WorkerExit
 from bots.engine.portfolio import Portfolio
 from bots.exchange.factory import make_exchange
-from bots.exchange.sim.market import SimMarket
+from bots.exchange.sim.market import UNINFORMED, SimMarket
 from bots.exchange.sim.replay import write_recording
 from bots.metrics import BotMetrics
 from bots.store import Ledger
@@ -100,6 +100,40 @@ def test_worker_trades_and_the_ledger_holds_every_fill(tmp_path: Path) -> None:
         worker.portfolio.grid_profit,
     )
     assert all(f.fee < 0 for f in fills if not f.is_taker)  # maker rebate received
+
+
+def test_markouts_of_the_fills_reach_the_ledger_and_the_histograms_when_their_horizon_passes(
+    tmp_path: Path,
+) -> None:
+    async def body(worker: BotWorker, ledger: Ledger) -> None:
+        await _until(
+            lambda: len({m.fill_id for m in ledger.markouts(worker.name) if m.horizon_s == 1}) >= 3,
+            what="1 s markouts of three fills",
+        )
+
+    worker, ledger = asyncio.run(_with_worker(tmp_path, _settings(), body))
+    fills = {f.fill_id: f for f in ledger.fills(worker.name)}
+    markouts = ledger.markouts(worker.name)
+    for markout in markouts:  # each of a recorded fill, no further from its price than the market moved
+        fill = fills[markout.fill_id]
+        assert (markout.side, markout.price, markout.size, markout.fill_ts_ns) == (
+            fill.side,
+            fill.price,
+            fill.size,
+            fill.ts_ns,
+        )
+        assert abs(markout.bps) < 500
+    registry = worker.metrics.registry
+    for horizon in (1, 10, 60):
+        for side in ("buy", "sell"):
+            labels = {"bot": worker.name, "symbol": worker.symbol, "mode": "sim", "side": side}
+            observed = registry.get_sample_value(
+                "mmfleet_fill_markout_bps_count", {**labels, "horizon": f"{horizon}s"}
+            )
+            recorded = [m for m in markouts if m.horizon_s == horizon and m.side.value == side]
+            assert observed == len(recorded)
+            usd = registry.get_sample_value("mmfleet_markout_pnl_usd", {**labels, "horizon": f"{horizon}s"})
+            assert usd == pytest.approx(sum(m.usd for m in recorded))
 
 
 def test_stop_cancels_everything_and_start_resumes(tmp_path: Path) -> None:
@@ -327,7 +361,7 @@ def test_stale_market_data_cancels_every_order_and_quoting_resumes_with_fresh_da
 
 
 def test_recorded_features_carry_the_public_trade_intensity(tmp_path: Path) -> None:
-    settings = _settings()
+    settings = _settings(sim=UNINFORMED)  # Poisson arrivals only: no informed flow, clustering or sweeps
 
     async def body(worker: BotWorker, ledger: Ledger) -> None:
         def rows_with_intensity() -> int:

@@ -157,7 +157,7 @@ def test_a_stored_version_no_longer_valid_does_not_keep_the_bot_from_starting(tm
     asyncio.run(_run(tmp_path, fleet, body))
 
 
-def test_an_unreadable_risk_state_fails_closed_until_an_operator_starts_the_bot(tmp_path: Path) -> None:
+def test_an_unreadable_risk_state_fails_closed_until_an_operator_resets_risk(tmp_path: Path) -> None:
     fleet = tmp_path / "fleet.yaml"
     _fleet_file(fleet)
     with Ledger(tmp_path / "ledger.db") as ledger:
@@ -167,9 +167,14 @@ def test_an_unreadable_risk_state_fails_closed_until_an_operator_starts_the_bot(
         assert worker.engine.risk_state.breaker_tripped
         await asyncio.sleep(0.5)
         assert worker.resting == {}  # halted: no quotes on a state it cannot read
-        start = ledger.enqueue_command(NAME, "start", author="ops")
-        await _until(lambda: _ack(ledger, start) is not None and len(worker.resting) > 0, what="quotes")
-        assert ledger.get_state(NAME, "risk_state") == {"breaker_tripped": False, "drawdown_tripped": False}
+        start = ledger.enqueue_command(NAME, "start", author="ops")  # a start does not lift a halt
+        await _until(lambda: _ack(ledger, start) is not None, what="start ack")
+        assert str(_ack(ledger, start)).startswith("refused: halted: circuit breaker")
+        assert worker.resting == {}
+        reset = ledger.enqueue_command(NAME, "reset_risk", author="ops")
+        await _until(lambda: _ack(ledger, reset) is not None and len(worker.resting) > 0, what="quotes")
+        halts = {"breaker_tripped": False, "drawdown_tripped": False, "other_store": None}
+        assert ledger.get_state(NAME, "risk_state") == halts
 
     asyncio.run(_run(tmp_path, fleet, body))
 

@@ -233,17 +233,21 @@ class WorkerAtTheExchange(RuleBasedStateMachine):
         assert self.running is not None
         server = self.server.server
 
-        def move() -> PublishedTop:
+        def move() -> tuple[list[PublishedTop], int]:
             market = server.market(SYMBOL)
             mid = float(to_mid) if to_mid is not None else market.mid + shift_ticks * float(TICK)
             market.log_mid = math.log(mid)
-            published_after_ns = time.time_ns()
-            server.exchange.step(steps)  # publishes the book
-            return published_top(server.exchange, SYMBOL, published_after_ns)
+            tops = []
+            for step in range(steps, 0, -1):  # each step publishes a book: a fill notice may decide on it
+                published_after_ns = time.time_ns()
+                server.exchange.step(1)
+                tops.append(published_top(server.exchange, SYMBOL, published_after_ns, rest=step == 1))
+            return tops, len(self._account().fills)
 
-        top = self.server.call(move)
-        self.published.append(top)
-        self.loop.run(wait_quiescent(self.running.worker, book_after_ns=top.ts_ns))
+        tops, fills = self.server.call(move)
+        top = tops[-1]
+        self.published += tops
+        self.loop.run(wait_quiescent(self.running.worker, book_after_ns=top.ts_ns, fills_at_least=fills))
         view = self.server.call(self._view)
         self.runs.update(checks=1, resting=len(view.ours), positioned=view.position != 0)
         mid = (top.bid + top.ask) / 2

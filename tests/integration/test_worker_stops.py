@@ -175,11 +175,12 @@ def test_a_worker_that_lost_its_lease_cancels_only_its_own_orders(
 
     async def scenario() -> tuple[set[str], set[str]]:
         server.step(1)
-        old = await start_worker(settings, tmp_path / "old.db", credentials=credentials)
+        store = tmp_path / "ledger.db"  # one store: its lease went from the old worker to the new one
+        old = await start_worker(settings, store, credentials=credentials)
         new = None
         try:
             await until_quoting(old)
-            new = await start_worker(settings, tmp_path / "new.db", credentials=credentials)
+            new = await start_worker(settings, store, credentials=credentials)
             await until_quoting(new)  # the market holds still from here: the new holder rests as it is
             await new.worker.quiescent()
             await old.worker.quiescent()

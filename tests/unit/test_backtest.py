@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import bisect
+import csv
 import json
+import math
 import re
 import subprocess
 import sys
@@ -10,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -25,6 +29,7 @@ from ml.backtest import (
     run_backtest,
 )
 from ml.report import write_report, write_sweep_csv
+from ml.results import inventory_risk
 from ml.sweep import parse_grid, sweep, with_params
 from settings.models import BotSettings
 
@@ -48,15 +53,20 @@ def fills_pnl(result: BacktestResult) -> Decimal:
     return cash + position * result.final_mark
 
 
+# Quotes that trade in the sim market (a 1 bp floor, the model's spread about 1 bp, a few layers):
+# the default 0.5% floor rests too far from the mid to fill in a few minutes.
+TRADING = {"spread_pct": 0.0001, "kappa": 20_000.0, "grid_layers": 3, "grid_spacing_pct": 0.0002}
 CASES = {
-    "touch fills, no latency": (bot(), BacktestConfig()),
-    "touch fills, 350 ms latency": (bot(), BacktestConfig(latency_ms=350, seed=3)),
-    "queue model, 1 s latency": (bot(paper={"queue_model": True}), BacktestConfig(latency_ms=1000)),
-    # a tight drawdown limit trips: the close is a reduce-only taker order paying taker fees (a 0.5%
-    # spread floor: tighter quotes fill faster and trip it before enough fills)
+    "touch fills, no latency": (bot(strategy=TRADING), BacktestConfig(queue_model=False)),
+    "touch fills, 350 ms latency": (
+        bot(strategy=TRADING),
+        BacktestConfig(latency_ms=350, seed=3, queue_model=False),
+    ),
+    "queue model, 1 s latency": (bot(strategy=TRADING), BacktestConfig(latency_ms=1000)),
+    # a tight drawdown limit trips: the close is a reduce-only taker order paying taker fees
     "drawdown close, taker fees": (
         bot(
-            strategy={"spread_pct": 0.005},
+            strategy=TRADING,
             risk={"max_drawdown_pct": 0.0003},
             paper={"starting_balance_usd": "1000"},
             sim={"sigma": 5e-4},
@@ -88,8 +98,8 @@ def test_total_pnl_equals_the_sum_of_its_fills_pnl(case: str) -> None:
 def test_orders_act_only_after_the_entry_latency() -> None:
     latency_ms = 20_000.0
     market = SyntheticMarket(seconds=200, seed=2)
-    late = run_backtest(bot(), market, BacktestConfig(latency_ms=latency_ms))
-    prompt = run_backtest(bot(), market, BacktestConfig())
+    late = run_backtest(bot(strategy=TRADING), market, BacktestConfig(latency_ms=latency_ms))
+    prompt = run_backtest(bot(strategy=TRADING), market, BacktestConfig())
     first_book_ns = int(late.curve.ts_ns[0])
     assert late.fills and prompt.fills
     assert min(f.ts_ns for f in late.fills) >= first_book_ns + latency_ms * 1_000_000
@@ -97,7 +107,7 @@ def test_orders_act_only_after_the_entry_latency() -> None:
 
 
 def test_a_recording_replays_like_the_market_it_recorded(tmp_path: Path) -> None:
-    settings = bot()
+    settings = bot(strategy=TRADING)
     market = SyntheticMarket(seconds=120, seed=5)
     path = tmp_path / "btc.csv"
     write_recording(path, market.steps(settings))
@@ -108,7 +118,7 @@ def test_a_recording_replays_like_the_market_it_recorded(tmp_path: Path) -> None
 
 
 def test_figures_are_consistent() -> None:
-    result = run_backtest(bot(), SyntheticMarket(seconds=300, seed=1), progress=True)
+    result = run_backtest(bot(strategy=TRADING), SyntheticMarket(seconds=300, seed=1), progress=True)
     stats = result.stats
     assert stats.events == 3000 and len(result.curve.ts_ns) == 3000
     assert 0 < stats.fill_rate <= 1 and stats.orders_filled <= stats.orders_placed
@@ -119,7 +129,7 @@ def test_figures_are_consistent() -> None:
 
 
 def test_report_writes_html_with_png_plots(tmp_path: Path) -> None:
-    result = run_backtest(bot(), SyntheticMarket(seconds=60, seed=1))
+    result = run_backtest(bot(strategy=TRADING), SyntheticMarket(seconds=60, seed=1))
     page = write_report(result, tmp_path / "report")
     text = page.read_text(encoding="utf-8")
     for name in ("equity.png", "inventory.png", "fills.png"):
@@ -133,8 +143,61 @@ def test_report_writes_html_with_png_plots(tmp_path: Path) -> None:
     assert len((page.parent / "fills.csv").read_text().splitlines()) == len(result.fills) + 1
 
 
+def test_markouts_are_each_fill_against_the_mid_in_force_at_its_horizon(tmp_path: Path) -> None:
+    """Recomputed from the run's curve by hand: the last mid at or before fill time + h, against the
+    fill's price, signed for us; the summary figures, the report and fills.csv carry them."""
+    market = SyntheticMarket(seconds=300, seed=1)
+    result = run_backtest(bot(strategy=TRADING), market, BacktestConfig(latency_ms=100))
+    curve, stats, markouts = result.curve, result.stats, result.markouts
+    assert markouts.horizons_s == (1.0, 10.0, 60.0) and result.fills
+    totals = []
+    for i, horizon in enumerate(markouts.horizons_s):
+        total = notional = 0.0
+        for n, fill in enumerate(result.fills):
+            due = fill.ts_ns + round(horizon * 1e9)
+            if due > curve.ts_ns[-1]:
+                assert math.isnan(markouts.usd[i, n])  # the run ended first
+                continue
+            later = curve.mid[bisect.bisect_right(curve.ts_ns.tolist(), due) - 1]
+            edge = fill.side.sign * (later - float(fill.price))
+            assert markouts.usd[i, n] == pytest.approx(edge * float(fill.size))
+            assert markouts.bps[i, n] == pytest.approx(edge / float(fill.price) * 1e4)
+            total += edge * float(fill.size)
+            notional += float(fill.price * fill.size)
+        totals.append((total, total / notional * 1e4))
+    assert (stats.markout_1s_usd, stats.markout_1s_bps) == pytest.approx(totals[0])
+    assert (stats.markout_10s_usd, stats.markout_10s_bps) == pytest.approx(totals[1])
+    assert (stats.markout_60s_usd, stats.markout_60s_bps) == pytest.approx(totals[2])
+    # the markout-adjusted PnL: every fill marked 60 s on, or at the final mid when the run ends first
+    stamps = curve.ts_ns.tolist()
+    marked = sum(
+        f.side.sign
+        * (curve.mid[bisect.bisect_right(stamps, f.ts_ns + 60 * 10**9) - 1] - float(f.price))
+        * float(f.size)
+        for f in result.fills
+    )
+    fees = stats.rebates_usd - stats.taker_fees_usd
+    assert stats.markout_pnl_usd == pytest.approx(marked + fees)
+    assert marked != pytest.approx(stats.markout_60s_usd)  # the last minute's fills are in it too
+    page = write_report(result, tmp_path / "report")
+    summary = json.loads((page.parent / "summary.json").read_text(encoding="utf-8"))
+    assert [m["horizon_s"] for m in summary["markouts"]] == [1.0, 10.0, 60.0]
+    assert summary["markouts"][0]["usd"] == pytest.approx(stats.markout_1s_usd)
+    assert "<h2>Markouts</h2>" in page.read_text(encoding="utf-8")
+    with (page.parent / "fills.csv").open(encoding="utf-8") as handle:
+        first = next(csv.DictReader(handle))
+    assert float(first["markout_1s_usd"]) == pytest.approx(markouts.usd[0, 0])
+
+
+def test_inventory_risk_is_the_quadratic_variation_of_what_the_held_inventory_earned() -> None:
+    position = np.array([1.0, -2.0, 0.0, 5.0])
+    mid = np.array([100.0, 101.0, 99.0, 250.0])  # the last move finds the position flat: no risk
+    assert inventory_risk(position, mid) == pytest.approx(math.sqrt((1 * 1) ** 2 + (-2 * -2) ** 2))
+    assert inventory_risk(position[:1], mid[:1]) == 0.0
+
+
 def test_sweep_runs_the_grid_in_parallel_processes(tmp_path: Path) -> None:
-    settings = bot()
+    settings = bot(strategy=TRADING)
     market = SyntheticMarket(seconds=60, seed=3)
     grid = parse_grid(["gamma=0.5,2", "spread=0.004,0.006"])
     rows = sweep(settings, market, grid, workers=2)
@@ -149,6 +212,7 @@ def test_sweep_runs_the_grid_in_parallel_processes(tmp_path: Path) -> None:
     path = write_sweep_csv(rows, tmp_path / "sweep.csv")
     lines = path.read_text().splitlines()
     assert len(lines) == 5 and lines[0].startswith("gamma,spread_pct,events,")
+    assert "markout_1s_bps" in lines[0] and "markout_pnl_usd" in lines[0]
 
 
 def test_grid_and_params_are_checked() -> None:

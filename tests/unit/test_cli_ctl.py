@@ -12,7 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from bots.cli import app
-from bots.cli.ctl import ACK_TIMEOUT
+from bots.cli.ctl import ACK_TIMEOUT, COMMAND_REFUSED
 from bots.store import Ledger
 
 BTC, ETH = "BTC_USDT_Perp", "ETH_USDT_Perp"
@@ -31,9 +31,11 @@ def fleet(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def bot_acking(fleet: Path) -> Iterator[str]:
-    """A bot (BTC) that acks every command of its own, through the same store, as a worker does."""
+@pytest.fixture(params=[True], ids=["done"])
+def bot_acking(fleet: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A bot (BTC) that acks every command of its own, through the same store, as a worker does (done,
+    or refused when the test's parameter says False)."""
+    ok: bool = request.param
     stop = threading.Event()
     store = fleet.parent / "data" / "ledger.db"
     with Ledger(store):
@@ -43,7 +45,8 @@ def bot_acking(fleet: Path) -> Iterator[str]:
         with Ledger(store) as ledger:
             while not stop.wait(0.05):
                 for command in ledger.pending_commands(BTC):
-                    ledger.ack_command(command.id, "stopped", bot=BTC)
+                    outcome = "stopped" if ok else "refused: halted: drawdown halt"
+                    ledger.ack_command(command.id, outcome, bot=BTC, ok=ok)
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
@@ -80,3 +83,20 @@ def test_one_bot_of_all_silent_is_a_timeout(fleet: Path, bot_acking: str) -> Non
 def test_not_waiting_is_not_a_timeout(fleet: Path) -> None:
     code, out, _ = ctl(fleet, "--bot", ETH, "--wait", "0")
     assert code == 0 and "command 1: stop" in out
+
+
+@pytest.mark.parametrize("bot_acking", [False], ids=["refused"], indirect=True)
+def test_a_refused_command_exits_with_the_refused_code_and_the_ack_says_why(
+    fleet: Path, bot_acking: str
+) -> None:
+    code, out, err = ctl(fleet, "--bot", bot_acking, "--wait", "10")
+    assert code == COMMAND_REFUSED == 123
+    assert f"{bot_acking}: failed: refused: halted: drawdown halt" in out
+    assert f"stop refused or failed by {bot_acking}" in err
+
+
+def test_the_command_row_keeps_its_author(fleet: Path) -> None:
+    ctl(fleet, "--bot", ETH, "--wait", "0")
+    with Ledger(fleet.parent / "data" / "ledger.db") as ledger:
+        (command,) = ledger.recent_commands(1)
+    assert command.author.startswith("cli ") and "@" in command.author

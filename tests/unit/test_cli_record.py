@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from bots.cli import app
-from bots.exchange.sim import SimMarket, Step, paced, read_recording
+from bots.exchange.base import BookLevel, BookUpdate
+from bots.exchange.sim import SimMarket, Step, paced, read_recording, write_recording
 from bots.exchange.sim.recorder import Recorded, record_source
 from settings.models import BUILTIN_INSTRUMENTS
 
@@ -49,8 +51,8 @@ def test_record_writes_the_sim_market_of_the_bot(tmp_path: Path, suffix: str) ->
     assert result.exit_code == 0, result.output
     steps = list(read_recording(out))
     assert len(steps) == 300
-    rows = 300 + sum(len(trades) for _, trades in steps)
-    assert result.stdout.strip() == f"{out}: 300 steps, {rows} rows of {SYMBOL}"
+    trades = sum(len(trades) for _, trades in steps)
+    assert result.stdout.strip() == f"{out}: 300 steps, {trades} trades, 0 funding samples of {SYMBOL}"
     assert {book.symbol for book, _ in steps} == {SYMBOL}
     assert all(book.bids and book.asks and book.bids[0].price < book.asks[0].price for book, _ in steps)
     assert all(p % SPEC.tick_size == 0 for book, _ in steps for p in (book.bids[0].price, book.asks[0].price))
@@ -98,7 +100,7 @@ def test_record_replays_a_replay_file(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["--symbol", "NOPE_USDT_Perp", "--out", "x.csv"], "no built-in tick/lot for NOPE_USDT_Perp"),
-        (["--symbol", SYMBOL, "--out", "x.json"], "a recording ends in .csv"),
+        (["--symbol", SYMBOL, "--out", "x.json"], "a recording ends in .parquet, .pq, .csv"),
         (["--symbol", "DOGE_USDT_Perp", "--out", "x.csv", "--config", "fleet.yaml"], "no such bot"),
     ],
 )
@@ -126,7 +128,7 @@ def test_record_source_writes_everything_from_any_async_source(tmp_path: Path) -
 
     out = tmp_path / "all.parquet"
     done = asyncio.run(record_source(source(), out))
-    assert done == Recorded(2_000, 2_000 + sum(len(trades) for _, trades in expected))
+    assert done == Recorded(2_000, sum(len(trades) for _, trades in expected), 0)
     assert list(read_recording(out)) == expected
 
 
@@ -159,3 +161,19 @@ def test_record_source_keeps_what_came_before_a_source_error(tmp_path: Path) -> 
 def test_record_source_raises_a_writer_error_without_hanging(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         asyncio.run(record_source(market(), tmp_path / "missing-dir" / "x.csv"))
+
+
+def test_a_price_off_the_bots_tick_stops_the_recording_with_exit_2_keeping_what_came_before(
+    tmp_path: Path,
+) -> None:
+    steps = list(SimMarket(SYMBOL, SPEC, seed=3, s0=3_000.0).steps(30))
+    book = steps[-1][0]
+    odd = BookUpdate(SYMBOL, book.ts_ns + 1, (BookLevel(Decimal("3000.005"), SPEC.lot_size),), book.asks)
+    source = tmp_path / "hand.csv"
+    write_recording(source, [*steps, (odd, [])])
+    config = fleet_file(tmp_path, f"speed: 1000\n      replay_file: {source}")
+    out = tmp_path / "out.parquet"
+    result = runner.invoke(app, ["record", "--symbol", SYMBOL, "--out", str(out), "--config", str(config)])
+    assert result.exit_code == 2
+    assert "price 3000.005 is not a whole number of 0.01" in result.stderr
+    assert len(list(read_recording(out))) == 30

@@ -17,6 +17,7 @@ from bots.engine.portfolio import Portfolio
 from bots.engine.quoter import QuoteEngine
 from bots.engine.types import Side
 from bots.exchange.events import BookLevel, BookUpdate, Trade
+from bots.exchange.sim import UNINFORMED
 from ml.backtest import SyntheticMarket, run_backtest
 from ml.backtest_loop import BacktestConfig, BacktestLoop
 from ml.intensity import estimate_intensity
@@ -119,7 +120,8 @@ def fitting(kappa: object = "auto", **strategy: object) -> BotSettings:
         {
             "symbol": "BTC_USDT_Perp",
             "strategy": {"kappa": kappa, "intensity": {"time_constant_s": 120.0}, **strategy},
-            "sim": {"trade_intensity_a": 3.0, "trade_decay_k": 2_500.0},
+            # trades arrive at A*exp(-k*delta) alone: no informed flow, clustering or sweeps to fit around
+            "sim": {"trade_intensity_a": 3.0, "trade_decay_k": 2_500.0, **UNINFORMED},
         }
     )
 
@@ -157,7 +159,7 @@ def test_trade_depths_are_measured_from_the_last_quotable_mid() -> None:
         settings.core_config(),
         QuoteEngine(settings.engine_config()),
         Portfolio(symbol=settings.symbol, starting_balance=Decimal(10_000)),
-        OrderIds(0, 0),
+        OrderIds(0, 0, 0),
     )
 
     def trade(ts_s: int, price: str) -> Trade:

@@ -206,10 +206,22 @@ def test_queue_model_fills_only_after_the_queue_ahead_trades() -> None:
     assert final is not None and final.status is OrderStatus.FILLED
 
 
-def test_queue_model_cross_still_fills_in_full() -> None:
+def test_queue_model_a_print_through_our_price_fills_only_what_reaches_us() -> None:
+    """A trade consumes the book from the touch: a print below our bid fills it only with what is left
+    after the visible size at better prices and the queue ahead at our level, never in full by itself."""
+    m = model(queue=True)
+    visible = book("100.1", "100.3", bid_size="0.002")  # 2 lots at 100.1, 2 at 100.0 (ahead of us), ...
+    assert m.on_book(visible) == []
+    m.submit(order(BUY, "100.0", "0.004"), 1, visible)
+    assert m.on_trade(trade(SELL, "99.9", "0.004")) == []  # took the 4 lots ahead of us
+    (fill,) = m.on_trade(trade(SELL, "99.9", "0.007"))  # the level traded through: 2 + 0 ahead now
+    assert fill.size == D("0.004") and fill.price == D("100.0")
+
+
+def test_queue_model_a_book_through_our_price_fills_in_full() -> None:
     m = model(queue=True)
     m.submit(order(BUY, "100.0", "0.004"), 1, book("100.0", "100.2", bid_size="5"))
-    (fill,) = m.on_trade(trade(SELL, "99.9", "0.001"))
+    (fill,) = m.on_book(book("99.8", "99.9"))
     assert fill.size == D("0.004")
 
 
@@ -264,7 +276,9 @@ def test_zero_rebate_is_a_plain_zero_fee() -> None:
 
 def test_fill_ids_are_deterministic_and_prefixed() -> None:
     plain = model()
-    prefixed = PaperFillModel(SPEC, PaperSettings(), random.Random(1), fill_id_prefix="run7:")
+    prefixed = PaperFillModel(
+        SPEC, PaperSettings(queue_model=False), random.Random(1), fill_id_prefix="run7:"
+    )
     for m in (plain, prefixed):
         for price in ("100.0", "99.9"):
             m.submit(order(BUY, price), 1, BOOK)

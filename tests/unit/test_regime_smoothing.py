@@ -33,7 +33,7 @@ def core(smoothing_s: float) -> BotCore:
         settings.core_config(),
         QuoteEngine(settings.engine_config()),
         Portfolio(symbol=settings.symbol, starting_balance=Decimal(10_000)),
-        OrderIds(0, 0),
+        OrderIds(0, 0, 0),
     )
 
 

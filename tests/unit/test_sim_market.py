@@ -8,11 +8,12 @@ from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from bots.engine.types import Side
 from bots.exchange.base import BookLevel, BookUpdate, Trade
-from bots.exchange.sim import SimMarket, read_recording, write_recording
+from bots.exchange.sim import UNINFORMED, SimMarket, read_recording, write_recording
 from bots.exchange.sim.replay import columns
 from settings.models import BUILTIN_INSTRUMENTS
 
@@ -20,8 +21,10 @@ SYMBOL = "BTC_USDT_Perp"
 S0 = {"BTC_USDT_Perp": 50_000.0, "ETH_USDT_Perp": 3_000.0, "SOL_USDT_Perp": 150.0}
 
 
-def market(symbol: str = SYMBOL, seed: int = 7, **kwargs: float) -> SimMarket:
-    return SimMarket(symbol, BUILTIN_INSTRUMENTS[symbol], seed=seed, s0=S0[symbol], **kwargs)  # type: ignore[arg-type]
+def market(symbol: str = SYMBOL, seed: int = 7, *, plain: bool = False, **kwargs: float) -> SimMarket:
+    """The sim market of `symbol`; `plain`: without informed flow, impact, lag or clustering."""
+    params = {**UNINFORMED, **kwargs} if plain else kwargs
+    return SimMarket(symbol, BUILTIN_INSTRUMENTS[symbol], seed=seed, s0=S0[symbol], **params)  # type: ignore[arg-type]
 
 
 def test_same_seed_same_market() -> None:
@@ -104,7 +107,7 @@ def test_the_top_of_book_floats_are_exactly_those_of_the_decimals(tick: str, lot
 def test_trade_intensity_decays_exponentially_with_depth() -> None:
     """Counts of trades per depth bucket follow A*exp(-k*delta)*dt: fit the log-counts."""
     k, a, dt = 1_000.0, 40.0, 0.1
-    m = market(trade_intensity_a=a, trade_decay_k=k, dt_s=dt, sigma=1e-5)
+    m = market(trade_intensity_a=a, trade_decay_k=k, dt_s=dt, sigma=1e-5, plain=True)
     tick = float(m.spec.tick_size)
     depths: list[float] = []
     steps = 40_000
@@ -125,7 +128,7 @@ def test_trade_intensity_decays_exponentially_with_depth() -> None:
 
 
 def test_calm_volatility_matches_sigma_and_bursts_raise_it() -> None:
-    calm = market(sigma=2e-4, burst_rate_per_s=0.0, trend_rate_per_s=0.0, trade_intensity_a=0.0)
+    calm = market(sigma=2e-4, burst_rate_per_s=0.0, trend_rate_per_s=0.0, trade_intensity_a=0.0, plain=True)
     logs = [math.log(calm.mid)]
     for _ in range(20_000):
         calm.step_raw()
@@ -133,7 +136,9 @@ def test_calm_volatility_matches_sigma_and_bursts_raise_it() -> None:
     realised = float(np.std(np.diff(logs))) / math.sqrt(calm.dt_s)
     assert abs(realised - 2e-4) < 0.05 * 2e-4
 
-    bursty = market(sigma=2e-4, burst_rate_per_s=0.5, burst_end_rate_per_s=0.5, burst_sigma_mult=5.0)
+    bursty = market(
+        sigma=2e-4, burst_rate_per_s=0.5, burst_end_rate_per_s=0.5, burst_sigma_mult=5.0, plain=True
+    )
     moves: dict[bool, list[float]] = {False: [], True: []}
     last = math.log(bursty.mid)
     for _ in range(20_000):
@@ -147,7 +152,7 @@ def test_calm_volatility_matches_sigma_and_bursts_raise_it() -> None:
 
 
 def test_trend_episodes_drift_the_mid() -> None:
-    m = market(sigma=1e-6, trend_rate_per_s=0.5, trend_end_rate_per_s=0.1, trend_drift=1e-3)
+    m = market(sigma=1e-6, trend_rate_per_s=0.5, trend_end_rate_per_s=0.1, trend_drift=1e-3, plain=True)
     signs = set()
     for _ in range(5_000):
         before = m.mid
@@ -163,6 +168,64 @@ def test_invalid_parameters_are_refused() -> None:
         market(sigma=-1.0)
     with pytest.raises(ValueError, match="levels"):
         market(levels=0)
+    with pytest.raises(ValueError, match="stationary"):
+        market(hawkes_branching=1.0)
+    with pytest.raises(ValueError, match="impact"):
+        market(impact_decay_s=0.0)
+
+
+# -- informed flow ---------------------------------------------------------------------------------
+def flow_and_next_move(m: SimMarket, steps: int, ahead: int) -> tuple[list[float], list[float]]:
+    """Per step: signed trade count (buys - sells) and the mid's log change over the next `ahead` steps."""
+    flow: list[float] = []
+    logs: list[float] = []
+    for _ in range(steps):
+        _, _, _, trades = m.step_raw()
+        flow.append(sum(1.0 if is_buy else -1.0 for is_buy, _, _ in trades))
+        logs.append(math.log(m.mid))
+    moves = [logs[i + ahead] - logs[i] for i in range(steps - ahead)]
+    return flow[: steps - ahead], moves
+
+
+def correlation(x: list[float], y: list[float]) -> float:
+    a, b = np.asarray(x), np.asarray(y)
+    return float(((a - a.mean()) * (b - b.mean())).mean() / (a.std() * b.std()))
+
+
+def test_trade_sides_predict_the_next_mid_change_only_with_informed_flow() -> None:
+    """With the default informed flow, a step's buys minus sells predict the mid's move over the next
+    10 s (the side of an informed trade is where the mid goes); in the plain model they do not."""
+    informed = correlation(*flow_and_next_move(market(seed=3), 30_000, 100))
+    plain = correlation(*flow_and_next_move(market(seed=3, plain=True), 30_000, 100))
+    assert informed > 0.05, informed
+    assert abs(plain) < 0.03, plain
+
+
+def test_arrivals_cluster_with_hawkes_branching_and_not_without() -> None:
+    """Trades per 10 s: Poisson (variance = mean) without clustering, overdispersed with it (about
+    1/(1-n)^2 = 4 times for branching n = 0.5), and n multiplies the mean rate by about 1/(1-n)."""
+
+    def per_second(m: SimMarket) -> npt.NDArray[np.float64]:
+        counts = [len(m.step_raw()[3]) for _ in range(60_000)]
+        return np.add.reduceat(np.array(counts, dtype=np.float64), np.arange(0, 60_000, 100))
+
+    independent = per_second(market(seed=4, plain=True, trade_intensity_a=2.0))
+    clustered = per_second(
+        market(seed=4, plain=True, trade_intensity_a=2.0, hawkes_branching=0.5, hawkes_decay_s=1.0)
+    )
+    assert 0.8 < independent.var() / independent.mean() < 1.2
+    assert clustered.var() / clustered.mean() > 2.5
+    assert abs(clustered.mean() / independent.mean() - 2.0) < 0.2
+
+
+def test_setting_the_mid_moves_the_whole_market_there() -> None:
+    m = market()
+    for _ in range(100):
+        m.step_raw()
+    m.log_mid = math.log(40_000.0)
+    assert m.mid == pytest.approx(40_000.0) and m.fair == pytest.approx(40_000.0)
+    _, bid, ask, _ = m.step_raw()
+    assert abs((bid + ask) / 2 * float(m.spec.tick_size) / 40_000.0 - 1) < 1e-3
 
 
 # -- replay ----------------------------------------------------------------------------------------

@@ -1,242 +1,115 @@
-"""Recorded market data: write `(BookUpdate, list[Trade])` steps to CSV or Parquet and replay them.
+"""Recorded market data: write steps (and funding samples) to a file, read them back, pace them.
 
-One row per event, in the order the events happened. A step is a `book` row followed by the `trade`
-rows that came after it, up to the next `book` row (trade rows before the first book are skipped).
+Two formats, chosen by the suffix:
 
-Columns (N = `levels`, 10 by default; level 0 is the best price):
+- `.parquet`, `.pq`: the replay format (`bots.exchange.sim.replay_columns`): integer ticks and lots in
+  columns, funding included; what `mmfleet record` writes and a backtest reads, a few microseconds per
+  snapshot.
+- `.csv`, `.csv.gz`: text (`bots.exchange.sim.replay_text`): decimal strings, one row per event, for
+  people and other tools; about ten times slower to replay. Parquet files in that layout, written by
+  earlier versions, still replay as they are; `mmfleet convert-recording` rewrites any recording in
+  the replay format.
 
-    ts_ns            int     exchange time of the event, nanoseconds since the epoch
-    kind             str     "book" or "trade"
-    symbol           str     instrument, e.g. BTC_USDT_Perp
-    bid_px_0..N-1    decimal bid prices, best first (book rows; empty past the book's depth)
-    bid_sz_0..N-1    decimal bid sizes, base currency
-    ask_px_0..N-1    decimal ask prices, best first
-    ask_sz_0..N-1    decimal ask sizes
-    price            decimal trade price (trade rows)
-    size             decimal trade size, base currency
-    side             str     "buy" or "sell": the taker's side
-    trade_id         str     the exchange's trade id
-
-Decimals are written as plain strings (exact; in Parquet as string columns too), empty cells are
-empty strings in CSV and nulls in Parquet. The format is chosen by suffix: `.csv`, `.csv.gz`,
-`.parquet` or `.pq`. Parquet needs `pyarrow` (a project dependency); pandas is never imported here, so
-the worker can record and replay.
+pandas is never imported here, so the worker can record and replay.
 """
 
 from __future__ import annotations
 
 import asyncio
-import csv
-import gzip
-from collections.abc import AsyncIterator, Iterable, Iterator
-from decimal import Decimal
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import cast
 
-from bots.engine.types import Side
-from bots.exchange.base import BookLevel, BookUpdate, Trade
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from bots.exchange.events import FundingRate
 from bots.exchange.sim.market import Step
+from bots.exchange.sim.replay_columns import ColumnsWriter, is_columns
+from bots.exchange.sim.replay_columns_read import read_columns, read_columns_funding
+from bots.exchange.sim.replay_text import columns, read_text, write_text
+from settings.models import BUILTIN_INSTRUMENTS, InstrumentSpec
 
-__all__ = ["columns", "paced", "read_recording", "write_recording"]
+__all__ = [
+    "RECORDING_SUFFIXES",
+    "columns",
+    "paced",
+    "read_funding",
+    "read_recording",
+    "read_records",
+    "write_recording",
+]
 
-Row = list[str | int | None]
-
+RECORDING_SUFFIXES = (".parquet", ".pq", ".csv", ".csv.gz")
 _NS_PER_S = 1_000_000_000
-_BATCH_ROWS = 65_536
-_CACHE_LIMIT = 200_000
-_MAX_NUMBER = Decimal(10) ** 20  # what the ledger's NUMERIC(38, 18) holds
 
 
-def columns(levels: int = 10) -> list[str]:
-    """The column names of a recording with `levels` book levels per side."""
-    names = ["ts_ns", "kind", "symbol"]
-    for side in ("bid", "ask"):
-        names += [f"{side}_px_{i}" for i in range(levels)] + [f"{side}_sz_{i}" for i in range(levels)]
-    return [*names, "price", "size", "side", "trade_id"]
-
-
-def _format(path: Path) -> str:
+def _is_parquet(path: Path) -> bool:
     name = path.name.lower()
     if name.endswith((".parquet", ".pq")):
-        return "parquet"
+        return True
     if name.endswith((".csv", ".csv.gz")):
-        return "csv"
-    raise ValueError(f"{path}: unknown recording format; use .csv, .csv.gz, .parquet or .pq")
+        return False
+    raise ValueError(f"{path}: unknown recording format; use {', '.join(RECORDING_SUFFIXES)}")
 
 
-def _pyarrow() -> tuple[Any, Any]:
-    try:
-        import pyarrow as pa  # noqa: PLC0415 - optional, only for Parquet
-        import pyarrow.parquet as pq  # noqa: PLC0415
-    except ImportError as exc:  # pragma: no cover - pyarrow is a declared dependency
-        raise RuntimeError("Parquet recordings need pyarrow: pip install pyarrow (or use .csv)") from exc
-    return pa, pq
-
-
-def _open_text(path: Path, mode: str) -> IO[str]:
-    if path.name.lower().endswith(".gz"):
-        return cast(IO[str], gzip.open(path, mode + "t", newline="", encoding="utf-8"))
-    return path.open(mode, newline="", encoding="utf-8")
-
-
-# -- writing ------------------------------------------------------------------------------------------
-def _rows(steps: Iterable[Step], levels: int) -> Iterator[Row]:
-    blank: Row = [None] * (2 * levels)
-    for book, trades in steps:
-        row: Row = [book.ts_ns, "book", book.symbol]
-        for side in (book.bids, book.asks):
-            shown = side[:levels]
-            pad = blank[: levels - len(shown)]
-            row += [format(level.price, "f") for level in shown] + pad
-            row += [format(level.size, "f") for level in shown] + pad
-        yield [*row, None, None, None, None]
-        for trade in trades:
-            yield [
-                trade.ts_ns,
-                "trade",
-                trade.symbol,
-                *blank,
-                *blank,
-                format(trade.price, "f"),
-                format(trade.size, "f"),
-                trade.taker_side.value,
-                trade.trade_id,
-            ]
-
-
-def write_recording(path: str | Path, steps: Iterable[Step], *, levels: int = 10) -> int:
+def write_recording(
+    path: str | Path,
+    steps: Iterable[Step | FundingRate],
+    *,
+    levels: int = 10,
+    instruments: Mapping[str, InstrumentSpec] = BUILTIN_INSTRUMENTS,
+) -> int:
     """Write `steps` to `path` (format from the suffix), keeping the top `levels` levels per side.
 
-    Returns the number of rows written. Streams: memory stays bounded for any number of steps.
+    `instruments` gives each symbol's tick and lot (the replay format stores whole ticks and lots: a
+    price off the tick is a ValueError, never rounded). Returns the events written (books, trades and,
+    in the replay format, funding samples). Streams: memory stays bounded for any number of steps.
     """
     path = Path(path)
-    names = columns(levels)
-    count = 0
-    if _format(path) == "csv":
-        with _open_text(path, "w") as handle:
-            writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow(names)
-            for row in _rows(steps, levels):
-                writer.writerow(["" if value is None else value for value in row])
-                count += 1
-        return count
-    pa, pq = _pyarrow()
-    schema = pa.schema([(name, pa.int64() if name == "ts_ns" else pa.string()) for name in names])
-    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
-        batch: list[Row] = []
-        for row in _rows(steps, levels):
-            batch.append(row)
-            if len(batch) >= _BATCH_ROWS:
-                arrays = list(map(list, zip(*batch, strict=True)))
-                writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
-                count += len(batch)
-                batch = []
-        arrays = list(map(list, zip(*batch, strict=True))) if batch else [[] for _ in names]
-        writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
-        count += len(batch)
-    return count
+    if not _is_parquet(path):
+        return write_text(path, steps, levels=levels)
+    with ColumnsWriter(path, instruments, levels=levels) as writer:
+        return writer.write(steps)
 
 
-# -- reading ------------------------------------------------------------------------------------------
-def _raw_rows(path: Path) -> tuple[list[str], Iterator[list[Any]]]:
-    """Header and rows (lists of cells) of a recording, read lazily."""
-    if _format(path) == "csv":
-
-        def csv_rows() -> Iterator[list[Any]]:
-            with _open_text(path, "r") as handle:
-                reader = csv.reader(handle)
-                next(reader, None)
-                yield from reader
-
-        with _open_text(path, "r") as handle:
-            header = next(csv.reader(handle), [])
-        return header, csv_rows()
-    _, pq = _pyarrow()
-    parquet = pq.ParquetFile(path)
-    header = list(parquet.schema_arrow.names)
-
-    def parquet_rows() -> Iterator[list[Any]]:
-        for batch in parquet.iter_batches(batch_size=_BATCH_ROWS):
-            cols = batch.to_pydict()
-            yield from map(list, zip(*(cols[name] for name in header), strict=True))
-
-    return header, parquet_rows()
-
-
-def _number(path: Path, text: object) -> Decimal:
-    """A price or size cell: a finite, non-negative decimal, else ValueError (a corrupt recording)."""
+def _parquet(path: Path) -> pq.ParquetFile | None:
+    """The open Parquet file of a recording, None for a text one."""
+    if not _is_parquet(path):
+        return None
     try:
-        value = Decimal(cast(str, text))
-    except (ArithmeticError, TypeError, ValueError):
-        raise ValueError(f"{path}: {str(text)[:40]!r} is not a number") from None
-    if not value.is_finite() or not 0 <= value < _MAX_NUMBER:
-        raise ValueError(f"{path}: {str(text)[:40]!r} is not a number in [0, 1e20)")
-    return value
+        return pq.ParquetFile(path)
+    except pa.ArrowInvalid as exc:  # not Parquet, or cut short: pyarrow does not name the file
+        raise ValueError(f"{path}: not a readable Parquet recording ({exc})") from None
 
 
 def read_recording(path: str | Path, *, symbol: str | None = None) -> Iterator[Step]:
-    """Replay a recording as `(BookUpdate, list[Trade])` steps, lazily; only `symbol`'s rows when set."""
+    """Replay a recording as `(BookUpdate, list[Trade])` steps, lazily; only `symbol`'s when set.
+
+    A file that is not a recording, or a corrupt cell, raises ValueError naming the file."""
     path = Path(path)
-    header, rows = _raw_rows(path)
-    index = {name: i for i, name in enumerate(header)}
-    missing = {"ts_ns", "kind", "symbol", "price", "size", "side", "trade_id"} - index.keys()
-    if missing:
-        raise ValueError(f"{path}: not a recording, missing columns {sorted(missing)}")
-    levels = sum(1 for name in header if name.startswith("bid_px_"))
-    sides = [
-        [(index[f"{side}_px_{i}"], index[f"{side}_sz_{i}"]) for i in range(levels)] for side in ("bid", "ask")
-    ]
-    i_ts, i_kind, i_sym = index["ts_ns"], index["kind"], index["symbol"]
-    i_px, i_sz, i_side, i_id = index["price"], index["size"], index["side"], index["trade_id"]
-    decimals: dict[str, Decimal] = {}
-    book_levels: dict[tuple[str, str], BookLevel] = {}
+    parquet = _parquet(path)
+    if parquet is not None and is_columns(parquet):
+        return cast(Iterator[Step], read_columns(path, parquet, symbol=symbol))  # no funding asked
+    return read_text(path, parquet, symbol=symbol)
 
-    def dec(text: str) -> Decimal:
-        value = decimals.get(text)
-        if value is None:
-            if len(decimals) >= _CACHE_LIMIT:
-                decimals.clear()
-            value = decimals[text] = _number(path, text)
-        return value
 
-    def level(px: str, sz: str) -> BookLevel:
-        key = (px, sz)
-        found = book_levels.get(key)
-        if found is None:
-            if len(book_levels) >= _CACHE_LIMIT:
-                book_levels.clear()
-            found = book_levels[key] = BookLevel(dec(px), dec(sz))
-        return found
+def read_records(path: str | Path, *, symbol: str | None = None) -> Iterator[Step | FundingRate]:
+    """The steps of a recording with its funding samples, each sample before the step stored with it."""
+    path = Path(path)
+    parquet = _parquet(path)
+    if parquet is not None and is_columns(parquet):
+        return read_columns(path, parquet, symbol=symbol, funding=True)
+    return read_text(path, parquet, symbol=symbol)
 
-    book: BookUpdate | None = None
-    trades: list[Trade] = []
-    for row in rows:
-        if symbol is not None and row[i_sym] != symbol:
-            continue
-        kind = row[i_kind]
-        if kind == "book":
-            if book is not None:
-                yield book, trades
-            bids, asks = (
-                tuple(level(row[p], row[s]) for p, s in pairs if row[p] not in ("", None)) for pairs in sides
-            )
-            book, trades = BookUpdate(row[i_sym], int(row[i_ts]), bids, asks), []
-        elif kind == "trade":
-            if book is not None:
-                trades.append(
-                    Trade(
-                        row[i_sym],
-                        int(row[i_ts]),
-                        dec(row[i_px]),
-                        dec(row[i_sz]),
-                        Side(row[i_side]),
-                        row[i_id],
-                    )
-                )
-        else:
-            raise ValueError(f"{path}: unknown row kind {kind!r}")
-    if book is not None:
-        yield book, trades
+
+def read_funding(path: str | Path, *, symbol: str | None = None) -> list[FundingRate]:
+    """The funding samples of a recording, in the order received (none in a text recording)."""
+    path = Path(path)
+    parquet = _parquet(path)
+    if parquet is None or not is_columns(parquet):
+        return []
+    return read_columns_funding(path, parquet, symbol=symbol)
 
 
 async def paced(steps: Iterable[Step], *, speed: float | None = None) -> AsyncIterator[Step]:

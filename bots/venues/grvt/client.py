@@ -13,7 +13,9 @@ a trading bot as they are:
   `exchange.request_timeout_s`, and logs in again once on a 401.
 - `refresh_cookie` (login): the SDK's logs the API key and swallows a refused login; ours raises.
 - `_reconnect`: one at a time, and it tells the adapter a websocket connected, so reconnects are
-  counted and flag `needs_reconcile`.
+  counted and flag `needs_reconcile` (and a trade-data connection restarts the private streams' trust,
+  see `bots.venues.grvt.account`). `connect_now` connects one websocket at once instead of at the
+  SDK's next 5 s round (the trade-data one can only connect after the login).
 - `_read_messages`: the SDK's reader polls every 2 s while disconnected (so books arrive late after a
   connect) and reads through `asyncio.wait_for`, which in 3.11 can swallow a cancel (a client that
   never closes); ours reads directly and dispatches to the SDK's callbacks the same way.
@@ -172,8 +174,9 @@ class _TaskLoop:
 
 
 class _SdkClient(GrvtCcxtWS):  # type: ignore[misc]  # the SDK ships no type information
-    """`GrvtCcxtWS` with our transport, login and connection hook (see the module docstring); only its
-    market-data websocket connects (fills and orders come over REST)."""
+    """`GrvtCcxtWS` with our transport, login and connection hook (see the module docstring). Its
+    market-data websocket connects, and with `trade_data` (a client with credentials) the trade-data
+    one, which carries the private streams (fills, order states)."""
 
     _api_key: str
     _cookie: dict[str, Any] | None
@@ -189,8 +192,11 @@ class _SdkClient(GrvtCcxtWS):  # type: ignore[misc]  # the SDK ships no type inf
         api_key: str | None,
         timeout_s: float,
         on_connected: Callable[[GrvtWSEndpointType], None] | None = None,
+        trade_data: bool = False,
     ) -> None:
-        self._mm_ws_types = frozenset({GrvtWSEndpointType.MARKET_DATA})
+        self._mm_ws_types = frozenset(
+            {GrvtWSEndpointType.MARKET_DATA, *([GrvtWSEndpointType.TRADE_DATA] if trade_data else [])}
+        )
         self._mm_timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._mm_timeout_s = timeout_s
         self._mm_on_connected = on_connected
@@ -246,6 +252,10 @@ class _SdkClient(GrvtCcxtWS):  # type: ignore[misc]  # the SDK ships no type inf
             await super()._reconnect(endpoint_type)
             if self._mm_on_connected is not None and self.is_connection_open(endpoint_type):
                 self._mm_on_connected(endpoint_type)
+
+    async def connect_now(self, endpoint_type: GrvtWSEndpointType) -> None:
+        """Connect (and subscribe) one websocket now, unless it is open."""
+        await self._reconnect(endpoint_type)
 
     async def _post(self, path: str, payload: Mapping[str, Any]) -> tuple[int, Any, Any]:
         endpoint = path.rsplit("/", 1)[-1]

@@ -1,26 +1,29 @@
 """GRVT public market data over the SDK's websocket: `GrvtMarketData` and the feed it shares with
-`GrvtExchange`.
+`GrvtExchange`; for recordings, the ticker's funding rate as well.
 
 Why a module of its own: the websocket fan-out (books and trades to bounded per-reader queues, a
-watchdog for a silent feed) is independent of orders and accounts. Only the market-data websocket is
-used: orders, fills and positions are read over REST, so a websocket drop loses nothing but books and
-trades.
+watchdog for a silent feed) is independent of orders and accounts. A market-data websocket drop loses
+nothing but books and trades; our fills and order states come on the trade-data websocket
+(`bots.venues.grvt.account`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from pysdk.grvt_ccxt_env import GrvtEnv
 
 from bots.errors import ExchangeError
 from bots.exchange.base import BookUpdate, Trade
+from bots.exchange.events import FundingRate
 from bots.venues.grvt.client import _SdkClient, _TaskLoop
 from bots.venues.grvt.endpoints import base_url_override
+from bots.venues.grvt.funding import parse_funding_rate
 from bots.venues.grvt.parse import parse_book, parse_trade
 from settings.models import BotSettings
 
@@ -71,10 +74,18 @@ class _Fanout(Generic[T]):
 
 class _MarketFeed:
     """Book snapshots (`book.s`) and trades of one symbol on an SDK websocket client, fanned out to
-    readers; with `steps`, also as `(book, trades since the previous book)` for one reader."""
+    readers; with `steps`, also as `(book, trades since the previous book)` for one reader, and with
+    `funding` the ticker's funding rate (`ticker.s`) whenever it changes, before the next step."""
 
     def __init__(
-        self, client: _SdkClient, symbol: str, rate_ms: int, depth: int, *, steps: bool = False
+        self,
+        client: _SdkClient,
+        symbol: str,
+        rate_ms: int,
+        depth: int,
+        *,
+        steps: bool = False,
+        funding: bool = False,
     ) -> None:
         self.client = client
         self.symbol = symbol
@@ -86,8 +97,11 @@ class _MarketFeed:
             {"instrument": symbol, "limit": 50},
         )
         self._steps = steps
+        self._funding = funding
         self._step_book: BookUpdate | None = None
         self._step_trades: list[Trade] = []
+        self._step_funding: FundingRate | None = None
+        self._last_rate: object = None
         self._step_ready = asyncio.Event()
         self._closed = False
 
@@ -95,6 +109,9 @@ class _MarketFeed:
         book_params, trade_params = self._params
         await self.client.subscribe(stream="book.s", callback=self._on_book, params=book_params)
         await self.client.subscribe(stream="trade", callback=self._on_trade, params=trade_params)
+        if self._funding:
+            ticker_params = {"instrument": self.symbol, "rate": book_params["rate"]}
+            await self.client.subscribe(stream="ticker.s", callback=self._on_ticker, params=ticker_params)
 
     def start_watchdog(self, loop: _TaskLoop, stale_after_s: float | None) -> None:
         if stale_after_s is not None:
@@ -137,9 +154,29 @@ class _MarketFeed:
             self._step_trades.extend(trades)
             del self._step_trades[:-_MAX_PENDING_TRADES]
 
-    async def next_step(self) -> Step | None:
-        """The newest book with the trades since the previous step; None once closed."""
+    async def _on_ticker(self, message: dict[str, Any]) -> None:
+        self.last_message_s = time.monotonic()
+        try:
+            sample = parse_funding_rate(message["feed"], self.symbol)
+        except (ExchangeError, ArithmeticError, KeyError, TypeError, AttributeError):
+            sample = None
+        else:
+            if sample is None or sample.rate == self._last_rate:
+                return
+        if sample is None or not sample.rate.is_finite():
+            log.warning("malformed GRVT ticker message dropped", extra={"fields": {"symbol": self.symbol}})
+            return
+        self._last_rate = sample.rate
+        self._step_funding = sample if sample.ts_ns else dataclasses.replace(sample, ts_ns=time.time_ns())
+        self._step_ready.set()
+
+    async def next_step(self) -> Step | FundingRate | None:
+        """A funding rate that changed, else the newest book with the trades since the previous step;
+        None once closed."""
         while not self._closed:
+            if self._step_funding is not None:
+                sample, self._step_funding = self._step_funding, None
+                return sample
             if self._step_book is not None:
                 step = (self._step_book, self._step_trades)
                 self._step_book, self._step_trades = None, []
@@ -157,7 +194,8 @@ class _MarketFeed:
 
 class GrvtMarketData:
     """GRVT public market data (no credentials) as async `(BookUpdate, list[Trade])` steps: a book
-    snapshot with the trades printed since the previous one (the paper and record source).
+    snapshot with the trades printed since the previous one (the paper source); `records()` adds the
+    funding rate, as `FundingRate`s when it changes (the record source).
 
     Each iteration opens its own websocket client and closes it when the iteration ends or is
     cancelled. A slow reader gets the newest book with every trade since its last step. Reconnects
@@ -188,11 +226,21 @@ class GrvtMarketData:
     def __aiter__(self) -> AsyncIterator[Step]:
         return self.steps()
 
-    async def steps(self) -> AsyncGenerator[Step, None]:
+    def steps(self) -> AsyncGenerator[Step, None]:
+        """Books and trades: without the ticker subscribed, the feed yields no funding sample."""
+        return cast("AsyncGenerator[Step, None]", self._stream(funding=False))
+
+    def records(self) -> AsyncGenerator[Step | FundingRate, None]:
+        """Books and trades, and the ticker's funding rate whenever it changes."""
+        return self._stream(funding=True)
+
+    async def _stream(self, *, funding: bool) -> AsyncGenerator[Step | FundingRate, None]:
         loop = _TaskLoop(asyncio.get_running_loop())
         with base_url_override(self.base_url):
             client = _SdkClient(self.env, loop, params={}, api_key=None, timeout_s=10.0)
-            feed = _MarketFeed(client, self.symbol, self.book_rate_ms, self.book_depth, steps=True)
+            feed = _MarketFeed(
+                client, self.symbol, self.book_rate_ms, self.book_depth, steps=True, funding=funding
+            )
         try:
             with base_url_override(self.base_url):
                 await feed.subscribe()

@@ -2,8 +2,14 @@
 
 Why this module: it is the adapters' home and the import point (`bots.exchange.factory`); the parts
 live beside it: `client` (the SDK client: transport, error mapping, log masking, SDK hooks),
-`parse` (JSON -> our `Decimal` dataclasses, reject reasons) and `data` (market-data
-websocket, `GrvtMarketData`).
+`parse` (JSON -> our `Decimal` dataclasses, reject reasons), `data` (market-data
+websocket, `GrvtMarketData`), `account` (the private streams: our fills and order states) and `fills`
+(which of the stream and the REST fill history serves a fill read, and the cursor).
+
+Fills come from the private `fill` stream; the REST fill history is read at start, after a trade-data
+reconnect, after a fill message that could not be read, after an order of ours took liquidity, and for
+every read of a reconciliation (which the worker runs after a reconnect or a call that may have
+happened).
 
 Hosts: `exchange.base_url` points every endpoint at one host (`bots.venues.grvt.endpoints`, per
 client). Secrets stay `SecretStr` until the SDK client is built and our messages never carry them.
@@ -14,7 +20,6 @@ locally, with the paper model's reason names) and come back as `Decimal`.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Awaitable, Callable, Collection
@@ -40,25 +45,30 @@ from bots.exchange.base import (
     BookUpdate,
     Capabilities,
     Fill,
+    FundingPayment,
+    FundingRate,
     InstrumentInfo,
     OrderRequest,
     OrderUpdate,
     Trade,
 )
 from bots.exchange.reconcile import ReconcileReport, reconcile
+from bots.venues.grvt.account import _AccountFeed
 from bots.venues.grvt.client import _REDACTOR, _SdkClient, _TaskLoop
 from bots.venues.grvt.data import GrvtMarketData, _MarketFeed
 from bots.venues.grvt.endpoints import base_url_override
+from bots.venues.grvt.fills import _FillSource
+from bots.venues.grvt.funding import funding_history_path, new_payments, parse_funding_rate
 from bots.venues.grvt.parse import (
+    PAGE_LIMIT,
     GrvtApiError,
     _accepted,
     _decimal,
     _gone_is_fine,
     _plain,
     decode_cursor,
-    encode_cursor,
+    every_page,
     parse_book,
-    parse_fill,
     parse_instrument,
     parse_order,
 )
@@ -71,8 +81,6 @@ log = logging.getLogger("mmfleet.grvt")
 T = TypeVar("T")
 
 _NS_PER_S = 1_000_000_000
-_FILL_PAGE = 1000
-_MAX_FILL_PAGES = 1000
 _SENT_MEMORY = 50_000  # client order ids remembered for idempotent retries
 
 
@@ -88,9 +96,13 @@ class GrvtExchange:
 
     Reconciliation: `needs_reconcile` is True at start, after a websocket reconnect and after a call
     that failed transiently (it may have happened); `reconcile()` compares the exchange with the bot.
+
+    Private streams: the first REST call also subscribes to our fills and order states on the
+    trade-data websocket (`stream_order_events`); `fills_since` then serves streamed fills without a
+    REST call whenever the stream can be trusted (`bots.venues.grvt.account`).
     """
 
-    capabilities = Capabilities(reconciles=True, local_fills=False)
+    capabilities = Capabilities(reconciles=True, local_fills=False, order_events=True, funding=True)
 
     def __init__(
         self,
@@ -117,16 +129,17 @@ class GrvtExchange:
         self.cancel_unknown_orders = exchange.cancel_unknown_orders
         self.configured_instrument = settings.instrument
         self.book_rate_ms, self.book_depth, self.stale_after_s = book_rate_ms, book_depth, stale_after_s
-        self.fills_overlap_ns = round(fills_overlap_s * _NS_PER_S)
         self.reconnects = 0
         self._loop: _TaskLoop | None = None
         self._client: _SdkClient | None = None
         self._feed: _MarketFeed | None = None
+        self._account: _AccountFeed | None = None
+        self._connecting = False  # the SDK's connect loop runs
+        self._fills = _FillSource(self.symbol, round(fills_overlap_s * _NS_PER_S))
         self._info: InstrumentInfo | None = None
         self._ready_lock = asyncio.Lock()
         self._sent: OrderedDict[str, None] = OrderedDict()
-        self._delivered: dict[str, int] = {}  # fill id -> event time, within the overlap window
-        self._connections = 0
+        self._connections: dict[GrvtWSEndpointType, int] = {}
         self._needs_reconcile = True
         self._closed = False
 
@@ -134,8 +147,14 @@ class GrvtExchange:
 
     @property
     def needs_reconcile(self) -> bool:
-        """True until `reconcile()` succeeds after start, a reconnect or a call that may have happened."""
-        return self._needs_reconcile
+        """True until `reconcile()` succeeds after start, a reconnect, a call that may have happened or
+        order states dropped unread (a reader far behind)."""
+        return self._needs_reconcile or (self._account is not None and self._account.events.dropped > 0)
+
+    @property
+    def fills_streamed(self) -> bool:
+        """True when the next `fills_since` serves the stream's fills (no REST call)."""
+        return self._account is not None and self._fills.streamed(self._account)
 
     def _secrets(self) -> tuple[str, ...]:
         c = self._creds
@@ -145,9 +164,11 @@ class GrvtExchange:
             c.trading_account_id.get_secret_value(),
         )
 
-    def _on_connected(self, _endpoint_type: GrvtWSEndpointType) -> None:
-        self._connections += 1
-        if self._connections > 1:
+    def _on_connected(self, endpoint_type: GrvtWSEndpointType) -> None:
+        self._connections[endpoint_type] = count = self._connections.get(endpoint_type, 0) + 1
+        if endpoint_type is GrvtWSEndpointType.TRADE_DATA and self._account is not None:
+            self._account.on_connected()
+        if count > 1:
             self.reconnects += 1
             self._needs_reconcile = True
             log.info(
@@ -165,7 +186,7 @@ class GrvtExchange:
             with base_url_override(self.base_url):
                 self._client = _SdkClient(
                     self.env, self._loop, params=params, api_key=api_key,
-                    timeout_s=self.request_timeout_s, on_connected=self._on_connected,
+                    timeout_s=self.request_timeout_s, on_connected=self._on_connected, trade_data=True,
                 )  # fmt: skip
         return self._client
 
@@ -188,7 +209,24 @@ class GrvtExchange:
                     log.warning("configured tick/lot differ from GRVT's; GRVT's apply",
                                 extra={"fields": {"symbol": self.symbol, "tick": str(self._info.tick_size),
                                                   "lot": str(self._info.lot_size)}})  # fmt: skip
+            if self._account is None:
+                await self._account_feed(client)
         return client
+
+    async def _account_feed(self, client: _SdkClient) -> None:
+        """Subscribe to our fills and order states and connect the trade-data websocket (logged in)."""
+        self._account = _AccountFeed(client, self.symbol)
+        with base_url_override(self.base_url):
+            await self._account.subscribe()
+            self._connect(client)
+            await client.connect_now(GrvtWSEndpointType.TRADE_DATA)
+
+    def _connect(self, client: _SdkClient) -> None:
+        """Start the SDK's connect loop once (it reconnects every websocket that dropped, every 5 s)."""
+        if not self._connecting:
+            assert self._loop is not None
+            self._connecting = True
+            self._loop.create_task(client.connect_all_channels(), name=f"grvt-connect-{self.symbol}")
 
     async def _market_feed(self) -> _MarketFeed:
         client = self._sdk_client()
@@ -197,7 +235,7 @@ class GrvtExchange:
             with base_url_override(self.base_url):
                 self._feed = _MarketFeed(client, self.symbol, self.book_rate_ms, self.book_depth)
                 await self._feed.subscribe()
-                self._loop.create_task(client.connect_all_channels(), name=f"grvt-connect-{self.symbol}")
+                self._connect(client)
                 self._feed.start_watchdog(self._loop, self.stale_after_s)
         return self._feed
 
@@ -207,6 +245,8 @@ class GrvtExchange:
         self._closed = True
         if self._feed is not None:
             self._feed.close()
+        if self._account is not None:
+            self._account.close()
         if self._client is not None and self._loop is not None:
             await self._client.shutdown(self._loop)
             _REDACTOR.discard(*self._secrets())
@@ -275,6 +315,15 @@ class GrvtExchange:
         async for trade in feed.trades.subscribe():
             yield trade
 
+    async def stream_order_events(self, symbol: str) -> AsyncGenerator[OrderUpdate | Fill, None]:
+        """Our orders' states and our fills as the private streams deliver them, from the first call on
+        (a fill here is a notice: take it with `fills_since`, which keeps the cursor)."""
+        self._check(symbol)
+        await self._ready()
+        assert self._account is not None
+        async for event in self._account.events.subscribe():
+            yield event
+
     # ----- orders ----------------------------------------------------------------------------------
 
     @staticmethod
@@ -303,7 +352,7 @@ class GrvtExchange:
         self._validate(request, info)
         coid = request.client_order_id
         if coid in self._sent and (known := await self._lookup(coid)) is not None:
-            return _accepted(known)  # a retry whose first attempt reached the exchange
+            return self._placed(known)  # a retry whose first attempt reached the exchange
         self._sent[coid] = None
         while len(self._sent) > _SENT_MEMORY:
             self._sent.popitem(last=False)
@@ -324,7 +373,7 @@ class GrvtExchange:
                 exc.reason is RejectReason.OVERLAPPING_CLIENT_ORDER_ID
                 and (known := await self._lookup(coid)) is not None
             ):
-                return _accepted(known)
+                return self._placed(known)
             raise Rejected(exc.reason, message=str(exc), status=exc.status) from None
         except ExchangeError:
             raise
@@ -337,7 +386,13 @@ class GrvtExchange:
             update.reason == RejectReason.OVERLAPPING_CLIENT_ORDER_ID
             and (known := await self._lookup(coid)) is not None
         ):
-            return _accepted(known)
+            return self._placed(known)
+        return self._placed(update)
+
+    def _placed(self, update: OrderUpdate) -> OrderUpdate:
+        """The order as placed (`Rejected` when refused); one that traded at once makes the next
+        `fills_since` read the history, so its caller sees those fills at once."""
+        self._fills.taken = self._fills.taken or update.filled_size > 0
         return _accepted(update)
 
     async def _lookup(self, coid: str) -> OrderUpdate | None:
@@ -425,66 +480,71 @@ class GrvtExchange:
         return sum((_decimal(b.get("balance", "0"), "balance") for b in rows), Decimal(0))
 
     async def fills_since(self, symbol: str, cursor: str | None) -> tuple[list[Fill], str | None]:
-        """Our fills after `cursor`, oldest first, from GRVT's fill history (every page).
-
-        The cursor is `grvt1:<newest event time ns>:<fill ids at that time>`. The query starts
-        `fills_overlap_s` before it, so a fill that reaches the history late is still delivered (once
-        per process; after a restart such a fill may come again, and the ledger drops it by fill id).
-        None, or a cursor another mode wrote, reads the whole history.
-        """
+        """Our fills after `cursor`, oldest first: the streamed ones, or the REST history's (every page,
+        joined with the stream by fill id); which one serves, and the cursor: `bots.venues.grvt.fills`."""
         self._check(symbol)
         client = await self._ready()
-        last_ns, last_ids = decode_cursor(cursor)
-        start_ns = max(1, last_ns - self.fills_overlap_ns) if last_ns else None
-        rows: list[dict[str, Any]] = []
-        page: str | None = None
+        assert self._account is not None
 
-        async def fetch_page(params: dict[str, str]) -> Any:
-            return await client.fetch_my_trades(symbol, start_ns, _FILL_PAGE, params)
+        async def fetch_page(start_ns: int | None, limit: int, params: dict[str, str]) -> Any:
+            return await self._sdk(
+                "fill_history", lambda: client.fetch_my_trades(symbol, start_ns, limit, params)
+            )
 
-        for _ in range(_MAX_FILL_PAGES):
-            params = {"cursor": page} if page else {}
-            reply = await self._sdk("fill_history", functools.partial(fetch_page, params))
-            batch = (reply.get("result") or []) if isinstance(reply, dict) else []
-            rows.extend(batch)
-            following = reply.get("next") if isinstance(reply, dict) else None
-            if not batch or not following or following == page:
-                break
-            page = str(following)
-        else:
-            raise ExchangeError(f"fill_history: more than {_MAX_FILL_PAGES} pages")
-        unique = {f.fill_id: f for f in map(parse_fill, rows) if f.symbol == symbol}
-        fills = sorted(unique.values(), key=lambda f: (f.ts_ns, f.fill_id))
-        new = [
-            f for f in fills
-            if f.ts_ns > last_ns
-            or (f.fill_id not in last_ids and (f.ts_ns == last_ns or f.fill_id not in self._delivered))
-        ]  # fmt: skip
-        if not new:
-            return [], cursor
-        for fill in new:
-            self._delivered[fill.fill_id] = fill.ts_ns
-        newest = max(last_ns, new[-1].ts_ns)
-        self._delivered = {k: ts for k, ts in self._delivered.items() if ts >= newest - self.fills_overlap_ns}
-        at_newest = {f.fill_id for f in fills if f.ts_ns == newest} | (
-            last_ids if newest == last_ns else set()
-        )
-        return new, encode_cursor(newest, at_newest)
+        return await self._fills.read(self._account, cursor, fetch_page)
+
+    # ----- funding ---------------------------------------------------------------------------------
+
+    async def funding_rate(self, symbol: str) -> FundingRate | None:
+        """The ticker's current funding rate (`bots.venues.grvt.funding`)."""
+        self._check(symbol)
+        client = await self._ready()
+        ticker = await self._sdk("ticker", lambda: client.fetch_ticker(symbol))
+        return parse_funding_rate(ticker if isinstance(ticker, dict) else None, symbol)
+
+    async def funding_since(self, symbol: str, cursor: str | None) -> tuple[list[FundingPayment], str | None]:
+        """Our funding payments after `cursor`, oldest first, from GRVT's funding payment history
+        (every page from the cursor's time on); the cursor is the fills' kind."""
+        self._check(symbol)
+        client = await self._ready()
+        last_ns, _ = decode_cursor(cursor)
+        account = self._secrets()[2]
+
+        async def fetch_page(page: str | None) -> Any:
+            body: dict[str, Any] = {"sub_account_id": account, "instrument": symbol, "limit": PAGE_LIMIT}
+            if page:
+                body["cursor"] = page
+            elif last_ns:
+                body["start_time"] = str(last_ns)
+            path = funding_history_path(self.env)
+            return await self._sdk("funding_payment_history", lambda: client._auth_and_post(path, body))
+
+        return new_payments(await every_page("funding_payment_history", fetch_page), symbol, cursor)
 
     # ----- reconciliation --------------------------------------------------------------------------
 
     async def reconcile(
-        self, known_client_order_ids: Collection[str] = (), cursor: str | None = None
+        self,
+        known_client_order_ids: Collection[str] = (),
+        cursor: str | None = None,
+        *,
+        spare: Callable[[str], bool] | None = None,
     ) -> ReconcileReport:
         """Fills since `cursor`, position and open orders against the orders the bot knows; unknown
-        orders are reported, and cancelled when `exchange.cancel_unknown_orders` is set."""
+        orders are reported, and cancelled when `exchange.cancel_unknown_orders` is set (unless
+        `spare` accepts their client order id)."""
         self._needs_reconcile = False
+        self._fills.reconciling = True
+        if self._account is not None:
+            self._account.events.dropped = 0
         try:
             return await reconcile(
                 self, self.symbol, known_client_order_ids, cursor,
                 cancel_unknown=self.cancel_unknown_orders, position_detail=self.position_detail,
-                cancel=self._cancel,
+                cancel=self._cancel, spare=spare,
             )  # fmt: skip
         except BaseException:
             self._needs_reconcile = True
             raise
+        finally:
+            self._fills.reconciling = False

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import quote, unquote
@@ -30,6 +30,7 @@ from bots.exchange.base import (
 )
 
 __all__ = [
+    "PAGE_LIMIT",
     "GrvtApiError",
     "_accepted",
     "_decimal",
@@ -37,6 +38,7 @@ __all__ = [
     "_plain",
     "decode_cursor",
     "encode_cursor",
+    "every_page",
     "parse_book",
     "parse_fill",
     "parse_instrument",
@@ -46,6 +48,8 @@ __all__ = [
 ]
 
 _CURSOR_PREFIX = "grvt1:"
+PAGE_LIMIT = 1000  # rows asked for per page of a history
+_MAX_PAGES = 1000
 
 # ----- errors and decoding -------------------------------------------------------------------------
 
@@ -289,3 +293,18 @@ def _gone_is_fine() -> Iterator[None]:
     except GrvtApiError as exc:
         if not exc.is_not_found:
             raise
+
+
+async def every_page(what: str, fetch_page: Callable[[str | None], Awaitable[Any]]) -> list[dict[str, Any]]:
+    """The rows of every page of a GRVT history (`result`, then `next` as the following page's cursor)."""
+    rows: list[dict[str, Any]] = []
+    page: str | None = None
+    for _ in range(_MAX_PAGES):
+        reply = await fetch_page(page)
+        batch = (reply.get("result") or []) if isinstance(reply, dict) else []
+        rows.extend(batch)
+        following = reply.get("next") if isinstance(reply, dict) else None
+        if not batch or not following or following == page:
+            return rows
+        page = str(following)
+    raise ExchangeError(f"{what}: more than {_MAX_PAGES} pages")

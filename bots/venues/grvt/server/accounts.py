@@ -9,7 +9,8 @@
 - Its signing key is the configured one, or else the first valid signer seen (trust on first use);
   an order signed by anyone else gets code 2000.
 - Perpetual positions: signed size, average entry price, realized PnL booked into the USDT balance with
-  fees (a negative fee is a rebate); unrealized PnL at the mark (the synthetic mid).
+  fees (a negative fee is a rebate) and funding payments (`server.funding`); unrealized PnL at the
+  mark (the synthetic mid).
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ class SubAccount:
     active: dict[str, BookOrder] = field(default_factory=dict)  # by order_id, oldest first
     finished: dict[str, BookOrder] = field(default_factory=dict)  # by order_id, oldest first
     fills: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=_FILLS_KEPT))
+    funding: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=_FILLS_KEPT))  # payments
 
     def order(self, order_id: str | None, client_order_id: str | None) -> BookOrder | None:
         """An active or finished order by id, else by client id (the active one first)."""

@@ -6,13 +6,15 @@ Base-URL contract (every GRVT host family, edge, trade data and market data, is 
   1123 GMT>` and header `X-Grvt-Account-Id: <main account id>`; later requests carry both.
 - `POST /full/v1/<endpoint>` with GRVT's request JSON, answered `{"result": ...}` (some add `next`) or
   `{"code", "message", "status"}` with that HTTP status; endpoints: instrument, instruments,
-  all_instruments, book, ticker, mini, trade, trade_history, kline and funding (empty), create_order,
+  all_instruments, book, ticker, mini, trade, trade_history, kline (empty), funding, create_order,
   cancel_order, cancel_all_orders, open_orders, order, order_history, positions, fill_history,
-  account_summary, aggregated_account_summary, funding_account_summary (see `exchange`).
+  funding_payment_history, account_summary, aggregated_account_summary, funding_account_summary (see
+  `exchange`; funding in `funding`).
 - `GET /ws` and `GET /ws/full` (websocket, identical): market and trade streams and JSON-RPC
   (see `ws`); the private streams need the cookie and header above on the upgrade request.
 - Control, never faulted: `GET|POST /_sim/faults` (the JSON of `Faults.apply`), `POST /_sim/step`
-  `{"n"}`, `GET /_sim/state`.
+  `{"n"}`, `GET /_sim/state` (with `requests`: REST calls served so far per endpoint, e.g.
+  `fill_history`; what a client's polling costs the exchange).
 
 The synthetic markets step every `config.step_interval_s` seconds, or only on `await server.step(n)`
 when it is None. `GrvtSimServerThread` runs a server on its own event loop in a thread: the SDK's
@@ -28,6 +30,7 @@ import email.utils
 import json
 import logging
 import threading
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
@@ -81,6 +84,7 @@ class GrvtSimServer:
         self.hub = WsHub(self.exchange, self.faults)
         self.exchange.listener = self.hub
         self.url = ""
+        self.requests: Counter[str] = Counter()  # REST calls per endpoint (login included), faulted too
         self._runner: web.AppRunner | None = None
         self._stepper: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -159,6 +163,7 @@ class GrvtSimServer:
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
         if request.method == "POST" and not request.path.startswith(_CONTROL):
+            self.requests[request.path.rsplit("/", 1)[-1]] += 1
             if self.faults.latency_s:
                 await asyncio.sleep(self.faults.latency_s)
             fault = self.faults.take_http_fault(request.path)
@@ -224,6 +229,7 @@ class GrvtSimServer:
                 },
                 "websockets_open": len(self.hub.connections),
                 "websockets_total": self.hub.connections_total,
+                "requests": dict(self.requests),
                 "faults": self.faults.snapshot(),
             }
         )

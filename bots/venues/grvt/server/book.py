@@ -2,7 +2,10 @@
 of the synthetic market (`SimMarket`), and the matching rules.
 
 The synthetic book is liquidity the server does not own: it is regenerated every step, so it is read,
-never consumed. The rules agree with the paper fill model's queue model (`bots.exchange.paper`):
+never consumed. The rules agree with the paper fill model's queue model (`bots.exchange.paper`) but
+for one: a print through a resting order fills it in full here, where the queue model fills only what
+the print has left after the visible size ahead (the backtests' rule; the local exchange keeps the
+older one, which its SDK and fault tests rely on):
 
 - An incoming order that crosses takes, best price first, the synthetic levels and the resting orders
   of other sub-accounts (synthetic size first at an equal price: it was there before); it pays the

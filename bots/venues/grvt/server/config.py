@@ -8,6 +8,7 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
+from bots.exchange.sim.funding import FundingParams
 from bots.exchange.sim.market import BUILTIN_START_PRICES
 from settings.models import BUILTIN_INSTRUMENTS
 
@@ -38,6 +39,9 @@ class GrvtSimConfig:
     """Simulated seconds per step; `step_interval_s` (0.1 when manual) when None."""
     market_params: Mapping[str, Any] = field(default_factory=lambda: _frozen({}))
     """More `SimMarket` keyword arguments (sigma, trade_intensity_a, trade_decay_k, levels, ...)."""
+    funding_params: Mapping[str, Any] = field(default_factory=lambda: _frozen({}))
+    """`FundingParams` keyword arguments of every instrument's funding rate (interval_s, mean, std,
+    half_life_s, start; fractions per interval): by default 8 h settlements around +0.01%."""
     starting_balance_usdt: Decimal = Decimal(10_000)
     """Cash of a sub-account created on first use."""
     balances_usdt: Mapping[str, Decimal] = field(default_factory=lambda: _frozen({}))
@@ -77,6 +81,10 @@ class GrvtSimConfig:
             or self.leverage <= 0
         ):
             problems.append("need starting_balance_usdt >= 0, chain_ids, session_ttl_s > 0, leverage > 0")
+        try:
+            FundingParams(**dict(self.funding_params))
+        except (TypeError, ValueError) as exc:
+            problems.append(f"funding_params: {exc}")
         if problems:
             raise ValueError("; ".join(problems))
 

@@ -18,10 +18,12 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, Protocol
 
+from bots.exchange.sim.funding import Settlement
 from bots.venues.grvt.server.accounts import Accounts, Session, SubAccount
 from bots.venues.grvt.server.book import BookOrder, Match
 from bots.venues.grvt.server.config import GrvtSimConfig
 from bots.venues.grvt.server.faults import Faults
+from bots.venues.grvt.server.funding import page, payments_page
 from bots.venues.grvt.server.instruments import Instrument, MarketData, build_instruments
 from bots.venues.grvt.server.orders import parse_order
 from bots.venues.grvt.server.payloads import (
@@ -96,7 +98,7 @@ class SimExchange:
             "trade": (False, lambda s, b: md.trades(b)),
             "trade_history": (False, lambda s, b: md.trades(b) | {"next": ""}),
             "kline": (False, lambda s, b: {"result": [], "next": ""}),
-            "funding": (False, lambda s, b: {"result": [], "next": ""}),
+            "funding": (False, lambda s, b: md.of(b).funding.rates(b)),
             "create_order": (True, self._create_order),
             "cancel_order": (True, self._cancel_order),
             "cancel_all_orders": (True, self._cancel_all_orders),
@@ -105,6 +107,7 @@ class SimExchange:
             "order_history": (True, self._order_history),
             "positions": (True, self._positions),
             "fill_history": (True, self._fill_history),
+            "funding_payment_history": (True, self._funding_payment_history),
             "account_summary": (True, self._account_summary),
             "aggregated_account_summary": (True, self._main_summary),
             "funding_account_summary": (True, self._main_summary),
@@ -155,7 +158,31 @@ class SimExchange:
         self._settle(matches, now)
         for order in instrument.book.expire(now):
             self._changed(order)
+        for settlement in instrument.funding.advance(book.ts_ns):
+            self._fund(instrument, settlement)
         self.listener.on_market(instrument.name)
+
+    def _fund(self, instrument: Instrument, settlement: Settlement) -> None:
+        """A funding time: every open position on the instrument pays `size * mark * rate` (GRVT's
+        amount, positive when paid: a long under a positive rate), received when negative."""
+        mark, rate, funding_ns = instrument.mark, settlement.rate, settlement.ts_ns
+        instrument.funding.settled(settlement, mark)
+        for account in self.accounts.sub_accounts.values():
+            position = account.positions.get(instrument.name)
+            if position is None or not position.size:
+                continue
+            paid = position.size * mark * rate
+            account.balance -= paid
+            account.funding.append(
+                {
+                    "event_time": str(funding_ns),
+                    "sub_account_id": account.sub_account_id,
+                    "instrument": instrument.name,
+                    "currency": instrument.quote,
+                    "amount": fmt(paid),
+                    "tx_id": f"funding-{instrument.name}-{funding_ns}",
+                }
+            )
 
     # -- orders -----------------------------------------------------------------------------------
     def _create_order(self, session: Session | None, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -328,17 +355,10 @@ class SimExchange:
     def _fill_history(self, session: Session | None, body: Mapping[str, Any]) -> dict[str, Any]:
         account = self._account(session, body)
         names = {body["instrument"]} if body.get("instrument") else self._filtered(body)
-        start, end = int(body.get("start_time") or 0), int(body.get("end_time") or 2**63)
-        fills = [
-            f
-            for f in reversed(account.fills)
-            if f["instrument"] in names and start <= int(f["event_time"]) <= end
-        ]
-        offset = int(body.get("cursor") or 0)
-        limit = max(1, min(int(body.get("limit") or 500), 1000))
-        page = fills[offset : offset + limit]
-        more = offset + limit < len(fills)
-        return {"result": page, "next": str(offset + limit) if more else ""}
+        return page([f for f in reversed(account.fills) if f["instrument"] in names], body, "event_time")
+
+    def _funding_payment_history(self, session: Session | None, body: Mapping[str, Any]) -> dict[str, Any]:
+        return payments_page(self._account(session, body).funding, body)
 
     def _account_summary(self, session: Session | None, body: Mapping[str, Any]) -> dict[str, Any]:
         account = self._account(session, body)

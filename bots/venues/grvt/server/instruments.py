@@ -14,9 +14,11 @@ from decimal import Decimal
 from typing import Any
 
 from bots.exchange.base import BookUpdate
+from bots.exchange.sim.funding import FundingParams, FundingProcess
 from bots.exchange.sim.market import SimMarket
 from bots.venues.grvt.server.book import InstrumentBook
 from bots.venues.grvt.server.config import CURRENCY_IDS, GrvtSimConfig
+from bots.venues.grvt.server.funding import FundingBook, rate_percent
 from bots.venues.grvt.server.signing import instrument_hash
 from bots.venues.grvt.server.wire import GrvtApiError, fmt, str_list
 from settings.models import BUILTIN_INSTRUMENTS, InstrumentSpec
@@ -39,6 +41,7 @@ class Instrument:
     market: SimMarket
     book: InstrumentBook
     create_time_ns: int
+    funding: FundingBook
     last: BookUpdate | None = None
     trades: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=TRADES_KEPT))
 
@@ -78,7 +81,11 @@ def build_instruments(
         )
         asset_id = instrument_hash(CURRENCY_IDS[base], CURRENCY_IDS[quote])
         book = InstrumentBook(name, spec.lot_size, next_trade_id)
-        instrument = Instrument(name, base, quote, spec, asset_id, market, book, now_ns)
+        rate = FundingProcess(
+            FundingParams(**dict(config.funding_params)), seed=config.seed + i, start_ns=now_ns
+        )
+        funding = FundingBook(name, rate)
+        instrument = Instrument(name, base, quote, spec, asset_id, market, book, now_ns, funding)
         instrument.last = market.step()[0]
         instruments[name] = instrument
     return instruments
@@ -127,8 +134,8 @@ def ticker_payload(instrument: Instrument, now_ns: int, *, mini: bool) -> dict[s
         return ticker
     prices = [Decimal(t["price"]) for t in instrument.trades] or [mark]
     return ticker | {
-        "funding_rate_8h_curr": "0",
-        "funding_rate_8h_avg": "0",
+        "funding_rate_8h_curr": rate_percent(instrument.funding.current()),
+        "funding_rate_8h_avg": rate_percent(instrument.funding.average_8h(now_ns)),
         "interest_rate": "0",
         "forward_price": "0",
         "high_price": fmt(max(prices)),
