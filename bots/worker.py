@@ -510,7 +510,7 @@ class BotWorker:
         async for event in cast("OrderEvents", self.exchange).stream_order_events(self.symbol):
             if isinstance(event, Fill):
                 self._enqueue(_BOOK if self.last_book is not None else _FILLS)
-            elif event.status.is_final:
+            elif event.status.is_final or self.core.ids.is_other_stores(event.client_order_id):
                 self._idle.clear()
                 self._queue.put_nowait(event)
         await self._stop.wait()
@@ -570,8 +570,13 @@ class BotWorker:
 
     def _on_order_state(self, update: OrderUpdate) -> None:
         """An order the exchange ended on its own (cancelled by it, or rejected after it was accepted)
-        rests no more: requote. Our own cancels settle through their calls, fills through the fills."""
+        rests no more: requote. Our own cancels settle through their calls, fills through the fills.
+        Another store's order resting on our account and symbol halts us at once."""
         cid = update.client_order_id
+        if not update.status.is_final and self.core.ids.is_other_stores(cid):
+            self._other_store_halt([cid])
+            self._enqueue(_BOOK)  # the halted core cancels our own orders
+            return
         if update.status in (OrderStatus.CANCELLED, OrderStatus.REJECTED) and cid in self.core.orders.orders:
             self.core.on_order_gone(cid)
             self._enqueue(_BOOK)

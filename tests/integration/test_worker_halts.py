@@ -152,12 +152,14 @@ async def _place_as_another_store(running: RunningWorker) -> str:
     return cid
 
 
+@pytest.mark.parametrize("check_s", [0.5, 3600.0], ids=["periodic-look", "order-stream"])
 def test_another_stores_order_appearing_while_quoting_halts_the_bot_which_cancels_only_its_own(
-    server: GrvtSimServerThread, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    server: GrvtSimServerThread, tmp_path: Path, caplog: pytest.LogCaptureFixture, check_s: float
 ) -> None:
-    """Found by the periodic look at the open orders (no reconciliation under way): the bot cancels
-    its own orders by id, never a cancel-all, and its stop leaves the other store's order resting."""
-    settings = _settings(server, other_stores_check_s=0.5)
+    """Found by the periodic look at the open orders (no reconciliation under way), or with that look
+    an hour away by the order stream alone: the bot cancels its own orders by id, never a cancel-all,
+    and its stop leaves the other store's order resting."""
+    settings = _settings(server, other_stores_check_s=check_s)
 
     async def scenario() -> tuple[str, set[str], set[str], WorkerExit]:
         server.step(1)

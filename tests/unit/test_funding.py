@@ -43,6 +43,10 @@ def bot(**sections: dict[str, Any]) -> BotSettings:
     return BotSettings.model_validate({"symbol": SYMBOL, **sections})
 
 
+# quotes that fill in the informed sim market within minutes (the default floor rests too far out)
+TRADING = {"spread_pct": 0.0001, "kappa": 20_000.0, "grid_layers": 3, "grid_spacing_pct": 0.0002}
+
+
 # -- the sign convention, by hand ------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("position", "mark", "rate", "amount"),
@@ -227,7 +231,7 @@ def test_bad_process_parameters_are_refused() -> None:
 
 # -- backtests --------------------------------------------------------------------------------------
 def test_a_backtest_settles_funding_on_its_position_and_counts_it_in_pnl() -> None:
-    settings = bot(sim={"funding": {"interval_s": 30, "rate_mean": 0.001, "rate_std": 0}})
+    settings = bot(sim={"funding": {"interval_s": 30, "rate_mean": 0.001, "rate_std": 0}}, strategy=TRADING)
     result = run_backtest(settings, SyntheticMarket(seconds=600, seed=2), BacktestConfig(seed=2))
     assert result.funding, "the bot held a position at some funding time"
     assert len(result.funding) == result.stats.funding_payments
@@ -245,9 +249,13 @@ def test_a_backtest_settles_funding_on_its_position_and_counts_it_in_pnl() -> No
 def test_funding_changes_the_pnl_of_the_same_fills_by_exactly_the_payments() -> None:
     base = {"interval_s": 30, "rate_std": 0}
     paid = run_backtest(
-        bot(sim={"funding": base | {"rate_mean": 0.001}}), SyntheticMarket(seconds=300, seed=4)
+        bot(sim={"funding": base | {"rate_mean": 0.001}}, strategy=TRADING),
+        SyntheticMarket(seconds=300, seed=4),
     )
-    free = run_backtest(bot(sim={"funding": base | {"rate_mean": 0.0}}), SyntheticMarket(seconds=300, seed=4))
+    free = run_backtest(
+        bot(sim={"funding": base | {"rate_mean": 0.0}}, strategy=TRADING),
+        SyntheticMarket(seconds=300, seed=4),
+    )
     assert [f.fill_id for f in paid.fills] == [f.fill_id for f in free.fills]  # skew off: same quotes
     assert free.breakdown.funding == 0
     assert paid.total_pnl - free.total_pnl == paid.breakdown.funding != 0

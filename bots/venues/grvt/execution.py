@@ -516,8 +516,9 @@ class GrvtExchange:
                 body["cursor"] = page
             elif last_ns:
                 body["start_time"] = str(last_ns)
-            path = funding_history_path(self.env)
-            return await self._sdk("funding_payment_history", lambda: client._auth_and_post(path, body))
+            return await self._sdk(  # the path inside the call: `base_url_override` applies there
+                "funding_payment_history", lambda: client._auth_and_post(funding_history_path(self.env), body)
+            )
 
         return new_payments(await every_page("funding_payment_history", fetch_page), symbol, cursor)
 
