@@ -117,6 +117,12 @@ class FundingSync:
         await asyncio.wait([committing], timeout=self.commit_wait_s)
         return self._booked(core)
 
+    async def settle(self, core: BotCore) -> list[Action]:
+        """At a stop: wait for the payments' commit under way, and book them."""
+        if self._committing is not None:
+            await asyncio.wait([self._committing[0]])
+        return self._booked(core)
+
     def _booked(self, core: BotCore) -> list[Action]:
         """The core books the payments whose commit is confirmed; [] while it is under way. A refused
         commit is logged and its payments read again at the next poll (the cursor did not move)."""

@@ -351,6 +351,7 @@ class BotWorker:
                     extra={"fields": {"bot": self.name, "client_order_ids": left}},
                 )
             await asyncio.wait_for(self._sync_fills(wait=True), self._stop_left_s())
+            await asyncio.wait_for(self._settle_funding(), self._stop_left_s())
         except TimeoutError:
             log.warning("last fills not taken before the stop deadline", extra={"fields": {"bot": self.name}})
         finally:
@@ -360,6 +361,11 @@ class BotWorker:
             log.info(
                 "stopped", extra={"fields": {"bot": self.name, "position": str(self.portfolio.position)}}
             )
+
+    async def _settle_funding(self) -> None:
+        """Funding payments whose commit is under way at a stop: booked, so the cash is the ledger's."""
+        if self._funding is not None:
+            await self._perform(await self._funding.settle(self.core))
 
     async def _flatten_orders(self) -> list[str]:
         """Cancel-all and read back the open orders until none rests, within `stop_deadline_s` (a retry

@@ -10,11 +10,19 @@ from decimal import Decimal
 
 import psycopg
 import pytest
+from prometheus_client import CollectorRegistry
 
+from bots.control import WorkerExit
+from bots.core.orders import store_tag
+from bots.engine.portfolio import Portfolio
 from bots.engine.types import Side
 from bots.exchange.base import Fill
+from bots.exchange.factory import make_exchange
+from bots.metrics import BotMetrics
 from bots.store import Ledger
 from bots.store.writer import ControlWork, Lease, StoreWriter
+from bots.worker import BotWorker
+from settings.models import BotSettings
 from tests.integration.conftest import LedgerFactory
 
 pytestmark = pytest.mark.integration
@@ -136,6 +144,76 @@ def test_a_bot_holds_one_postgresql_connection_listen_included(postgres_url: str
 
     try:
         assert asyncio.run(scenario()) == 1
+    finally:
+        ledger.close()
+        with cli.engine.begin() as connection:
+            connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        cli.close()
+
+
+def test_a_worker_on_the_runners_one_postgresql_connection_trades_through_its_store_thread(
+    postgres_url: str,
+) -> None:
+    """As the runner runs a bot: one pooled connection, pinned by the store thread, the store id read
+    through it. Any SQL on the loop would wait for that connection and fail; fills, funding payments
+    and records all reach the ledger through the thread."""
+    schema = f"mmfleet_test_{uuid.uuid4().hex[:16]}"
+    app = f"mmfleet-worker-{uuid.uuid4().hex[:8]}"
+    cli = Ledger(postgres_url, schema=schema)
+    ledger = Ledger(f"{postgres_url}?application_name={app}", schema=schema, max_connections=1)
+    settings = BotSettings.model_validate(
+        {
+            "symbol": SYMBOL,
+            "name": BOT,
+            "sim": {"seed": 8, "speed": 10.0, "trade_intensity_a": 40.0, "trade_decay_k": 300.0,
+                    "funding": {"interval_s": 5, "rate_mean": 0.001, "rate_std": 0}},
+            "strategy": {"spread_pct": 0.0005, "grid_layers": 3, "grid_spacing_pct": 0.0003,
+                         "refresh_interval_s": 0.2},
+            "risk": {"max_loss_usd": 1_000.0, "max_drawdown_pct": 0.5},
+        }
+    )  # fmt: skip
+
+    def connections() -> int:
+        with psycopg.connect(postgres_url) as conn:
+            row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (app,))
+            return int(row.fetchone()[0])  # type: ignore[index]
+
+    async def scenario() -> tuple[BotWorker, int, int]:
+        store = StoreWriter(ledger, BOT)
+        store.start()
+        exchange = await make_exchange(
+            settings, Portfolio(symbol=SYMBOL, starting_balance=settings.paper.starting_balance_usd)
+        )
+        try:
+            metrics = BotMetrics(CollectorRegistry(), BOT, SYMBOL, "sim", settings.strategy.grid_layers)
+            with pytest.raises(ValueError, match="store_id"):
+                BotWorker(settings, exchange, ledger, metrics, store=store)
+            store_id = await store.call(lambda led: led.store_id())
+            worker = BotWorker(settings, exchange, ledger, metrics, store=store, store_id=store_id)
+            run = asyncio.create_task(worker.run())
+            try:
+
+                def traded() -> bool:  # fills, and a funding payment on the position they made
+                    return run.done() or (len(cli.fills(BOT)) >= 3 and bool(cli.funding_payments(BOT)))
+
+                await _until(traded, "fills and a funding payment", timeout_s=60.0)
+                assert not run.done(), "the worker ended"
+                held = connections()
+            finally:
+                worker.request_stop()
+                assert await asyncio.wait_for(run, 30) is WorkerExit.STOPPED
+            return worker, store_id, held
+        finally:
+            await store.close()
+            await exchange.close()
+
+    try:
+        worker, store_id, held = asyncio.run(scenario())
+        assert held == 1
+        assert worker.core.ids.owner.store == store_tag(store_id)
+        assert ledger.restore_portfolio(BOT, SYMBOL, Decimal(0)).position == worker.portfolio.position
+        payments = ledger.funding_payments(BOT)
+        assert payments and worker.portfolio.funding == sum((p.amount for p in payments), Decimal(0))
     finally:
         ledger.close()
         with cli.engine.begin() as connection:
