@@ -73,7 +73,7 @@ check-infra: infra-deps
 	  --verify.receivers=mmfleet-warning severity=warning bot=b 2>/dev/null
 
 # Each benchmark prints a ratio against a baseline measured in the same run and ends with a JSON line.
-BENCHES := engine_latency replay_throughput backtest_throughput gmm_retrain fleet_scale
+BENCHES := engine_latency replay_throughput replay_read backtest_throughput gmm_retrain fleet_scale live_stream
 
 bench: $(STAMP) $(NATIVE_STAMP)
 	@for b in $(BENCHES); do echo "== bench/$$b.py"; $(PY) bench/$$b.py || exit 1; done

@@ -145,9 +145,15 @@ def test_the_stream_serves_only_a_read_that_goes_on_from_the_last_cursor(market:
                 await ex.place_order(
                     OrderRequest(SYMBOL, Side.BUY, price.quantize(TICK), LOT, _coid(), post_only=False)
                 )
+            # a read joins the stream only once the trade-data websocket is live (subscribed): read the
+            # whole history again until one did
+            deadline = time.monotonic() + 30.0
             every, cursor = await ex.fills_since(SYMBOL, None)
+            while not ex.fills_streamed:
+                assert time.monotonic() < deadline, "no history read joined the stream"
+                await asyncio.sleep(0.05)
+                every, cursor = await ex.fills_since(SYMBOL, None)
             assert len(every) >= 3
-            await _until(lambda: ex.fills_streamed, "fills served from the stream")
             history = _requests(market, "fill_history")
             assert await ex.fills_since(SYMBOL, cursor) == ([], cursor)  # goes on: the stream, no call
             assert _requests(market, "fill_history") == history
