@@ -24,6 +24,7 @@ from bots.core.core import BotCore
 from bots.errors import ConfigError, FleetError, Halted
 from bots.store import Ledger
 from bots.store.control import ALL_BOTS, Command, ConfigVersion
+from bots.store.writer import ControlWork, StoreWriter
 from settings.fleet import deep_merge, validation_problems
 from settings.models import BotSettings
 
@@ -32,8 +33,8 @@ __all__ = [
     "WorkerExit",
     "apply_control",
     "merged_settings",
+    "newest_applied_settings",
     "restart_fields",
-    "restore_applied_config",
     "settings_patch",
 ]
 
@@ -56,7 +57,7 @@ class ControlledBot(Protocol):
     """What the control plane needs of a worker (`bots.worker.BotWorker`)."""
 
     name: str
-    ledger: Ledger
+    store: StoreWriter
     started_ns: int
     settings: BotSettings
     core: BotCore
@@ -72,7 +73,7 @@ class ControlledBot(Protocol):
 # Fields that define which bot this is; a hot reload may not change them.
 _IDENTITY = (("symbol",), ("name",), ("exchange", "mode"), ("exchange", "env"))
 # Sections built once at start (the connection, the market process, the instrument's rules).
-_AT_START = ("exchange", "sim", "instrument")
+_AT_START = ("exchange", "sim", "instrument", "store")
 
 
 def merged_settings(current: BotSettings, patch: Mapping[str, Any]) -> BotSettings:
@@ -162,16 +163,15 @@ def settings_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, 
 
 def _apply_version(bot: ControlledBot, version: ConfigVersion) -> str | None:
     """Validate `version` against the running settings and apply it, or reject it; the reason if rejected."""
+    number, name = version.version, bot.name
     try:
-        bot.apply_settings(merged_settings(bot.settings, version.config), str(version.version))
+        bot.apply_settings(merged_settings(bot.settings, version.config), str(number))
     except ConfigError as exc:
-        bot.ledger.ack_config(version.version, bot.name, "rejected", str(exc))
-        log.warning(
-            "config rejected",
-            extra={"fields": {"bot": bot.name, "version": version.version, "reason": str(exc)}},
-        )
-        return str(exc)
-    bot.ledger.ack_config(version.version, bot.name, "applied")
+        reason = str(exc)
+        bot.store.record(lambda ledger: ledger.ack_config(number, name, "rejected", reason), urgent=True)
+        log.warning("config rejected", extra={"fields": {"bot": name, "version": number, "reason": reason}})
+        return reason
+    bot.store.record(lambda ledger: ledger.ack_config(number, name, "applied"), urgent=True)
     return None
 
 
@@ -182,8 +182,9 @@ async def _reload_config(bot: ControlledBot, command: Command) -> str:
     patch = settings_patch(bot.settings.model_dump(mode="json"), fresh.model_dump(mode="json"))
     if not patch:
         return "config reloaded from file: nothing changed"
-    number = bot.ledger.publish_config(patch, [bot.name], author=f"reload_config by {command.author}")
-    reason = _apply_version(bot, bot.ledger.config_version(number))
+    author, name = f"reload_config by {command.author}", bot.name
+    number = await bot.store.call(lambda ledger: ledger.publish_config(patch, [name], author=author))
+    reason = _apply_version(bot, await bot.store.call(lambda ledger: ledger.config_version(number)))
     if reason is not None:
         raise ConfigError(f"config version {number} from the file: {reason}")
     return f"config reloaded from file as version {number}"
@@ -210,37 +211,37 @@ _HANDLERS: dict[str, Callable[[ControlledBot, Command], Awaitable[str]]] = {
 }
 
 
-async def apply_control(bot: ControlledBot) -> None:
-    """Act on every pending command, then on a pending config version."""
-    ledger = bot.ledger
-    for command in ledger.pending_commands(bot.name):
+async def apply_control(bot: ControlledBot, work: ControlWork) -> None:
+    """Act on every pending command the store thread read, then on the pending config version."""
+    for command in work.commands:
         await _obey(bot, command)
-    version = ledger.pending_config(bot.name)
-    if version is not None:
-        _apply_version(bot, version)
+    if work.config is not None:
+        _apply_version(bot, work.config)
 
 
-def restore_applied_config(bot: ControlledBot) -> None:
-    """At start: run with the newest version this bot applied before. One that no longer validates
-    (the file or the code changed since) is acked rejected and the one before it is tried, so a stored
-    config can never keep a bot from starting."""
-    ledger = bot.ledger
-    while (applied := ledger.applied_config(bot.name)) is not None:
+def newest_applied_settings(ledger: Ledger, bot: str, current: BotSettings) -> tuple[BotSettings, str] | None:
+    """At start (on the store thread): the settings of the newest version this bot applied before, to
+    run with again. One that no longer validates (the file or the code changed since) is acked rejected
+    and the one before it is tried, so a stored config can never keep a bot from starting."""
+    while (applied := ledger.applied_config(bot)) is not None:
         try:
-            settings = merged_settings(bot.settings, applied.config)
+            return merged_settings(current, applied.config), str(applied.version)
         except ConfigError as exc:
-            ledger.ack_config(applied.version, bot.name, "rejected", f"no longer valid at start: {exc}")
-            log.warning("stored config no longer valid", extra={"fields": {"bot": bot.name,
+            ledger.ack_config(applied.version, bot, "rejected", f"no longer valid at start: {exc}")
+            log.warning("stored config no longer valid", extra={"fields": {"bot": bot,
                         "version": applied.version}})  # fmt: skip
-            continue
-        bot.apply_settings(settings, str(applied.version))
-        return
+    return None
+
+
+def _ack(bot: ControlledBot, command: Command, outcome: str, *, ok: bool) -> None:
+    """Queued: committed by the store thread in order, before anything the bot writes later."""
+    number, name = command.id, bot.name
+    bot.store.record(lambda ledger: ledger.ack_command(number, outcome, bot=name, ok=ok), urgent=True)
 
 
 async def _obey(bot: ControlledBot, command: Command) -> None:
-    ledger = bot.ledger
     if command.bot == ALL_BOTS and command.created_at_ns < bot.started_ns:
-        ledger.ack_command(command.id, "skipped: issued before this worker started", bot=bot.name)
+        _ack(bot, command, "skipped: issued before this worker started", ok=True)
         return
     try:
         outcome, ok = await _HANDLERS[command.command](bot, command), True
@@ -253,9 +254,9 @@ async def _obey(bot: ControlledBot, command: Command) -> None:
     except Exception as exc:
         # A bug: acked first, so that a restarted bot does not run the same command into the same
         # bug again (one broadcast must not crash-loop a whole fleet), then the crash (exit 1).
-        ledger.ack_command(command.id, f"failed: {type(exc).__name__}", bot=bot.name, ok=False)
+        _ack(bot, command, f"failed: {type(exc).__name__}", ok=False)
         raise
-    ledger.ack_command(command.id, outcome, bot=bot.name, ok=ok)
+    _ack(bot, command, outcome, ok=ok)
     log.info(
         "command",
         extra={"fields": {"bot": bot.name, "command": command.command, "author": command.author,

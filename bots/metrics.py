@@ -176,6 +176,18 @@ class BotMetrics:
         self.fills = {side: fills.labels(*base, side.value) for side in Side}
         self.fill_volume_usd = counter("fill_volume_usd", "Filled notional, USD.").labels(*base)
         self.maker_rebate_usd = counter("maker_rebate_usd", "Maker rebates received, USD.").labels(*base)
+        self.store_queue_writes = gauge(
+            "store_queue_writes", "Writes waiting for the bot's store thread (fills, records, acks)."
+        ).labels(*base)
+        self.store_unconfirmed_fills = gauge(
+            "store_unconfirmed_fills", "Fills handed to the store thread, not committed yet (not applied)."
+        ).labels(*base)
+        self.store_records_dropped = counter(
+            "store_records_dropped_total", "Market records dropped while the store queue was full."
+        ).labels(*base)
+        self.store_halted = gauge(
+            "store_halted", "1 while quoting is halted because fills wait for the ledger past the bound."
+        ).labels(*base)
         self.funding_paid_usd = counter(
             "funding_paid_usd", "Funding paid on the position, USD (longs pay shorts at a positive rate)."
         ).labels(*base)
@@ -268,6 +280,11 @@ class BotMetrics:
     def set_state(self, state: TradingState) -> None:
         for value, child in self._state_children.items():
             child.set(1.0 if value is state else 0.0)
+
+    def watch_store(self, depth: Callable[[], int], unconfirmed_fills: Callable[[], int]) -> None:
+        """The store thread's backlog, read at scrape time."""
+        self.store_queue_writes.set_function(depth)
+        self.store_unconfirmed_fills.set_function(unconfirmed_fills)
 
     def set_config_version(self, version: str) -> None:
         self._config_info.clear()

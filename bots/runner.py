@@ -24,6 +24,7 @@ from bots.http import start_http
 from bots.metrics import BotMetrics
 from bots.retry import Backoff, retrying
 from bots.store import Ledger
+from bots.store.writer import Lease, StoreWriter
 from bots.worker import BotWorker
 from ml.live_regime import LiveRegime
 from settings import FleetSettings, bot_settings, load_fleet
@@ -35,6 +36,7 @@ __all__ = ["BotProcess", "account_key", "run_bot"]
 log = logging.getLogger("mmfleet.runner")
 
 _HEARTBEAT_S = 5.0
+_STORE_CLOSE_S = 10.0  # the last writes' commit at exit (within the supervisor's stop margin)
 _CONNECT_BACKOFF = Backoff(attempts=8, base_s=0.5, max_s=15.0)  # about a minute of a failing exchange
 
 
@@ -86,7 +88,9 @@ def run_bot(process: BotProcess) -> int:
     StoreError (exit 3) when the ledger cannot be opened.
     """
     fleet, settings, port = _load(process)
-    ledger = Ledger(fleet.ledger_url())
+    ledger = Ledger(
+        fleet.ledger_url(), max_connections=1
+    )  # PostgreSQL: one connection per bot, LISTEN included
     account = account_key(settings)
     if not ledger.acquire_lock(account, settings.symbol):
         holder = ledger.lock_holder(account, settings.symbol)
@@ -129,17 +133,35 @@ async def _serve(process: BotProcess, settings: BotSettings, ledger: Ledger, acc
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop, signal_exit_code(sig))
-    # Another worker holds the lock now: a restart here would be refused the same way.
-    heartbeat = asyncio.create_task(_heartbeat(ledger, account, settings.symbol, lease_lost))
+    # The store thread heartbeats the lease (a busy loop cannot starve it); another worker holding it
+    # now stops us: a restart here would be refused the same way.
+    store = StoreWriter(
+        ledger,
+        settings.name,
+        queue_limit=settings.store.queue_limit,
+        lease=Lease(account, settings.symbol, _HEARTBEAT_S),
+        on_lease_lost=lease_lost,
+    )
+    store.start()
+    store_id = await store.call(lambda ledger: ledger.store_id())  # never on the loop: the thread pins it
     log.info("serving metrics", extra={"fields": {"bot": settings.name, "port": port}})
     try:
         while not stopping.is_set():
             reload: Callable[[], BotSettings] = lambda: _load(process)[1]  # noqa: E731
             exchange, settings = await retrying(
-                partial(_connect, settings, ledger), policy=_CONNECT_BACKOFF, on_error=_connect_failed
+                partial(_connect, settings, store), policy=_CONNECT_BACKOFF, on_error=_connect_failed
             )
             regime = LiveRegime(settings.ml.model_dir, settings.ml.max_model_age_s)
-            worker = BotWorker(settings, exchange, ledger, metrics, reload_settings=reload, regime=regime)
+            worker = BotWorker(
+                settings,
+                exchange,
+                ledger,
+                metrics,
+                reload_settings=reload,
+                regime=regime,
+                store=store,
+                store_id=store_id,
+            )
             current[:] = [worker]
             try:
                 outcome = await worker.run()
@@ -153,17 +175,18 @@ async def _serve(process: BotProcess, settings: BotSettings, ledger: Ledger, acc
             log.info("restarting", extra={"fields": {"bot": settings.name}})
         return stopped_as[0] if stopped_as else ExitCode.TERMINATED
     finally:
-        heartbeat.cancel()
+        await store.close(_STORE_CLOSE_S)
         await runner.cleanup()
 
 
-async def _connect(settings: BotSettings, ledger: Ledger) -> tuple[Exchange, BotSettings]:
+async def _connect(settings: BotSettings, store: StoreWriter) -> tuple[Exchange, BotSettings]:
     """The bot's exchange and, in live mode, its settings with the tick, lot and minimum size the
     exchange gives today."""
+    name, symbol, balance = settings.name, settings.symbol, settings.paper.starting_balance_usd
     exchange = await make_exchange(
         settings,
-        ledger.restore_portfolio(settings.name, settings.symbol, settings.paper.starting_balance_usd),
-        _last_mid(ledger, settings.symbol),
+        await store.call(lambda ledger: ledger.restore_portfolio(name, symbol, balance)),
+        await store.call(partial(_last_mid, symbol=symbol)),
     )
     if settings.exchange.mode != "live":
         return exchange, settings
@@ -184,13 +207,3 @@ def _connect_failed(exc: TransientExchangeError) -> None:
 def _last_mid(ledger: Ledger, symbol: str) -> float | None:
     row = ledger.last_features(symbol, since_ts_ns=time.time_ns() - 3600 * 1_000_000_000)
     return row.values.get("mid") if row is not None else None
-
-
-async def _heartbeat(ledger: Ledger, account: str, symbol: str, lost: Callable[[], None]) -> None:
-    """Keep the lease alive; if another worker took it, stop trading at once."""
-    while True:
-        await asyncio.sleep(_HEARTBEAT_S)
-        if not ledger.heartbeat_lock(account, symbol):
-            log.error("lost the worker lock: stopping", extra={"fields": {"symbol": symbol}})
-            lost()
-            return

@@ -10,7 +10,12 @@ Where the exchange streams what becomes of our orders (live: `Capabilities.order
 producer enqueues it too: an order's final state as itself, a fill notice as a decision on the newest
 book (which takes the fills first: the position changed, the quotes must follow).
 
-Fills are committed to the ledger before the core hears of them (a crash loses none).
+Fills (and funding payments) are committed to the ledger before the core hears of them (a crash loses
+none), but not on this loop: the bot's store thread (`bots.store.writer`) owns its database
+connection, commits fills, records and acks in batches, keeps the lease alive and reads the control
+plane; the loop hands fills over and applies them when the commit is confirmed. Past
+`store.max_unconfirmed_fills` waiting for a stalled database, the bot halts quoting and cancels its
+orders, and resumes by itself once they are committed.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from functools import partial
 from pathlib import Path
 from typing import Protocol, TypeVar, cast
 
-from bots.control import WorkerExit, apply_control, restart_fields, restore_applied_config
+from bots.control import WorkerExit, apply_control, newest_applied_settings, restart_fields
 from bots.core.actions import (
     Action,
     Cancel,
@@ -62,20 +67,23 @@ from bots.funding_sync import FundingSync
 from bots.metrics import BotMetrics
 from bots.retry import Backoff, error_kind, retrying
 from bots.store import FeatureRow, Ledger
+from bots.store.handover import FillHandover
+from bots.store.records import BotRecords
+from bots.store.startup import ENABLED_KEY, RISK_KEY, StoredBot, load_bot
+from bots.store.writer import ControlWork, StoreWriter
 from settings.models import BotSettings, PaperSettings
 
-__all__ = ["BotWorker", "RegimeSource", "WorkerExit"]
+__all__ = ["ENABLED_KEY", "RISK_KEY", "BotWorker", "RegimeSource", "WorkerExit"]
 
 log = logging.getLogger("mmfleet.worker")
 T = TypeVar("T")
 
 _NS_PER_S = 1_000_000_000
-ENABLED_KEY = "trading_enabled"
-RISK_KEY = "risk_state"
-_CONTROL_INTERVAL_S = 0.25
 _STOP_GRACE_S = 10.0  # a stop lets the decision under way finish its calls this long
+# A decision waits this long for the commit of the fills it just handed over (a commit takes
+# milliseconds), so it sees the position they make; a stalled database does not hold it longer.
+_FILL_COMMIT_WAIT_S = 0.05
 SEED_WINDOW_NS = 3600 * _NS_PER_S  # an hour of recorded history warms the indicators up
-_SEED_TICKS = 5_000
 _CREDENTIALS_REFUSED = frozenset({RejectReason.UNAUTHORIZED, RejectReason.BAD_SIGNATURE})
 _HALT_AFTER_REFUSALS = 5
 _REFUSAL_BACKOFF = Backoff(base_s=0.5, max_s=10.0)
@@ -110,6 +118,7 @@ _BOOK = _Event("book")
 _TIMER = _Event("timer")
 _CONTROL = _Event("control")
 _FILLS = _Event("fills")  # the exchange has new fills for us (a notice on its private stream)
+_COMMITTED = _Event("committed")  # the store thread confirmed a batch of fills
 _STOP = _Event("stop")  # wakes an idle consumer at shutdown
 
 
@@ -140,10 +149,18 @@ class BotWorker:
         backoff: Backoff | None = None,
         reload_settings: Callable[[], BotSettings] | None = None,
         regime: RegimeSource | None = None,
+        store: StoreWriter | None = None,
+        store_id: int | None = None,
     ) -> None:
         self.settings = settings
         self.exchange = exchange
-        self.ledger = ledger
+        self.ledger = ledger  # for the store thread only: nothing here touches it on the loop
+        self._own_store = store is None  # a worker run alone (tests) starts and closes its own
+        self.store = store or StoreWriter(ledger, settings.name, queue_limit=settings.store.queue_limit)
+        self._fills = FillHandover(self.store, lambda: self._enqueue(_COMMITTED))
+        self._records = BotRecords(self.store, settings.name, settings.symbol)
+        self._control_work: list[ControlWork] = []
+        self._store_halted = False  # quoting halted: fills wait for a stalled database
         self.metrics = metrics
         self.backoff = backoff or Backoff()
         self.reload_settings = reload_settings
@@ -152,7 +169,12 @@ class BotWorker:
         self.symbol = settings.symbol
         self.config_version = "file"
         self.started_ns = time.time_ns()
-        self.store_id = ledger.store_id()  # carried by our client order ids: see `_check_other_stores`
+        # carried by our client order ids (see `_check_other_stores`); a shared store thread pins the one
+        # connection, so its owner reads the id through it first; a worker's own store thread has not
+        # started yet, so the ledger is free here
+        if store_id is None and store is not None:
+            raise ValueError("a worker on a shared store thread needs its store_id read through it")
+        self.store_id = store_id if store_id is not None else ledger.store_id()
         self.core = self._new_core(
             Portfolio(symbol=self.symbol, starting_balance=settings.paper.starting_balance_usd)
         )
@@ -218,23 +240,40 @@ class BotWorker:
 
     async def start(self) -> None:
         """Rebuild state from the ledger, reconcile with the exchange, seed the indicators."""
-        ledger, name = self.ledger, self.name
-        portfolio = ledger.restore_portfolio(name, self.symbol, self.settings.paper.starting_balance_usd)
-        self._cursor = ledger.fill_cursor(name)
-        peak = ledger.peak_equity(name)
+        if self._own_store and not self.store.running:
+            self.store.start()
+        name = self.name
+        stored = await self.store.call(
+            partial(
+                load_bot,
+                bot=name,
+                symbol=self.symbol,
+                starting_balance=self.settings.paper.starting_balance_usd,
+                features_since_ns=time.time_ns() - SEED_WINDOW_NS,
+            )
+        )
+        portfolio, peak = stored.portfolio, stored.peak_equity
+        self._cursor = stored.cursor
         self.core = self._new_core(
             portfolio,
             previous=self.core,
-            enabled=bool(ledger.get_state(name, ENABLED_KEY, True)),
+            enabled=bool(stored.enabled),
             peak_equity=float(peak if peak is not None else portfolio.cash),
         )
-        self.core.restore_halts(*_stored_halts(ledger.get_state(name, RISK_KEY, {})))
-        restore_applied_config(self)  # a rollout or reload applied before this restart still holds
-        self._funding = FundingSync.of(name, self.symbol, self.exchange, ledger, self.metrics)
+        self.core.restore_halts(*_stored_halts(stored.risk))
+        # a rollout or reload applied before this restart still holds
+        applied = await self.store.call(partial(newest_applied_settings, bot=name, current=self.settings))
+        if applied is not None:
+            self.apply_settings(*applied)
+        self._funding = FundingSync.of(
+            name, self.symbol, self.exchange, self.store, self.metrics, stored.funding_cursor
+        )
         self.metrics.funding_pnl_usd.set(float(portfolio.funding))
+        self.metrics.watch_store(lambda: self.store.depth, lambda: self._fills.unconfirmed)
+        self.store.watch(self._on_control_work)
         await self._sync_fills()
         await self._reconcile(starting=True)  # orders of a previous life, fills missed while down
-        self._seed_indicators()
+        self._seed_indicators(stored)
         self.metrics.set_config_version(self.config_version)
         self.metrics.max_position_usd.set(self.settings.risk.max_position_usd)
         log.info(
@@ -255,12 +294,16 @@ class BotWorker:
 
     async def run(self) -> WorkerExit:
         """Trade until stopped; always leaves no order of ours resting."""
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            if self._own_store:
+                await self.store.close()
+            raise
         producers = [
             asyncio.create_task(self._books(), name="books"),
             asyncio.create_task(self._trades(), name="trades"),
             asyncio.create_task(self._every(_TIMER, self.settings.strategy.refresh_interval_s), name="timer"),
-            asyncio.create_task(self._every(_CONTROL, _CONTROL_INTERVAL_S), name="control"),
         ]
         if self.exchange.capabilities.order_events:
             producers.append(asyncio.create_task(self._order_events(), name="order-events"))
@@ -285,7 +328,11 @@ class BotWorker:
             except Exception:
                 pass
             await asyncio.gather(*producers, stopper, consumer, return_exceptions=True)
-            await self.shutdown()
+            try:
+                await self.shutdown()
+            finally:
+                if self._own_store:
+                    await self.store.close()
         return self._exit
 
     async def shutdown(self) -> None:
@@ -303,16 +350,22 @@ class BotWorker:
                     "stopped with orders resting: the exchange did not confirm their cancel in time",
                     extra={"fields": {"bot": self.name, "client_order_ids": left}},
                 )
-            await asyncio.wait_for(self._sync_fills(), self._stop_left_s())
+            await asyncio.wait_for(self._sync_fills(wait=True), self._stop_left_s())
+            await asyncio.wait_for(self._settle_funding(), self._stop_left_s())
         except TimeoutError:
             log.warning("last fills not taken before the stop deadline", extra={"fields": {"bot": self.name}})
         finally:
-            self._flush_orders()
-            self.ledger.snapshot_position(self.name, self.portfolio, mark=self.core.mark())
+            self._records.orders(self.core.orders.take_log())
+            self._records.position(self.portfolio, self.core.mark(), time.time_ns())
             self._publish_orders()
             log.info(
                 "stopped", extra={"fields": {"bot": self.name, "position": str(self.portfolio.position)}}
             )
+
+    async def _settle_funding(self) -> None:
+        """Funding payments whose commit is under way at a stop: booked, so the cash is the ledger's."""
+        if self._funding is not None:
+            await self._perform(await self._funding.settle(self.core))
 
     async def _flatten_orders(self) -> list[str]:
         """Cancel-all and read back the open orders until none rests, within `stop_deadline_s` (a retry
@@ -415,7 +468,7 @@ class BotWorker:
         """Flatten at once (a stop-and-close): for each attempt, the fills synced first, then a fresh
         book as an event: the core answers it with a reduce-only order sized from what it knows."""
         for _ in range(self.core.config.close_attempts + 1):
-            await self._sync_fills()
+            await self._sync_fills(wait=True)
             if not self.core.close_requested:
                 return
             book = await self._call(partial(self.exchange.book, self.symbol))
@@ -424,12 +477,14 @@ class BotWorker:
             await self._perform(self.core.on_book(book, time.time_ns()))
 
     async def quiescent(self) -> None:
-        """Return once every queued event is handled (the newest received book included) and no
-        exchange call is under way: the bot is at rest until the next event."""
+        """Return once every queued event is handled (the newest received book included), no
+        exchange call is under way and every fill handed to the store is committed and applied: the
+        bot is at rest until the next event."""
         while True:
             await self._idle.wait()
+            await self._fills.answered()
             await asyncio.sleep(0)
-            if self._idle.is_set() and self._queue.empty():
+            if self._idle.is_set() and self._queue.empty() and not self._fills.waiting:
                 return
 
     # ----- producers: they only enqueue -------------------------------------------------------------
@@ -494,14 +549,25 @@ class BotWorker:
                 await self._on_timer()
             elif event is _FILLS:
                 await self._sync_fills()
+            elif event is _COMMITTED:
+                if self._apply_committed():
+                    await self._on_book()  # fills confirmed late (a slow commit): requote with them
             else:
-                await apply_control(self)
+                while self._control_work:
+                    await apply_control(self, self._control_work.pop(0))
+
+    def _on_control_work(self, work: ControlWork) -> None:
+        """The store thread read commands or a config version for us: obeyed between two decisions."""
+        self._control_work.append(work)
+        self._enqueue(_CONTROL)
 
     async def _on_book(self) -> None:
         update = self.last_book
         if update is None:
             return
         await self._sync_fills()
+        if self._store_halted:
+            return
         started = time.perf_counter()
         actions = self.core.on_book(update, self._received_ns)
         self.metrics.tick_to_quote_seconds.observe(time.perf_counter() - started)
@@ -534,6 +600,8 @@ class BotWorker:
             if adopted is not None:
                 self.metrics.set_model_version(str(adopted))
         await self._sync_fills()
+        if self._store_halted:
+            return
         if self._funding is not None:
             await self._perform(await self._funding.sync(self.core, self._call, time.monotonic()))
         decided = self.core.decided_ns
@@ -576,25 +644,16 @@ class BotWorker:
             elif isinstance(action, RecordMarket):
                 self._record_market(action)
             elif isinstance(action, RecordOrders):
-                self.ledger.record_orders(self.name, list(action.updates))
+                self._records.orders(action.updates)
             elif isinstance(action, RecordMarkouts):
-                self.ledger.record_markouts(action.markouts)
+                self._records.markouts(action.markouts)
                 self.metrics.observe_markouts(action.markouts)
-            elif isinstance(action, RecordRisk):
-                state = {
-                    "breaker_tripped": action.breaker_tripped,
-                    "drawdown_tripped": action.drawdown_tripped,
-                    "other_store": action.other_store,
-                }
-                self.ledger.set_state(self.name, RISK_KEY, state)
-            elif isinstance(action, RecordPeak):
-                self.ledger.reset_peak_equity(self.name, action.peak_equity_usd)
-            elif isinstance(action, RecordEnabled):
-                self.ledger.set_state(self.name, ENABLED_KEY, action.enabled)
+            elif isinstance(action, RecordRisk | RecordEnabled | RecordPeak):
+                self._records.state(action)
             elif isinstance(action, RecordFunding):  # committed before the core booked it
                 self.metrics.publish_funding(float(action.payment.amount), float(action.funding_usd))
-        if took_liquidity:
-            await self._sync_fills()  # the position must include what a close took before the next decision
+        if took_liquidity:  # the position must include what a close took before the next decision
+            await self._sync_fills(wait=True)
         return cancelled
 
     async def _credentials_refused(self, reason: str) -> None:
@@ -659,21 +718,59 @@ class BotWorker:
 
     # ----- fills and exchange calls ---------------------------------------------------------------
 
-    async def _sync_fills(self) -> None:
-        """New fills: into the ledger (committed) first, then into the core and the metrics."""
+    async def _sync_fills(self, *, wait: bool = False) -> None:
+        """New fills handed to the store thread; with `wait`, every handed fill is committed and applied
+        on return (a close, a reconciliation and a stop need the position they make)."""
         result = await self._call(lambda: self.exchange.fills_since(self.symbol, self._cursor))
         if result is not None:
-            self._book_fills(*result)
+            await self._book_fills(*result)
+        if wait:
+            await self._settle_fills()
+        elif self._fills.waiting:
+            await self._fills.answered(_FILL_COMMIT_WAIT_S)
+            self._apply_committed()
 
-    def _book_fills(self, fills: Sequence[Fill], cursor: str | None) -> None:
-        """Each fill committed before it counts; the cursor advances only after the whole batch, so a
-        crash in between re-reads the batch and the ledger's idempotency drops what it already has."""
-        for fill in fills:
-            if self.ledger.record_fill(self.name, fill):
-                self._apply_fill(fill)
-        if cursor is not None and cursor != self._cursor:
+    async def _settle_fills(self) -> None:
+        for fill in await self._fills.settle():
+            self._apply_fill(fill)
+        self._resume_if_settled()
+
+    async def _book_fills(self, fills: Sequence[Fill], cursor: str | None) -> None:
+        """Fills and the cursor after them go to the store thread in one transaction; each counts when
+        its commit is confirmed (`_apply_committed`). The stored cursor moves only with the commit, so a
+        crash before it re-reads the batch and the ledger's idempotency drops what it already has."""
+        if not fills and (cursor is None or cursor == self._cursor):
+            return
+        if cursor is not None:
             self._cursor = cursor
-            self.ledger.set_fill_cursor(self.name, cursor)
+        self._fills.hand(fills, cursor)
+        if self._fills.unconfirmed > self.settings.store.max_unconfirmed_fills and not self._store_halted:
+            await self._halt_for_store()
+
+    def _apply_committed(self) -> bool:
+        """Apply the fills whose commit is confirmed; whether there were any."""
+        fills = self._fills.committed()
+        for fill in fills:
+            self._apply_fill(fill)
+        self._resume_if_settled()
+        return bool(fills)
+
+    async def _halt_for_store(self) -> None:
+        """Fills wait for a stalled database past the bound: no quoting (every order cancelled) until
+        the store thread has committed them all."""
+        self._store_halted = True
+        self.metrics.store_halted.set(1)
+        log.error(
+            "halted: fills wait for the ledger; quoting resumes once they are committed",
+            extra={"fields": {"bot": self.name, "unconfirmed_fills": self._fills.unconfirmed}},
+        )
+        await self._perform([CancelAll()])
+
+    def _resume_if_settled(self) -> None:
+        if self._store_halted and not self._fills.unconfirmed:
+            self._store_halted = False
+            self.metrics.store_halted.set(0)
+            log.warning("resumed: every waiting fill is committed", extra={"fields": {"bot": self.name}})
 
     def _apply_fill(self, fill: Fill) -> None:
         self.core.on_fill(fill)
@@ -700,7 +797,8 @@ class BotWorker:
         if report is None:
             return
         self._check_other_stores(report.open_orders)
-        self._book_fills(report.fills, report.cursor)
+        await self._book_fills(report.fills, report.cursor)
+        await self._settle_fills()  # the position below must include them
         for coid in report.missing_client_order_ids:
             self.core.on_order_gone(coid)
         for order in report.unknown_orders:
@@ -708,7 +806,7 @@ class BotWorker:
             if self.core.ids.is_ours(coid) and coid not in report.cancelled_unknown:
                 await self._call(partial(self.exchange.cancel_order, self.symbol, coid))
         adjustment = report.adjustment_fill(self.portfolio.position, fill_id_prefix=f"reconcile-{self.name}")
-        if adjustment is not None and self.ledger.record_fill(self.name, adjustment):
+        if adjustment is not None and await self.store.commit_fills([adjustment], None):
             log.warning(
                 "position adjusted to the exchange's",
                 extra={
@@ -744,43 +842,34 @@ class BotWorker:
             return f"market data {age_s:.1f}s old"
         if self._errors_in_a_row:
             return f"exchange failing ({self._errors_in_a_row} calls in a row)"
+        if self._store_halted:
+            return f"halted: {self._fills.unconfirmed} fills wait for the ledger"
         return None
 
     # ----- records and metrics ---------------------------------------------------------------------
 
-    def _flush_orders(self) -> None:
-        """Order states go to the ledger in one transaction per record: they are history, not money
-        (fills are written one by one, durably, before they count)."""
-        self.ledger.record_orders(self.name, list(self.core.orders.take_log()))
-
     def _record_market(self, record: RecordMarket) -> None:
-        """Equity (the ledger keeps the peak), position snapshot, market features; the features feed
-        the regime model, whose probabilities return to the core."""
-        peak = self.ledger.record_equity(self.name, self.symbol, record.equity_usd, ts_ns=record.ts_ns)
-        self.core.observe_peak(float(peak))
-        self.ledger.snapshot_position(self.name, self.portfolio, mark=record.mark, ts_ns=record.ts_ns)
-        if record.features is None:
+        """Equity, position and features to the store thread (the core keeps the same peak the ledger
+        does); the features feed the regime model, whose probabilities return to the core."""
+        self.core.observe_peak(float(record.equity_usd))
+        self.metrics.store_records_dropped.inc(self._records.market(record, self.portfolio))
+        if record.features is None or self.regime is None or not self.settings.ml.regime_enabled:
             return
-        row = FeatureRow(self.name, self.symbol, record.book_ts_ns, record.features)
-        self.ledger.record_features(self.name, self.symbol, record.book_ts_ns, record.features)
-        if self.regime is None or not self.settings.ml.regime_enabled:
-            return
-        self.regime.observe(row)
+        self.regime.observe(FeatureRow(self.name, self.symbol, record.book_ts_ns, record.features))
         now_s = time.time()
         self.core.on_regime(self.regime.probabilities(now_s))
         self.metrics.publish_regime(self.core.probabilities, loaded=self.regime.loaded(now_s))
 
-    def _seed_indicators(self) -> None:
+    def _seed_indicators(self, stored: StoredBot) -> None:
         """No warm-up wait: the last hour of recorded mids of the symbol (any bot) into the engine's
         indicators, this bot's own rows into the regime features."""
-        since = time.time_ns() - SEED_WINDOW_NS
-        rows = self.ledger.features(self.symbol, since_ts_ns=since)[-_SEED_TICKS:]
+        rows = stored.symbol_features
         for row in rows:
             mid = row.values.get("mid")
             if mid is not None and mid > 0:
                 self.core.seed(mid, row.ts_ns)
         if self.regime is not None:
-            self.regime.seed(self.ledger.features(self.symbol, since_ts_ns=since, bot=self.name))
+            self.regime.seed(stored.own_features)
         if rows:
             log.info("indicators seeded", extra={"fields": {"bot": self.name, "ticks": len(rows)}})
 

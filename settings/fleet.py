@@ -42,6 +42,7 @@ from settings.models import (
     RiskSettings,
     SafePath,
     SimSettings,
+    StoreSettings,
     StrategySettings,
     check_position_holds_an_order,
 )
@@ -77,6 +78,7 @@ class BotDefaults(Frozen):
     paper: PaperSettings = Field(default_factory=PaperSettings)
     sim: SimSettings = Field(default_factory=SimSettings)
     ml: MLSettings = Field(default_factory=MLSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
 
     @model_validator(mode="after")
     def _position_holds_an_order(self) -> BotDefaults:

@@ -51,6 +51,7 @@ __all__ = [
     "RiskSettings",
     "SimFundingSettings",
     "SimSettings",
+    "StoreSettings",
     "StrategySettings",
     "TunerSettings",
     "check_position_holds_an_order",
@@ -677,6 +678,29 @@ class MLSettings(Frozen):
     tuner: TunerSettings = Field(default_factory=TunerSettings)
 
 
+class StoreSettings(Frozen):
+    """The bot's store thread (`bots.store.writer`): how much may wait for the database."""
+
+    queue_limit: int = Field(
+        default=10_000,
+        ge=10,
+        le=1_000_000,
+        description=(
+            "Writes that may wait for the store thread; past it, market records (equity, position"
+            " snapshots, features) are dropped and counted. Fills, order states and acks are never dropped."
+        ),
+    )
+    max_unconfirmed_fills: int = Field(
+        default=100,
+        ge=1,
+        le=100_000,
+        description=(
+            "Fills handed to the store and not yet committed; past it the bot halts quoting and cancels"
+            " its orders, and resumes by itself once every waiting fill is committed."
+        ),
+    )
+
+
 def check_position_holds_an_order(risk: RiskSettings, strategy: StrategySettings) -> None:
     """The position limit must leave room for at least one order (fleet defaults and every bot)."""
     if risk.max_position_usd < strategy.order_size_usd:
@@ -707,6 +731,7 @@ class BotSettings(Frozen):
     paper: PaperSettings = Field(default_factory=PaperSettings)
     sim: SimSettings = Field(default_factory=SimSettings)
     ml: MLSettings = Field(default_factory=MLSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
 
     @field_validator("name")
     @classmethod

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, Row, select
 
-from bots.store.control import ALL_BOTS
+from bots.store.control import ALL_BOTS, notify_control
 from bots.store.db import LedgerBase
 from bots.store.schema import alerts, commands
 
@@ -125,10 +125,11 @@ class AlertLog(LedgerBase):
             "command_id": None,
         }
         keys = ("fingerprint", "starts_at_ns", "status")
-        with self._engine.begin() as connection:
+        with self._begin() as connection:
             written = self._insert_ignore(connection, alerts, values, keys)
             if written and halt is not None:
                 command_id = self._queue_stop(connection, halt, str(author), payload, now)
+                notify_control(connection, self.backend)  # a halt: the bots hear of it at once
                 connection.execute(alerts.update().where(*self._key(notice)).values(command_id=command_id))
             row = connection.execute(select(alerts).where(*self._key(notice))).one()
         return _record(row), written
@@ -143,7 +144,7 @@ class AlertLog(LedgerBase):
             query = query.where(alerts.c.bot == bot)
         if status is not None:
             query = query.where(alerts.c.status == status)
-        with self._engine.begin() as connection:
+        with self._begin() as connection:
             return [_record(row) for row in connection.execute(query)]
 
     @staticmethod

@@ -22,7 +22,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Column, Connection, Label, Row, Select, Table, Text, and_, cast, or_, select
+from sqlalchemy import (
+    Column,
+    Connection,
+    Label,
+    Row,
+    Select,
+    Table,
+    Text,
+    and_,
+    cast,
+    func,
+    or_,
+    select,
+    text,
+)
 
 from bots.safe_json import decode_json, decode_json_object, describe_kind
 from bots.store.db import LedgerBase
@@ -30,15 +44,18 @@ from bots.store.schema import COMMANDS, command_acks, commands, config_acks, con
 
 __all__ = [
     "ALL_BOTS",
+    "CONTROL_CHANNEL",
     "Command",
     "CommandAck",
     "ConfigAck",
     "ConfigVersion",
     "ControlPlane",
     "default_author",
+    "notify_control",
 ]
 
 ALL_BOTS = "*"
+CONTROL_CHANNEL = "mmfleet_control"  # PostgreSQL NOTIFY channel: a command or a config version was added
 AckStatus = Literal["applied", "rejected"]
 MAX_PAYLOAD_BYTES = 64 * 1024  # a command payload is a few keys
 MAX_CONFIG_BYTES = 1024 * 1024  # a whole bot config as JSON is a few kilobytes
@@ -104,6 +121,13 @@ class ConfigAck:
     status: str
     reason: str | None
     at_ns: int
+
+
+def notify_control(connection: Connection, backend: str) -> None:
+    """Wake the listening bots after a write to `commands` or `config_versions` (PostgreSQL: delivered
+    when the transaction commits); SQLite bots notice the write through `PRAGMA data_version`."""
+    if backend == "postgresql":
+        connection.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CONTROL_CHANNEL})
 
 
 def _new_id(key: Any) -> int:
@@ -225,9 +249,24 @@ class ControlPlane(LedgerBase):
             "expires_at_ns": None if ttl_s is None else now + round(ttl_s * 1e9),
             "status": "pending",
         }
-        with self._engine.begin() as connection:
+        with self._begin() as connection:
             inserted = connection.execute(commands.insert().values(**values))
+            self._notify(connection)
             return _new_id(inserted.inserted_primary_key)
+
+    def control_mark(self) -> tuple[int, int]:
+        """(newest command id, newest config version): it changes exactly when there may be something
+        new to obey, and costs two index lookups, so a bot checks it instead of its pending queries."""
+        query = select(
+            select(func.max(commands.c.id)).scalar_subquery(),
+            select(func.max(config_versions.c.version)).scalar_subquery(),
+        )
+        with self._begin() as connection:
+            row = connection.execute(query).one()
+        return int(row[0] or 0), int(row[1] or 0)
+
+    def _notify(self, connection: Connection) -> None:
+        notify_control(connection, self.backend)
 
     def pending_commands(self, bot: str) -> list[Command]:
         """Commands `bot` has yet to act on, oldest first: its own pending ones and unacked broadcasts.
@@ -251,7 +290,7 @@ class ControlPlane(LedgerBase):
             )
             .order_by(commands.c.id)
         )
-        with self._engine.begin() as connection:
+        with self._begin() as connection:
             rows = [_read_command(row) for row in connection.execute(query)]
         sound = []
         for command, problem in rows:
@@ -266,7 +305,7 @@ class ControlPlane(LedgerBase):
         the first answer."""
         status = "done" if ok else "failed"
         now = self._now()
-        with self._engine.begin() as connection:
+        with self._begin() as connection:
             query = select(commands.c.bot).where(commands.c.id == command_id)
             row = connection.execute(query).one_or_none()
             if row is None:
@@ -289,7 +328,7 @@ class ControlPlane(LedgerBase):
 
     def command(self, command_id: int) -> Command:
         """One command by id (KeyError when unknown); an unreadable payload reads as {}."""
-        with self._engine.begin() as connection:
+        with self._begin() as connection:
             row = connection.execute(_commands_query().where(commands.c.id == command_id)).one_or_none()
         if row is None:
             raise KeyError(f"no command {command_id}")
@@ -298,7 +337,7 @@ class ControlPlane(LedgerBase):
     def recent_commands(self, limit: int = 50) -> list[Command]:
         """The latest commands, newest first: the audit view."""
         query = _commands_query().order_by(commands.c.id.desc()).limit(limit)
-        with self._engine.begin() as connection:
+        with self._begin() as connection:
             return [_read_command(row)[0] for row in connection.execute(query)]
 
     def command_acks(self, command_id: int) -> list[CommandAck]:
@@ -308,7 +347,7 @@ class ControlPlane(LedgerBase):
             .where(command_acks.c.command_id == command_id)
             .order_by(command_acks.c.acked_at_ns, command_acks.c.bot)
         )
-        with self._engine.begin() as connection:
+        with self._begin() as connection:
             return [
                 CommandAck(row.command_id, row.bot, row.status, row.outcome, row.acked_at_ns)
                 for row in connection.execute(query)
@@ -329,14 +368,15 @@ class ControlPlane(LedgerBase):
             "author": author or default_author(),
             "created_at_ns": self._now(),
         }
-        with self._engine.begin() as connection:
+        with self._begin() as connection:
             inserted = connection.execute(config_versions.insert().values(**values))
+            self._notify(connection)
             return _new_id(inserted.inserted_primary_key)
 
     def config_version(self, version: int) -> ConfigVersion:
         """One published version (KeyError when unknown, ValueError when its row does not validate)."""
         query = _configs_query().where(config_versions.c.version == version)
-        with self._engine.begin() as connection:
+        with self._begin() as connection:
             row = connection.execute(query).one_or_none()
         if row is None:
             raise KeyError(f"no config version {version}")
@@ -348,7 +388,7 @@ class ControlPlane(LedgerBase):
     def pending_config(self, bot: str) -> ConfigVersion | None:
         """The newest version meant for `bot`, unless the bot has already answered it (a newer version
         supersedes older unanswered ones). One that does not validate is acked rejected, and None."""
-        with self._engine.begin() as connection:
+        with self._begin() as connection:
             newest = self._newest_config_for(connection, bot)
             if newest is None:
                 return None
@@ -377,7 +417,7 @@ class ControlPlane(LedgerBase):
             .where(config_acks.c.bot == bot, config_acks.c.status == "applied")
             .order_by(config_versions.c.version.desc())
         )
-        with self._engine.begin() as connection:
+        with self._begin() as connection:
             rows = list(connection.execute(query))
         for row in rows:
             read = _read_config(row)
@@ -392,7 +432,7 @@ class ControlPlane(LedgerBase):
             raise ValueError(f"config ack status is applied or rejected, not {status!r}")
         if status == "rejected" and not reason:
             raise ValueError("a rejection needs a reason")
-        with self._engine.begin() as connection:
+        with self._begin() as connection:
             target = connection.execute(
                 select(config_versions.c.targets).where(config_versions.c.version == version)
             ).one_or_none()
@@ -414,7 +454,7 @@ class ControlPlane(LedgerBase):
             .where(config_acks.c.version == version)
             .order_by(config_acks.c.at_ns, config_acks.c.bot)
         )
-        with self._engine.begin() as connection:
+        with self._begin() as connection:
             return [
                 ConfigAck(row.version, row.bot, row.status, row.reason, row.at_ns)
                 for row in connection.execute(query)

@@ -14,8 +14,10 @@ import os
 import re
 import secrets
 import socket
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -24,7 +26,7 @@ from sqlalchemy import Connection, Engine, Table, create_engine, event, inspect,
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
-from sqlalchemy.pool import NullPool, StaticPool
+from sqlalchemy.pool import NullPool, QueuePool, StaticPool
 
 from bots.errors import ConfigError, FleetError
 from bots.exitcodes import ExitCode
@@ -174,7 +176,7 @@ def _sqlite_engine(url: URL) -> Engine:
     return engine
 
 
-def _postgres_engine(url: URL, schema: str | None) -> Engine:
+def _postgres_engine(url: URL, schema: str | None, max_connections: int | None) -> Engine:
     if schema is not None:
         bootstrap = create_engine(url, poolclass=NullPool)
         try:
@@ -183,7 +185,12 @@ def _postgres_engine(url: URL, schema: str | None) -> Engine:
                 connection.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
         finally:
             bootstrap.dispose()
-    engine = create_engine(url, pool_pre_ping=True)
+    if max_connections is None:
+        engine = create_engine(url, pool_pre_ping=True)
+    else:  # a bot's budget: the server allows ~100 connections for the whole fleet
+        engine = create_engine(
+            url, pool_pre_ping=True, poolclass=QueuePool, pool_size=max_connections, max_overflow=0
+        )
     if schema is not None:
 
         @event.listens_for(engine, "connect", insert=True)
@@ -198,12 +205,15 @@ def _postgres_engine(url: URL, schema: str | None) -> Engine:
     return engine
 
 
-def ledger_engine(url: URL | str | Path | None = None, *, schema: str | None = None) -> Engine:
-    """The engine of the ledger at `url` (see `normalise_url`), set up as every store handle sets it up."""
+def ledger_engine(
+    url: URL | str | Path | None = None, *, schema: str | None = None, max_connections: int | None = None
+) -> Engine:
+    """The engine of the ledger at `url` (see `normalise_url`), set up as every store handle sets it up;
+    on PostgreSQL at most `max_connections` (a bot: one), when given."""
     parsed = url if isinstance(url, URL) else normalise_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed)
-    return _postgres_engine(parsed, schema)
+    return _postgres_engine(parsed, schema, max_connections)
 
 
 class LedgerBase:
@@ -216,6 +226,7 @@ class LedgerBase:
         schema: str | None = None,
         clock: Callable[[], int] = time.time_ns,
         owner: str | None = None,
+        max_connections: int | None = None,
     ) -> None:
         self.host = socket.gethostname()
         self.pid = os.getpid()
@@ -224,11 +235,12 @@ class LedgerBase:
         self.url = normalise_url(url)
         self.backend = self.url.get_backend_name()
         self._clock = clock
+        self._thread = threading.local()  # `pinned`: the connection this thread's calls use, if any
         if schema is not None and (self.backend != "postgresql" or not _SCHEMA_NAME.match(schema)):
             raise StoreError(f"schema {schema!r}: a plain identifier, and only on PostgreSQL")
         safe_url = self.url.render_as_string(hide_password=True)
         try:
-            self._engine = ledger_engine(self.url, schema=schema)
+            self._engine = ledger_engine(self.url, schema=schema, max_connections=max_connections)
             try:
                 self._prepare()
             except BaseException:
@@ -256,10 +268,47 @@ class LedgerBase:
     def _now(self) -> int:
         return self._clock()
 
+    @contextmanager
+    def pinned(self) -> Iterator[Connection]:
+        """Every call of this handle from this thread runs on one connection until the block ends (a
+        bot's store thread: its only connection, LISTEN included); the calls commit one by one, or
+        together inside `batch()`."""
+        with self._engine.connect() as connection:
+            self._thread.pinned = connection
+            try:
+                yield connection
+            finally:
+                self._thread.pinned = None
+
+    @contextmanager
+    def batch(self) -> Iterator[Connection]:
+        """One transaction for the calls made inside the block (on the pinned connection): one commit,
+        one fsync. Each call runs in its own savepoint, so a call that fails undoes only its own rows."""
+        connection: Connection | None = getattr(self._thread, "pinned", None)
+        if connection is None:
+            raise RuntimeError("batch() needs a pinned() connection")
+        with connection.begin():
+            yield connection
+
+    @contextmanager
+    def _begin(self) -> Iterator[Connection]:
+        """A transaction for one call: on the pinned connection when this thread has one (a savepoint
+        inside a batch), else from the pool."""
+        pinned: Connection | None = getattr(self._thread, "pinned", None)
+        if pinned is None:
+            with self._engine.begin() as connection:
+                yield connection
+        elif pinned.in_transaction():
+            with pinned.begin_nested():
+                yield pinned
+        else:
+            with pinned.begin():
+                yield pinned
+
     def _prepare(self) -> None:
         """Bring the schema to this code's revision (Alembic), under a lock so that a fleet starting at
         once migrates once; refuse a ledger written by a newer mmfleet."""
-        with self._engine.begin() as connection:
+        with self._begin() as connection:
             if self.backend == "postgresql":
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _INIT_LOCK_KEY})
             found = migrations.current_revision(connection)

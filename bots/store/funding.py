@@ -58,7 +58,7 @@ class FundingLog(LedgerBase):
             "mark": payment.mark,
             "recorded_at_ns": self._now(),
         }
-        with self._engine.begin() as connection:
+        with self._begin() as connection:
             return self._insert_ignore(connection, funding_payments, values, ("bot", "payment_id"))
 
     def funding_payments(
@@ -79,5 +79,5 @@ class FundingLog(LedgerBase):
             query = query.where(table.c.ts_ns >= since_ts_ns)
         if until_ts_ns is not None:
             query = query.where(table.c.ts_ns < until_ts_ns)
-        with self._engine.begin() as connection:
+        with self._begin() as connection:
             return [_payment(row) for row in connection.execute(query)]

@@ -23,7 +23,7 @@ class StoreIdentity(LedgerBase):
     one (two processes racing to draw it agree on the first row written)."""
 
     def store_id(self) -> int:
-        with self._engine.begin() as connection:
+        with self._begin() as connection:
             found = connection.execute(select(store_identity.c.store_id)).scalar_one_or_none()
             if found is not None:
                 return int(found)

@@ -38,7 +38,7 @@ from bots.store.schema import (
     position_snapshots,
 )
 
-__all__ = ["EquityPoint", "FeatureRow", "Ledger"]
+__all__ = ["EquityPoint", "FeatureRow", "Ledger", "position_row"]
 
 FILL_CURSOR_KEY = "fill_cursor"
 PEAK_EQUITY_KEY = "peak_equity"
@@ -72,6 +72,26 @@ class FeatureRow:
     symbol: str
     ts_ns: int
     values: Mapping[str, float | None]
+
+
+def position_row(bot: str, portfolio: Portfolio, *, mark: Decimal | None, ts_ns: int) -> dict[str, Any]:
+    """A position snapshot's values, read now: the portfolio keeps changing after the record is handed
+    to the store thread."""
+    if portfolio.symbol is None:
+        raise ValueError("a position snapshot needs a Portfolio with a symbol")
+    return {
+        "bot": bot,
+        "symbol": portfolio.symbol,
+        "ts_ns": ts_ns,
+        "position": portfolio.position,
+        "entry_price": portfolio.entry_price,
+        "cash": portfolio.cash,
+        "realized_pnl": portfolio.realized_pnl,
+        "grid_profit": portfolio.grid_profit,
+        "fees": portfolio.fees,
+        "volume": portfolio.volume,
+        "mark": mark,
+    }
 
 
 def _check_scale(fill: Fill) -> None:
@@ -131,12 +151,16 @@ class Ledger(ControlPlane, WorkerLocks, AlertLog, StoreIdentity, MarkoutLog, Fun
     def record_fills(self, bot: str, batch: Iterable[Fill], *, cursor: str | None = None) -> int:
         """Append a batch of fills atomically, with the cursor that follows them; returns how many
         were new."""
+        return len(self.record_new_fills(bot, batch, cursor=cursor))
+
+    def record_new_fills(self, bot: str, batch: Iterable[Fill], *, cursor: str | None = None) -> list[Fill]:
+        """`record_fills`, answering which fills were new (in order): those are the ones to apply."""
         items = list(batch)
         for fill in items:
             _check_scale(fill)
         now = self._now()
-        written = 0
-        with self._engine.begin() as connection:
+        new: list[Fill] = []
+        with self._begin() as connection:
             for fill in items:
                 values = {
                     "bot": bot,
@@ -151,10 +175,11 @@ class Ledger(ControlPlane, WorkerLocks, AlertLog, StoreIdentity, MarkoutLog, Fun
                     "ts_ns": fill.ts_ns,
                     "recorded_at_ns": now,
                 }
-                written += self._insert_ignore(connection, fills, values, ("bot", "fill_id"))
+                if self._insert_ignore(connection, fills, values, ("bot", "fill_id")):
+                    new.append(fill)
             if cursor is not None:
                 self._set_state(connection, bot, FILL_CURSOR_KEY, cursor)
-        return written
+        return new
 
     def fills(self, bot: str, *, since_ts_ns: int | None = None, symbol: str | None = None) -> list[Fill]:
         """The bot's fills in recording order, optionally only those at or after `since_ts_ns`."""
@@ -163,7 +188,7 @@ class Ledger(ControlPlane, WorkerLocks, AlertLog, StoreIdentity, MarkoutLog, Fun
             query = query.where(fills.c.ts_ns >= since_ts_ns)
         if symbol is not None:
             query = query.where(fills.c.symbol == symbol)
-        with self._engine.begin() as connection:
+        with self._begin() as connection:
             return [_fill(row) for row in connection.execute(query)]
 
     def fill_cursor(self, bot: str) -> str | None:
@@ -212,7 +237,7 @@ class Ledger(ControlPlane, WorkerLocks, AlertLog, StoreIdentity, MarkoutLog, Fun
             }
             for update in updates
         ]
-        with self._engine.begin() as connection:
+        with self._begin() as connection:
             connection.execute(orders.insert(), rows)
 
     def order_history(self, bot: str, client_order_id: str) -> list[OrderUpdate]:
@@ -222,7 +247,7 @@ class Ledger(ControlPlane, WorkerLocks, AlertLog, StoreIdentity, MarkoutLog, Fun
             .where(orders.c.bot == bot, orders.c.client_order_id == client_order_id)
             .order_by(orders.c.id)
         )
-        with self._engine.begin() as connection:
+        with self._begin() as connection:
             return [_order(row) for row in connection.execute(query)]
 
     def latest_orders(self, bot: str, *, open_only: bool = False) -> list[OrderUpdate]:
@@ -233,7 +258,7 @@ class Ledger(ControlPlane, WorkerLocks, AlertLog, StoreIdentity, MarkoutLog, Fun
         query = select(orders).where(orders.c.id.in_(latest)).order_by(orders.c.id)
         if open_only:
             query = query.where(orders.c.status.in_([OrderStatus.PENDING.value, OrderStatus.OPEN.value]))
-        with self._engine.begin() as connection:
+        with self._begin() as connection:
             return [_order(row) for row in connection.execute(query)]
 
     # --- positions, equity, features -------------------------------------------------------------------
@@ -242,23 +267,14 @@ class Ledger(ControlPlane, WorkerLocks, AlertLog, StoreIdentity, MarkoutLog, Fun
         self, bot: str, portfolio: Portfolio, *, mark: Decimal | None = None, ts_ns: int | None = None
     ) -> None:
         """Record the portfolio's numbers (for reports and dashboards; restarts replay fills instead)."""
-        if portfolio.symbol is None:
-            raise ValueError("snapshot_position needs a Portfolio with a symbol")
-        values = {
-            "bot": bot,
-            "symbol": portfolio.symbol,
-            "ts_ns": self._now() if ts_ns is None else ts_ns,
-            "position": portfolio.position,
-            "entry_price": portfolio.entry_price,
-            "cash": portfolio.cash,
-            "realized_pnl": portfolio.realized_pnl,
-            "grid_profit": portfolio.grid_profit,
-            "fees": portfolio.fees,
-            "volume": portfolio.volume,
-            "mark": mark,
-        }
-        with self._engine.begin() as connection:
-            connection.execute(position_snapshots.insert().values(**values))
+        self.record_position(
+            position_row(bot, portfolio, mark=mark, ts_ns=self._now() if ts_ns is None else ts_ns)
+        )
+
+    def record_position(self, row: Mapping[str, Any]) -> None:
+        """Append a `position_row` (taken where the portfolio lives; written later, off the loop)."""
+        with self._begin() as connection:
+            connection.execute(position_snapshots.insert(), dict(row))  # parameters: one cached statement
 
     def latest_position_snapshot(self, bot: str) -> dict[str, Any] | None:
         """The bot's newest position snapshot as a column -> value mapping."""
@@ -268,14 +284,14 @@ class Ledger(ControlPlane, WorkerLocks, AlertLog, StoreIdentity, MarkoutLog, Fun
             .order_by(position_snapshots.c.id.desc())
             .limit(1)
         )
-        with self._engine.begin() as connection:
+        with self._begin() as connection:
             row = connection.execute(query).one_or_none()
         return None if row is None else dict(row._mapping)
 
     def record_equity(self, bot: str, symbol: str, equity: Decimal, *, ts_ns: int | None = None) -> Decimal:
         """Append an equity point and raise the stored peak if needed; returns the peak (the circuit
         breaker's drawdown reference, which must survive restarts)."""
-        with self._engine.begin() as connection:
+        with self._begin() as connection:
             stored = _stored_decimal(self._get_state(connection, bot, PEAK_EQUITY_KEY))
             peak = equity if stored is None else max(stored, equity)
             if stored is None or peak != stored:
@@ -287,7 +303,7 @@ class Ledger(ControlPlane, WorkerLocks, AlertLog, StoreIdentity, MarkoutLog, Fun
                 "equity": equity,
                 "peak_equity": peak,
             }
-            connection.execute(equity_history.insert().values(**values))
+            connection.execute(equity_history.insert(), values)
         return peak
 
     def peak_equity(self, bot: str) -> Decimal | None:
@@ -307,7 +323,7 @@ class Ledger(ControlPlane, WorkerLocks, AlertLog, StoreIdentity, MarkoutLog, Fun
         )
         if since_ts_ns is not None:
             query = query.where(equity_history.c.ts_ns >= since_ts_ns)
-        with self._engine.begin() as connection:
+        with self._begin() as connection:
             return [EquityPoint(r.ts_ns, r.equity, r.peak_equity) for r in connection.execute(query)]
 
     def record_features(
@@ -318,8 +334,10 @@ class Ledger(ControlPlane, WorkerLocks, AlertLog, StoreIdentity, MarkoutLog, Fun
         if unknown:
             raise ValueError(f"unknown features {sorted(unknown)}; known: {', '.join(FEATURE_COLUMNS)}")
         values = {name: None if value is None else float(value) for name, value in features.items()}
-        with self._engine.begin() as connection:
-            connection.execute(market_features.insert().values(bot=bot, symbol=symbol, ts_ns=ts_ns, **values))
+        with self._begin() as connection:
+            connection.execute(
+                market_features.insert(), {"bot": bot, "symbol": symbol, "ts_ns": ts_ns, **values}
+            )
 
     def features(
         self,
@@ -341,7 +359,7 @@ class Ledger(ControlPlane, WorkerLocks, AlertLog, StoreIdentity, MarkoutLog, Fun
             query = query.where(market_features.c.ts_ns < until_ts_ns)
         if bot is not None:
             query = query.where(market_features.c.bot == bot)
-        with self._engine.begin() as connection:
+        with self._begin() as connection:
             return [_feature_row(r) for r in connection.execute(query)]
 
     def last_features(self, symbol: str, *, since_ts_ns: int | None = None) -> FeatureRow | None:
@@ -354,7 +372,7 @@ class Ledger(ControlPlane, WorkerLocks, AlertLog, StoreIdentity, MarkoutLog, Fun
         )
         if since_ts_ns is not None:
             query = query.where(market_features.c.ts_ns >= since_ts_ns)
-        with self._engine.begin() as connection:
+        with self._begin() as connection:
             row = connection.execute(query).first()
         return _feature_row(row) if row is not None else None
 
@@ -362,13 +380,13 @@ class Ledger(ControlPlane, WorkerLocks, AlertLog, StoreIdentity, MarkoutLog, Fun
 
     def get_state(self, bot: str, key: str, default: Any = None) -> Any:
         """A JSON value the bot kept across restarts (peak equity, a latched circuit breaker...)."""
-        with self._engine.begin() as connection:
+        with self._begin() as connection:
             value = self._get_state(connection, bot, key)
         return default if value is None else value
 
     def set_state(self, bot: str, key: str, value: Any) -> None:
         """Store a JSON-able value (write Decimals as strings)."""
-        with self._engine.begin() as connection:
+        with self._begin() as connection:
             self._set_state(connection, bot, key, value)
 
     def _get_state(self, connection: Connection, bot: str, key: str) -> Any:

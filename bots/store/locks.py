@@ -63,7 +63,7 @@ class WorkerLocks(LedgerBase):
             "heartbeat_ns": now,
         }
         key = {"account": account, "symbol": symbol}
-        with self._engine.begin() as connection:
+        with self._begin() as connection:
             if self._insert_ignore(connection, worker_locks, {**key, **mine}, ("account", "symbol")):
                 return True
             row = connection.execute(self._select(account, symbol)).one_or_none()
@@ -88,12 +88,12 @@ class WorkerLocks(LedgerBase):
 
     def heartbeat_lock(self, account: str, symbol: str) -> bool:
         """Say this holder is alive; False when the lease is not ours any more (stop trading)."""
-        with self._engine.begin() as connection:
+        with self._begin() as connection:
             return self._touch(connection, account, symbol, self._now())
 
     def release_lock(self, account: str, symbol: str) -> bool:
         """Give the lease back; False when it was not ours."""
-        with self._engine.begin() as connection:
+        with self._begin() as connection:
             deleted = connection.execute(
                 worker_locks.delete().where(
                     worker_locks.c.account == account,
@@ -105,7 +105,7 @@ class WorkerLocks(LedgerBase):
 
     def lock_holder(self, account: str, symbol: str) -> LockHolder | None:
         """The current holder, fresh or stale, or None when free."""
-        with self._engine.begin() as connection:
+        with self._begin() as connection:
             row = connection.execute(self._select(account, symbol)).one_or_none()
         if row is None:
             return None

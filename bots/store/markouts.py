@@ -47,7 +47,7 @@ class MarkoutLog(LedgerBase):
             return 0
         now = self._now()
         written = 0
-        with self._engine.begin() as connection:
+        with self._begin() as connection:
             for markout in markouts:
                 values = {
                     "bot": markout.bot,
@@ -83,5 +83,5 @@ class MarkoutLog(LedgerBase):
             query = query.where(table.c.fill_ts_ns < until_ts_ns)
         if symbol is not None:
             query = query.where(table.c.symbol == symbol)
-        with self._engine.begin() as connection:
+        with self._begin() as connection:
             return [_markout(row) for row in connection.execute(query)]

@@ -40,6 +40,7 @@ from bots.funding_sync import FundingSync
 from bots.metrics import BotMetrics
 from bots.retry import Backoff
 from bots.store import Ledger
+from bots.store.writer import StoreWriter
 from bots.venues.grvt.endpoints import base_url_override
 from bots.venues.grvt.execution import GrvtExchange
 from bots.venues.grvt.funding import FUNDING_INTERVAL_S
@@ -268,6 +269,8 @@ def test_a_venue_refusing_the_funding_request_is_counted_and_asked_again(
     async def body() -> None:
         exchange = GrvtExchange(settings, credentials=creds)
         ledger = Ledger(tmp_path / "ledger.db")
+        store = StoreWriter(ledger, settings.name)
+        store.start()
         try:
             await _buy_now(exchange)
             await asyncio.to_thread(manual.step, 15)
@@ -277,7 +280,7 @@ def test_a_venue_refusing_the_funding_request_is_counted_and_asked_again(
                 Portfolio(SYMBOL, Decimal(10_000)),
                 OrderIds(0, 1, 0),
             )
-            sync = FundingSync(settings.name, SYMBOL, exchange, ledger, metrics, poll_interval_s=0)
+            sync = FundingSync(settings.name, SYMBOL, exchange, store, metrics, None, poll_interval_s=0)
             served = manual.call(lambda: handlers.pop("funding_payment_history"))  # a venue without it
             assert await sync.sync(core, passthrough, 0.0) == []
             errors = {"bot": settings.name, "symbol": SYMBOL, "mode": "live", "kind": "other"}
@@ -288,6 +291,7 @@ def test_a_venue_refusing_the_funding_request_is_counted_and_asked_again(
                 (p.amount for p in ledger.funding_payments(settings.name)), Decimal(0)
             )
         finally:
+            await store.close()
             ledger.close()
             await exchange.close()
 
