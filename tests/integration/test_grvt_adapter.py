@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import random
 import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -22,9 +21,7 @@ import pysdk.grvt_ccxt_env as ccxt_env
 import pysdk.grvt_ccxt_ws as ccxt_ws
 import pysdk.grvt_raw_base as raw_base
 import pytest
-from eth_account import Account
 from prometheus_client import CollectorRegistry
-from pydantic import SecretStr
 
 from bots.control import WorkerExit
 from bots.engine.portfolio import Portfolio
@@ -45,12 +42,12 @@ from bots.venues.grvt.server.app import GrvtSimConfig, GrvtSimServerThread
 from bots.worker import BotWorker
 from settings.credentials import GrvtCredentials
 from settings.models import BotSettings
+from tests.integration.worker_harness import new_credentials
 
 SYMBOL = "BTC_USDT_Perp"
 TICK = Decimal("0.1")
 LOT = Decimal("0.001")
 T = TypeVar("T")
-_ACCOUNTS = itertools.count(10_000_001)
 _COIDS = itertools.count(5_000_000_001)
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -93,15 +90,6 @@ def _faults_cleared(auto: GrvtSimServerThread, manual: GrvtSimServerThread) -> I
     manual.faults.clear()
 
 
-def _creds() -> GrvtCredentials:
-    account = next(_ACCOUNTS)
-    return GrvtCredentials(
-        api_key=SecretStr(f"api-key-{account}-{random.getrandbits(32):x}"),
-        private_key=SecretStr(Account.create().key.hex()),
-        trading_account_id=SecretStr(str(account)),
-    )
-
-
 def _settings(url: str, mode: str = "live", **exchange: Any) -> BotSettings:
     return BotSettings.model_validate(
         {"symbol": SYMBOL, "exchange": {"mode": mode, "base_url": url, "request_timeout_s": 2.0, **exchange}}
@@ -109,7 +97,7 @@ def _settings(url: str, mode: str = "live", **exchange: Any) -> BotSettings:
 
 
 def _exchange(url: str, creds: GrvtCredentials | None = None, **exchange: Any) -> GrvtExchange:
-    return GrvtExchange(_settings(url, **exchange), credentials=creds or _creds())
+    return GrvtExchange(_settings(url, **exchange), credentials=creds or new_credentials())
 
 
 def _coid() -> str:
@@ -287,7 +275,7 @@ def test_orders_are_placed_cancelled_and_cancel_all_leaves_nothing_resting(auto:
 
 
 def test_placing_the_same_client_order_id_twice_makes_one_order(auto: GrvtSimServerThread) -> None:
-    creds = _creds()
+    creds = new_credentials()
 
     async def main() -> None:
         ex = _exchange(auto.url, creds)
@@ -399,7 +387,7 @@ def test_fills_since_reads_every_page_of_the_history(
 
 
 def test_a_5xx_is_unavailable_and_a_retry_places_exactly_one_order(auto: GrvtSimServerThread) -> None:
-    creds = _creds()
+    creds = new_credentials()
 
     async def main() -> None:
         ex = _exchange(auto.url, creds)
@@ -455,7 +443,7 @@ def test_a_429_is_rate_limited_with_the_exchanges_retry_after(auto: GrvtSimServe
 
 
 def test_a_timeout_then_a_retry_of_the_same_order_makes_one_order(auto: GrvtSimServerThread) -> None:
-    creds = _creds()
+    creds = new_credentials()
 
     async def main() -> None:
         ex = _exchange(auto.url, creds)
@@ -576,7 +564,7 @@ def test_partial_fills_leave_the_rest_resting(manual: GrvtSimServerThread) -> No
 def test_reconcile_reports_unknown_orders_and_cancels_them_only_when_configured(
     auto: GrvtSimServerThread,
 ) -> None:
-    creds = _creds()
+    creds = new_credentials()
 
     async def main() -> None:
         earlier = _exchange(auto.url, creds)  # a previous life of the bot, or a human in the UI
@@ -608,7 +596,7 @@ def test_reconcile_reports_unknown_orders_and_cancels_them_only_when_configured(
 
 
 def test_a_restarted_bot_ends_up_with_the_exchanges_position(auto: GrvtSimServerThread) -> None:
-    creds = _creds()
+    creds = new_credentials()
 
     async def main() -> None:
         first = _exchange(auto.url, creds)
@@ -752,7 +740,7 @@ def test_market_source_for_paper_is_the_exchanges_public_data_and_closes_its_soc
 def test_a_live_worker_trades_on_the_exchange_and_restarts_with_its_position(
     auto: GrvtSimServerThread, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    creds = _creds()
+    creds = new_credentials()
     for name, secret in (("API_KEY", creds.api_key), ("PRIVATE_KEY", creds.private_key)):
         monkeypatch.setenv(f"GRVT_{name}", secret.get_secret_value())
     monkeypatch.setenv("GRVT_TRADING_ACCOUNT_ID", creds.trading_account_id.get_secret_value())
@@ -789,7 +777,7 @@ async def _position(settings: BotSettings) -> Decimal:
 def test_credentials_never_reach_a_log_line_or_an_error(
     auto: GrvtSimServerThread, caplog: pytest.LogCaptureFixture
 ) -> None:
-    creds = _creds()
+    creds = new_credentials()
     caplog.set_level(logging.DEBUG)
     caplog.set_level(logging.DEBUG, logger=SDK_LOGGER_NAME)
     errors: list[str] = []
