@@ -33,6 +33,7 @@ from flows.report_files import write_report
 from settings import FleetSettings
 from settings.models import BotSettings
 from tests.integration.conftest import LedgerFactory
+from tests.integration.test_worker import BUSY
 
 SYMBOL = "BTC_USDT_Perp"
 D = Decimal
@@ -112,23 +113,12 @@ def test_the_funding_revision_upgrades_a_ledger_of_the_revision_before_it(ledger
 
 
 # -- a sim worker ---------------------------------------------------------------------------------
+# test_worker's lively sim (20x real time, deep trades) with a funding time every simulated second at
+# +0.1%: payments come quickly
 FUNDED = {
     "symbol": SYMBOL,
-    # 20x real time and a funding time every simulated second at +0.1%: payments come quickly
-    "sim": {
-        "seed": 5,
-        "speed": 20.0,
-        "trade_intensity_a": 20.0,
-        "trade_decay_k": 400.0,
-        "funding": {"interval_s": 1, "rate_mean": 0.001, "rate_std": 0},
-    },
-    "strategy": {
-        "spread_pct": 0.001,
-        "grid_layers": 3,
-        "grid_spacing_pct": 0.0005,
-        "refresh_interval_s": 0.2,
-    },
-    "risk": {"max_loss_usd": 1_000.0, "max_drawdown_pct": 0.5},
+    **BUSY,
+    "sim": BUSY["sim"] | {"seed": 5, "funding": {"interval_s": 1, "rate_mean": 0.001, "rate_std": 0}},
 }
 
 
