@@ -8,9 +8,11 @@ quote. `readiness()` and the collectors then run in that thread; they only read 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
@@ -19,6 +21,9 @@ from prometheus_client.exposition import ThreadingWSGIServer
 
 __all__ = ["HttpServer", "start_http"]
 
+# socketserver's default polls twice a second: a wake-up per poll per bot that a fleet pays for nothing;
+# `HttpServer._stop` wakes it by connecting instead
+_POLL_S = 3600.0
 _TEXT = ("Content-Type", "text/plain; charset=utf-8")  # a fresh list per response: wsgiref appends to it
 
 
@@ -44,9 +49,26 @@ class HttpServer:
         await asyncio.to_thread(self._stop)
 
     def _stop(self) -> None:
-        self._server.shutdown()
+        # The server blocks in select() without a timeout (no wake-ups between scrapes): shutdown()
+        # sets its flag, and a connection of our own wakes it to see it.
+        stopper = threading.Thread(target=self._server.shutdown, name="mmfleet-http-stop")
+        stopper.start()
+        while stopper.is_alive():
+            with contextlib.suppress(OSError):
+                socket.create_connection(_loopback(self._server.server_address), timeout=1).close()
+            stopper.join(0.05)
         self._server.server_close()
         self._thread.join()
+
+
+def _loopback(address: tuple[Any, ...]) -> tuple[str, int]:
+    """Where to reach a server bound to `address` from this host (an unspecified address: loopback)."""
+    host, port = str(address[0]), int(address[1])
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return host, port
 
 
 async def start_http(
@@ -78,6 +100,6 @@ async def start_http(
         "_Server", (ThreadingWSGIServer,), {"address_family": family}
     )
     server = make_server(host, port, app, server_class, handler_class=_QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, name="mmfleet-http", daemon=True)
+    thread = threading.Thread(target=partial(server.serve_forever, _POLL_S), name="mmfleet-http", daemon=True)
     thread.start()
     return HttpServer(server, thread)

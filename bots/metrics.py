@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from functools import partial
 from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
@@ -87,8 +89,41 @@ class _MarketDataAge(Collector):
         yield family
 
 
+@dataclass(slots=True)  # not frozen: built on every book event, and a frozen __init__ costs more
+class _Cycle:
+    """The last quote cycle as a scrape reads it (the decision and inventory are new objects each cycle,
+    never changed after: the HTTP thread reads them while the loop goes on)."""
+
+    decision: QuoteDecision
+    inventory: Inventory
+    portfolio: Portfolio
+    gamma: float
+    kappa: float
+    breaker_tripped: bool
+    enabled: bool
+    tick: float
+
+    @property
+    def state(self) -> TradingState:
+        return self.decision.state if self.enabled else TradingState.HALTED
+
+    def in_state(self, state: TradingState) -> float:
+        return float(self.state is state)
+
+    def latched(self, signal: Signal) -> float:
+        return float(self.decision.latched is signal)
+
+    def quote_price(self, side: Side, kind: OrderKind, layer: int) -> float:
+        """The desired price of that quote; NaN when the cycle wants none there."""
+        for order in self.decision.orders if self.enabled else ():
+            if order.side is side and order.kind is kind and order.layer == layer:
+                return order.price_ticks * self.tick
+        return math.nan
+
+
 class BotMetrics:
-    """Every metric of one bot, label children resolved at construction."""
+    """Every metric of one bot, label children resolved at construction. What a quote cycle knows is
+    read at scrape time (`publish_cycle` only keeps the cycle): a book event sets no gauge."""
 
     def __init__(  # noqa: PLR0915  # one statement per metric
         self, registry: CollectorRegistry, bot: str, symbol: str, mode: str, grid_layers: int
@@ -258,8 +293,57 @@ class BotMetrics:
         self.set_config_version("none")
         self.set_model_version("none")
         registry.register(_MarketDataAge(base, lambda: self.last_book_ns))
-        for child in self.quote_price.values():
-            child.set(float("nan"))
+        self._cycle: _Cycle | None = None
+        self._priced: QuoteDecision | None = None  # the last decision with a mid
+        self._spread: QuoteDecision | None = None  # the last decision with a model spread
+        self._intensity = (0.0, False)
+        self._open = (0, 0)  # resting buys, sells
+        self._read_at_scrape()
+
+    def _read_at_scrape(self) -> None:
+        """Bind the cycle's gauges to what `publish_cycle` and `publish_spread` kept."""
+
+        def cycle(child: Gauge, read: Callable[[_Cycle], float], idle: float = 0.0) -> None:
+            child.set_function(lambda: read(c) if (c := self._cycle) is not None else idle)
+
+        def priced(child: Gauge, read: Callable[[QuoteDecision], float]) -> None:
+            child.set_function(lambda: read(d) if (d := self._priced) is not None else 0.0)
+
+        def drawdown(c: _Cycle) -> float:
+            return drawdown_ratio(c.inventory.equity_usd, c.inventory.peak_equity_usd)
+
+        def position_usd(c: _Cycle) -> float:
+            mid = c.decision.mid
+            return c.inventory.position_base * mid if not math.isnan(mid) else 0.0
+
+        cycle(self.position_base, lambda c: c.inventory.position_base)
+        cycle(self.position_usd, position_usd)
+        cycle(self.equity_usd, lambda c: c.inventory.equity_usd)
+        cycle(self.peak_equity_usd, lambda c: c.inventory.peak_equity_usd)
+        cycle(self.drawdown_ratio, drawdown)
+        cycle(self.realized_pnl_usd, lambda c: float(c.portfolio.realized_pnl))
+        cycle(self.unrealized_pnl_usd, lambda c: c.inventory.unrealized_pnl_usd)
+        cycle(self.grid_profit_usd, lambda c: float(c.portfolio.grid_profit))
+        cycle(self.gamma, lambda c: c.gamma)
+        cycle(self.kappa, lambda c: c.kappa)
+        cycle(self.circuit_breaker_tripped, lambda c: float(c.breaker_tripped))
+        cycle(self.trading_enabled, lambda c: float(c.enabled and c.state is not TradingState.HALTED))
+        priced(self.mid_price, lambda d: d.mid)
+        priced(self.reservation_price, lambda d: d.reservation_price)
+        priced(self.optimal_spread, lambda d: d.spread_pct)
+        priced(self.volatility, lambda d: d.sigma)
+        for signal, child in self.signal_latched.items():
+            cycle(child, partial(_Cycle.latched, signal=signal))
+        for state, child in self._state_children.items():
+            cycle(child, partial(_Cycle.in_state, state=state))
+        for (side, kind, layer), child in self.quote_price.items():
+            cycle(child, partial(_Cycle.quote_price, side=side, kind=kind, layer=layer), idle=math.nan)
+        self.model_spread.set_function(lambda: s.model_spread_pct if (s := self._spread) else 0.0)
+        self.spread_floor_binding.set_function(lambda: float(s.floor_binds) if (s := self._spread) else 0.0)
+        self.intensity_a.set_function(lambda: self._intensity[0])
+        self.intensity_fitted.set_function(lambda: float(self._intensity[1]))
+        self.orders_open[Side.BUY].set_function(lambda: self._open[0])
+        self.orders_open[Side.SELL].set_function(lambda: self._open[1])
 
     def reject(self, reason: RejectReason) -> None:
         """Count a rejection; the reasons are a closed set, so the label set stays bounded."""
@@ -276,10 +360,6 @@ class BotMetrics:
 
     def error(self, kind: str) -> None:
         self.exchange_errors.get(kind, self.exchange_errors["other"]).inc()
-
-    def set_state(self, state: TradingState) -> None:
-        for value, child in self._state_children.items():
-            child.set(1.0 if value is state else 0.0)
 
     def watch_store(self, depth: Callable[[], int], unconfirmed_fills: Callable[[], int]) -> None:
         """The store thread's backlog, read at scrape time."""
@@ -308,12 +388,11 @@ class BotMetrics:
                 shown.discard(name)
 
     def publish_spread(self, decision: QuoteDecision, *, intensity_a: float, fitted: bool) -> None:
-        """The model's spread beside the quoted one, whether the floor binds, and the intensity in use."""
+        """The model's spread beside the quoted one, whether the floor binds, and the intensity in use
+        (read at scrape time, like the cycle's figures)."""
         if not math.isnan(decision.model_spread_pct):
-            self.model_spread.set(decision.model_spread_pct)
-            self.spread_floor_binding.set(1.0 if decision.floor_binds else 0.0)
-        self.intensity_a.set(intensity_a)
-        self.intensity_fitted.set(1.0 if fitted else 0.0)
+            self._spread = decision
+        self._intensity = (intensity_a, fitted)
 
     def publish_cycle(
         self,
@@ -327,35 +406,11 @@ class BotMetrics:
         enabled: bool,
         tick: float,
     ) -> None:
-        """Everything one quote cycle knows, in one go (label children are cached: no lookups)."""
-        has_mid = not math.isnan(decision.mid)
-        self.position_base.set(inventory.position_base)
-        self.position_usd.set(inventory.position_base * decision.mid if has_mid else 0.0)
-        self.equity_usd.set(inventory.equity_usd)
-        self.peak_equity_usd.set(inventory.peak_equity_usd)
-        self.drawdown_ratio.set(drawdown_ratio(inventory.equity_usd, inventory.peak_equity_usd))
-        self.realized_pnl_usd.set(float(portfolio.realized_pnl))
-        self.unrealized_pnl_usd.set(inventory.unrealized_pnl_usd)
-        self.grid_profit_usd.set(float(portfolio.grid_profit))
-        if has_mid:
-            self.mid_price.set(decision.mid)
-            self.reservation_price.set(decision.reservation_price)
-            self.optimal_spread.set(decision.spread_pct)
-            self.volatility.set(decision.sigma)
-        self.gamma.set(gamma)
-        self.kappa.set(kappa)
-        for signal, child in self.signal_latched.items():
-            child.set(1.0 if decision.latched is signal else 0.0)
-        for child in self.quote_price.values():
-            child.set(math.nan)
-        for order in decision.orders if enabled else ():
-            quote_child = self.quote_price.get((order.side, order.kind, order.layer))
-            if quote_child is not None:
-                quote_child.set(order.price_ticks * tick)
-        state = decision.state if enabled else TradingState.HALTED
-        self.set_state(state)
-        self.trading_enabled.set(1.0 if enabled and state is not TradingState.HALTED else 0.0)
-        self.circuit_breaker_tripped.set(1.0 if breaker_tripped else 0.0)
+        """Everything one quote cycle knows, kept for the scrape: the gauges read it when Prometheus
+        asks (every few seconds), not on every book event."""
+        self._cycle = _Cycle(decision, inventory, portfolio, gamma, kappa, breaker_tripped, enabled, tick)
+        if not math.isnan(decision.mid):
+            self._priced = decision
 
     def publish_funding(self, amount_usd: float, funding_pnl_usd: float) -> None:
         """One funding payment booked (`amount_usd` > 0 received, < 0 paid) and the funding total."""
@@ -370,8 +425,11 @@ class BotMetrics:
         self.funding_interval_seconds.set(interval_s)
 
     def publish_open_orders(self, sides: Iterable[Side]) -> None:
-        counts = dict.fromkeys(Side, 0)
+        """The resting orders per side, read at scrape time."""
+        buys = sells = 0
         for side in sides:
-            counts[side] += 1
-        for side, child in self.orders_open.items():
-            child.set(counts[side])
+            if side is Side.BUY:
+                buys += 1
+            else:
+                sells += 1
+        self._open = (buys, sells)

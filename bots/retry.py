@@ -52,7 +52,6 @@ async def retrying(
 
     A `RateLimited` error with `retry_after_s` waits at least that long: the exchange said so.
     """
-    rng = rng or random.Random()
     for attempt in range(policy.attempts):
         try:
             return await call()
@@ -60,6 +59,7 @@ async def retrying(
             on_error(exc)
             if attempt == policy.attempts - 1:
                 raise
+            rng = rng or random.Random()  # seeded only when a call failed: not on every call
             delay = policy.delay_s(attempt, rng)
             if isinstance(exc, RateLimited) and exc.retry_after_s is not None:
                 delay = max(delay, exc.retry_after_s)

@@ -120,6 +120,7 @@ _CONTROL = _Event("control")
 _FILLS = _Event("fills")  # the exchange has new fills for us (a notice on its private stream)
 _COMMITTED = _Event("committed")  # the store thread confirmed a batch of fills
 _STOP = _Event("stop")  # wakes an idle consumer at shutdown
+_TIMER_SLACK = 0.1  # the timer waits this long (fraction of its interval) past due for a book to run it
 
 
 def _stored_halts(value: object) -> tuple[RiskState, str | None]:
@@ -194,6 +195,8 @@ class BotWorker:
         self._queued: set[_Event] = set()  # payload-free events are queued once at a time
         self._idle = asyncio.Event()
         self._funding: FundingSync | None = None  # when the exchange reports funding
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_due = 0.0  # loop time the timer event is due
 
     def _new_core(
         self,
@@ -303,8 +306,8 @@ class BotWorker:
         producers = [
             asyncio.create_task(self._books(), name="books"),
             asyncio.create_task(self._trades(), name="trades"),
-            asyncio.create_task(self._every(_TIMER, self.settings.strategy.refresh_interval_s), name="timer"),
         ]
+        self._arm_timer()
         if self.exchange.capabilities.order_events:
             producers.append(asyncio.create_task(self._order_events(), name="order-events"))
         consumer = asyncio.create_task(self._consume(), name="consumer")
@@ -317,6 +320,8 @@ class BotWorker:
                 if task.get_name() == "books" and not self._stop.is_set():
                     self._exit = WorkerExit.MARKET_ENDED  # nothing left to quote on
         finally:
+            if self._timer is not None:
+                self._timer.cancel()
             for task in [*producers, stopper]:
                 task.cancel()
             self._stop.set()  # the consumer finishes the decision under way, then takes no more events
@@ -501,6 +506,8 @@ class BotWorker:
             self.last_book, self._received_ns = update, time.time_ns()
             self.metrics.last_book_ns = update.ts_ns
             self._enqueue(_BOOK)
+            if asyncio.get_running_loop().time() >= self._timer_due:
+                self._timer_fired()
 
     async def _trades(self) -> None:
         """Public trades for the recorded `trade_intensity`; the stream ending does not stop us."""
@@ -521,10 +528,21 @@ class BotWorker:
                 self._queue.put_nowait(event)
         await self._stop.wait()
 
-    async def _every(self, event: _Event, interval_s: float) -> None:
-        while True:
-            await asyncio.sleep(interval_s)
-            self._enqueue(event)
+    def _arm_timer(self) -> None:
+        """The timer event `strategy.refresh_interval_s` from now (a quiet market still gets decisions
+        and records). The first book at or after that time runs it, in the wake-up the book costs
+        anyway; the loop's own timer fires only when no book came within `_TIMER_SLACK` of the interval
+        after it (a sim bot's timer otherwise adds a wake-up to every ten of its books)."""
+        loop = asyncio.get_running_loop()
+        if self._timer is not None:
+            self._timer.cancel()
+        interval = self.settings.strategy.refresh_interval_s
+        self._timer_due = loop.time() + interval
+        self._timer = loop.call_at(self._timer_due + _TIMER_SLACK * interval, self._timer_fired)
+
+    def _timer_fired(self) -> None:
+        self._enqueue(_TIMER)
+        self._arm_timer()
 
     # ----- the one consumer -------------------------------------------------------------------------
 

@@ -141,9 +141,10 @@ class PaperExchange:
             self.capabilities = Capabilities(reconciles=False, local_fills=True, funding=True)
         self._source = source
         self._fills: list[Fill] = []
+        self._fills_cursor = f"{self.session_id}:0"  # what `fills_since` hands out after the last fill
         self._payments: list[FundingPayment] = []
         self._books: _Topic[BookUpdate] = _Topic(queue_size)
-        self._trades: _Topic[Trade] = _Topic(queue_size)
+        self._trades: _Topic[list[Trade]] = _Topic(queue_size)
         self._fill_topic: _Topic[Fill] = _Topic(queue_size)
         self._first_book = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -195,8 +196,8 @@ class PaperExchange:
                 self._first_book.set()
                 self.steps += 1
                 await self._books.publish(book)
-                for trade in trades:
-                    await self._trades.publish(trade)
+                if trades:
+                    await self._trades.publish(trades)  # a step's trades in one hand-over
                 for fill in fills:
                     await self._fill_topic.publish(fill)
             for topic in (self._books, self._trades, self._fill_topic):
@@ -216,6 +217,7 @@ class PaperExchange:
     def _book_fill(self, fill: Fill) -> None:
         self.portfolio.apply(fill)
         self._fills.append(fill)
+        self._fills_cursor = f"{self.session_id}:{len(self._fills)}"
 
     def _settle_funding(self, book: BookUpdate) -> None:
         """Funding times passed by this book settle the position at the venue's mark, else the book's
@@ -224,8 +226,11 @@ class PaperExchange:
         assert self.funding is not None
         if not (book.bids and book.asks):
             return
+        due = self.funding.advance(book.ts_ns)
+        if not due:  # nearly every book
+            return
         mid = (book.bids[0].price + book.asks[0].price) / 2
-        for settlement in self.funding.advance(book.ts_ns):
+        for settlement in due:
             position = self.portfolio.position
             if position == 0:
                 continue
@@ -264,8 +269,9 @@ class PaperExchange:
     async def stream_trades(self, symbol: str) -> AsyncIterator[Trade]:
         self._check(symbol)
         self.start()
-        async for trade in self._trades.subscribe():
-            yield trade
+        async for trades in self._trades.subscribe():
+            for trade in trades:
+                yield trade
 
     async def stream_fills(self, symbol: str) -> AsyncIterator[Fill]:
         """Our fills as they happen (already booked in `portfolio`), until the source ends."""
@@ -312,8 +318,10 @@ class PaperExchange:
         """Cursor `"<session id>:<count>"`; one from another session (an earlier instance, e.g. before
         a restart, or an old plain count) reads from the start of this session."""
         self._check(symbol)
+        if cursor == self._fills_cursor:  # nothing new: asked after every book
+            return [], cursor
         start = self._cursor_position(cursor, len(self._fills), "fills")
-        return self._fills[start:], f"{self.session_id}:{len(self._fills)}"
+        return self._fills[start:], self._fills_cursor
 
     async def funding_rate(self, symbol: str) -> FundingRate | None:
         """The funding process's current rate (None without one)."""

@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -172,7 +173,9 @@ def test_config_version_changes_gamma_without_a_restart_and_a_bad_one_changes_no
         assert ledger.config_acks(good)[0].status == "applied"
         assert worker.engine.gamma == 2.5 and worker.settings.strategy.gamma == 2.5
         assert worker.engine is not engine_before
-        await _until(lambda: worker.metrics.gamma._value.get() == 2.5, what="gamma metric")
+        labels = {"bot": worker.name, "symbol": worker.symbol, "mode": "sim"}
+        gamma = partial(worker.metrics.registry.get_sample_value, "mmfleet_gamma", labels)
+        await _until(lambda: gamma() == 2.5, what="gamma metric")  # read at scrape time
 
         bad = ledger.publish_config(
             {"strategy": {"gamma": -1, "grid_layers": 3}}, [worker.name], author="test"
