@@ -17,7 +17,6 @@ import signal
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Annotated, Any
 
-import aiohttp
 import typer
 
 from bots.cli.common import fail
@@ -108,6 +107,8 @@ async def _serve(server: GrvtSimServer, host: str, port: int, spec: dict[str, An
 
 
 async def _post(url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    import aiohttp  # noqa: PLC0415 - a bot, which starts through this CLI, needs no HTTP client
+
     async with aiohttp.ClientSession() as session, session.post(url.rstrip("/") + path, json=body) as reply:
         data: dict[str, Any] = await reply.json(content_type=None)
         if reply.status != 200:

@@ -23,9 +23,8 @@ import signal
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -35,6 +34,9 @@ from bots.store import Ledger
 from bots.store.alerts import AUTHOR_MAX_CHARS, AlertNotice
 from bots.store.control import ALL_BOTS
 from settings.fleet import validation_problems
+
+if TYPE_CHECKING:  # aiohttp (~8 MB) loads when the receiver serves: `mmfleet bot run` imports this module
+    from aiohttp import web
 
 __all__ = [
     "ACTION_HALT",
@@ -291,12 +293,12 @@ class AlertReceiver:
             connection.execute(text("SELECT 1"))
 
 
-def _problem(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
-
-
 def build_app(receiver: AlertReceiver, *, token: str | None = None) -> web.Application:
     """The receiver's HTTP app; with `token`, POST /alerts wants `Authorization: Bearer <token>`."""
+    from aiohttp import web  # noqa: PLC0415 - only a receiver serves
+
+    def _problem(status: int, message: str) -> web.Response:
+        return web.json_response({"error": message}, status=status)
 
     async def post_alerts(request: web.Request) -> web.Response:
         if token and not hmac.compare_digest(
@@ -361,6 +363,8 @@ async def serve(
     stop: asyncio.Event | None = None,
 ) -> None:
     """Serve until `stop` is set, or SIGINT/SIGTERM when no event is given."""
+    from aiohttp import web  # noqa: PLC0415 - only a receiver serves
+
     runner = web.AppRunner(build_app(receiver, token=token), access_log=None)
     await runner.setup()
     try:

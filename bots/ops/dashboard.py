@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 from rich.table import Table
 
 from bots.ops.supervisor import ChildStatus
+
+if TYPE_CHECKING:  # aiohttp (~8 MB) loads only to scrape: `bots.cli`, which starts every bot, imports this
+    import aiohttp
 
 __all__ = ["Sample", "fleet_table", "scrape", "scrape_fleet"]
 
@@ -29,6 +32,8 @@ def parse_exposition(text: str) -> dict[str, list[tuple[dict[str, str], float]]]
 
 async def scrape(session: aiohttp.ClientSession, port: int) -> Sample | None:
     """The figures the table shows, or None when the worker does not answer."""
+    import aiohttp  # noqa: PLC0415 - see TYPE_CHECKING above
+
     try:
         async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
             text = await response.text()
@@ -51,6 +56,8 @@ async def scrape(session: aiohttp.ClientSession, port: int) -> Sample | None:
 
 
 async def scrape_fleet(children: Sequence[ChildStatus]) -> dict[str, Sample | None]:
+    import aiohttp  # noqa: PLC0415 - see TYPE_CHECKING above
+
     timeout = aiohttp.ClientTimeout(total=_SCRAPE_TIMEOUT_S)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         rows = await asyncio.gather(*(scrape(session, c.port) for c in children))

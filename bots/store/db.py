@@ -312,6 +312,8 @@ class LedgerBase:
             if self.backend == "postgresql":
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _INIT_LOCK_KEY})
             found = migrations.current_revision(connection)
+            if found == migrations.HEAD:  # nothing to upgrade: Alembic is never imported
+                return
             if found is None and inspect(connection).has_table(schema_version.name):
                 legacy = connection.execute(select(schema_version.c.version)).scalar_one_or_none()
                 if legacy not in (None, 1):

@@ -99,6 +99,11 @@ def test_an_upgraded_baseline_ledger_matches_the_declared_tables(ledgers: Ledger
         assert compare_metadata(context, metadata) == []
 
 
+def test_head_names_the_newest_revision() -> None:
+    """A ledger at `HEAD` opens without Alembic: a revision added without moving `HEAD` would be skipped."""
+    assert migrations.head_revision() == migrations.HEAD
+
+
 def test_a_ledger_from_a_newer_mmfleet_is_refused(ledgers: LedgerFactory) -> None:
     ledger = ledgers.open()
     with ledger.engine.begin() as connection:

@@ -82,7 +82,8 @@ _BLOCK: Final = 4096  # steps of random numbers drawn per numpy call
 _UNIFORMS: Final = 7  # per step: burst switch, trend switch, trend sign, buys, sells, informed, sweep
 _SWEEP_EXTRA_LOTS: Final = 10  # a sweep's size beyond the visible book: this many trade-size draws
 _LADDER_MARGIN: Final = 256  # ticks of levels added beyond the view when the price ladder grows
-_LADDER_MAX: Final = 65_536  # ticks; a wider ladder is dropped and rebuilt around the price
+_LADDER_MAX: Final = 8_192  # ticks; a wider ladder is dropped and rebuilt around the price (~1.3 MB of
+# levels at most, where 65,536 grew a bot by ~11 MB over hours; BTC at 60k rebuilds about every 40 min)
 _BPS: Final = 1e-4  # a basis point as a fraction (and, for small moves, of log price)
 _POISSON_INVERSION_MAX: Final = 30.0  # larger means: the normal approximation (inversion would underflow)
 _NORMAL: Final = NormalDist()

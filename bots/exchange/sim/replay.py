@@ -18,10 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import cast
-
-import pyarrow as pa
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING, cast
 
 from bots.exchange.events import FundingRate
 from bots.exchange.sim.market import Step
@@ -29,6 +26,9 @@ from bots.exchange.sim.replay_columns import ColumnsWriter, is_columns
 from bots.exchange.sim.replay_columns_read import read_columns, read_columns_funding
 from bots.exchange.sim.replay_text import columns, read_text, write_text
 from settings.models import BUILTIN_INSTRUMENTS, InstrumentSpec
+
+if TYPE_CHECKING:  # pyarrow (~25 MB) loads where a Parquet file is opened: a sim bot never needs it
+    import pyarrow.parquet as pq
 
 __all__ = [
     "RECORDING_SUFFIXES",
@@ -77,6 +77,9 @@ def _parquet(path: Path) -> pq.ParquetFile | None:
     """The open Parquet file of a recording, None for a text one."""
     if not _is_parquet(path):
         return None
+    import pyarrow as pa  # noqa: PLC0415 - loaded only to open a Parquet file
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
     try:
         return pq.ParquetFile(path)
     except pa.ArrowInvalid as exc:  # not Parquet, or cut short: pyarrow does not name the file

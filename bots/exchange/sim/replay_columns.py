@@ -33,16 +33,17 @@ import json
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Final
-
-import pyarrow as pa
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING, Any, Final
 
 from bots.engine.types import Side
 from bots.exchange.base import BookUpdate, Trade
 from bots.exchange.events import FundingRate
 from bots.exchange.sim.market import Step
 from settings.models import InstrumentSpec
+
+if TYPE_CHECKING:  # pyarrow (~25 MB) loads when a file is written: a sim bot never needs it
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
 __all__ = [
     "BATCH_ROWS",
@@ -70,6 +71,8 @@ FUNDING_COLUMNS: Final = ("funding_ts_ns", "funding_rate", "funding_interval_s")
 
 
 def _schema(levels: int, instruments: Mapping[str, InstrumentSpec]) -> pa.Schema:
+    import pyarrow as pa  # noqa: PLC0415 - loaded only to write a Parquet file
+
     ticks = pa.list_(pa.int64(), levels)
     units = {s: {"tick_size": str(i.tick_size), "lot_size": str(i.lot_size)} for s, i in instruments.items()}
     metadata = {
@@ -109,6 +112,8 @@ class ColumnsWriter:
             raise ValueError(f"levels {levels}: a recording keeps 1 to 255 levels per side")
         self.path, self.levels = path, levels
         self._units = {s: (i.tick_size, i.lot_size) for s, i in instruments.items()}
+        import pyarrow.parquet as pq  # noqa: PLC0415 - loaded only to write a Parquet file
+
         self._schema = _schema(levels, instruments)
         self._writer = pq.ParquetWriter(path, self._schema, compression="zstd")
         self._pending: dict[str, FundingRate] = {}
@@ -171,6 +176,8 @@ class ColumnsWriter:
     def _flush(self) -> None:
         if not self._rows:
             return
+        import pyarrow as pa  # noqa: PLC0415 - loaded only to write a Parquet file
+
         cols, schema = self._cols, self._schema
         offsets = pa.array(self._trade_offsets, pa.int32())
         arrays: list[pa.Array] = []

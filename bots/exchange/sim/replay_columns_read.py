@@ -11,17 +11,19 @@ import json
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 import bots.exchange.sim.replay_columns as fmt
 from bots.engine.types import Book, Side
 from bots.exchange.base import BookLevel, BookUpdate, Trade
 from bots.exchange.events import FundingRate
 from bots.exchange.sim.market import Step
+
+if TYPE_CHECKING:  # the caller opens the Parquet file: pyarrow (~25 MB) loads only then, never in a sim bot
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
 __all__ = ["read_columns", "read_columns_funding"]
 
@@ -103,6 +105,8 @@ Ints = np.ndarray[Any, np.dtype[np.int64]]
 
 def _ints(path: Path, array: pa.Array, name: str, limit: int = fmt.MAX_INT) -> Ints:
     """A column (flattened when it holds lists) as int64s in [0, limit), else ValueError."""
+    import pyarrow as pa  # noqa: PLC0415 - loaded already: the file is open
+
     nested = pa.types.is_list(array.type) or pa.types.is_fixed_size_list(array.type)
     values = array.flatten() if nested else array
     ints: Ints = values.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
@@ -132,6 +136,8 @@ def _floats(ints: Ints, ratio: tuple[int, int]) -> list[float]:
 
 
 def _symbols(path: Path, array: pa.Array, units: Mapping[str, _Units]) -> tuple[list[str], list[int]]:
+    import pyarrow as pa  # noqa: PLC0415 - loaded already: the file is open
+
     encoded = array if pa.types.is_dictionary(array.type) else array.dictionary_encode()
     names = [str(name) for name in encoded.dictionary.to_pylist()]
     unknown = [name for name in names if name not in units]
@@ -146,6 +152,8 @@ def read_columns(
     """The steps of a recording in this format, lazily; only `symbol`'s when set; with `funding`, each
     funding sample just before the step it is stored with. A corrupt file (a null cell, a negative or
     oversized tick, an unknown symbol) raises ValueError naming it."""
+    import pyarrow as pa  # noqa: PLC0415 - loaded already: the file is open
+
     levels, units = _metadata(path, parquet)
     names = [*fmt.STEP_COLUMNS, *(fmt.FUNDING_COLUMNS if funding else ())]
     batches = parquet.iter_batches(batch_size=fmt.BATCH_ROWS, columns=names)

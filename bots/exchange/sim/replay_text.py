@@ -31,14 +31,15 @@ import gzip
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any, cast
-
-import pyarrow.parquet as pq
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from bots.engine.types import Side
 from bots.exchange.base import BookLevel, BookUpdate, Trade
 from bots.exchange.events import FundingRate
 from bots.exchange.sim.market import Step
+
+if TYPE_CHECKING:  # the caller opens a Parquet file: a bot replaying none never loads pyarrow
+    import pyarrow.parquet as pq
 
 __all__ = ["columns", "read_text", "write_text"]
 
