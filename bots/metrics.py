@@ -32,6 +32,7 @@ __all__ = [
     "REGIMES",
     "TICK_TO_QUOTE_BUCKETS",
     "BotMetrics",
+    "CycleState",
     "horizon_label",
 ]
 
@@ -89,12 +90,11 @@ class _MarketDataAge(Collector):
         yield family
 
 
-@dataclass(slots=True)  # not frozen: built on every book event, and a frozen __init__ costs more
-class _Cycle:
-    """The last quote cycle as a scrape reads it (the decision and inventory are new objects each cycle,
-    never changed after: the HTTP thread reads them while the loop goes on)."""
+@dataclass(frozen=True, slots=True)
+class CycleState:
+    """What a scrape reads of the bot beside its last decision: the worker builds it when asked, from
+    objects the loop replaces rather than changes (the inventory) or single attributes (atomic reads)."""
 
-    decision: QuoteDecision
     inventory: Inventory
     portfolio: Portfolio
     gamma: float
@@ -102,10 +102,20 @@ class _Cycle:
     breaker_tripped: bool
     enabled: bool
     tick: float
+    intensity_a: float
+    intensity_fitted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Cycle:
+    """The last quote cycle as one scrape reads it."""
+
+    decision: QuoteDecision
+    now: CycleState
 
     @property
     def state(self) -> TradingState:
-        return self.decision.state if self.enabled else TradingState.HALTED
+        return self.decision.state if self.now.enabled else TradingState.HALTED
 
     def in_state(self, state: TradingState) -> float:
         return float(self.state is state)
@@ -115,15 +125,19 @@ class _Cycle:
 
     def quote_price(self, side: Side, kind: OrderKind, layer: int) -> float:
         """The desired price of that quote; NaN when the cycle wants none there."""
-        for order in self.decision.orders if self.enabled else ():
+        for order in self.decision.orders if self.now.enabled else ():
             if order.side is side and order.kind is kind and order.layer == layer:
-                return order.price_ticks * self.tick
+                return order.price_ticks * self.now.tick
         return math.nan
+
+
+def _drawdown(now: CycleState) -> float:
+    return drawdown_ratio(now.inventory.equity_usd, now.inventory.peak_equity_usd)
 
 
 class BotMetrics:
     """Every metric of one bot, label children resolved at construction. What a quote cycle knows is
-    read at scrape time (`publish_cycle` only keeps the cycle): a book event sets no gauge."""
+    read at scrape time (`publish_decision` only keeps the decision): a book event sets no gauge."""
 
     def __init__(  # noqa: PLR0915  # one statement per metric
         self, registry: CollectorRegistry, bot: str, symbol: str, mode: str, grid_layers: int
@@ -293,55 +307,61 @@ class BotMetrics:
         self.set_config_version("none")
         self.set_model_version("none")
         registry.register(_MarketDataAge(base, lambda: self.last_book_ns))
-        self._cycle: _Cycle | None = None
+        self._decision: QuoteDecision | None = None
+        self._read_cycle: Callable[[], CycleState] | None = None
         self._priced: QuoteDecision | None = None  # the last decision with a mid
         self._spread: QuoteDecision | None = None  # the last decision with a model spread
-        self._intensity = (0.0, False)
         self._open = (0, 0)  # resting buys, sells
         self._read_at_scrape()
 
     def _read_at_scrape(self) -> None:
-        """Bind the cycle's gauges to what `publish_cycle` and `publish_spread` kept."""
+        """Bind the cycle's gauges to the last decision (`publish_decision`) and the bot's state as
+        `watch_cycle` reads it."""
 
         def cycle(child: Gauge, read: Callable[[_Cycle], float], idle: float = 0.0) -> None:
-            child.set_function(lambda: read(c) if (c := self._cycle) is not None else idle)
+            child.set_function(lambda: read(c) if (c := self._scraped()) is not None else idle)
+
+        def now(child: Gauge, read: Callable[[CycleState], float]) -> None:
+            cycle(child, lambda c: read(c.now))
 
         def priced(child: Gauge, read: Callable[[QuoteDecision], float]) -> None:
             child.set_function(lambda: read(d) if (d := self._priced) is not None else 0.0)
 
-        def drawdown(c: _Cycle) -> float:
-            return drawdown_ratio(c.inventory.equity_usd, c.inventory.peak_equity_usd)
+        def spread(child: Gauge, read: Callable[[QuoteDecision], float]) -> None:
+            child.set_function(lambda: read(d) if (d := self._spread) is not None else 0.0)
 
         def position_usd(c: _Cycle) -> float:
             mid = c.decision.mid
-            return c.inventory.position_base * mid if not math.isnan(mid) else 0.0
+            return c.now.inventory.position_base * mid if not math.isnan(mid) else 0.0
 
-        cycle(self.position_base, lambda c: c.inventory.position_base)
+        now(self.position_base, lambda n: n.inventory.position_base)
         cycle(self.position_usd, position_usd)
-        cycle(self.equity_usd, lambda c: c.inventory.equity_usd)
-        cycle(self.peak_equity_usd, lambda c: c.inventory.peak_equity_usd)
-        cycle(self.drawdown_ratio, drawdown)
-        cycle(self.realized_pnl_usd, lambda c: float(c.portfolio.realized_pnl))
-        cycle(self.unrealized_pnl_usd, lambda c: c.inventory.unrealized_pnl_usd)
-        cycle(self.grid_profit_usd, lambda c: float(c.portfolio.grid_profit))
-        cycle(self.gamma, lambda c: c.gamma)
-        cycle(self.kappa, lambda c: c.kappa)
-        cycle(self.circuit_breaker_tripped, lambda c: float(c.breaker_tripped))
-        cycle(self.trading_enabled, lambda c: float(c.enabled and c.state is not TradingState.HALTED))
+        now(self.equity_usd, lambda n: n.inventory.equity_usd)
+        now(self.peak_equity_usd, lambda n: n.inventory.peak_equity_usd)
+        now(
+            self.drawdown_ratio, lambda n: drawdown_ratio(n.inventory.equity_usd, n.inventory.peak_equity_usd)
+        )
+        now(self.realized_pnl_usd, lambda n: float(n.portfolio.realized_pnl))
+        now(self.unrealized_pnl_usd, lambda n: n.inventory.unrealized_pnl_usd)
+        now(self.grid_profit_usd, lambda n: float(n.portfolio.grid_profit))
+        now(self.gamma, lambda n: n.gamma)
+        now(self.kappa, lambda n: n.kappa)
+        now(self.circuit_breaker_tripped, lambda n: float(n.breaker_tripped))
+        now(self.intensity_a, lambda n: n.intensity_a)
+        now(self.intensity_fitted, lambda n: float(n.intensity_fitted))
+        cycle(self.trading_enabled, lambda c: float(c.now.enabled and c.state is not TradingState.HALTED))
         priced(self.mid_price, lambda d: d.mid)
         priced(self.reservation_price, lambda d: d.reservation_price)
         priced(self.optimal_spread, lambda d: d.spread_pct)
         priced(self.volatility, lambda d: d.sigma)
+        spread(self.model_spread, lambda d: d.model_spread_pct)
+        spread(self.spread_floor_binding, lambda d: float(d.floor_binds))
         for signal, child in self.signal_latched.items():
             cycle(child, partial(_Cycle.latched, signal=signal))
         for state, child in self._state_children.items():
             cycle(child, partial(_Cycle.in_state, state=state))
         for (side, kind, layer), child in self.quote_price.items():
             cycle(child, partial(_Cycle.quote_price, side=side, kind=kind, layer=layer), idle=math.nan)
-        self.model_spread.set_function(lambda: s.model_spread_pct if (s := self._spread) else 0.0)
-        self.spread_floor_binding.set_function(lambda: float(s.floor_binds) if (s := self._spread) else 0.0)
-        self.intensity_a.set_function(lambda: self._intensity[0])
-        self.intensity_fitted.set_function(lambda: float(self._intensity[1]))
         self.orders_open[Side.BUY].set_function(lambda: self._open[0])
         self.orders_open[Side.SELL].set_function(lambda: self._open[1])
 
@@ -387,30 +407,23 @@ class BotMetrics:
                 family.remove(*base, name)
                 shown.discard(name)
 
-    def publish_spread(self, decision: QuoteDecision, *, intensity_a: float, fitted: bool) -> None:
-        """The model's spread beside the quoted one, whether the floor binds, and the intensity in use
-        (read at scrape time, like the cycle's figures)."""
-        if not math.isnan(decision.model_spread_pct):
-            self._spread = decision
-        self._intensity = (intensity_a, fitted)
+    def watch_cycle(self, read: Callable[[], CycleState]) -> None:
+        """How a scrape reads the bot's state beside its last decision (the worker's, from its core)."""
+        self._read_cycle = read
 
-    def publish_cycle(
-        self,
-        decision: QuoteDecision,
-        inventory: Inventory,
-        portfolio: Portfolio,
-        *,
-        gamma: float,
-        kappa: float,
-        breaker_tripped: bool,
-        enabled: bool,
-        tick: float,
-    ) -> None:
-        """Everything one quote cycle knows, kept for the scrape: the gauges read it when Prometheus
-        asks (every few seconds), not on every book event."""
-        self._cycle = _Cycle(decision, inventory, portfolio, gamma, kappa, breaker_tripped, enabled, tick)
+    def publish_decision(self, decision: QuoteDecision) -> None:
+        """The last quote cycle's decision, kept for the scrape: the gauges read it when Prometheus
+        asks (every few seconds), not on every book event. Prices stay at the last decision that had a
+        mid, the model spread at the last one that had one."""
+        self._decision = decision
         if not math.isnan(decision.mid):
             self._priced = decision
+        if not math.isnan(decision.model_spread_pct):
+            self._spread = decision
+
+    def _scraped(self) -> _Cycle | None:
+        decision, read = self._decision, self._read_cycle
+        return _Cycle(decision, read()) if decision is not None and read is not None else None
 
     def publish_funding(self, amount_usd: float, funding_pnl_usd: float) -> None:
         """One funding payment booked (`amount_usd` > 0 received, < 0 paid) and the funding total."""

@@ -64,7 +64,7 @@ from bots.exchange.base import (
 )
 from bots.exchange.reconcile import Reconciling
 from bots.funding_sync import FundingSync
-from bots.metrics import BotMetrics
+from bots.metrics import BotMetrics, CycleState
 from bots.retry import Backoff, error_kind, retrying
 from bots.store import FeatureRow, Ledger
 from bots.store.handover import FillHandover
@@ -273,6 +273,7 @@ class BotWorker:
         )
         self.metrics.funding_pnl_usd.set(float(portfolio.funding))
         self.metrics.watch_store(lambda: self.store.depth, lambda: self._fills.unconfirmed)
+        self.metrics.watch_cycle(self._cycle_state)
         self.store.watch(self._on_control_work)
         await self._sync_fills()
         await self._reconcile(starting=True)  # orders of a previous life, fills missed while down
@@ -892,28 +893,30 @@ class BotWorker:
             log.info("indicators seeded", extra={"fields": {"bot": self.name, "ticks": len(rows)}})
 
     def _publish(self) -> None:
-        core = self.core
-        decision = core.last_decision
+        decision = self.core.last_decision
         if decision is not None:
-            self._publish_spread(decision)
-            self.metrics.publish_cycle(
-                decision,
-                core.inventory,
-                core.portfolio,
-                gamma=core.engine.gamma,
-                kappa=core.engine.kappa,
-                breaker_tripped=core.engine.risk_state.breaker_tripped,
-                enabled=core.enabled and core.other_store is None,
-                tick=float(self.settings.spec.tick_size),
-            )
+            self.metrics.publish_decision(decision)
+            self._log_floor(decision)
         self._publish_orders()
 
-    def _publish_spread(self, decision: QuoteDecision) -> None:
-        """Spread metrics, and a log line when the spread floor starts or stops deciding the spread."""
+    def _cycle_state(self) -> CycleState:
+        """The bot's state as a scrape reads it (on the HTTP thread: attribute reads only)."""
         core = self.core
-        self.metrics.publish_spread(
-            decision, intensity_a=core.engine.intensity_a, fitted=core.fitted is not None
+        engine = core.engine
+        return CycleState(
+            inventory=core.inventory,
+            portfolio=core.portfolio,
+            gamma=engine.gamma,
+            kappa=engine.kappa,
+            breaker_tripped=engine.risk_state.breaker_tripped,
+            enabled=core.enabled and core.other_store is None,
+            tick=float(self.settings.spec.tick_size),
+            intensity_a=engine.intensity_a,
+            intensity_fitted=core.fitted is not None,
         )
+
+    def _log_floor(self, decision: QuoteDecision) -> None:
+        """A log line when the spread floor starts or stops deciding the spread."""
         if math.isnan(decision.model_spread_pct) or decision.floor_binds == self._floor_binds:
             return
         self._floor_binds = decision.floor_binds
