@@ -5,13 +5,16 @@ bot (CPU seconds of the bot processes from /proc over the book events they decid
 `tick_to_quote` histograms), the fleet's CPU share of the machine, RSS per worker, p99 tick-to-quote,
 and the latency from a `stop` command entering the store to the bot's ack (what `mmfleet ctl stop`
 waits for). The baseline is the smallest fleet of the same run: the ratio is CPU per bot at N against
-CPU per bot at the smallest N (1.0 = perfectly linear). Targets: <= 0.3 ms CPU per book event, 100 bots
-on 2 cores under 50% CPU share, <= 100 MB RSS each, stop -> ack under 1 s. Last line: one JSON object.
+CPU per bot at the smallest N (1.0 = perfectly linear); the floor is what one bare wake-up of an event
+loop costs in CPU on this machine, measured first in the same process (each book event wakes a bot
+once). Targets: <= 0.3 ms CPU per book event, 100 bots on 2 cores under 50% CPU share, <= 100 MB RSS
+each, stop -> ack under 1 s. Last line: one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import signal
@@ -25,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import uvloop
 import yaml
 
 from bots.ops.dashboard import parse_exposition
@@ -96,6 +100,24 @@ def stop_ack_latencies(ledger_url: str, names: list[str]) -> list[float]:
                 time.sleep(0.01)
             latencies.append((acks[0].acked_at_ns - created) / 1e9 if acks else float("inf"))
     return latencies
+
+
+def wakeup_floor_us(seconds: float = 5.0, rate_hz: float = 10.0) -> float:
+    """CPU microseconds one bare event-loop timer wake-up costs here (uvloop, as the bots run): the
+    floor under a bot's CPU per book event, since every book wakes its loop once. On a VM this is
+    tens to hundreds of microseconds of accounted CPU for waking up alone."""
+
+    async def tick() -> float:
+        loop = asyncio.get_running_loop()
+        start = time.thread_time()
+        due = loop.time()
+        for _ in range(round(seconds * rate_hz)):
+            due += 1 / rate_hz
+            await asyncio.sleep(due - loop.time())
+        return (time.thread_time() - start) / (seconds * rate_hz) * 1e6
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(tick())
 
 
 def run_fleet(n: int, seconds: float, workdir: Path, postgres: str | None) -> dict[str, Any]:
@@ -184,6 +206,8 @@ def main() -> None:
     if args.postgres:
         runs += [(n, args.postgres) for n in args.postgres_sizes]
     results = []
+    floor_us = wakeup_floor_us()
+    print(f"one bare event-loop wake-up costs {floor_us:.0f} us of CPU here (10 a second a bot)", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         for n, postgres in runs:
             try:
@@ -220,7 +244,7 @@ def main() -> None:
         " per worker; stop -> ack under 1 s"
     )
     summary = [{k: v if isinstance(v, str) else round(v, 4) for k, v in r.items()} for r in results]
-    print(json.dumps({"fleets": summary}))
+    print(json.dumps({"wakeup_floor_us": round(floor_us, 1), "fleets": summary}))
 
 
 if __name__ == "__main__":
