@@ -16,8 +16,8 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -31,11 +31,14 @@ from sqlalchemy.pool import NullPool, QueuePool, StaticPool
 from bots.errors import ConfigError, FleetError
 from bots.exitcodes import ExitCode
 from bots.store import migrations
+from bots.store.prepared import PreparedInsert, driver_errors
 from bots.store.schema import schema_version
 
 __all__ = [
+    "CONTROL_SIGNAL_SUFFIX",
     "DATABASE_URL_ENV",
     "DEFAULT_SQLITE_PATH",
+    "SIGNAL_KEY",
     "LedgerBase",
     "SchemaVersionError",
     "StoreError",
@@ -47,6 +50,12 @@ __all__ = [
 DATABASE_URL_ENV = "MMFLEET_DATABASE_URL"
 DEFAULT_SQLITE_PATH = Path("data/mmfleet.sqlite")
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_BEGIN = "BEGIN IMMEDIATE"  # SQLite: take the write lock at once (a deferred one may fail at its first write)
+# SQLite: a file beside the ledger that grows by a byte after every commit with a command or a config
+# version in it (`notify_control`): bots stat it instead of reading the database, whose own change
+# counter (`PRAGMA data_version`) moves with every commit of every bot.
+CONTROL_SIGNAL_SUFFIX = "-control"
+SIGNAL_KEY = "mmfleet_control_signal"  # in a connection's info: signal after this transaction commits
 _INIT_LOCK_KEY = 0x6D6D666C656574  # "mmfleet": serialises schema creation across processes on PostgreSQL
 
 
@@ -171,7 +180,9 @@ def _sqlite_engine(url: URL) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # On the driver's connection: a Core execute here would cost more than the commit it starts.
+        with driver_errors(engine.dialect, _BEGIN):
+            connection.connection.driver_connection.execute(_BEGIN)  # type: ignore[union-attr]
 
     return engine
 
@@ -234,8 +245,11 @@ class LedgerBase:
         self.owner = owner or f"{self.host}:{self.pid}:{secrets.token_hex(4)}"
         self.url = normalise_url(url)
         self.backend = self.url.get_backend_name()
+        sqlite_file = _sqlite_file(self.url) if self.backend == "sqlite" else None
+        self.control_signal = None if sqlite_file is None else Path(f"{sqlite_file}{CONTROL_SIGNAL_SUFFIX}")
         self._clock = clock
         self._thread = threading.local()  # `pinned`: the connection this thread's calls use, if any
+        self._prepared: dict[tuple[str, tuple[str, ...]], PreparedInsert] = {}
         if schema is not None and (self.backend != "postgresql" or not _SCHEMA_NAME.match(schema)):
             raise StoreError(f"schema {schema!r}: a plain identifier, and only on PostgreSQL")
         safe_url = self.url.render_as_string(hide_password=True)
@@ -283,27 +297,58 @@ class LedgerBase:
     @contextmanager
     def batch(self) -> Iterator[Connection]:
         """One transaction for the calls made inside the block (on the pinned connection): one commit,
-        one fsync. Each call runs in its own savepoint, so a call that fails undoes only its own rows."""
+        one fsync. The calls join it: when one fails, the whole transaction is rolled back, unless the
+        call ran inside `savepoint()`."""
         connection: Connection | None = getattr(self._thread, "pinned", None)
         if connection is None:
             raise RuntimeError("batch() needs a pinned() connection")
         with connection.begin():
+            info = connection.info
             yield connection
+        self._signal(info)
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Inside `batch()`: the calls made in the block undo only their own rows when one fails."""
+        connection: Connection | None = getattr(self._thread, "pinned", None)
+        if connection is None or not connection.in_transaction():
+            raise RuntimeError("savepoint() needs a batch()")
+        with connection.begin_nested():
+            yield
+
+    def _pinned_sqlite(self) -> Any | None:
+        """This thread's pinned pysqlite connection, if it has one: in autocommit mode, so a statement
+        run on it outside `batch()` is a plain read, without the write lock `BEGIN IMMEDIATE` takes."""
+        pinned: Connection | None = getattr(self._thread, "pinned", None)
+        if pinned is None or self.backend != "sqlite":
+            return None
+        return pinned.connection.dbapi_connection
 
     @contextmanager
     def _begin(self) -> Iterator[Connection]:
-        """A transaction for one call: on the pinned connection when this thread has one (a savepoint
-        inside a batch), else from the pool."""
+        """A transaction for one call: on the pinned connection when this thread has one (joining the
+        `batch()` under way), else from the pool."""
         pinned: Connection | None = getattr(self._thread, "pinned", None)
         if pinned is None:
             with self._engine.begin() as connection:
+                info = connection.info
                 yield connection
+            self._signal(info)
         elif pinned.in_transaction():
-            with pinned.begin_nested():
-                yield pinned
+            yield pinned
         else:
             with pinned.begin():
+                info = pinned.info
                 yield pinned
+            self._signal(info)
+
+    def _signal(self, committed: dict[Any, Any]) -> None:
+        """After a commit that wrote a command or a config version (`notify_control`): grow the SQLite
+        control signal (`committed`: the connection's info). Best effort: a bot that is not told finds
+        the write with its slow fallback check."""
+        if committed.pop(SIGNAL_KEY, False) and self.control_signal is not None:
+            with suppress(OSError), self.control_signal.open("ab") as signal:
+                signal.write(b"\n")
 
     def _prepare(self) -> None:
         """Bring the schema to this code's revision (Alembic), under a lock so that a fleet starting at
@@ -339,6 +384,22 @@ class LedgerBase:
             return connection.execute(sqlite_stmt.returning(returned)).first() is not None
         pg_stmt = postgresql.insert(table).values(**values).on_conflict_do_nothing(index_elements=keys)
         return connection.execute(pg_stmt.returning(returned)).first() is not None
+
+    def _insert_rows(
+        self,
+        connection: Connection,
+        table: Table,
+        rows: Iterable[Mapping[str, Any]],
+        *,
+        conflict: Sequence[str] = (),
+    ) -> None:
+        """Insert `rows` with one prepared `executemany` (`bots.store.prepared`): what a bot writes every
+        second; with `conflict` keys, an upsert."""
+        key = (table.name, tuple(conflict))
+        prepared = self._prepared.get(key)
+        if prepared is None:
+            prepared = self._prepared[key] = PreparedInsert(table, self._engine.dialect, conflict=conflict)
+        prepared.run(connection, rows)
 
     def _upsert(
         self, connection: Connection, table: Table, values: Mapping[str, Any], keys: Sequence[str]

@@ -39,7 +39,7 @@ async def _until(check: object, what: str, timeout_s: float = 10.0) -> None:
 
 
 def test_a_command_reaches_the_bot_without_polling_queries(ledgers: LedgerFactory) -> None:
-    """The fallback poll is off (an hour): only LISTEN/NOTIFY (PostgreSQL) or `PRAGMA data_version`
+    """The fallback poll is off (an hour): only LISTEN/NOTIFY (PostgreSQL) or the control signal file
     (SQLite) can tell the store thread; while nothing changes it reads no control table at all."""
     bot_ledger, cli_ledger = ledgers.open(), ledgers.open()
     marks = 0
