@@ -51,6 +51,9 @@ DATABASE_URL_ENV = "MMFLEET_DATABASE_URL"
 DEFAULT_SQLITE_PATH = Path("data/mmfleet.sqlite")
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _BEGIN = "BEGIN IMMEDIATE"  # SQLite: take the write lock at once (a deferred one may fail at its first write)
+_SYNCHRONOUS = {True: "PRAGMA synchronous=FULL", False: "PRAGMA synchronous=NORMAL"}  # SQLite, WAL
+_ASYNC_COMMIT = "SET LOCAL synchronous_commit TO OFF"  # PostgreSQL: this transaction only
+_SYNCED_KEY = "mmfleet_synced"  # in a SQLite connection's info: its synchronous setting (FULL at connect)
 # SQLite: a file beside the ledger that grows by a byte after every commit with a command or a config
 # version in it (`notify_control`): bots stat it instead of reading the database, whose own change
 # counter (`PRAGMA data_version`) moves with every commit of every bot.
@@ -178,6 +181,12 @@ def _sqlite_engine(url: URL) -> Engine:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if not record.info.get(_SYNCED_KEY, True):  # a store thread's, with history batches: FULL again
+            dbapi_connection.execute(_SYNCHRONOUS[True])
+            record.info[_SYNCED_KEY] = True
+
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         # On the driver's connection: a Core execute here would cost more than the commit it starts.
@@ -295,15 +304,26 @@ class LedgerBase:
                 self._thread.pinned = None
 
     @contextmanager
-    def batch(self) -> Iterator[Connection]:
-        """One transaction for the calls made inside the block (on the pinned connection): one commit,
-        one fsync. The calls join it: when one fails, the whole transaction is rolled back, unless the
-        call ran inside `savepoint()`."""
+    def batch(self, *, synced: bool = True) -> Iterator[Connection]:
+        """One transaction for the calls made inside the block (on the pinned connection): one commit.
+        The calls join it: when one fails, the whole transaction is rolled back, unless the call ran
+        inside `savepoint()`.
+
+        `synced=False` is for history that can wait for the disk: the commit does not (SQLite
+        `synchronous=NORMAL`, PostgreSQL `synchronous_commit=off`). A crash of the process loses none
+        of it, a power loss at most what came since the last synced commit, which makes it durable."""
         connection: Connection | None = getattr(self._thread, "pinned", None)
         if connection is None:
             raise RuntimeError("batch() needs a pinned() connection")
+        info = connection.info
+        if self.backend == "sqlite" and info.get(_SYNCED_KEY, True) != synced:
+            with driver_errors(self._engine.dialect, _SYNCHRONOUS[synced]):  # not inside a transaction
+                connection.connection.driver_connection.execute(_SYNCHRONOUS[synced])  # type: ignore[union-attr]
+            info[_SYNCED_KEY] = synced
         with connection.begin():
-            info = connection.info
+            if not synced and self.backend == "postgresql":
+                with driver_errors(self._engine.dialect, _ASYNC_COMMIT):
+                    connection.connection.driver_connection.execute(_ASYNC_COMMIT)  # type: ignore[union-attr]
             yield connection
         self._signal(info)
 

@@ -357,9 +357,11 @@ class StoreWriter:
         """One plain transaction, the lease's heartbeat included when due. When a write is refused for
         its content (a bad value, an unknown id), the batch is rolled back and run again write by
         write, each in a savepoint, so that it fails alone. A database error fails the whole batch:
-        retried by `_main`."""
+        retried by `_main`. A batch of appended rows only (history) commits without waiting for the
+        disk; the next synced commit (a fill, an ack, a call, the heartbeat) makes it durable."""
+        synced = lease is not None or any(job.run is not None for job in batch)
         try:
-            with self.ledger.batch():
+            with self.ledger.batch(synced=synced):
                 outcomes = self._run(batch)
                 alive = self._heartbeat(lease)
         except _RETRYABLE:
@@ -368,7 +370,7 @@ class StoreWriter:
         except Exception:
             self._rolled_back(batch)
             try:
-                with self.ledger.batch():
+                with self.ledger.batch(synced=synced):
                     outcomes = [self._run_alone(job) for job in batch]
                     alive = self._heartbeat(lease)
             except BaseException:

@@ -7,6 +7,7 @@ import asyncio
 import time
 import uuid
 from decimal import Decimal
+from typing import Any
 
 import psycopg
 import pytest
@@ -219,3 +220,49 @@ def test_a_worker_on_the_runners_one_postgresql_connection_trades_through_its_st
         with cli.engine.begin() as connection:
             connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         cli.close()
+
+
+class _SyncProbe:
+    """An appender that writes nothing: it reads whether the transaction it runs in waits for the disk."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[Any, str]] = []
+
+    def write(self, ledger: Ledger, rows: list[Any]) -> None:
+        sql = "PRAGMA synchronous" if ledger.backend == "sqlite" else "SHOW synchronous_commit"
+        with ledger._begin() as connection:  # the store thread's connection, in the batch's transaction
+            setting = str(connection.exec_driver_sql(sql).scalar())
+        self.seen += [(row, setting) for row in rows]
+
+    def rolled_back(self) -> None:
+        pass
+
+
+def test_history_commits_without_waiting_for_the_disk_and_anything_else_synced(
+    ledgers: LedgerFactory,
+) -> None:
+    """A batch of appended rows only (order states, equity, positions, features) does not wait for the
+    disk; a batch with a fill (or any call, ack or state) does, and so makes the history before it
+    durable. A connection handed back to the pool is synced again for whoever takes it next (SQLite
+    keeps the setting per connection)."""
+    ledger = ledgers.open()
+    probe = _SyncProbe()
+    fill = Fill("f1", SYMBOL, "c1", Side.BUY, Decimal("65000.5"), Decimal("0.001"), Decimal(0), 1, False)
+
+    async def scenario() -> None:
+        writer = StoreWriter(ledger, BOT, record_interval_s=0.01, tick_s=0.01)
+        writer.start()
+        try:
+            writer.append(probe, ["history"])
+            await _until(lambda: probe.seen, "the history batch")
+            writer.append(probe, ["with a fill"])
+            assert [f.fill_id for f in await writer.commit_fills([fill], "cursor-1")] == ["f1"]
+        finally:
+            await writer.close()
+
+    asyncio.run(scenario())
+    lazy, synced = ("1", "2") if ledger.backend == "sqlite" else ("off", "on")
+    assert probe.seen == [("history", lazy), ("with a fill", synced)]
+    if ledger.backend == "sqlite":
+        with ledger.engine.connect() as connection:  # the pool's one file connection, the thread's before
+            assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2
