@@ -5,9 +5,10 @@ The worker's event loop runs no SQLAlchemy. It hands this thread what to write a
   loop, which applies them only then (a fill counts once durable; a crash before the commit re-reads
   them from the exchange at the stored cursor);
 - records (`record`, `append`): order states, bot state, and the market records (equity, position
-  snapshot, features). They wait up to `record_interval_s` (default 1 s) to share one transaction (one
-  commit, one fsync); an urgent write (an ack someone waits for, a fill, a call) commits at once, with
-  everything handed before it. Rows of one kind (`Appender`) go in with one statement per batch. Past
+  snapshot, features). They wait up to `record_interval_s` (default 1 s) to share one transaction,
+  which, holding history only, does not wait for the disk (`Ledger.batch(synced=False)`); an urgent
+  write (an ack someone waits for, a fill, a call) commits at once, synced, with everything handed
+  before it. Rows of one kind (`Appender`) go in with one statement per batch. Past
   `queue_limit` waiting writes, market records are dropped (counted): they are history that the next
   second's record replaces; nothing else ever is;
 - calls (`call`): a read or write whose answer the loop awaits (start-up state, a published config).
@@ -17,14 +18,15 @@ unknown id) is it rolled back and run again write by write, each in a savepoint,
 write fails alone and everything else commits.
 
 The same thread keeps the worker lease alive (its heartbeat rides in a batch's transaction), where a
-busy or blocked event loop cannot starve it, and watches the control plane without polling queries:
-PostgreSQL `LISTEN` on this same connection (the thread sleeps in `select()` on its socket, so a
-`NOTIFY` wakes it at once), SQLite a stat of the ledger's control signal file every `tick_s` (it grows
-after each commit of a command or a config version; `PRAGMA data_version` would move with every commit
-of every bot on the file). A slow fallback poll (`fallback_poll_s`) catches writers that do not
-notify. Only when something changed is `control_mark()` read (on SQLite one plain read, no write
-lock), and only when that moved are the pending commands and config version read and handed to the
-loop.
+busy or blocked event loop cannot starve it, and watches the control plane without polling queries,
+asleep until something is due: PostgreSQL `LISTEN` on this same connection (the thread sleeps in
+`select()` on its socket, so a `NOTIFY` wakes it at once); SQLite the ledger's control signal file,
+which grows after each commit of a command or a config version (`PRAGMA data_version` would move with
+every commit of every bot on the file), watched with inotify (`bots.store.signal_watch`), else looked
+at every `tick_s`. A slow fallback poll (`fallback_poll_s`) catches writers that do not notify. Only
+when something changed is `control_mark()` read (on SQLite one plain read, no write lock), and only
+when that moved are the pending commands and config version read and handed to the loop. Each wake-up
+of this mostly idle thread costs more than what it then does: a bot's thread wakes about once a second.
 
 A stalled database holds up this thread only: the loop keeps deciding, with the unconfirmed fills
 waiting here (the worker halts quoting past its own bound). A failing connection is reopened with
@@ -54,6 +56,7 @@ from bots.exchange.base import Fill
 from bots.retry import Backoff
 from bots.store.control import CONTROL_CHANNEL, Command, ConfigVersion
 from bots.store.ledger import Ledger
+from bots.store.signal_watch import SignalWatch
 
 __all__ = ["DEFAULT_QUEUE_LIMIT", "RECORD_INTERVAL_S", "Appender", "ControlWork", "Lease", "StoreWriter"]
 
@@ -63,7 +66,7 @@ T = TypeVar("T")
 DEFAULT_QUEUE_LIMIT = 10_000
 RECORD_INTERVAL_S = 1.0  # records wait at most this long to share a commit: about one fsync a second
 _MAX_BATCH = 2_000  # writes per transaction
-_TICK_S = 0.25  # SQLite: the control signal file is looked at this often
+_TICK_S = 0.25  # SQLite without inotify: the control signal file is looked at this often
 _FALLBACK_POLL_S = 5.0  # PostgreSQL: control_mark() this often even without a notification
 _RETRYABLE = (OperationalError, InterfaceError)  # the database, not the write: retry the batch
 _RECONNECT = Backoff(base_s=0.2, max_s=5.0)
@@ -155,6 +158,7 @@ class StoreWriter:
         self._handed_config: int | None = None
         self._mark: tuple[int, int] | None = None
         self._signal_version: tuple[int, int, int] | None = None
+        self._signal_watch: SignalWatch | None = None  # SQLite: the control signal file, where inotify is
 
     # ----- the loop's side -------------------------------------------------------------------------
 
@@ -253,6 +257,8 @@ class StoreWriter:
 
     def _main(self) -> None:
         attempt = 0
+        signal = self.ledger.control_signal
+        self._signal_watch = None if signal is None else SignalWatch.open(signal)
         try:
             while True:
                 try:
@@ -285,13 +291,17 @@ class StoreWriter:
                 wake_r, wake_w, self._wake_r, self._wake_w = self._wake_r, self._wake_w, -1, -1
             os.close(wake_r)
             os.close(wake_w)
+            if self._signal_watch is not None:
+                self._signal_watch.close()
 
     def _serve(self, connection: Connection) -> None:
-        postgres = self.ledger.backend == "postgresql"
-        # SQLite wakes every tick for its change check: the flush and the heartbeat ride on the nearest
-        # tick (each wake-up of a cold thread costs more than the check). PostgreSQL sleeps until one
-        # of them is due, or a notification or the loop wakes it.
-        slack = 0.0 if postgres else self._tick_s / 2
+        # The thread sleeps until the flush, the heartbeat or the fallback poll is due, or the loop, a
+        # NOTIFY (PostgreSQL) or the control signal file (SQLite, `SignalWatch`) wakes it. Without a
+        # watch (no inotify) SQLite wakes every tick to look at the file instead, the flush and the
+        # heartbeat riding on the nearest tick (each wake-up of a cold thread costs more than the look).
+        listening = self._listening(connection)
+        ticking = listening is None
+        slack = self._tick_s / 2 if ticking else 0.0
         now = time.monotonic()
         next_tick = now
         next_flush = now + self._record_interval_s
@@ -302,11 +312,11 @@ class StoreWriter:
                 busy = self._urgent or self._closing or bool(self._batch)
                 waiting = bool(self._jobs)
             if not busy:
-                if postgres:
-                    due = min(next_heartbeat, next_poll, next_flush if waiting else next_poll)
-                else:
+                if ticking:
                     due = next_tick
-                self._sleep(due - time.monotonic(), connection if postgres else None)
+                else:
+                    due = min(next_heartbeat, next_poll, next_flush if waiting else next_poll)
+                self._sleep(due - time.monotonic(), listening)
             with self._lock:
                 now = time.monotonic()
                 heartbeat = self._lease if now + slack >= next_heartbeat else None
@@ -328,7 +338,7 @@ class StoreWriter:
             if recheck:
                 self._handed_commands.clear()
                 self._handed_config = None
-            if postgres or recheck or reconnected or now + slack >= next_tick:
+            if not ticking or recheck or reconnected or now + slack >= next_tick:
                 next_tick += self._tick_s  # on a grid: the flush stays on a tick
                 if next_tick <= now:
                     next_tick = now + self._tick_s
@@ -339,15 +349,18 @@ class StoreWriter:
             if closing and not self._jobs:
                 return
 
-    def _sleep(self, timeout_s: float, listening: Connection | None) -> None:
-        """Until `timeout_s` passed or the loop woke us; on PostgreSQL also until a notification (or
-        anything else) arrives on the connection's socket."""
+    def _listening(self, connection: Connection) -> Any:
+        """What tells this thread of a control write while it sleeps (None: nothing, it must look)."""
+        if self.ledger.backend == "postgresql":
+            return connection.connection.dbapi_connection
+        return self._signal_watch
+
+    def _sleep(self, timeout_s: float, listening: Any) -> None:
+        """Until `timeout_s` passed or the loop woke us, or `listening` (anything with a `fileno()`: the
+        PostgreSQL connection, the SQLite signal watch) turned readable."""
         if timeout_s <= 0:
             return
-        fds = [self._wake_r]
-        if listening is not None:
-            dbapi: Any = listening.connection.dbapi_connection
-            fds.append(dbapi.fileno())
+        fds = [self._wake_r] if listening is None else [self._wake_r, listening.fileno()]
         ready, _, _ = select.select(fds, [], [], timeout_s)
         if self._wake_r in ready:
             with suppress(BlockingIOError):
@@ -445,6 +458,8 @@ class StoreWriter:
         if self.ledger.backend == "postgresql":
             dbapi: Any = connection.connection.dbapi_connection
             return sum(1 for _ in dbapi.notifies(timeout=0)) > 0  # all: those queued during queries too
+        if self._signal_watch is not None:
+            return self._signal_watch.changed()
         signal = self.ledger.control_signal
         if signal is None:  # an in-memory ledger: no other process writes to it
             return True

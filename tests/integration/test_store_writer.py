@@ -21,6 +21,7 @@ from bots.exchange.base import Fill
 from bots.exchange.factory import make_exchange
 from bots.metrics import BotMetrics
 from bots.store import Ledger
+from bots.store.signal_watch import SignalWatch
 from bots.store.writer import ControlWork, Lease, StoreWriter
 from bots.worker import BotWorker
 from settings.models import BotSettings
@@ -39,9 +40,17 @@ async def _until(check: object, what: str, timeout_s: float = 10.0) -> None:
         await asyncio.sleep(0.01)
 
 
-def test_a_command_reaches_the_bot_without_polling_queries(ledgers: LedgerFactory) -> None:
+@pytest.mark.parametrize("inotify", [True, False], ids=["watched", "ticking"])
+def test_a_command_reaches_the_bot_without_polling_queries(
+    ledgers: LedgerFactory, inotify: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The fallback poll is off (an hour): only LISTEN/NOTIFY (PostgreSQL) or the control signal file
-    (SQLite) can tell the store thread; while nothing changes it reads no control table at all."""
+    (SQLite: watched with inotify, else looked at every tick) can tell the store thread; while nothing
+    changes it reads no control table at all."""
+    if not inotify:
+        if ledgers.backend != "sqlite":
+            pytest.skip("PostgreSQL listens on its connection")
+        monkeypatch.setattr(SignalWatch, "open", lambda path: None)
     bot_ledger, cli_ledger = ledgers.open(), ledgers.open()
     marks = 0
     control_mark = bot_ledger.control_mark
