@@ -260,8 +260,7 @@ class ControlPlane(LedgerBase):
     def control_mark(self) -> tuple[int, int]:
         """(newest command id, newest config version): it changes exactly when there may be something
         new to obey, and costs two index lookups, so a bot checks it instead of its pending queries. On
-        a store thread's SQLite connection it is one plain read (no transaction, no write lock): at a
-        hundred bots on one file it runs whenever any of them commits."""
+        a store thread's SQLite connection it is one plain read: no transaction, so no write lock."""
         raw = self._pinned_sqlite()
         if raw is not None:
             newest = raw.execute(_CONTROL_MARK).fetchone()

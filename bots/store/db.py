@@ -55,8 +55,8 @@ _SYNCHRONOUS = {True: "PRAGMA synchronous=FULL", False: "PRAGMA synchronous=NORM
 _ASYNC_COMMIT = "SET LOCAL synchronous_commit TO OFF"  # PostgreSQL: this transaction only
 _SYNCED_KEY = "mmfleet_synced"  # in a SQLite connection's info: its synchronous setting (FULL at connect)
 # SQLite: a file beside the ledger that grows by a byte after every commit with a command or a config
-# version in it (`notify_control`): bots stat it instead of reading the database, whose own change
-# counter (`PRAGMA data_version`) moves with every commit of every bot.
+# version in it (`notify_control`): bots watch it (`bots.store.signal_watch`) instead of the database,
+# whose own change counter (`PRAGMA data_version`) moves with every commit of every bot.
 CONTROL_SIGNAL_SUFFIX = "-control"
 SIGNAL_KEY = "mmfleet_control_signal"  # in a connection's info: signal after this transaction commits
 _INIT_LOCK_KEY = 0x6D6D666C656574  # "mmfleet": serialises schema creation across processes on PostgreSQL

@@ -327,6 +327,7 @@ class StoreWriter:
                 self._urgent = False
                 closing, recheck, reconnected = self._closing, self._recheck, self._reconnected
                 self._recheck = self._reconnected = False
+                watcher = self._on_control  # one taken with `recheck`: a new one brings its own
             if self._batch or heartbeat is not None:
                 self._commit(self._batch, heartbeat)
                 self._batch = []
@@ -345,7 +346,7 @@ class StoreWriter:
                 polled = now >= next_poll
                 if polled:
                     next_poll = now + self._fallback_poll_s
-                self._check_control(connection, force=recheck or reconnected, poll=polled)
+                self._check_control(connection, watcher, force=recheck or reconnected, poll=polled)
             if closing and not self._jobs:
                 return
 
@@ -472,12 +473,17 @@ class StoreWriter:
         self._signal_version = version
         return changed
 
-    def _check_control(self, connection: Connection, *, force: bool, poll: bool) -> None:
-        if self._on_control is None:
-            return
-        changed = self._changed(connection)
-        if not (force or changed or poll):
-            return
+    def _check_control(
+        self,
+        connection: Connection,
+        watcher: Callable[[ControlWork], None] | None,
+        *,
+        force: bool,
+        poll: bool,
+    ) -> None:
+        changed = self._changed(connection)  # always: what is not drained would keep waking the thread
+        if watcher is None or not (force or changed or poll):
+            return  # before `watch()`: it asks for a full check
         mark = self.ledger.control_mark()
         if mark == self._mark and not force:
             return
@@ -493,7 +499,7 @@ class StoreWriter:
             self._handed_config = config.version
         work = ControlWork(tuple(commands), config)
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._on_control, work)
+            self._loop.call_soon_threadsafe(watcher, work)
 
 
 def _record_new_fills(ledger: Ledger, *, bot: str, fills: tuple[Fill, ...], cursor: str | None) -> list[Fill]:

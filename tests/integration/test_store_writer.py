@@ -82,6 +82,38 @@ def test_a_command_reaches_the_bot_without_polling_queries(
     asyncio.run(scenario())
 
 
+def test_a_control_write_before_anyone_watches_does_not_keep_the_thread_awake(ledgers: LedgerFactory) -> None:
+    """The thread sleeps on its connection (PostgreSQL) or the signal file (SQLite): a notification that
+    came before `watch()` is read off at once (else it would wake the thread again and again), and the
+    watcher still gets the command when it comes."""
+    bot_ledger, cli_ledger = ledgers.open(), ledgers.open()
+    handed: list[ControlWork] = []
+
+    async def scenario() -> None:
+        writer = StoreWriter(bot_ledger, BOT, fallback_poll_s=3600.0)
+        wakeups = 0
+        sleep = writer._sleep
+
+        def counted(timeout_s: float, listening: Any) -> None:
+            nonlocal wakeups
+            wakeups += 1
+            sleep(timeout_s, listening)
+
+        writer._sleep = counted  # type: ignore[method-assign]
+        writer.start()
+        try:
+            await writer.call(lambda store: store.control_mark())  # connected, listening
+            command = cli_ledger.enqueue_command(BOT, "stop", author="test")
+            await asyncio.sleep(0.5)
+            assert wakeups < 10, f"the store thread woke {wakeups} times in 0.5 s with nothing to do"
+            writer.watch(handed.append)
+            await _until(lambda: any(c.id == command for w in handed for c in w.commands), "the command")
+        finally:
+            await writer.close()
+
+    asyncio.run(scenario())
+
+
 def test_the_lease_heartbeat_runs_while_the_event_loop_is_blocked(ledgers: LedgerFactory) -> None:
     ledger = ledgers.open()
     assert ledger.acquire_lock("acct", SYMBOL)
