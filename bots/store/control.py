@@ -32,14 +32,13 @@ from sqlalchemy import (
     Text,
     and_,
     cast,
-    func,
     or_,
     select,
     text,
 )
 
 from bots.safe_json import decode_json, decode_json_object, describe_kind
-from bots.store.db import LedgerBase
+from bots.store.db import SIGNAL_KEY, LedgerBase
 from bots.store.schema import COMMANDS, command_acks, commands, config_acks, config_versions
 
 __all__ = [
@@ -60,6 +59,7 @@ AckStatus = Literal["applied", "rejected"]
 MAX_PAYLOAD_BYTES = 64 * 1024  # a command payload is a few keys
 MAX_CONFIG_BYTES = 1024 * 1024  # a whole bot config as JSON is a few kilobytes
 MAX_TARGETS = 10_000
+_CONTROL_MARK = "SELECT (SELECT max(id) FROM commands), (SELECT max(version) FROM config_versions)"
 
 
 def default_author() -> str:
@@ -124,10 +124,13 @@ class ConfigAck:
 
 
 def notify_control(connection: Connection, backend: str) -> None:
-    """Wake the listening bots after a write to `commands` or `config_versions` (PostgreSQL: delivered
-    when the transaction commits); SQLite bots notice the write through `PRAGMA data_version`."""
+    """Wake the watching bots after a write to `commands` or `config_versions`, once it is committed:
+    PostgreSQL `NOTIFY` (delivered at the commit), SQLite the ledger's control signal file (grown after
+    the commit; see `bots.store.db.CONTROL_SIGNAL_SUFFIX`)."""
     if backend == "postgresql":
         connection.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CONTROL_CHANNEL})
+    else:
+        connection.info[SIGNAL_KEY] = True
 
 
 def _new_id(key: Any) -> int:
@@ -256,14 +259,15 @@ class ControlPlane(LedgerBase):
 
     def control_mark(self) -> tuple[int, int]:
         """(newest command id, newest config version): it changes exactly when there may be something
-        new to obey, and costs two index lookups, so a bot checks it instead of its pending queries."""
-        query = select(
-            select(func.max(commands.c.id)).scalar_subquery(),
-            select(func.max(config_versions.c.version)).scalar_subquery(),
-        )
-        with self._begin() as connection:
-            row = connection.execute(query).one()
-        return int(row[0] or 0), int(row[1] or 0)
+        new to obey, and costs two index lookups, so a bot checks it instead of its pending queries. On
+        a store thread's SQLite connection it is one plain read: no transaction, so no write lock."""
+        raw = self._pinned_sqlite()
+        if raw is not None:
+            newest = raw.execute(_CONTROL_MARK).fetchone()
+        else:
+            with self._begin() as connection:
+                newest = connection.execute(text(_CONTROL_MARK)).one()
+        return int(newest[0] or 0), int(newest[1] or 0)
 
     def _notify(self, connection: Connection) -> None:
         notify_control(connection, self.backend)

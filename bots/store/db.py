@@ -16,8 +16,8 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -31,11 +31,14 @@ from sqlalchemy.pool import NullPool, QueuePool, StaticPool
 from bots.errors import ConfigError, FleetError
 from bots.exitcodes import ExitCode
 from bots.store import migrations
+from bots.store.prepared import PreparedInsert, driver_errors
 from bots.store.schema import schema_version
 
 __all__ = [
+    "CONTROL_SIGNAL_SUFFIX",
     "DATABASE_URL_ENV",
     "DEFAULT_SQLITE_PATH",
+    "SIGNAL_KEY",
     "LedgerBase",
     "SchemaVersionError",
     "StoreError",
@@ -47,6 +50,15 @@ __all__ = [
 DATABASE_URL_ENV = "MMFLEET_DATABASE_URL"
 DEFAULT_SQLITE_PATH = Path("data/mmfleet.sqlite")
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_BEGIN = "BEGIN IMMEDIATE"  # SQLite: take the write lock at once (a deferred one may fail at its first write)
+_SYNCHRONOUS = {True: "PRAGMA synchronous=FULL", False: "PRAGMA synchronous=NORMAL"}  # SQLite, WAL
+_ASYNC_COMMIT = "SET LOCAL synchronous_commit TO OFF"  # PostgreSQL: this transaction only
+_SYNCED_KEY = "mmfleet_synced"  # in a SQLite connection's info: its synchronous setting (FULL at connect)
+# SQLite: a file beside the ledger that grows by a byte after every commit with a command or a config
+# version in it (`notify_control`): bots watch it (`bots.store.signal_watch`) instead of the database,
+# whose own change counter (`PRAGMA data_version`) moves with every commit of every bot.
+CONTROL_SIGNAL_SUFFIX = "-control"
+SIGNAL_KEY = "mmfleet_control_signal"  # in a connection's info: signal after this transaction commits
 _INIT_LOCK_KEY = 0x6D6D666C656574  # "mmfleet": serialises schema creation across processes on PostgreSQL
 
 
@@ -169,9 +181,17 @@ def _sqlite_engine(url: URL) -> Engine:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if not record.info.get(_SYNCED_KEY, True):  # a store thread's, with history batches: FULL again
+            dbapi_connection.execute(_SYNCHRONOUS[True])
+            record.info[_SYNCED_KEY] = True
+
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # On the driver's connection: a Core execute here would cost more than the commit it starts.
+        with driver_errors(engine.dialect, _BEGIN):
+            connection.connection.driver_connection.execute(_BEGIN)  # type: ignore[union-attr]
 
     return engine
 
@@ -234,8 +254,11 @@ class LedgerBase:
         self.owner = owner or f"{self.host}:{self.pid}:{secrets.token_hex(4)}"
         self.url = normalise_url(url)
         self.backend = self.url.get_backend_name()
+        sqlite_file = _sqlite_file(self.url) if self.backend == "sqlite" else None
+        self.control_signal = None if sqlite_file is None else Path(f"{sqlite_file}{CONTROL_SIGNAL_SUFFIX}")
         self._clock = clock
         self._thread = threading.local()  # `pinned`: the connection this thread's calls use, if any
+        self._prepared: dict[tuple[str, tuple[str, ...]], PreparedInsert] = {}
         if schema is not None and (self.backend != "postgresql" or not _SCHEMA_NAME.match(schema)):
             raise StoreError(f"schema {schema!r}: a plain identifier, and only on PostgreSQL")
         safe_url = self.url.render_as_string(hide_password=True)
@@ -281,29 +304,71 @@ class LedgerBase:
                 self._thread.pinned = None
 
     @contextmanager
-    def batch(self) -> Iterator[Connection]:
-        """One transaction for the calls made inside the block (on the pinned connection): one commit,
-        one fsync. Each call runs in its own savepoint, so a call that fails undoes only its own rows."""
+    def batch(self, *, synced: bool = True) -> Iterator[Connection]:
+        """One transaction for the calls made inside the block (on the pinned connection): one commit.
+        The calls join it: when one fails, the whole transaction is rolled back, unless the call ran
+        inside `savepoint()`.
+
+        `synced=False` is for history that can wait for the disk: the commit does not (SQLite
+        `synchronous=NORMAL`, PostgreSQL `synchronous_commit=off`). A crash of the process loses none
+        of it, a power loss at most what came since the last synced commit, which makes it durable."""
         connection: Connection | None = getattr(self._thread, "pinned", None)
         if connection is None:
             raise RuntimeError("batch() needs a pinned() connection")
+        info = connection.info
+        if self.backend == "sqlite" and info.get(_SYNCED_KEY, True) != synced:
+            with driver_errors(self._engine.dialect, _SYNCHRONOUS[synced]):  # not inside a transaction
+                connection.connection.driver_connection.execute(_SYNCHRONOUS[synced])  # type: ignore[union-attr]
+            info[_SYNCED_KEY] = synced
         with connection.begin():
+            if not synced and self.backend == "postgresql":
+                with driver_errors(self._engine.dialect, _ASYNC_COMMIT):
+                    connection.connection.driver_connection.execute(_ASYNC_COMMIT)  # type: ignore[union-attr]
             yield connection
+        self._signal(info)
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Inside `batch()`: the calls made in the block undo only their own rows when one fails."""
+        connection: Connection | None = getattr(self._thread, "pinned", None)
+        if connection is None or not connection.in_transaction():
+            raise RuntimeError("savepoint() needs a batch()")
+        with connection.begin_nested():
+            yield
+
+    def _pinned_sqlite(self) -> Any | None:
+        """This thread's pinned pysqlite connection, if it has one: in autocommit mode, so a statement
+        run on it outside `batch()` is a plain read, without the write lock `BEGIN IMMEDIATE` takes."""
+        pinned: Connection | None = getattr(self._thread, "pinned", None)
+        if pinned is None or self.backend != "sqlite":
+            return None
+        return pinned.connection.dbapi_connection
 
     @contextmanager
     def _begin(self) -> Iterator[Connection]:
-        """A transaction for one call: on the pinned connection when this thread has one (a savepoint
-        inside a batch), else from the pool."""
+        """A transaction for one call: on the pinned connection when this thread has one (joining the
+        `batch()` under way), else from the pool."""
         pinned: Connection | None = getattr(self._thread, "pinned", None)
         if pinned is None:
             with self._engine.begin() as connection:
+                info = connection.info
                 yield connection
+            self._signal(info)
         elif pinned.in_transaction():
-            with pinned.begin_nested():
-                yield pinned
+            yield pinned
         else:
             with pinned.begin():
+                info = pinned.info
                 yield pinned
+            self._signal(info)
+
+    def _signal(self, committed: dict[Any, Any]) -> None:
+        """After a commit that wrote a command or a config version (`notify_control`): grow the SQLite
+        control signal (`committed`: the connection's info). Best effort: a bot that is not told finds
+        the write with its slow fallback check."""
+        if committed.pop(SIGNAL_KEY, False) and self.control_signal is not None:
+            with suppress(OSError), self.control_signal.open("ab") as signal:
+                signal.write(b"\n")
 
     def _prepare(self) -> None:
         """Bring the schema to this code's revision (Alembic), under a lock so that a fleet starting at
@@ -341,6 +406,22 @@ class LedgerBase:
             return connection.execute(sqlite_stmt.returning(returned)).first() is not None
         pg_stmt = postgresql.insert(table).values(**values).on_conflict_do_nothing(index_elements=keys)
         return connection.execute(pg_stmt.returning(returned)).first() is not None
+
+    def _insert_rows(
+        self,
+        connection: Connection,
+        table: Table,
+        rows: Iterable[Mapping[str, Any]],
+        *,
+        conflict: Sequence[str] = (),
+    ) -> None:
+        """Insert `rows` with one prepared `executemany` (`bots.store.prepared`): what a bot writes every
+        second; with `conflict` keys, an upsert."""
+        key = (table.name, tuple(conflict))
+        prepared = self._prepared.get(key)
+        if prepared is None:
+            prepared = self._prepared[key] = PreparedInsert(table, self._engine.dialect, conflict=conflict)
+        prepared.run(connection, rows)
 
     def _upsert(
         self, connection: Connection, table: Table, values: Mapping[str, Any], keys: Sequence[str]

@@ -43,6 +43,7 @@ __all__ = ["EquityPoint", "FeatureRow", "Ledger", "position_row"]
 FILL_CURSOR_KEY = "fill_cursor"
 PEAK_EQUITY_KEY = "peak_equity"
 MAX_STATE_BYTES = 64 * 1024
+_FEATURES = frozenset(FEATURE_COLUMNS)
 log = logging.getLogger("mmfleet.store")
 
 
@@ -238,7 +239,7 @@ class Ledger(ControlPlane, WorkerLocks, AlertLog, StoreIdentity, MarkoutLog, Fun
             for update in updates
         ]
         with self._begin() as connection:
-            connection.execute(orders.insert(), rows)
+            self._insert_rows(connection, orders, rows)
 
     def order_history(self, bot: str, client_order_id: str) -> list[OrderUpdate]:
         """Every recorded state of one order, oldest first."""
@@ -273,8 +274,14 @@ class Ledger(ControlPlane, WorkerLocks, AlertLog, StoreIdentity, MarkoutLog, Fun
 
     def record_position(self, row: Mapping[str, Any]) -> None:
         """Append a `position_row` (taken where the portfolio lives; written later, off the loop)."""
+        self.record_positions([row])
+
+    def record_positions(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Append `position_row`s with one statement."""
+        if not rows:
+            return
         with self._begin() as connection:
-            connection.execute(position_snapshots.insert(), dict(row))  # parameters: one cached statement
+            self._insert_rows(connection, position_snapshots, rows)
 
     def latest_position_snapshot(self, bot: str) -> dict[str, Any] | None:
         """The bot's newest position snapshot as a column -> value mapping."""
@@ -291,19 +298,35 @@ class Ledger(ControlPlane, WorkerLocks, AlertLog, StoreIdentity, MarkoutLog, Fun
     def record_equity(self, bot: str, symbol: str, equity: Decimal, *, ts_ns: int | None = None) -> Decimal:
         """Append an equity point and raise the stored peak if needed; returns the peak (the circuit
         breaker's drawdown reference, which must survive restarts)."""
+        return self.record_equities(bot, symbol, [(equity, self._now() if ts_ns is None else ts_ns)])
+
+    def record_equities(
+        self,
+        bot: str,
+        symbol: str,
+        points: Sequence[tuple[Decimal, int]],
+        *,
+        known_peak: Decimal | None = None,
+    ) -> Decimal:
+        """Append equity points (equity, ts_ns), each with the peak up to it, with one statement, and
+        raise the stored peak once; returns the peak. `known_peak`: the stored peak when the caller
+        knows it (a store thread remembers the one it wrote), else it is read."""
+        if not points:
+            raise ValueError("no equity points")
         with self._begin() as connection:
-            stored = _stored_decimal(self._get_state(connection, bot, PEAK_EQUITY_KEY))
-            peak = equity if stored is None else max(stored, equity)
-            if stored is None or peak != stored:
+            stored = known_peak
+            if stored is None:
+                stored = _stored_decimal(self._get_state(connection, bot, PEAK_EQUITY_KEY))
+            peak = points[0][0] if stored is None else stored
+            rows = []
+            for equity, ts_ns in points:
+                peak = max(peak, equity)
+                rows.append(
+                    {"bot": bot, "symbol": symbol, "ts_ns": ts_ns, "equity": equity, "peak_equity": peak}
+                )
+            if peak != stored:
                 self._set_state(connection, bot, PEAK_EQUITY_KEY, str(peak))
-            values = {
-                "bot": bot,
-                "symbol": symbol,
-                "ts_ns": self._now() if ts_ns is None else ts_ns,
-                "equity": equity,
-                "peak_equity": peak,
-            }
-            connection.execute(equity_history.insert(), values)
+            self._insert_rows(connection, equity_history, rows)
         return peak
 
     def peak_equity(self, bot: str) -> Decimal | None:
@@ -330,14 +353,24 @@ class Ledger(ControlPlane, WorkerLocks, AlertLog, StoreIdentity, MarkoutLog, Fun
         self, bot: str, symbol: str, ts_ns: int, features: Mapping[str, float | None]
     ) -> None:
         """Append a row of model features; names outside `FEATURE_COLUMNS` are refused."""
-        unknown = set(features) - set(FEATURE_COLUMNS)
-        if unknown:
-            raise ValueError(f"unknown features {sorted(unknown)}; known: {', '.join(FEATURE_COLUMNS)}")
-        values = {name: None if value is None else float(value) for name, value in features.items()}
+        self.record_feature_rows(bot, symbol, [(ts_ns, features)])
+
+    def record_feature_rows(
+        self, bot: str, symbol: str, rows: Sequence[tuple[int, Mapping[str, float | None]]]
+    ) -> None:
+        """Append rows of model features (ts_ns, features) with one statement; names outside
+        `FEATURE_COLUMNS` are refused."""
+        if not rows:
+            return
+        values = []
+        for ts_ns, features in rows:
+            unknown = set(features) - _FEATURES
+            if unknown:
+                raise ValueError(f"unknown features {sorted(unknown)}; known: {', '.join(FEATURE_COLUMNS)}")
+            row = {name: None if value is None else float(value) for name, value in features.items()}
+            values.append({"bot": bot, "symbol": symbol, "ts_ns": ts_ns, **row})
         with self._begin() as connection:
-            connection.execute(
-                market_features.insert(), {"bot": bot, "symbol": symbol, "ts_ns": ts_ns, **values}
-            )
+            self._insert_rows(connection, market_features, values)
 
     def features(
         self,
@@ -405,4 +438,4 @@ class Ledger(ControlPlane, WorkerLocks, AlertLog, StoreIdentity, MarkoutLog, Fun
 
     def _set_state(self, connection: Connection, bot: str, key: str, value: Any) -> None:
         values = {"bot": bot, "key": key, "value": value, "updated_at_ns": self._now()}
-        self._upsert(connection, bot_state, values, ("bot", "key"))
+        self._insert_rows(connection, bot_state, [values], conflict=("bot", "key"))

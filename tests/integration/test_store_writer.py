@@ -7,6 +7,7 @@ import asyncio
 import time
 import uuid
 from decimal import Decimal
+from typing import Any
 
 import psycopg
 import pytest
@@ -20,6 +21,7 @@ from bots.exchange.base import Fill
 from bots.exchange.factory import make_exchange
 from bots.metrics import BotMetrics
 from bots.store import Ledger
+from bots.store.signal_watch import SignalWatch
 from bots.store.writer import ControlWork, Lease, StoreWriter
 from bots.worker import BotWorker
 from settings.models import BotSettings
@@ -38,9 +40,17 @@ async def _until(check: object, what: str, timeout_s: float = 10.0) -> None:
         await asyncio.sleep(0.01)
 
 
-def test_a_command_reaches_the_bot_without_polling_queries(ledgers: LedgerFactory) -> None:
-    """The fallback poll is off (an hour): only LISTEN/NOTIFY (PostgreSQL) or `PRAGMA data_version`
-    (SQLite) can tell the store thread; while nothing changes it reads no control table at all."""
+@pytest.mark.parametrize("inotify", [True, False], ids=["watched", "ticking"])
+def test_a_command_reaches_the_bot_without_polling_queries(
+    ledgers: LedgerFactory, inotify: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fallback poll is off (an hour): only LISTEN/NOTIFY (PostgreSQL) or the control signal file
+    (SQLite: watched with inotify, else looked at every tick) can tell the store thread; while nothing
+    changes it reads no control table at all."""
+    if not inotify:
+        if ledgers.backend != "sqlite":
+            pytest.skip("PostgreSQL listens on its connection")
+        monkeypatch.setattr(SignalWatch, "open", lambda path: None)
     bot_ledger, cli_ledger = ledgers.open(), ledgers.open()
     marks = 0
     control_mark = bot_ledger.control_mark
@@ -66,6 +76,38 @@ def test_a_command_reaches_the_bot_without_polling_queries(ledgers: LedgerFactor
             version = cli_ledger.publish_config({"strategy": {"gamma": 0.5}}, [BOT], author="test")
             await _until(lambda: any(w.config and w.config.version == version for w in handed), "the config")
             assert [c.id for w in handed for c in w.commands] == [command]  # handed once, not per tick
+        finally:
+            await writer.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_control_write_before_anyone_watches_does_not_keep_the_thread_awake(ledgers: LedgerFactory) -> None:
+    """The thread sleeps on its connection (PostgreSQL) or the signal file (SQLite): a notification that
+    came before `watch()` is read off at once (else it would wake the thread again and again), and the
+    watcher still gets the command when it comes."""
+    bot_ledger, cli_ledger = ledgers.open(), ledgers.open()
+    handed: list[ControlWork] = []
+
+    async def scenario() -> None:
+        writer = StoreWriter(bot_ledger, BOT, fallback_poll_s=3600.0)
+        wakeups = 0
+        sleep = writer._sleep
+
+        def counted(timeout_s: float, listening: Any) -> None:
+            nonlocal wakeups
+            wakeups += 1
+            sleep(timeout_s, listening)
+
+        writer._sleep = counted  # type: ignore[method-assign]
+        writer.start()
+        try:
+            await writer.call(lambda store: store.control_mark())  # connected, listening
+            command = cli_ledger.enqueue_command(BOT, "stop", author="test")
+            await asyncio.sleep(0.5)
+            assert wakeups < 10, f"the store thread woke {wakeups} times in 0.5 s with nothing to do"
+            writer.watch(handed.append)
+            await _until(lambda: any(c.id == command for w in handed for c in w.commands), "the command")
         finally:
             await writer.close()
 
@@ -219,3 +261,49 @@ def test_a_worker_on_the_runners_one_postgresql_connection_trades_through_its_st
         with cli.engine.begin() as connection:
             connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         cli.close()
+
+
+class _SyncProbe:
+    """An appender that writes nothing: it reads whether the transaction it runs in waits for the disk."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[Any, str]] = []
+
+    def write(self, ledger: Ledger, rows: list[Any]) -> None:
+        sql = "PRAGMA synchronous" if ledger.backend == "sqlite" else "SHOW synchronous_commit"
+        with ledger._begin() as connection:  # the store thread's connection, in the batch's transaction
+            setting = str(connection.exec_driver_sql(sql).scalar())
+        self.seen += [(row, setting) for row in rows]
+
+    def rolled_back(self) -> None:
+        pass
+
+
+def test_history_commits_without_waiting_for_the_disk_and_anything_else_synced(
+    ledgers: LedgerFactory,
+) -> None:
+    """A batch of appended rows only (order states, equity, positions, features) does not wait for the
+    disk; a batch with a fill (or any call, ack or state) does, and so makes the history before it
+    durable. A connection handed back to the pool is synced again for whoever takes it next (SQLite
+    keeps the setting per connection)."""
+    ledger = ledgers.open()
+    probe = _SyncProbe()
+    fill = Fill("f1", SYMBOL, "c1", Side.BUY, Decimal("65000.5"), Decimal("0.001"), Decimal(0), 1, False)
+
+    async def scenario() -> None:
+        writer = StoreWriter(ledger, BOT, record_interval_s=0.01, tick_s=0.01)
+        writer.start()
+        try:
+            writer.append(probe, ["history"])
+            await _until(lambda: probe.seen, "the history batch")
+            writer.append(probe, ["with a fill"])
+            assert [f.fill_id for f in await writer.commit_fills([fill], "cursor-1")] == ["f1"]
+        finally:
+            await writer.close()
+
+    asyncio.run(scenario())
+    lazy, synced = ("1", "2") if ledger.backend == "sqlite" else ("off", "on")
+    assert probe.seen == [("history", lazy), ("with a fill", synced)]
+    if ledger.backend == "sqlite":
+        with ledger.engine.connect() as connection:  # the pool's one file connection, the thread's before
+            assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2

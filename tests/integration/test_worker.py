@@ -276,6 +276,8 @@ def test_a_restart_rebuilds_the_same_state_from_the_ledger(tmp_path: Path) -> No
         await _until(
             lambda: worker.portfolio.fill_count >= 3 and worker.portfolio.position != 0, what="fills"
         )
+        # a market record (once a second) committed: the peak equity the restart must read back
+        await _until(lambda: ledger.peak_equity(worker.name) is not None, what="the peak equity")
         halt = ledger.enqueue_command(worker.name, "stop", author="test")
         await _until(lambda: _ack(ledger, halt) is not None, what="stop ack")
 
