@@ -106,7 +106,8 @@ class BotRecords:
                                     "other_store": action.other_store}  # fmt: skip
         else:
             key, value = ENABLED_KEY, action.enabled
-        self._store.record(lambda ledger: ledger.set_state(bot, key, value))
+        # at once, synced: a halt must hold across a crash right after it
+        self._store.record(lambda ledger: ledger.set_state(bot, key, value), urgent=True)
 
     def position(self, portfolio: Portfolio, mark: Decimal | None, ts_ns: int) -> bool:
         """A position snapshot, its numbers read now; False when dropped."""
