@@ -19,7 +19,7 @@ from bots.logs import setup_logging
 from bots.ops.dashboard import Sample, fleet_table, scrape_fleet
 from bots.ops.supervisor import ChildStatus, Supervisor, fleet_dir, read_status
 from bots.runner import BotProcess, run_bot
-from bots.store import StoreError
+from bots.store import Ledger, StoreError
 from settings import bot_settings
 
 __all__ = ["bot_app", "fleet_app"]
@@ -78,6 +78,10 @@ def fleet_up(
     if live_bots and not live:
         fail([f"{', '.join(live_bots)}: mode live needs --i-understand-live-trading"])
     setup_logging("supervisor", fleet.data_dir, fleet.log_level, console=not table)
+    try:  # the ledger created or upgraded here, once: no bot then loads Alembic for it (~10 MB each)
+        Ledger(fleet.ledger_url()).close()
+    except StoreError as exc:
+        fail([f"ledger: {exc}"], code=exc.exit_code)
     extra = ("--i-understand-live-trading",) if live else ()
     supervisor = Supervisor(
         config, fleet, max_crashes=max_crashes, crash_window_s=crash_window_s, extra_args=extra
