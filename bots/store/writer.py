@@ -259,6 +259,12 @@ class StoreWriter:
         attempt = 0
         signal = self.ledger.control_signal
         self._signal_watch = None if signal is None else SignalWatch.open(signal)
+        if signal is not None and self._signal_watch is None:
+            log.warning(
+                "no inotify for the control signal file: looking at it every tick instead (more CPU;"
+                " fs.inotify.max_user_instances may be reached)",
+                extra={"fields": {"bot": self.bot, "tick_s": self._tick_s}},
+            )
         try:
             while True:
                 try:

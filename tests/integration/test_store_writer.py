@@ -4,6 +4,7 @@ blocked loop cannot starve it, one PostgreSQL connection per bot, LISTEN include
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from decimal import Decimal
@@ -42,11 +43,11 @@ async def _until(check: object, what: str, timeout_s: float = 10.0) -> None:
 
 @pytest.mark.parametrize("inotify", [True, False], ids=["watched", "ticking"])
 def test_a_command_reaches_the_bot_without_polling_queries(
-    ledgers: LedgerFactory, inotify: bool, monkeypatch: pytest.MonkeyPatch
+    ledgers: LedgerFactory, inotify: bool, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The fallback poll is off (an hour): only LISTEN/NOTIFY (PostgreSQL) or the control signal file
-    (SQLite: watched with inotify, else looked at every tick) can tell the store thread; while nothing
-    changes it reads no control table at all."""
+    (SQLite: watched with inotify, else looked at every tick, which the log says) can tell the store
+    thread; while nothing changes it reads no control table at all."""
     if not inotify:
         if ledgers.backend != "sqlite":
             pytest.skip("PostgreSQL listens on its connection")
@@ -79,7 +80,10 @@ def test_a_command_reaches_the_bot_without_polling_queries(
         finally:
             await writer.close()
 
-    asyncio.run(scenario())
+    with caplog.at_level(logging.WARNING, logger="mmfleet.store"):
+        asyncio.run(scenario())
+    ticking = [r for r in caplog.records if "no inotify" in r.getMessage()]
+    assert len(ticking) == (0 if inotify or ledgers.backend != "sqlite" else 1)
 
 
 def test_a_control_write_before_anyone_watches_does_not_keep_the_thread_awake(ledgers: LedgerFactory) -> None:
