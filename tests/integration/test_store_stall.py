@@ -13,7 +13,7 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -25,7 +25,7 @@ from bots.control import WorkerExit
 from bots.core.actions import Cancel, Place
 from bots.core.core import JournalEntry
 from bots.engine.portfolio import Portfolio
-from bots.exchange.base import BookUpdate
+from bots.exchange.base import BookUpdate, Exchange
 from bots.exchange.factory import make_exchange
 from bots.exchange.sim.market import SimMarket
 from bots.exchange.sim.replay import write_recording
@@ -78,6 +78,32 @@ async def _write_lock(ledgers: LedgerFactory, ledger: Ledger) -> AsyncIterator[C
             pg.rollback()
 
 
+@dataclass(frozen=True)
+class _Running:
+    worker: BotWorker
+    exchange: Exchange
+    registry: CollectorRegistry
+    run: asyncio.Task[WorkerExit]
+
+
+@asynccontextmanager
+async def _sim_worker(settings: BotSettings, ledger: Ledger) -> AsyncIterator[_Running]:
+    """A worker on its sim exchange, running; stopped on the way out (and it must stop cleanly)."""
+    exchange = await make_exchange(
+        settings, Portfolio(symbol=SYMBOL, starting_balance=settings.paper.starting_balance_usd)
+    )
+    registry = CollectorRegistry()
+    metrics = BotMetrics(registry, settings.name, SYMBOL, "sim", settings.strategy.grid_layers)
+    worker = BotWorker(settings, exchange, ledger, metrics)
+    run = asyncio.create_task(worker.run())
+    try:
+        yield _Running(worker, exchange, registry, run)
+    finally:
+        worker.request_stop()
+        assert await asyncio.wait_for(run, 30) is WorkerExit.STOPPED
+        await exchange.close()
+
+
 def _stale_cancels(journal: list[JournalEntry]) -> list[JournalEntry]:
     """Timer events that cancelled orders when the newest book was older than the bot allows."""
     newest: BookUpdate | None = None
@@ -108,19 +134,13 @@ def test_a_stalled_database_stops_neither_decisions_nor_the_stale_cancel_and_fil
     ledger = ledgers.open()
 
     async def scenario() -> tuple[list[JournalEntry], int, int, Decimal]:
-        exchange = await make_exchange(
-            settings, Portfolio(symbol=SYMBOL, starting_balance=settings.paper.starting_balance_usd)
-        )
-        registry = CollectorRegistry()
-        metrics = BotMetrics(registry, settings.name, SYMBOL, "sim", settings.strategy.grid_layers)
-        worker = BotWorker(settings, exchange, ledger, metrics)
-        run = asyncio.create_task(worker.run())
         labels = {"bot": settings.name, "symbol": SYMBOL, "mode": "sim"}
+        async with _sim_worker(settings, ledger) as running:
+            worker, run = running.worker, running.run
 
-        def unconfirmed() -> int:  # the queue-depth metrics, as Prometheus would read them
-            return int(registry.get_sample_value("mmfleet_store_unconfirmed_fills", labels) or 0)
+            def unconfirmed() -> int:  # the queue-depth metrics, as Prometheus would read them
+                return int(running.registry.get_sample_value("mmfleet_store_unconfirmed_fills", labels) or 0)
 
-        try:
             while worker.last_book is None:
                 assert not run.done(), "the worker ended before its first book"
                 await asyncio.sleep(0.02)
@@ -133,10 +153,6 @@ def test_a_stalled_database_stops_neither_decisions_nor_the_stale_cancel_and_fil
                 stored_in_stall = count_fills(settings.name)
             while unconfirmed():
                 await asyncio.sleep(0.05)
-        finally:
-            worker.request_stop()
-            assert await asyncio.wait_for(run, 30) is WorkerExit.STOPPED
-            await exchange.close()
         return journal, waiting, stored_in_stall, worker.portfolio.position
 
     journal, waiting, stored_in_stall, position = asyncio.run(scenario())
@@ -168,26 +184,20 @@ def test_fills_waiting_past_the_bound_halt_quoting_until_the_ledger_commits_them
     labels = {"bot": settings.name, "symbol": SYMBOL, "mode": "sim"}
 
     async def scenario() -> None:
-        exchange = await make_exchange(
-            settings, Portfolio(symbol=SYMBOL, starting_balance=settings.paper.starting_balance_usd)
-        )
-        registry = CollectorRegistry()
-        metrics = BotMetrics(registry, settings.name, SYMBOL, "sim", settings.strategy.grid_layers)
-        worker = BotWorker(settings, exchange, ledger, metrics)
-        run = asyncio.create_task(worker.run())
+        async with _sim_worker(settings, ledger) as running:
+            worker, exchange, run = running.worker, running.exchange, running.run
 
-        def halted() -> bool:
-            return registry.get_sample_value("mmfleet_store_halted", labels) == 1
+            def halted() -> bool:
+                return running.registry.get_sample_value("mmfleet_store_halted", labels) == 1
 
-        async def until(check: Callable[[], bool], what: str) -> None:
-            for _ in range(600):
-                if check():
-                    return
-                assert not run.done(), "the worker ended"
-                await asyncio.sleep(0.05)
-            raise AssertionError(f"timed out waiting for {what}")
+            async def until(check: Callable[[], bool], what: str) -> None:
+                for _ in range(600):
+                    if check():
+                        return
+                    assert not run.done(), "the worker ended"
+                    await asyncio.sleep(0.05)
+                raise AssertionError(f"timed out waiting for {what}")
 
-        try:
             await until(lambda: bool(worker.resting), "quotes")
             async with _write_lock(ledgers, ledger):
                 await until(halted, "the halt on fills waiting for the ledger")
@@ -196,9 +206,5 @@ def test_fills_waiting_past_the_bound_halt_quoting_until_the_ledger_commits_them
                 assert worker.enabled  # the operator's switch is untouched: this halt lifts by itself
             await until(lambda: not halted(), "the resumption once the fills are committed")
             await until(lambda: bool(worker.resting), "quotes again")
-        finally:
-            worker.request_stop()
-            assert await asyncio.wait_for(run, 30) is WorkerExit.STOPPED
-            await exchange.close()
 
     asyncio.run(scenario())
