@@ -56,6 +56,7 @@ from bots.exchange.base import (
     BookUpdate,
     Exchange,
     Fill,
+    MarketPush,
     OrderEvents,
     OrderRequest,
     OrderStatus,
@@ -64,6 +65,7 @@ from bots.exchange.base import (
 )
 from bots.exchange.reconcile import Reconciling
 from bots.funding_sync import FundingSync
+from bots.inbox import Inbox
 from bots.metrics import BotMetrics, CycleState
 from bots.retry import Backoff, error_kind, retrying
 from bots.store import FeatureRow, Ledger
@@ -191,11 +193,12 @@ class BotWorker:
         self._lease_lost = False
         self._orders_checked = 0.0  # monotonic time of the last look for other stores' orders
         self._rng = random.Random()
-        self._queue: asyncio.Queue[_Event | Trade | OrderUpdate] = asyncio.Queue()
+        self._queue: Inbox[_Event | Trade | OrderUpdate] = Inbox()
         self._queued: set[_Event] = set()  # payload-free events are queued once at a time
         self._idle = asyncio.Event()
         self._funding: FundingSync | None = None  # when the exchange reports funding
         self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the one that runs the timer
         self._timer_due = 0.0  # loop time the timer event is due
 
     def _new_core(
@@ -304,10 +307,7 @@ class BotWorker:
             if self._own_store:
                 await self.store.close()
             raise
-        producers = [
-            asyncio.create_task(self._books(), name="books"),
-            asyncio.create_task(self._trades(), name="trades"),
-        ]
+        producers = self._market_tasks()
         self._arm_timer()
         if self.exchange.capabilities.order_events:
             producers.append(asyncio.create_task(self._order_events(), name="order-events"))
@@ -501,20 +501,41 @@ class BotWorker:
             self._idle.clear()
             self._queue.put_nowait(event)
 
+    def _market_tasks(self) -> list[asyncio.Task[None]]:
+        """What feeds `book_arrived` and `trades_arrived`: the exchange's own pump where it has one (a
+        paper or sim market in this process), else a task per stream. The "books" task ending (a
+        replay file's last step) ends the run."""
+        if self.exchange.capabilities.pushes_market:
+            listen = cast("MarketPush", self.exchange).listen_market(self.symbol, self)
+            return [asyncio.create_task(listen, name="books")]
+        return [
+            asyncio.create_task(self._books(), name="books"),
+            asyncio.create_task(self._trades(), name="trades"),
+        ]
+
+    def book_arrived(self, book: BookUpdate) -> None:
+        """The newest book, decided on by the consumer (books that arrive while it is busy coalesce); it
+        also runs a timer event that is due (see `_arm_timer`)."""
+        self.last_book, self._received_ns = book, time.time_ns()
+        self.metrics.last_book_ns = book.ts_ns
+        self._enqueue(_BOOK)
+        if self._loop is not None and self._loop.time() >= self._timer_due:
+            self._timer_fired()
+
+    def trades_arrived(self, trades: Sequence[Trade]) -> None:
+        """Public trades for the recorded `trade_intensity`."""
+        self._idle.clear()
+        for trade in trades:
+            self._queue.put_nowait(trade)
+
     async def _books(self) -> None:
-        """The market ending (a replay file's last step) ends the run."""
-        async for update in self.exchange.stream_books(self.symbol):
-            self.last_book, self._received_ns = update, time.time_ns()
-            self.metrics.last_book_ns = update.ts_ns
-            self._enqueue(_BOOK)
-            if asyncio.get_running_loop().time() >= self._timer_due:
-                self._timer_fired()
+        async for book in self.exchange.stream_books(self.symbol):
+            self.book_arrived(book)
 
     async def _trades(self) -> None:
-        """Public trades for the recorded `trade_intensity`; the stream ending does not stop us."""
+        """The trade stream ending does not stop us."""
         async for trade in self.exchange.stream_trades(self.symbol):
-            self._idle.clear()
-            self._queue.put_nowait(trade)
+            self.trades_arrived((trade,))
         await self._stop.wait()
 
     async def _order_events(self) -> None:
@@ -534,7 +555,7 @@ class BotWorker:
         and records). The first book at or after that time runs it, in the wake-up the book costs
         anyway; the loop's own timer fires only when no book came within `_TIMER_SLACK` of the interval
         after it (a sim bot's timer otherwise adds a wake-up to every ten of its books)."""
-        loop = asyncio.get_running_loop()
+        self._loop = loop = asyncio.get_running_loop()
         if self._timer is not None:
             self._timer.cancel()
         interval = self.settings.strategy.refresh_interval_s

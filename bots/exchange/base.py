@@ -10,7 +10,7 @@ final answer for that request (post-only would cross, size below minimum, unknow
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
@@ -38,6 +38,8 @@ __all__ = [
     "FundingRate",
     "FundingSource",
     "InstrumentInfo",
+    "MarketListener",
+    "MarketPush",
     "OrderEvents",
     "OrderRequest",
     "OrderStatus",
@@ -54,6 +56,7 @@ class Capabilities:
     local_fills: bool  # fills come from a fill model in this process: `reconfigure_fills(paper)`
     order_events: bool = False  # streams order states and fill notices: `OrderEvents`
     funding: bool = False  # reports perpetual funding: `FundingSource`
+    pushes_market: bool = False  # calls a `MarketListener` from its own pump: `MarketPush`
 
 
 class OrderEvents(Protocol):
@@ -62,6 +65,24 @@ class OrderEvents(Protocol):
     def stream_order_events(self, symbol: str) -> AsyncIterator[OrderUpdate | Fill]:
         """Our orders' states as they change, and a notice per fill (fills are taken, and counted,
         through `fills_since`, which keeps the cursor), until closed."""
+        ...
+
+
+class MarketListener(Protocol):
+    """Who takes market data as plain calls (the worker): no task, queue or async generator between
+    the source and it, where each of those costs a bot CPU on every book."""
+
+    def book_arrived(self, book: BookUpdate) -> None: ...
+
+    def trades_arrived(self, trades: Sequence[Trade]) -> None: ...
+
+
+class MarketPush(Protocol):
+    """An exchange whose market data comes from a pump in this process (paper and sim): it calls the
+    listener itself instead of handing each book through `stream_books`."""
+
+    async def listen_market(self, symbol: str, listener: MarketListener) -> None:
+        """Call `listener` with every book and every step's trades until the market ends (returns)."""
         ...
 
 

@@ -35,6 +35,7 @@ from bots.exchange.base import (
     FundingPayment,
     FundingRate,
     InstrumentInfo,
+    MarketListener,
     OrderRequest,
     OrderStatus,
     OrderUpdate,
@@ -98,18 +99,18 @@ class _Topic(Generic[T]):
 class PaperExchange:
     """The `Exchange` protocol on a market-data source, `PaperFillModel` and a `Portfolio`.
 
-    A pump task reads the source, updates the fill model, books fills into the portfolio and fans
-    books, trades and fills out to the streams. It starts with `start()`, `run()`, `book()` or the
-    first stream read; it stops when the source ends or on `close()`. Stream queues hold
-    `queue_size` items and the pump waits for the slowest reader, so in a backtest the market never
-    runs more than a step or two ahead of the bot reading it.
+    A pump task reads the source, updates the fill model, books fills into the portfolio, calls the
+    market listeners (`listen_market`: the worker) and fans books, trades and fills out to the streams.
+    It starts with `start()`, `run()`, `book()`, `listen_market()` or the first stream read; it stops
+    when the source ends or on `close()`. Stream queues hold `queue_size` items and the pump waits for
+    the slowest reader, so a stream reader never sees the market more than a step or two ahead.
 
     `portfolio` is the account to start from (the ledger's state after a restart, so reduce-only
     checks and `position()` see the real position); a fresh one with `starting_balance_usd` when None.
     The exchange books its fills into it.
     """
 
-    capabilities = Capabilities(reconciles=False, local_fills=True)  # a fresh in-process book
+    capabilities = Capabilities(reconciles=False, local_fills=True, pushes_market=True)  # an in-process book
 
     def __init__(
         self,
@@ -138,7 +139,9 @@ class PaperExchange:
         self.funding = funding
         self._id_prefix = fill_id_prefix
         if funding is not None:
-            self.capabilities = Capabilities(reconciles=False, local_fills=True, funding=True)
+            self.capabilities = Capabilities(
+                reconciles=False, local_fills=True, funding=True, pushes_market=True
+            )
         self._source = source
         self._fills: list[Fill] = []
         self._fills_cursor = f"{self.session_id}:0"  # what `fills_since` hands out after the last fill
@@ -146,6 +149,7 @@ class PaperExchange:
         self._books: _Topic[BookUpdate] = _Topic(queue_size)
         self._trades: _Topic[list[Trade]] = _Topic(queue_size)
         self._fill_topic: _Topic[Fill] = _Topic(queue_size)
+        self._listeners: list[MarketListener] = []
         self._first_book = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._funding_task: asyncio.Task[None] | None = None
@@ -195,6 +199,10 @@ class PaperExchange:
                     self._settle_funding(book)
                 self._first_book.set()
                 self.steps += 1
+                for listener in self._listeners:
+                    listener.book_arrived(book)
+                    if trades:
+                        listener.trades_arrived(trades)
                 await self._books.publish(book)
                 if trades:
                     await self._trades.publish(trades)  # a step's trades in one hand-over
@@ -259,6 +267,20 @@ class PaperExchange:
         if self.model.book is None:
             raise ExchangeError(f"{symbol}: the market-data source ended without a book")
         return self.model.book
+
+    async def listen_market(self, symbol: str, listener: MarketListener) -> None:
+        """`listener` called by the pump with each book and its step's trades, as the streams get them,
+        until the source ends or the exchange closes (a failed source is logged by the pump, and ends
+        this as it ends the streams)."""
+        self._check(symbol)
+        self.start()
+        if self._task is None:  # closed
+            return
+        self._listeners.append(listener)
+        try:
+            await asyncio.wait({self._task})
+        finally:
+            self._listeners.remove(listener)
 
     async def stream_books(self, symbol: str) -> AsyncIterator[BookUpdate]:
         self._check(symbol)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from pathlib import Path
 
@@ -57,7 +57,7 @@ def test_paper_exchange_is_an_exchange() -> None:
     implementation: Exchange = exchange([])  # mypy checks the protocol statically
     assert isinstance(implementation, Exchange)
     # fills from the local model (paper.* reloads in place); nothing on a venue to reconcile with
-    assert implementation.capabilities == Capabilities(reconciles=False, local_fills=True)
+    assert implementation.capabilities == Capabilities(reconciles=False, local_fills=True, pushes_market=True)
 
 
 def test_end_to_end_fills_position_and_cancel_all() -> None:
@@ -166,6 +166,70 @@ def test_streams_deliver_books_and_trades_then_end() -> None:
 
     books, trades, steps = asyncio.run(main())
     assert books == steps == 200 and trades > 0
+
+
+class Listener:
+    """A `MarketListener` that keeps what it was given."""
+
+    def __init__(self) -> None:
+        self.books: list[BookUpdate] = []
+        self.trades: list[Trade] = []
+
+    def book_arrived(self, book: BookUpdate) -> None:
+        self.books.append(book)
+
+    def trades_arrived(self, trades: Sequence[Trade]) -> None:
+        assert trades  # a step without trades calls nothing
+        self.trades.extend(trades)
+
+
+def test_a_listener_gets_what_the_streams_get_and_returns_when_the_market_ends() -> None:
+    async def main() -> tuple[Listener, list[BookUpdate], list[Trade], int]:
+        ex = exchange(sim_steps(300))
+        listener = Listener()
+        books: list[BookUpdate] = []
+        trades: list[Trade] = []
+
+        async def read_books() -> None:
+            async for book in ex.stream_books(SYMBOL):
+                books.append(book)
+
+        async def read_trades() -> None:
+            async for trade in ex.stream_trades(SYMBOL):
+                trades.append(trade)
+
+        await asyncio.gather(ex.listen_market(SYMBOL, listener), read_books(), read_trades())
+        steps = ex.steps
+        after_close = Listener()
+        await ex.close()
+        await ex.listen_market(SYMBOL, after_close)  # a closed exchange: returns at once, calls nothing
+        assert not after_close.books
+        return listener, books, trades, steps
+
+    listener, books, trades, steps = asyncio.run(main())
+    assert steps == 300 and len(listener.books) == 300
+    assert listener.books == books and listener.trades == trades and trades
+
+
+def test_listening_ends_with_a_failed_source_and_close_ends_it() -> None:
+    def broken() -> Iterable[Step]:
+        yield from sim_steps(3)
+        raise OSError("feed lost")
+
+    async def main() -> tuple[int, int]:
+        failed = Listener()
+        await exchange(broken()).listen_market(SYMBOL, failed)  # logged by the pump; the market ended
+        ex = exchange(sim_steps(10**9))
+        endless = Listener()
+        listening = asyncio.create_task(ex.listen_market(SYMBOL, endless))
+        while len(endless.books) < 5:
+            await asyncio.sleep(0)
+        await ex.close()
+        await asyncio.wait_for(listening, 5)
+        return len(failed.books), len(endless.books)
+
+    failed_books, endless_books = asyncio.run(main())
+    assert failed_books == 3 and 5 <= endless_books < 10**6
 
 
 def test_source_errors_surface_in_run() -> None:
