@@ -66,8 +66,16 @@ def _sim_steps(settings: BotSettings, seed: int, last_mid: float | None) -> Iter
     if sim.replay_file is not None:
         return _replay_steps(settings, sim.replay_file)
     start = sim.start_price or last_mid or BUILTIN_START_PRICES.get(settings.symbol, 100.0)
+    return _generated_steps(settings, seed, start)
+
+
+def _generated_steps(settings: BotSettings, seed: int, start: float) -> Iterator[Step]:
+    """The generated market, its clock started when its first step is taken, not when it is built: a
+    bot that takes longer than `risk.max_book_age_s` to start (a fleet starting on two cores) would
+    otherwise see every book it ever gets as stale, and never quote."""
+    sim = settings.sim
     market = SimMarket.of(settings.symbol, settings.spec, sim, seed=seed, s0=start, start_ns=time.time_ns())
-    return market.steps()
+    yield from market.steps()
 
 
 def market_source(

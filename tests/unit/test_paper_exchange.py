@@ -411,3 +411,16 @@ def test_factory_generated_sim_is_seeded() -> None:
         return [(book.bids, book.asks, [(t.price, t.size) for t in trades]) for book, trades in steps]
 
     assert asyncio.run(first_steps(5)) == asyncio.run(first_steps(5)) != asyncio.run(first_steps(6))
+
+
+def test_factory_generated_sim_starts_its_clock_at_the_first_step() -> None:
+    """A bot slow to start (a fleet starting on two cores) must not get books already old: the quoter
+    would call every one of them stale and the bot would never quote."""
+
+    async def first_book_age_s() -> float:
+        source = market_source(_bot(), seed=5)
+        await asyncio.sleep(1.0)  # the bot's start-up, between building the market and reading it
+        book, _ = await anext(source)
+        return (time.time_ns() - book.ts_ns) / 1e9
+
+    assert asyncio.run(first_book_age_s()) < 0.5
