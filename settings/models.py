@@ -250,9 +250,9 @@ class PaperSettings(Frozen):
     queue_model: bool = Field(
         default=False,
         description="Model queue position: a trade fills a resting order only with what is left after"
-        " the visible size at better prices and ahead at its level (false: any trade at or through its"
-        " price fills it in full, a touch with `touch_fill_probability`). Backtests use it whatever this"
-        " says, unless told otherwise (`BacktestConfig.queue_model`).",
+        " the visible size at better prices and ahead at its level (false: first at its level, after the"
+        " better prices only; a print or book only touching it fills it with `touch_fill_probability`)."
+        " Backtests use it whatever this says, unless told otherwise (`BacktestConfig.queue_model`).",
     )
     maker_rebate_bps: float = Field(
         default=1.0, ge=-100, le=100, description="Maker rebate in basis points of notional (1 = 0.01%)."

@@ -1,18 +1,21 @@
 """Paper trading: the one fill model shared by paper, sim and backtests.
 
 `PaperFillModel` holds our resting orders against someone else's market data and decides fills:
-- cross: a buy fills in full when the best ask drops below its price or a trade prints below it
-  (sells mirrored), at the order's own price, as a maker;
-- touch: when the best opposite price or a trade only equals the order's price, it fills in full with
-  probability `touch_fill_probability`, drawn per touching event;
-- queue model (`queue_model=True`, the backtests' default; replaces the touch and trade-cross rules): the
-  order joins the back of the visible size at its level. A trade at or through its price consumes the
-  book from the touch: first the size the book shows at better prices, then the queue ahead at the
-  order's level, then our orders in price-time priority; an order fills with what reaches it, possibly
-  partially (the rest stays resting), so a small print far from the touch fills nothing that rests
-  behind visible size. The queue ahead never exceeds the size the book shows at that level
-  (cancellations ahead of us), and is 0 when we are alone at a price inside the spread. A book that
-  moves through an order still fills it in full (the market traded through it).
+- cross: a buy fills in full when the best ask drops below its price (sells mirrored): the market moved
+  through it; at the order's own price, as a maker;
+- trade: a trade at or through an order's price fills it with the trade's own volume, price before
+  time as on any venue: the print takes first the size the book shows at better prices, then our
+  orders, best price first, then oldest; an order fills with what reaches it, possibly partially (the
+  rest stays resting). So a trade never fills more than its size, and a small print far from the
+  touch fills nothing behind the visible size it had to take first. We are first at our own level,
+  but a print that only equals our price reaches us with probability `touch_fill_probability`;
+- touch: when the best opposite price only equals the order's price, it fills in full with that
+  probability, drawn per touching event;
+- queue model (`queue_model=True`, the backtests' default; replaces the touch rules): the order joins
+  the back of the visible size at its level, and a trade reaches it only after that queue ahead too.
+  The queue ahead never exceeds the size the book shows at that level (cancellations ahead of us), and
+  is 0 when we are alone at a price inside the spread. A book that moves through an order still fills
+  it in full (the market traded through it).
 Maker fills pay `-maker_rebate_bps` of notional (`Fill.fee` negative = rebate received). Fill ids are
 `{prefix}{symbol}-{n}`, deterministic for a run. Fills are returned, never booked here: the caller
 feeds each to `Portfolio.apply`, which owns increase/reduce and FIFO grid profit. A non-post-only
@@ -217,9 +220,9 @@ class PaperFillModel:
         self, side: Side, price: Decimal, ts_ns: int, fills: list[Fill], volume: Decimal | None
     ) -> None:
         """Fill our `side` orders that the opposite price `price` crossed or touched; `volume` is the
-        trade size (None for a book event, which never advances a queue)."""
+        trade size (None for a book event: the market moved, it brings no volume to share)."""
         is_buy = side is _BUY
-        if self._queue and volume is not None:
+        if volume is not None:
             self._consume(is_buy, price, ts_ns, fills, volume)
             return
         for order in list(self._orders.values()):
@@ -231,9 +234,10 @@ class PaperFillModel:
                 self._fill(order, ts_ns, fills)
 
     def _consume(self, is_buy: bool, price: Decimal, ts_ns: int, fills: list[Fill], volume: Decimal) -> None:
-        """Queue model: a trade of `volume` printing at `price` takes the book from the touch; each of our
-        orders it reached (best price first, then time) gets what is left after the size shown at better
-        prices, its queue ahead and our orders before it."""
+        """A trade of `volume` printing at `price` takes the book from the touch; each of our orders it
+        reached (best price first, then time) gets what is left after the size shown at better prices,
+        the queue ahead at its level (queue model) and our orders before it. Without the queue model a
+        print that stops at our level reaches us by chance (`touch_fill_probability`)."""
         side = _BUY if is_buy else _SELL
         reached = [
             o
@@ -249,11 +253,16 @@ class PaperFillModel:
             better = sum(
                 (lv.size for lv in levels if (lv.price > limit if is_buy else lv.price < limit)), _ZERO
             )
-            reach = volume - better - order.queue_ahead - used
-            if price == limit:  # the print stopped at our level: the queue ahead shrinks by what got there
-                order.queue_ahead = max(_ZERO, order.queue_ahead - max(_ZERO, volume - better))
+            ahead = order.queue_ahead
+            if not self._queue:  # first at our level, if the print reaches us there at all
+                if price == limit and self.rng.random() >= self._p_touch:
+                    continue
+                ahead = _ZERO
+            elif price == limit:  # the print stopped at our level: the queue ahead shrinks by what got there
+                order.queue_ahead = max(_ZERO, ahead - max(_ZERO, volume - better))
             else:  # the level traded through: nobody is left ahead of us there
                 order.queue_ahead = _ZERO
+            reach = volume - better - ahead - used
             qty = min(reach, order.request.size - order.filled) // self._lot * self._lot
             if qty > 0:
                 self._fill(order, ts_ns, fills, qty)

@@ -7,8 +7,11 @@
   sweep has only just jumped past it, so its 1 s markout is worse);
 - the A-S quoter with the example config's parameters beats it on PnL per unit of PnL standard
   deviation across seeds;
-- a result too good to be true (the plain market of before: trades reaching 10 bp deep filling crossed
-  orders in full) fails the plausibility bounds that every run of the default market passes.
+- a result too good to be true (the tight quoter on the plain market of before, without informed flow)
+  fails the plausibility bounds that every run of the default market passes;
+- the busy, volatile bot of the drawdown alert test, on the fill model of sim mode (`paper.queue_model`
+  off), loses at short horizons and does not multiply its money: prints of a few lots 25 bp deep
+  once filled its whole grid in full, and it went from 1,000 to 8,800 USD in a minute.
 
 Each quoter runs once per seed (module fixtures); the backtests are the bot's own core through the
 paper fill model, as `mmfleet backtest` runs them.
@@ -25,8 +28,10 @@ import pytest
 from bots.exchange.sim import BUILTIN_START_PRICES, UNINFORMED
 from ml.backtest import BacktestConfig, SyntheticMarket, run_backtest
 from ml.results import BacktestStats
-from settings.fleet import load_fleet
+from settings.fleet import deep_merge, load_fleet
 from settings.models import BotSettings
+from tests.integration.test_alerts_e2e import VOLATILE
+from tests.integration.test_fleet import BUSY_BOT
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "fleet.example.yaml"
 SEEDS = range(5)
@@ -128,13 +133,27 @@ def test_the_example_quoter_beats_the_symmetric_one_on_pnl_per_unit_of_risk(
 def test_no_run_of_the_default_market_is_too_good_to_be_true_and_the_old_market_was(
     tight: list[BacktestStats], wide: list[BacktestStats], example: list[BacktestStats]
 ) -> None:
-    """The bounds bite: the plain market with trades 10 bp deep that fill crossed orders in full (the
-    model before informed flow, with the touch fill model) hands the example quoter an implausible
-    result; the default market never does."""
+    """The bounds bite: the plain market (the model before informed flow: nobody knows where the mid
+    goes) hands the tight quoter, which loses on the default market, an implausible result; the
+    default market never does."""
     bot = example_bot()
     balance = float(bot.paper.starting_balance_usd)
     assert not [(s.sharpe, s.total_pnl_usd) for s in (*tight, *wide, *example) if too_good(s, balance)]
     plain = bot.sim.model_copy(update={"trade_decay_k": 1000.0, **UNINFORMED})
-    old = bot.model_copy(update={"sim": plain})
-    stats = run_backtest(old, SyntheticMarket(SECONDS, 0), BacktestConfig(queue_model=False)).stats
+    old = symmetric(bot, 1.5).model_copy(update={"sim": plain})
+    stats = run_backtest(old, SyntheticMarket(SECONDS, 0)).stats
     assert math.isfinite(stats.sharpe) and too_good(stats, balance), (stats.sharpe, stats.total_pnl_usd)
+
+
+def test_the_alert_tests_busy_volatile_bot_loses_at_short_horizons_and_does_not_multiply_its_money() -> None:
+    """Sim mode's fill model (`paper.queue_model` off, the default): a print fills our orders only with
+    the volume left after the book's better prices, as on a venue. Before, it filled every order it
+    printed through in full, and this bot's 3-layer grid 10-20 bp from the mid filled 30 times a
+    simulated second at +15 bp markouts."""
+    bot = BotSettings.model_validate({"symbol": "BTC_USDT_Perp", **deep_merge(BUSY_BOT, VOLATILE)})
+    balance = float(bot.paper.starting_balance_usd)
+    for seed in SEEDS:
+        config = BacktestConfig(seed=seed, queue_model=False)
+        stats = run_backtest(bot, SyntheticMarket(SECONDS, seed), config).stats
+        figures = (seed, stats.fills, stats.total_pnl_usd, stats.markout_1s_bps)
+        assert not stats.markout_1s_bps > 0 and stats.total_pnl_usd < 0.5 * balance, figures

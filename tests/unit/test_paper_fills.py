@@ -147,7 +147,7 @@ def test_trade_through_a_bid_fills_it(taker: Side, price: str, fills: int) -> No
     result = m.on_trade(trade(taker, price, size="0.001"))
     assert len(result) == fills
     if fills:
-        assert result[0].size == D("0.05")  # a cross fills in full whatever the trade size
+        assert result[0].size == D("0.001")  # never more than the trade's size
 
 
 def test_trade_through_an_ask_fills_it() -> None:
@@ -263,7 +263,7 @@ def test_queue_volume_is_shared_between_our_orders_at_one_level() -> None:
 def test_maker_fee_is_the_rebate_on_notional(rebate_bps: float, fee: str) -> None:
     m = model(rebate_bps=rebate_bps)
     m.submit(order(BUY, "100.0", "0.1"), 1, BOOK)  # notional 10
-    (fill,) = m.on_trade(trade(SELL, "99.0"))
+    (fill,) = m.on_trade(trade(SELL, "99.0", "0.1"))
     assert fill.fee == D(fee)  # negative: rebate received
 
 
@@ -282,8 +282,8 @@ def test_fill_ids_are_deterministic_and_prefixed() -> None:
     for m in (plain, prefixed):
         for price in ("100.0", "99.9"):
             m.submit(order(BUY, price), 1, BOOK)
-    assert [f.fill_id for f in plain.on_trade(trade(SELL, "99.0"))] == [f"{SYMBOL}-1", f"{SYMBOL}-2"]
-    assert [f.fill_id for f in prefixed.on_trade(trade(SELL, "99.0"))] == [
+    assert [f.fill_id for f in plain.on_trade(trade(SELL, "99.0", "0.02"))] == [f"{SYMBOL}-1", f"{SYMBOL}-2"]
+    assert [f.fill_id for f in prefixed.on_trade(trade(SELL, "99.0", "0.02"))] == [
         f"run7:{SYMBOL}-1",
         f"run7:{SYMBOL}-2",
     ]
@@ -308,7 +308,7 @@ def test_fills_feed_the_portfolio() -> None:
     portfolio = Portfolio(symbol=SYMBOL, starting_balance=D(1000))
     m.submit(order(BUY, "100.0", "0.01"), 1, BOOK)
     m.submit(order(SELL, "100.5", "0.01"), 1, BOOK)
-    for fill in [*m.on_trade(trade(SELL, "99.9")), *m.on_trade(trade(BUY, "100.6"))]:
+    for fill in [*m.on_trade(trade(SELL, "99.9", "0.01")), *m.on_trade(trade(BUY, "100.6", "0.01"))]:
         portfolio.apply(fill)
     assert portfolio.position == 0
     assert portfolio.grid_profit == D("0.005")  # (100.5 - 100.0) * 0.01
@@ -359,3 +359,53 @@ def test_fills_respect_price_and_size(queue: bool, touch: float, events: list[tu
         state = m.order(cid)
         assert state is not None and state.filled_size == sum((f.size for f in mine), D(0))
     assert len({f.fill_id for f in fills}) == len(fills)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    queue=st.booleans(),
+    touch=st.sampled_from([0.0, 0.5, 1.0]),
+    level_lots=st.lists(st.integers(1, 20), min_size=6, max_size=6),
+    orders=st.lists(st.tuples(st.booleans(), st.integers(-1, 8), st.integers(1, 6)), max_size=8),
+    trades=st.lists(st.tuples(st.booleans(), st.integers(-1, 10), st.integers(1, 30)), max_size=12),
+)
+def test_a_trade_fills_at_most_its_size_and_better_prices_first(
+    queue: bool,
+    touch: float,
+    level_lots: list[int],
+    orders: list[tuple[bool, int, int]],
+    trades: list[tuple[bool, int, int]],
+) -> None:
+    """Price before time, in either fill model: the fills one trade causes never add up to more than its
+    size, and each comes only after the size the book shows at better prices than the order (a 2-lot
+    print 30 bp from the mid once filled a 9-lot grid in full, and a bot in sim mode made 8x its money)."""
+    m = model(touch=touch, queue=queue)
+    tick, lot = SPEC.tick_size, SPEC.lot_size
+    bids = tuple(BookLevel(D("100.0") - i * tick, n * lot) for i, n in enumerate(level_lots[:3]))
+    asks = tuple(BookLevel(D("100.2") + i * tick, n * lot) for i, n in enumerate(level_lots[3:]))
+    shown = BookUpdate(SYMBOL, 1, bids, asks)
+    m.on_book(shown)
+    for is_buy, ticks_behind, lots in orders:  # -1: inside the spread; past 2: deeper than the book shows
+        side = BUY if is_buy else SELL
+        touch_price = bids[0].price if is_buy else asks[0].price
+        m.submit(order(side, str(touch_price - side.sign * ticks_behind * tick), str(lots * lot)), 1, shown)
+    for taker_buys, ticks_through, lots in trades:
+        hit = asks if taker_buys else bids  # the side the taker trades against: our orders on it
+        printed = trade(
+            BUY if taker_buys else SELL,
+            str(hit[0].price + (1 if taker_buys else -1) * ticks_through * tick),
+            str(lots * lot),
+        )
+        taken = D(0)
+        for fill in m.on_trade(printed):
+            taken += fill.size
+            better = sum(
+                (
+                    lv.size
+                    for lv in hit
+                    if (lv.price > fill.price if fill.side is BUY else lv.price < fill.price)
+                ),
+                D(0),
+            )
+            assert better + taken <= printed.size, (fill, printed, better, taken)
+            assert fill.side.sign * (fill.price - printed.price) >= 0  # at our limit, never past the print
