@@ -37,9 +37,18 @@ VOCABULARY = [
     "config_info", "model_info",
 ]  # fmt: skip
 
+# A bot that trades within seconds, as a venue would fill it: 10x real time, ten times the sim's trades
+# at its usual depth (~0.5 bp from the mid), and quotes where they arrive: the model's own spread for
+# the fitted kappa (~1 bp), no wide floor, grid layers 1 bp apart, orders following every tick.
 BUSY_BOT: dict[str, Any] = {
-    "sim": {"speed": 10.0, "trade_intensity_a": 20.0, "trade_decay_k": 400.0},
-    "strategy": {"spread_pct": 0.001, "grid_layers": 3, "grid_spacing_pct": 0.0005},
+    "sim": {"speed": 10.0, "trade_intensity_a": 20.0},
+    "strategy": {
+        "kappa": "auto",
+        "spread_pct": 0.00005,
+        "grid_layers": 3,
+        "grid_spacing_pct": 0.0001,
+        "price_tolerance_pct": 0.0,
+    },
     "risk": {"max_loss_usd": 1000.0, "max_drawdown_pct": 0.5},
 }
 

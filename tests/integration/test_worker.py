@@ -26,12 +26,15 @@ from bots.worker import BotWorker
 from settings.models import BUILTIN_INSTRUMENTS, BotSettings
 
 BUSY = {
-    # A lively, fast sim so a few seconds hold many fills: 20x real time, deep trades.
-    "sim": {"seed": 11, "speed": 20.0, "trade_intensity_a": 20.0, "trade_decay_k": 400.0},
+    # A lively, fast sim so a few seconds hold many fills: 20x real time, ten times the sim's trades at
+    # its usual depth, and quotes where they arrive (the model's spread for the fitted kappa, no floor).
+    "sim": {"seed": 11, "speed": 20.0, "trade_intensity_a": 20.0},
     "strategy": {
-        "spread_pct": 0.001,
+        "kappa": "auto",
+        "spread_pct": 0.00005,
         "grid_layers": 3,
-        "grid_spacing_pct": 0.0005,
+        "grid_spacing_pct": 0.0001,
+        "price_tolerance_pct": 0.0,
         "refresh_interval_s": 0.2,
     },
     "risk": {"max_loss_usd": 1_000.0, "max_drawdown_pct": 0.5},
