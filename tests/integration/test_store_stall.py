@@ -45,9 +45,7 @@ _WRITTEN_TABLES = "fills, orders, bot_state, equity_history, position_snapshots,
 
 def _recording(path: Path) -> Path:
     """5 s of a busy market, 5 s of silence (inside the stall), then 20 s more."""
-    market = SimMarket(
-        SYMBOL, BUILTIN_INSTRUMENTS[SYMBOL], seed=5, s0=65_000.0, trade_intensity_a=40.0, trade_decay_k=300.0
-    )
+    market = SimMarket(SYMBOL, BUILTIN_INSTRUMENTS[SYMBOL], seed=5, s0=65_000.0, trade_intensity_a=40.0)
     steps = list(market.steps(50))
     gap_ns = 5 * 1_000_000_000
     steps += [(replace(book, ts_ns=book.ts_ns + gap_ns), trades) for book, trades in market.steps(200)]
@@ -126,7 +124,9 @@ def test_a_stalled_database_stops_neither_decisions_nor_the_stale_cancel_and_fil
         {
             "symbol": SYMBOL,
             "sim": {"replay_file": str(_recording(tmp_path / "market.csv")), "speed": 1.0},
-            "strategy": {"spread_pct": 0.0005, "grid_layers": 3, "grid_spacing_pct": 0.0003,
+            # kappa fixed near the touch: 5 s of market is too short to fit it and then be crossed
+            "strategy": {"kappa": 100_000.0, "spread_pct": 0.00005, "grid_layers": 3,
+                         "grid_spacing_pct": 0.0001, "price_tolerance_pct": 0.0,
                          "refresh_interval_s": 0.2},
             "risk": {"max_book_age_s": MAX_BOOK_AGE_S, "max_loss_usd": 1_000.0, "max_drawdown_pct": 0.5},
         }
@@ -173,8 +173,9 @@ def test_fills_waiting_past_the_bound_halt_quoting_until_the_ledger_commits_them
     settings = BotSettings.model_validate(
         {
             "symbol": SYMBOL,
-            "sim": {"seed": 8, "speed": 10.0, "trade_intensity_a": 40.0, "trade_decay_k": 300.0},
-            "strategy": {"spread_pct": 0.0005, "grid_layers": 3, "grid_spacing_pct": 0.0003,
+            "sim": {"seed": 8, "speed": 10.0, "trade_intensity_a": 40.0},
+            "strategy": {"kappa": "auto", "spread_pct": 0.00005, "grid_layers": 3,
+                         "grid_spacing_pct": 0.0001, "price_tolerance_pct": 0.0,
                          "refresh_interval_s": 0.2},
             "risk": {"max_loss_usd": 1_000.0, "max_drawdown_pct": 0.5},
             "store": {"max_unconfirmed_fills": 1},

@@ -211,9 +211,10 @@ def test_a_worker_on_the_runners_one_postgresql_connection_trades_through_its_st
         {
             "symbol": SYMBOL,
             "name": BOT,
-            "sim": {"seed": 8, "speed": 10.0, "trade_intensity_a": 40.0, "trade_decay_k": 300.0,
+            "sim": {"seed": 8, "speed": 10.0, "trade_intensity_a": 40.0,
                     "funding": {"interval_s": 5, "rate_mean": 0.001, "rate_std": 0}},
-            "strategy": {"spread_pct": 0.0005, "grid_layers": 3, "grid_spacing_pct": 0.0003,
+            "strategy": {"kappa": "auto", "spread_pct": 0.00005, "grid_layers": 3,
+                         "grid_spacing_pct": 0.0001, "price_tolerance_pct": 0.0,
                          "refresh_interval_s": 0.2},
             "risk": {"max_loss_usd": 1_000.0, "max_drawdown_pct": 0.5},
         }
