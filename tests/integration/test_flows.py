@@ -191,11 +191,13 @@ def calm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         {"symbol": BTC},
         {"symbol": ETH, "risk": {"max_position_usd": 2000.0}},
         # SOL's market jumps: sweeps (one every 5 s, 10 bp deep on average) reach its quotes ~10 bp from
-        # the mid, so a short backtest of it trades (the tuner test); without them nothing comes that far.
+        # the mid (kappa 1000: a number the tuner moves; it never writes one over `kappa: auto`), so a
+        # short backtest of it trades (the tuner test); without them nothing comes that far.
         {
             "symbol": SOL,
             "ml": {"tuner": {"enabled": True}},
             "sim": {"sweep_rate_per_s": 0.2, "sweep_bps": 10.0},
+            "strategy": {"kappa": 1000.0},
         },
     ]
     fleet = start_fleet(tmp, bots, {"ml": {"model_dir": str(tmp / "models")}}, _stop_sol_from_the_start)
