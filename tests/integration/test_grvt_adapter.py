@@ -679,8 +679,24 @@ async def _with_worker(
     return worker, ledger
 
 
+# A paper bot's fills come from the paper fill model: a trade fills our orders only with its own volume,
+# after the size the book shows at better prices. The server's prints land ~25 bp deep, through every
+# visible level, so the paper bot quotes at the touch (a fixed large kappa: the model's spread is under
+# the 0.5 bp floor), where each print on its side reaches it first; its orders follow every tick.
+PAPER_STRATEGY = {
+    "kappa": 100_000.0,
+    "spread_pct": 0.00005,
+    "grid_layers": 2,
+    "grid_spacing_pct": 0.0001,
+    "price_tolerance_pct": 0.0,
+    "refresh_interval_s": 0.2,
+}
+
+
 def _with_busy(url: str, mode: str) -> BotSettings:
     data: dict[str, Any] = {"symbol": SYMBOL, "name": f"{mode}-bot", **BUSY}
+    if mode == "paper":
+        data["strategy"] = PAPER_STRATEGY
     data["exchange"] = {"mode": mode, "base_url": url, "request_timeout_s": 2.0}
     return BotSettings.model_validate(data)
 

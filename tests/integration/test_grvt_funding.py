@@ -48,6 +48,7 @@ from bots.venues.grvt.server.app import GrvtSimConfig, GrvtSimServerThread
 from bots.worker import BotWorker
 from settings.credentials import GrvtCredentials
 from settings.models import BUILTIN_INSTRUMENTS, BotSettings
+from tests.integration.test_grvt_adapter import PAPER_STRATEGY
 
 SYMBOL = "BTC_USDT_Perp"
 NS = 1_000_000_000
@@ -307,7 +308,7 @@ def test_a_paper_worker_settles_the_rates_grvt_settles_on_its_paper_position(
     auto: GrvtSimServerThread, tmp_path: Path
 ) -> None:
     settings = BotSettings.model_validate({
-        "symbol": SYMBOL, "name": "paper-funding", "strategy": BUSY_STRATEGY, "risk": LOOSE_RISK,
+        "symbol": SYMBOL, "name": "paper-funding", "strategy": PAPER_STRATEGY, "risk": LOOSE_RISK,
         "exchange": {"mode": "paper", "base_url": auto.url, "request_timeout_s": 2.0},
     })  # fmt: skip
     orders_before = _orders_held(auto)
