@@ -37,18 +37,20 @@ VOCABULARY = [
     "config_info", "model_info",
 ]  # fmt: skip
 
+# Quotes where the sim's trades arrive (~0.5 bp from the mid): the model's own spread for the fitted
+# kappa (~1 bp), no wide floor, grid layers 1 bp apart, orders following every tick.
+NEAR_TOUCH: dict[str, Any] = {
+    "kappa": "auto",
+    "spread_pct": 0.00005,
+    "grid_layers": 3,
+    "grid_spacing_pct": 0.0001,
+    "price_tolerance_pct": 0.0,
+}
 # A bot that trades within seconds, as a venue would fill it: 10x real time, ten times the sim's trades
-# at its usual depth (~0.5 bp from the mid), and quotes where they arrive: the model's own spread for
-# the fitted kappa (~1 bp), no wide floor, grid layers 1 bp apart, orders following every tick.
+# at their usual depth, quoting near the touch.
 BUSY_BOT: dict[str, Any] = {
     "sim": {"speed": 10.0, "trade_intensity_a": 20.0},
-    "strategy": {
-        "kappa": "auto",
-        "spread_pct": 0.00005,
-        "grid_layers": 3,
-        "grid_spacing_pct": 0.0001,
-        "price_tolerance_pct": 0.0,
-    },
+    "strategy": NEAR_TOUCH,
     "risk": {"max_loss_usd": 1000.0, "max_drawdown_pct": 0.5},
 }
 

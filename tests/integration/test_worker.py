@@ -24,19 +24,13 @@ from bots.metrics import BotMetrics
 from bots.store import Ledger
 from bots.worker import BotWorker
 from settings.models import BUILTIN_INSTRUMENTS, BotSettings
+from tests.integration.test_fleet import NEAR_TOUCH
 
 BUSY = {
     # A lively, fast sim so a few seconds hold many fills: 20x real time, ten times the sim's trades at
     # its usual depth, and quotes where they arrive (the model's spread for the fitted kappa, no floor).
     "sim": {"seed": 11, "speed": 20.0, "trade_intensity_a": 20.0},
-    "strategy": {
-        "kappa": "auto",
-        "spread_pct": 0.00005,
-        "grid_layers": 3,
-        "grid_spacing_pct": 0.0001,
-        "price_tolerance_pct": 0.0,
-        "refresh_interval_s": 0.2,
-    },
+    "strategy": {**NEAR_TOUCH, "refresh_interval_s": 0.2},
     "risk": {"max_loss_usd": 1_000.0, "max_drawdown_pct": 0.5},
 }
 
