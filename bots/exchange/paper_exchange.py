@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import uuid
@@ -139,9 +140,7 @@ class PaperExchange:
         self.funding = funding
         self._id_prefix = fill_id_prefix
         if funding is not None:
-            self.capabilities = Capabilities(
-                reconciles=False, local_fills=True, funding=True, pushes_market=True
-            )
+            self.capabilities = dataclasses.replace(PaperExchange.capabilities, funding=True)
         self._source = source
         self._fills: list[Fill] = []
         self._fills_cursor = f"{self.session_id}:0"  # what `fills_since` hands out after the last fill

@@ -42,6 +42,7 @@ from bots.venues.grvt.server.app import GrvtSimConfig, GrvtSimServerThread
 from bots.worker import BotWorker
 from settings.credentials import GrvtCredentials
 from settings.models import BotSettings
+from tests.integration.test_fleet import NEAR_TOUCH
 from tests.integration.worker_harness import new_credentials
 
 SYMBOL = "BTC_USDT_Perp"
@@ -683,14 +684,7 @@ async def _with_worker(
 # after the size the book shows at better prices. The server's prints land ~25 bp deep, through every
 # visible level, so the paper bot quotes at the touch (a fixed large kappa: the model's spread is under
 # the 0.5 bp floor), where each print on its side reaches it first; its orders follow every tick.
-PAPER_STRATEGY = {
-    "kappa": 100_000.0,
-    "spread_pct": 0.00005,
-    "grid_layers": 2,
-    "grid_spacing_pct": 0.0001,
-    "price_tolerance_pct": 0.0,
-    "refresh_interval_s": 0.2,
-}
+PAPER_STRATEGY = {**NEAR_TOUCH, "kappa": 100_000.0, "grid_layers": 2, "refresh_interval_s": 0.2}
 
 
 def _with_busy(url: str, mode: str) -> BotSettings:
