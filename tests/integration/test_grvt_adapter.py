@@ -536,7 +536,7 @@ def test_partial_fills_leave_the_rest_resting(manual: GrvtSimServerThread) -> No
         ex = _exchange(manual.url)
         try:
             bid, _ = await _inside_spread(manual, ex)
-            size = 1000 * LOT  # halving fills: about ten market events to fill it all
+            size = 2 * LOT  # a print fills at most half of it: one lot, the other left resting
             await ex.place_order(_order(Side.BUY, bid, size))
             manual.faults.partial_fills(0.5)
             fills: list[Any] = []
@@ -640,15 +640,13 @@ def test_a_restarted_bot_ends_up_with_the_exchanges_position(auto: GrvtSimServer
 
 # ----- the factory's modes with a real worker -------------------------------------------------------------
 
-BUSY = {
-    "strategy": {
-        "spread_pct": 0.001,
-        "grid_layers": 2,
-        "grid_spacing_pct": 0.0005,
-        "refresh_interval_s": 0.2,
-    },
-    "risk": {"max_loss_usd": 1_000.0, "max_drawdown_pct": 0.5},
-}
+# A bot's fills on the local server, live or paper, come with a trade's own volume after the size the book
+# shows at better prices (the server's matching and the paper fill model agree). The server's prints land
+# ~25 bp deep, through every visible level, so a busy bot quotes at the touch (a fixed large kappa: the
+# model's spread is under the 0.5 bp floor), where each print on its side reaches it first; its orders
+# follow every tick.
+TOUCH_STRATEGY = {**NEAR_TOUCH, "kappa": 100_000.0, "grid_layers": 2, "refresh_interval_s": 0.2}
+BUSY = {"strategy": TOUCH_STRATEGY, "risk": {"max_loss_usd": 1_000.0, "max_drawdown_pct": 0.5}}
 
 
 async def _with_worker(
@@ -680,17 +678,8 @@ async def _with_worker(
     return worker, ledger
 
 
-# A paper bot's fills come from the paper fill model: a trade fills our orders only with its own volume,
-# after the size the book shows at better prices. The server's prints land ~25 bp deep, through every
-# visible level, so the paper bot quotes at the touch (a fixed large kappa: the model's spread is under
-# the 0.5 bp floor), where each print on its side reaches it first; its orders follow every tick.
-PAPER_STRATEGY = {**NEAR_TOUCH, "kappa": 100_000.0, "grid_layers": 2, "refresh_interval_s": 0.2}
-
-
 def _with_busy(url: str, mode: str) -> BotSettings:
     data: dict[str, Any] = {"symbol": SYMBOL, "name": f"{mode}-bot", **BUSY}
-    if mode == "paper":
-        data["strategy"] = PAPER_STRATEGY
     data["exchange"] = {"mode": mode, "base_url": url, "request_timeout_s": 2.0}
     return BotSettings.model_validate(data)
 

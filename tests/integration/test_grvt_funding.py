@@ -48,7 +48,7 @@ from bots.venues.grvt.server.app import GrvtSimConfig, GrvtSimServerThread
 from bots.worker import BotWorker
 from settings.credentials import GrvtCredentials
 from settings.models import BUILTIN_INSTRUMENTS, BotSettings
-from tests.integration.test_grvt_adapter import PAPER_STRATEGY
+from tests.integration.test_grvt_adapter import TOUCH_STRATEGY
 
 SYMBOL = "BTC_USDT_Perp"
 NS = 1_000_000_000
@@ -200,7 +200,6 @@ def auto() -> Iterator[GrvtSimServerThread]:
         yield server
 
 
-BUSY_STRATEGY = {"spread_pct": 0.001, "grid_layers": 2, "grid_spacing_pct": 0.0005, "refresh_interval_s": 0.2}
 LOOSE_RISK = {"max_loss_usd": 1000.0, "max_drawdown_pct": 0.5}
 
 
@@ -231,7 +230,7 @@ def test_a_live_worker_books_the_venues_funding_payments_in_its_ledger(
     for name, secret in (("API_KEY", creds.api_key), ("PRIVATE_KEY", creds.private_key)):
         monkeypatch.setenv(f"GRVT_{name}", secret.get_secret_value())
     monkeypatch.setenv("GRVT_TRADING_ACCOUNT_ID", creds.trading_account_id.get_secret_value())
-    settings = _settings(auto.url, strategy=BUSY_STRATEGY, risk=LOOSE_RISK)
+    settings = _settings(auto.url, strategy=TOUCH_STRATEGY, risk=LOOSE_RISK)
     registry = CollectorRegistry()
 
     async def body() -> tuple[BotWorker, Ledger]:
@@ -308,7 +307,7 @@ def test_a_paper_worker_settles_the_rates_grvt_settles_on_its_paper_position(
     auto: GrvtSimServerThread, tmp_path: Path
 ) -> None:
     settings = BotSettings.model_validate({
-        "symbol": SYMBOL, "name": "paper-funding", "strategy": PAPER_STRATEGY, "risk": LOOSE_RISK,
+        "symbol": SYMBOL, "name": "paper-funding", "strategy": TOUCH_STRATEGY, "risk": LOOSE_RISK,
         "exchange": {"mode": "paper", "base_url": auto.url, "request_timeout_s": 2.0},
     })  # fmt: skip
     orders_before = _orders_held(auto)

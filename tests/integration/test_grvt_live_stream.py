@@ -24,18 +24,13 @@ from bots.venues.grvt.execution import GrvtExchange
 from bots.venues.grvt.parse import parse_fill
 from bots.venues.grvt.server.app import GrvtSimConfig, GrvtSimServerThread
 from settings.models import BotSettings
+from tests.integration.test_grvt_adapter import BUSY
 from tests.integration.worker_harness import RunningWorker, new_credentials, start_worker, stop_worker
 
 SYMBOL = "BTC_USDT_Perp"
 TICK = Decimal("0.1")
 LOT = Decimal("0.001")
 _COIDS = itertools.count(7_000_000_001)
-# Quotes near the touch on a market whose trades reach a few ticks deep: fills every second or so.
-STRATEGY = {"spread_pct": 0.001, "grid_layers": 2, "grid_spacing_pct": 0.0005, "refresh_interval_s": 0.2}
-BUSY = {
-    "strategy": STRATEGY,
-    "risk": {"max_loss_usd": 1_000.0, "max_drawdown_pct": 0.5},
-}
 
 
 @pytest.fixture(scope="module")

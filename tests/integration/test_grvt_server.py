@@ -24,6 +24,8 @@ import pytest
 from dacite import Config, from_dict
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pysdk import grvt_raw_types as raw
 from pysdk.grvt_ccxt_env import GrvtEnv, GrvtWSEndpointType, get_grvt_endpoint
 from pysdk.grvt_ccxt_pro import GrvtCcxtPro
@@ -630,22 +632,59 @@ def _sell_print(price: str, size: str) -> Trade:
     return Trade(BTC, 0, Decimal(price), Decimal(size), Side.SELL, "t")
 
 
-def test_resting_orders_fill_behind_the_queue_at_a_touch_and_in_full_through_it() -> None:
+def test_a_print_fills_resting_orders_with_its_own_volume_behind_the_queue_and_better_prices() -> None:
     ids = iter(range(1, 1000))
     book = InstrumentBook(BTC, Decimal("0.001"), lambda: str(next(ids)))
     market = _level_book("100.0", "0.005", "100.1")
     first = _buy(book, "1", "100.0", "0.004", market)  # 0.005 shown ahead of it
     second = _buy(book, "2", "100.0", "0.004", market)
     assert (first.queue_ahead, second.queue_ahead) == (Decimal("0.005"), Decimal("0.005"))
-    assert book.on_trade(_sell_print("100.0", "0.003"), "7", None, 1) == []  # eats the queue ahead
-    fills = book.on_trade(_sell_print("100.0", "0.004"), "8", None, 2)
+    assert book.on_trade(_sell_print("100.0", "0.003"), market, "7", None, 1) == []  # eats the queue ahead
+    fills = book.on_trade(_sell_print("100.0", "0.004"), market, "8", None, 2)
     assert [(m.order.sub_account_id, m.size, m.trade_id) for m in fills] == [("1", Decimal("0.002"), "8-1")]
-    fills = book.on_trade(_sell_print("99.9", "0.001"), "9", None, 3)  # through: the rest, in full
+    # through the level: nobody is left ahead there, but the print brings only its own size, oldest first
+    fills = book.on_trade(_sell_print("99.9", "0.001"), market, "9", None, 3)
+    assert [(m.order.sub_account_id, m.size) for m in fills] == [("1", Decimal("0.001"))]
+    # size shown at better prices than ours is taken first: a small print deep through reaches nobody
+    above = BookUpdate(
+        BTC, 0, (BookLevel(Decimal("100.1"), Decimal("0.003")),), (BookLevel(Decimal("100.2"), Decimal(1)),)
+    )
+    assert book.on_trade(_sell_print("99.9", "0.003"), above, "10", None, 4) == []
+    fills = book.on_trade(_sell_print("99.9", "0.010"), above, "11", None, 5)  # 0.003 above, then ours
     assert [(m.order.sub_account_id, m.size) for m in fills] == [
-        ("1", Decimal("0.002")),
+        ("1", Decimal("0.001")),
         ("2", Decimal("0.004")),
     ]
     assert (first.status, second.status, len(book)) == ("FILLED", "FILLED", 0)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    level_lots=st.lists(st.integers(1, 20), min_size=3, max_size=3),
+    orders=st.lists(st.tuples(st.sampled_from("12"), st.integers(-1, 6), st.integers(1, 6)), max_size=8),
+    prints=st.lists(st.tuples(st.integers(0, 8), st.integers(1, 30)), max_size=10),
+)
+def test_a_print_fills_at_most_its_size_after_the_size_shown_at_better_prices(
+    level_lots: list[int], orders: list[tuple[str, int, int]], prints: list[tuple[int, int]]
+) -> None:
+    """Price before time on the local exchange as in the paper fill model: the fills one print causes
+    never add up to more than its size after the synthetic size at better prices (a 2-lot print ~25 bp
+    deep once filled every bid it passed, in full)."""
+    lot, tick = Decimal("0.001"), Decimal("0.1")
+    ids = iter(range(1, 10_000))
+    book = InstrumentBook(BTC, lot, lambda: str(next(ids)))
+    bids = tuple(BookLevel(Decimal("100.0") - i * tick, n * lot) for i, n in enumerate(level_lots))
+    market = BookUpdate(BTC, 0, bids, (BookLevel(Decimal("100.2"), Decimal(1)),))
+    for sub, ticks_behind, lots in orders:  # -1: inside the spread; past 2: deeper than the book shows
+        _buy(book, sub, str(bids[0].price - ticks_behind * tick), str(lots * lot), market)
+    for n, (ticks_through, lots) in enumerate(prints):
+        printed = _sell_print(str(bids[0].price - ticks_through * tick), str(lots * lot))
+        taken = Decimal(0)
+        for match in book.on_trade(printed, market, str(n), None, n):
+            taken += match.size
+            better = sum((lv.size for lv in bids if lv.price > match.price), Decimal(0))
+            assert better + taken <= printed.size, (match, printed, better, taken)
+            assert match.price >= printed.price and not match.is_taker  # a maker, at its own limit
 
 
 def test_a_book_that_moves_through_an_order_fills_it_and_partial_fills_cap_each_fill() -> None:

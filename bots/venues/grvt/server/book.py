@@ -2,10 +2,8 @@
 of the synthetic market (`SimMarket`), and the matching rules.
 
 The synthetic book is liquidity the server does not own: it is regenerated every step, so it is read,
-never consumed. The rules agree with the paper fill model's queue model (`bots.exchange.paper`) but
-for one: a print through a resting order fills it in full here, where the queue model fills only what
-the print has left after the visible size ahead (the backtests' rule; the local exchange keeps the
-older one, which its SDK and fault tests rely on):
+never consumed. The rules are the paper fill model's queue model (`bots.exchange.paper`, the backtests'
+rule), so a strategy tested live against this server meets the fills it met in its backtests:
 
 - An incoming order that crosses takes, best price first, the synthetic levels and the resting orders
   of other sub-accounts (synthetic size first at an equal price: it was there before); it pays the
@@ -13,10 +11,12 @@ older one, which its SDK and fault tests rely on):
   stops it (self-trade protection: what is left is cancelled).
 - A resting order joins the back of its level: `queue_ahead` is the synthetic size shown at its price
   when it arrives (0 inside the spread), clipped when the book later shows less.
-- A market trade that prints through a resting order (a sell below a bid, a buy above an ask) fills it
-  in full; one printing at its price first eats the queue ahead, then fills orders at that price in
-  time priority up to the trade size. A synthetic book that moves through a resting order (best ask at
-  or below a bid) fills it in full. These fills are at the order's price, as a maker.
+- A market trade at or through resting orders (a sell at or below bids, a buy at or above asks) fills
+  them with its own volume only: it takes first the synthetic size shown at better prices, then the
+  resting orders best price first, then oldest; at the level where it stops, the queue ahead of an
+  order too. So a trade never fills more than its size. A synthetic book that moves through a resting
+  order (best ask at or below a bid) fills it in full. These fills are at the order's price, as a
+  maker.
 - `fraction` (the partial-fill fault) caps each such market fill at that share of what is left, at
   least one lot.
 """
@@ -229,27 +229,31 @@ class InstrumentBook:
         return matches, taken, False
 
     # -- market events ----------------------------------------------------------------------------
-    def on_trade(self, trade: Trade, trade_id: str, fraction: float | None, now_ns: int) -> list[Match]:
-        """Fills of resting orders that a market trade printed through or at (see module docstring)."""
+    def on_trade(
+        self, trade: Trade, market: BookUpdate | None, trade_id: str, fraction: float | None, now_ns: int
+    ) -> list[Match]:
+        """Fills of resting orders a market trade reached with its own volume (see module docstring):
+        `market` is the synthetic book whose size at better prices the print took first."""
         hits_bids = trade.taker_side is Side.SELL
-        side = self._bids if hits_bids else self._asks
+        levels = (market.bids if hits_bids else market.asks) if market is not None else ()
         matches: list[Match] = []
-        at_level: list[BookOrder] = []
-        for order in side:
-            assert order.price is not None
-            if (order.price < trade.price) if hits_bids else (order.price > trade.price):
+        used = ZERO  # trade volume already given to resting orders
+        for order in self._bids if hits_bids else self._asks:  # best price first, then oldest
+            price = order.price
+            assert price is not None
+            if (price < trade.price) if hits_bids else (price > trade.price):
                 break
-            if order.price == trade.price:
-                at_level.append(order)
-            else:
-                matches.append(
-                    self._market_fill(order, order.remaining, fraction, trade_id, len(matches), now_ns)
-                )
-        used = ZERO
-        for order in at_level:
-            reach = trade.size - order.queue_ahead - used
-            order.queue_ahead = max(ZERO, order.queue_ahead - trade.size)
-            qty = min(reach, order.remaining) // self._lot * self._lot
+            better = sum(
+                (lv.size for lv in levels if (lv.price > price if hits_bids else lv.price < price)), ZERO
+            )
+            ahead = order.queue_ahead
+            if (
+                price == trade.price
+            ):  # the print stopped at this level: the queue ahead shrinks by what got there
+                order.queue_ahead = max(ZERO, ahead - max(ZERO, trade.size - better))
+            else:  # the level traded through: nobody is left ahead there
+                ahead = order.queue_ahead = ZERO
+            qty = min(trade.size - better - ahead - used, order.remaining) // self._lot * self._lot
             if qty > 0:
                 match = self._market_fill(order, qty, fraction, trade_id, len(matches), now_ns)
                 matches.append(match)

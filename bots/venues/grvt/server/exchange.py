@@ -153,7 +153,7 @@ class SimExchange:
             )
             instrument.trades.append(payload)
             self.listener.on_trade(instrument.name, payload)
-            matches += instrument.book.on_trade(trade, trade_id, fraction, now)
+            matches += instrument.book.on_trade(trade, book, trade_id, fraction, now)
         matches += instrument.book.on_book(book, fraction, now)
         self._settle(matches, now)
         for order in instrument.book.expire(now):
