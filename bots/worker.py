@@ -192,6 +192,7 @@ class BotWorker:
         self._stop_deadline = 0.0  # monotonic time a stop must be done by
         self._lease_lost = False
         self._orders_checked = 0.0  # monotonic time of the last look for other stores' orders
+        self._sent_ids: tuple[int, int] | None = None  # the first and newest client order id this life sent
         self._rng = random.Random()
         self._queue: Inbox[_Event | Trade | OrderUpdate] = Inbox()
         self._queued: set[_Event] = set()  # payload-free events are queued once at a time
@@ -412,14 +413,42 @@ class BotWorker:
     # ----- other stores on our account -------------------------------------------------------------
 
     async def check_other_stores(self) -> None:
-        """Read the symbol's open orders and look for another store's (`_check_other_stores`); only
-        where the account is shared with the world (paper and sim books are this process's own)."""
+        """Read the symbol's open orders, look for another store's (`_check_other_stores`) and cancel
+        ours that nothing tracks (`_cancel_untracked`); only where the account is shared with the world
+        (paper and sim books are this process's own)."""
         if self._reconciling() is None:
             return
         self._orders_checked = time.monotonic()
         resting = await self._call(partial(self.exchange.open_orders, self.symbol))
         if resting is not None:
             self._check_other_stores(resting)
+            await self._cancel_untracked(resting)
+
+    async def _cancel_untracked(self, resting: Iterable[OrderUpdate]) -> None:
+        """Cancel, by id, the orders this life sent that rest while the core no longer tracks them: a
+        placement whose reply never came (a timeout), booked by the exchange after the core let it go (a
+        reconciliation found it missing, or its cancel found nothing yet). The core wants none of them.
+        Never an id this life did not send: an earlier life's are the reconciliation's, and a new lease
+        holder's (the same store and bot, later ids) are not ours to touch."""
+        sent = self._sent_ids
+        if sent is None:
+            return
+        core = self.core
+        untracked = [
+            cid
+            for order in resting
+            if core.ids.is_ours(cid := order.client_order_id)
+            and sent[0] <= int(cid) <= sent[1]
+            and cid not in core.orders
+            and cid != core.closing
+        ]
+        for cid in untracked:
+            log.warning(
+                "an order of ours rests untracked (its placement's reply was lost): cancelling it",
+                extra={"fields": {"bot": self.name, "client_order_id": cid}},
+            )
+            if await self._cancel(cid):
+                self.metrics.orders_cancelled.inc()
 
     def _check_other_stores(self, resting: Iterable[OrderUpdate]) -> None:
         """A full look at the symbol's resting orders: how many are another store's (the gauge the
@@ -727,6 +756,8 @@ class BotWorker:
 
     async def _place(self, action: Place) -> None:
         cid = action.client_order_id
+        sent = self._sent_ids  # ids grow within a life: the span of what it sent (`_cancel_untracked`)
+        self._sent_ids = (int(cid), int(cid)) if sent is None else (sent[0], int(cid))
         spec = self.settings.spec
         request = OrderRequest(
             symbol=self.symbol,

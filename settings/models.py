@@ -175,7 +175,9 @@ class ExchangeSettings(Frozen):
         description=(
             "Live: how often the bot reads its symbol's open orders for orders of another mmfleet store"
             " (another data directory or database) on its account, besides at start and at each"
-            " reconciliation; finding one halts it until `mmfleet ctl reset-risk`."
+            " reconciliation; finding one halts it until `mmfleet ctl reset-risk`. The same look cancels"
+            " any order the bot sent that rests untracked (the exchange booked it after its placement's"
+            " reply was lost)."
         ),
     )
     cancel_unknown_orders: bool = Field(

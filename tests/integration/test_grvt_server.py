@@ -460,6 +460,30 @@ def test_http_errors_rate_limit_and_latency_reach_the_client(sim: GrvtSimServerT
     run(body())
 
 
+def test_a_slow_request_the_client_gave_up_on_is_still_handled(sim: GrvtSimServerThread) -> None:
+    """`slow_next`: only the next matching request waits; the exchange books it after the client's
+    timeout, as a gateway that received an order does (the order rests, nobody heard the reply)."""
+
+    async def body() -> None:
+        sub = new_sub()
+        async with pro(sub) as client:
+            bid, _ = await best(client)
+            sim.faults.slow_next(0.6, 1, path="create_order")
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(post_only(client, "buy", "0.01", bid - 10, cid=7_000_001), 0.2)
+            assert not await client.fetch_open_orders(BTC)  # other paths are not slowed
+            await asyncio.sleep(0.6)
+            assert [o["metadata"]["client_order_id"] for o in await client.fetch_open_orders(BTC)] == [
+                "7000001"
+            ]
+            started = time.monotonic()
+            await post_only(client, "buy", "0.01", bid - 10)  # the count is used up
+            assert time.monotonic() - started < 0.5
+            await client.cancel_all_orders()
+
+    run(body())
+
+
 def test_injected_rejects_and_partial_fills(sim: GrvtSimServerThread) -> None:
     async def body() -> None:
         sub = new_sub()
@@ -491,9 +515,11 @@ def test_injected_rejects_and_partial_fills(sim: GrvtSimServerThread) -> None:
 
 def test_fault_control_endpoint_and_cli_spec(sim: GrvtSimServerThread) -> None:
     spec = parse_fault_spec(
-        "latency=0.05,http_errors=502:1:ticker,rate_limit=3:1,reject_next=1,partial_fills=0.5"
+        "latency=0.05,http_errors=502:1:ticker,rate_limit=3:1,reject_next=1,partial_fills=0.5,"
+        "slow_next=3:2:create_order"
     )
     assert spec["http_errors"] == {"status": 502, "count": 1, "path": "ticker"}
+    assert spec["slow_next"] == {"seconds": 3.0, "count": 2, "path": "create_order"}
 
     async def body() -> None:
         async with aiohttp.ClientSession() as http:
@@ -501,6 +527,7 @@ def test_fault_control_endpoint_and_cli_spec(sim: GrvtSimServerThread) -> None:
                 state = await r.json()
                 assert state["latency_s"] == 0.05
                 assert state["rate_limit"]["count"] == 3
+                assert state["slow_next"] == {"seconds": 3.0, "count": 2, "path": "create_order"}
             async with http.post(
                 f"{sim.url}/_sim/faults", json={"clear": True, "http_errors": {"status": 504}}
             ) as r:

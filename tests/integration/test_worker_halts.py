@@ -152,13 +152,23 @@ async def _place_as_another_store(running: RunningWorker) -> str:
     return cid
 
 
-@pytest.mark.parametrize("check_s", [0.5, 3600.0], ids=["periodic-look", "order-stream"])
+@pytest.mark.parametrize(
+    ("check_s", "latency_s"),
+    [(0.5, 0.0), (3600.0, 0.0), (0.5, 0.1)],
+    ids=["periodic-look", "order-stream", "periodic-look-slow-exchange"],
+)
 def test_another_stores_order_appearing_while_quoting_halts_the_bot_which_cancels_only_its_own(
-    server: GrvtSimServerThread, tmp_path: Path, caplog: pytest.LogCaptureFixture, check_s: float
+    server: GrvtSimServerThread,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    check_s: float,
+    latency_s: float,
 ) -> None:
     """Found by the periodic look at the open orders (no reconciliation under way), or with that look
     an hour away by the order stream alone: the bot cancels its own orders by id, never a cancel-all,
-    and its stop leaves the other store's order resting."""
+    and its stop leaves the other store's order resting. On a slow exchange (every call 0.1 s, as on a
+    loaded machine) the halt's cancels go out one by one: the exchange is read once the bot tracks no
+    order of ours, cancels still unconfirmed included (`worker.resting` alone empties when they are sent)."""
     settings = _settings(server, other_stores_check_s=check_s)
 
     async def scenario() -> tuple[str, set[str], set[str], WorkerExit]:
@@ -166,14 +176,17 @@ def test_another_stores_order_appearing_while_quoting_halts_the_bot_which_cancel
         running = await start_worker(settings, tmp_path / "ledger.db")
         try:
             await _until(server, lambda: bool(running.worker.resting), "quotes")
+            server.faults.latency(latency_s)
             theirs = await _place_as_another_store(running)
             await _until(server, lambda: running.worker.core.other_store is not None, "the halt", 10.0)
-            await _until(server, lambda: not running.worker.resting, "our orders cancelled", 10.0)
+            tracked = running.worker.core.orders  # resting and cancelling
+            await _until(server, lambda: not tracked, "our cancels confirmed", 10.0)
             halted = await _resting(running)
             running.worker.request_stop()
             outcome = await asyncio.wait_for(running.task, timeout=30)
             return theirs, halted, await _resting(running), outcome
         finally:
+            server.faults.latency(0.0)
             await stop_worker(running)
 
     with caplog.at_level(logging.ERROR, logger="mmfleet.worker"):

@@ -166,6 +166,9 @@ class GrvtSimServer:
             self.requests[request.path.rsplit("/", 1)[-1]] += 1
             if self.faults.latency_s:
                 await asyncio.sleep(self.faults.latency_s)
+            if slow_s := self.faults.take_slow(request.path):
+                await request.read()  # received: handled even if the client gives up meanwhile
+                await asyncio.sleep(slow_s)
             fault = self.faults.take_http_fault(request.path)
             if fault is not None:
                 return _fault_response(fault.status, fault.retry_after_s)

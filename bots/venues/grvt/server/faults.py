@@ -10,9 +10,13 @@ The same switches as JSON (`POST /_sim/faults`, see `Faults.apply`) or as a CLI 
 | `http_errors(status, count, path)` | the next `count` REST requests (path containing `path`) get `status` |
 | `rate_limit(count, retry_after_s, path)` | the next `count` get 429, code 1006, header `Retry-After` |
 | `latency(seconds)` | every REST request and websocket RPC waits that long first |
+| `slow_next(seconds, count, path)` | the next `count` REST requests (path containing `path`) wait, then run |
 | `reject_next(n, reason)` | the next `n` valid orders come back REJECTED with `reason` (see below) |
 | `partial_fills(fraction)` | a resting order the market reaches fills `fraction` of its rest (>= 1 lot) |
 | `clear()` | all off |
+
+`slow_next` reads the request first: a client that times out meanwhile never hears what became of it
+(an order it sent may rest).
 
 `reason` is an `OrderRejectReason` name (default BELOW_MARGIN); a number instead (e.g. 2080) makes the
 order fail with that GRVT error code and its HTTP status, as a gateway refusal.
@@ -68,6 +72,8 @@ class Faults:
         self._http: _Countdown | None = None
         self._rate: _Countdown | None = None
         self._latency_s = 0.0
+        self._slow: _Countdown | None = None
+        self._slow_s = 0.0
         self._reject_left = 0
         self._reject_reason: str | int = "BELOW_MARGIN"
         self._partial: float | None = None
@@ -105,6 +111,15 @@ class Faults:
         with self._lock:
             self._latency_s = seconds
 
+    def slow_next(self, seconds: float, count: int = 1, *, path: str | None = None) -> None:
+        """Delay the next `count` REST requests (path containing `path`, when given) by `seconds`, then
+        handle them: a client that timed out meanwhile never hears what became of its request."""
+        if seconds < 0 or count < 0:
+            raise ValueError("seconds and count must be >= 0")
+        with self._lock:
+            self._slow = _Countdown(0, count, path) if count and seconds else None
+            self._slow_s = seconds
+
     def reject_next(self, n: int = 1, reason: str | int = "BELOW_MARGIN") -> None:
         """Reject the next `n` orders that pass validation and signature checks."""
         if n < 0:
@@ -123,8 +138,8 @@ class Faults:
     def clear(self) -> None:
         """Every fault off."""
         with self._lock:
-            self._http = self._rate = None
-            self._latency_s = 0.0
+            self._http = self._rate = self._slow = None
+            self._latency_s = self._slow_s = 0.0
             self._reject_left = 0
             self._partial = None
             self._refuse_until = 0.0
@@ -147,6 +162,17 @@ class Faults:
     @property
     def partial_fraction(self) -> float | None:
         return self._partial
+
+    def take_slow(self, path: str) -> float:
+        """How long this request waits before it is handled (`slow_next`), counting it down; 0: none."""
+        with self._lock:
+            slow = self._slow
+            if slow is None or (slow.path is not None and slow.path not in path):
+                return 0.0
+            slow.remaining -= 1
+            if slow.remaining <= 0:
+                self._slow = None
+            return self._slow_s
 
     def websockets_refused(self) -> bool:
         return time.monotonic() < self._refuse_until
@@ -177,7 +203,7 @@ class Faults:
     def snapshot(self) -> dict[str, Any]:
         """The switches as JSON (what `GET /_sim/faults` answers)."""
         with self._lock:
-            http, rate = self._http, self._rate
+            http, rate, slow = self._http, self._rate, self._slow
             return {
                 "http_errors": None
                 if http is None
@@ -186,6 +212,9 @@ class Faults:
                 if rate is None
                 else {"count": rate.remaining, "retry_after_s": rate.retry_after_s, "path": rate.path},
                 "latency_s": self._latency_s,
+                "slow_next": None
+                if slow is None
+                else {"seconds": self._slow_s, "count": slow.remaining, "path": slow.path},
                 "reject_next": {"n": self._reject_left, "reason": self._reject_reason},
                 "partial_fills": self._partial,
                 "websockets_refused_s": max(0.0, self._refuse_until - time.monotonic()),
@@ -193,8 +222,9 @@ class Faults:
 
     def apply(self, spec: Mapping[str, Any]) -> None:
         """Switch faults from JSON, e.g. `{"clear": true, "http_errors": {"status": 503, "count": 2},
-        "rate_limit": {"count": 1, "retry_after_s": 1.5}, "latency_s": 0.2, "reject_next": {"n": 1,
-        "reason": "BELOW_MARGIN"}, "partial_fills": 0.5, "drop_websockets": {"refuse_s": 1}}`;
+        "rate_limit": {"count": 1, "retry_after_s": 1.5}, "latency_s": 0.2, "slow_next": {"seconds": 3,
+        "count": 1, "path": "create_order"}, "reject_next": {"n": 1, "reason": "BELOW_MARGIN"},
+        "partial_fills": 0.5, "drop_websockets": {"refuse_s": 1}}`;
         `clear` runs first. Raises ValueError on an unknown key or a bad value."""
         unknown = set(spec) - {
             "clear",
@@ -202,6 +232,7 @@ class Faults:
             "http_errors",
             "rate_limit",
             "latency_s",
+            "slow_next",
             "reject_next",
             "partial_fills",
         }
@@ -220,6 +251,10 @@ class Faults:
                 )
             if (value := spec.get("latency_s")) is not None:
                 self.latency(float(value))
+            if (value := spec.get("slow_next")) is not None:
+                self.slow_next(
+                    float(value.get("seconds", 0.0)), int(value.get("count", 1)), path=value.get("path")
+                )
             if (value := spec.get("reject_next")) is not None:
                 self.reject_next(int(value.get("n", 1)), value.get("reason", "BELOW_MARGIN"))
             if "partial_fills" in spec:
@@ -242,8 +277,9 @@ def _parts(value: str, name: str, low: int, high: int) -> list[str]:
 def parse_fault_spec(text: str) -> dict[str, Any]:
     """The CLI form of the switches as the JSON of `Faults.apply`: comma-separated items
     `clear`, `drop_websockets[=REFUSE_S]`, `http_errors=STATUS[:COUNT[:PATH]]`,
-    `rate_limit=COUNT[:RETRY_AFTER_S[:PATH]]`, `latency=SECONDS`, `reject_next=N[:REASON]`,
-    `partial_fills=FRACTION`. Example: `latency=0.2,http_errors=503:2:create_order`."""
+    `rate_limit=COUNT[:RETRY_AFTER_S[:PATH]]`, `latency=SECONDS`, `slow_next=SECONDS[:COUNT[:PATH]]`,
+    `reject_next=N[:REASON]`, `partial_fills=FRACTION`. Example:
+    `latency=0.2,http_errors=503:2:create_order`."""
     spec: dict[str, Any] = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         name, _, value = item.partition("=")
@@ -261,6 +297,10 @@ def parse_fault_spec(text: str) -> dict[str, Any]:
             spec[name]["path"] = p[2] if len(p) > 2 else None
         elif name == "latency":
             spec["latency_s"] = float(value)
+        elif name == "slow_next":
+            p = _parts(value, name, 1, 3)
+            spec[name] = {"seconds": float(p[0]), "count": int(p[1]) if len(p) > 1 else 1}
+            spec[name]["path"] = p[2] if len(p) > 2 else None
         elif name == "reject_next":
             p = _parts(value, name, 1, 2)
             reason: str | int = p[1] if len(p) > 1 else "BELOW_MARGIN"

@@ -1,0 +1,111 @@
+"""A placement whose reply is lost, against the local GRVT exchange with the real SDK: the exchange books
+the order after the bot's call gave up (the first attempt timed out, the retries were refused) and after
+the core let it go (a reconciliation found it missing). Nothing tracks it then; the bot's periodic look
+at the open orders finds it among the ids it sent and cancels it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from bots.control import WorkerExit
+from bots.venues.grvt.server.app import GrvtSimConfig, GrvtSimServerThread
+from bots.worker import BotWorker
+from settings.models import BotSettings
+from tests.integration.worker_harness import start_worker, stop_worker
+
+pytestmark = pytest.mark.integration
+
+SYMBOL = "BTC_USDT_Perp"
+TIMEOUT_S = 2.0  # the bot's order-call timeout
+BOOKED_AFTER_S = 5.0  # when the exchange handles the slowed create_order: long after the bot gave up
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[GrvtSimServerThread]:
+    """A market that moves only when a test steps it."""
+    with GrvtSimServerThread(GrvtSimConfig(seed=11, step_interval_s=None)) as running:
+        yield running
+
+
+async def _until(
+    server: GrvtSimServerThread, check: Callable[[], bool], what: str, timeout_s: float = 20.0
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        server.step(1)
+        await asyncio.sleep(0.05)
+
+
+def _given_up(worker: BotWorker) -> str | None:
+    """The first placement whose call kept failing (the core's journal)."""
+    journal = worker.core.journal or []
+    return next((str(args[0]) for name, args, _ in journal if name == "on_send_failed"), None)
+
+
+def _status(server: GrvtSimServerThread, sub_account_id: str, cid: str) -> str | None:
+    """The exchange's state of our order `cid` (OPEN, CANCELLED, ...); None: it has none."""
+
+    def read() -> str | None:
+        account = server.server.exchange.accounts.sub_accounts.get(sub_account_id)
+        order = account.order(None, cid) if account is not None else None
+        return None if order is None else order.status
+
+    return server.call(read)
+
+
+def test_an_order_booked_after_its_placement_gave_up_is_cancelled_by_the_periodic_look(
+    server: GrvtSimServerThread, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = BotSettings.model_validate(
+        {
+            "symbol": SYMBOL,
+            "exchange": {
+                "mode": "live", "base_url": server.url, "request_timeout_s": TIMEOUT_S,
+                "other_stores_check_s": 0.5,
+            },
+            "strategy": {"grid_layers": 2, "spread_pct": 0.0005},
+        }
+    )  # fmt: skip
+
+    async def scenario() -> tuple[str, bool, str | None, set[str], WorkerExit]:
+        server.step(1)
+        running = await start_worker(settings, tmp_path / "ledger.db")
+        worker, sub = running.worker, running.sub_account_id
+        try:
+            await _until(server, lambda: bool(worker.resting), "quotes")
+            await worker.quiescent()
+            worker.core.journal = []
+            # the next order reaches the exchange but is handled only after the bot's timeout; the
+            # bot's retries (same client order id) are refused: the bot gives the placement up
+            server.faults.slow_next(BOOKED_AFTER_S, 1, path="create_order")
+            server.faults.http_errors(503, 3, path="create_order")
+            await _until(server, lambda: _given_up(worker) is not None, "a placement given up")
+            cid = _given_up(worker)
+            assert cid is not None
+            await _until(server, lambda: _status(server, sub, cid) is not None, "the late booking", 15.0)
+            tracked_when_booked = cid in worker.core.orders
+            await _until(server, lambda: _status(server, sub, cid) != "OPEN", "the lost order gone", 10.0)
+            await worker.quiescent()
+            ours = {o.client_order_id for o in await running.exchange.open_orders(SYMBOL)}
+            untracked = {c for c in ours if c not in worker.core.orders}
+            return cid, tracked_when_booked, _status(server, sub, cid), untracked, await stop_worker(running)
+        finally:
+            server.faults.clear()
+            if not running.task.done():
+                await stop_worker(running)
+
+    with caplog.at_level(logging.WARNING, logger="mmfleet.worker"):
+        cid, tracked_when_booked, status, untracked, outcome = asyncio.run(scenario())
+    assert not tracked_when_booked  # booked as an orphan: the core had let it go
+    assert status == "CANCELLED"
+    assert not untracked
+    assert outcome is WorkerExit.STOPPED
+    assert any("rests untracked" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
+    assert any(getattr(r, "fields", {}).get("client_order_id") == cid for r in caplog.records)
