@@ -250,11 +250,12 @@ class PaperSettings(Frozen):
         default=0.1, ge=0, le=1, description="Chance a resting order fills when the best price touches it."
     )
     queue_model: bool = Field(
-        default=False,
+        default=True,
         description="Model queue position: a trade fills a resting order only with what is left after"
-        " the visible size at better prices and ahead at its level (false: first at its level, after the"
-        " better prices only; a print or book only touching it fills it with `touch_fill_probability`)."
-        " Backtests use it whatever this says, unless told otherwise (`BacktestConfig.queue_model`).",
+        " the visible size at better prices and ahead at its level, as in backtests and on the local"
+        " GRVT server (false: first at its level, after the better prices only; a print or book only"
+        " touching it fills it with `touch_fill_probability`). Backtests use it whatever this says,"
+        " unless told otherwise (`BacktestConfig.queue_model`).",
     )
     maker_rebate_bps: float = Field(
         default=1.0, ge=-100, le=100, description="Maker rebate in basis points of notional (1 = 0.01%)."

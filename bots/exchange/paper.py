@@ -11,11 +11,11 @@
   but a print that only equals our price reaches us with probability `touch_fill_probability`;
 - touch: when the best opposite price only equals the order's price, it fills in full with that
   probability, drawn per touching event;
-- queue model (`queue_model=True`, the backtests' default; replaces the touch rules): the order joins
-  the back of the visible size at its level, and a trade reaches it only after that queue ahead too.
-  The queue ahead never exceeds the size the book shows at that level (cancellations ahead of us), and
-  is 0 when we are alone at a price inside the spread. A book that moves through an order still fills
-  it in full (the market traded through it).
+- queue model (`queue_model=True`, the default in sim, paper and backtests; replaces the touch
+  rules): the order joins the back of the visible size at its level, and a trade reaches it only
+  after that queue ahead too. The queue ahead never exceeds the size the book shows at that level
+  (cancellations ahead of us), and is 0 when we are alone at a price inside the spread. A book that
+  moves through an order still fills it in full (the market traded through it).
 Maker fills pay `-maker_rebate_bps` of notional (`Fill.fee` negative = rebate received). Fill ids are
 `{prefix}{symbol}-{n}`, deterministic for a run. Fills are returned, never booked here: the caller
 feeds each to `Portfolio.apply`, which owns increase/reduce and FIFO grid profit. A non-post-only

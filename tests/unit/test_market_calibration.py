@@ -9,9 +9,10 @@
   deviation across seeds;
 - a result too good to be true (the tight quoter on the plain market of before, without informed flow)
   fails the plausibility bounds that every run of the default market passes;
-- the busy, volatile bot of the drawdown alert test, on the fill model of sim mode (`paper.queue_model`
-  off), loses at short horizons and does not multiply its money: prints of a few lots 25 bp deep
-  once filled its whole grid in full, and it went from 1,000 to 8,800 USD in a minute.
+- the busy, volatile bot of the drawdown alert test, on either fill model sim mode offers
+  (`paper.queue_model`, on by default), loses at short horizons and does not multiply its money:
+  prints of a few lots 25 bp deep once filled its whole grid in full, and it went from 1,000 to 8,800
+  USD in a minute.
 
 Each quoter runs once per seed (module fixtures); the backtests are the bot's own core through the
 paper fill model, as `mmfleet backtest` runs them.
@@ -145,15 +146,23 @@ def test_no_run_of_the_default_market_is_too_good_to_be_true_and_the_old_market_
     assert math.isfinite(stats.sharpe) and too_good(stats, balance), (stats.sharpe, stats.total_pnl_usd)
 
 
-def test_the_alert_tests_busy_volatile_bot_loses_at_short_horizons_and_does_not_multiply_its_money() -> None:
-    """Sim mode's fill model (`paper.queue_model` off, the default): a print fills our orders only with
-    the volume left after the book's better prices, as on a venue. Before, it filled every order it
-    printed through in full, and this bot's 3-layer grid 10-20 bp from the mid filled 30 times a
-    simulated second at +15 bp markouts."""
-    bot = BotSettings.model_validate({"symbol": "BTC_USDT_Perp", **deep_merge(BUSY_BOT, VOLATILE)})
+@pytest.mark.parametrize("queue_model", [True, False], ids=["queue-model", "first-at-its-level"])
+def test_the_alert_tests_busy_volatile_bot_loses_at_short_horizons_and_does_not_multiply_its_money(
+    queue_model: bool,
+) -> None:
+    """Sim mode's fill models (`paper.queue_model`): a print fills our orders only with the volume left
+    after the book's better prices, as on a venue. Before, without the queue model, it filled every
+    order it printed through in full, and this bot's 3-layer grid 10-20 bp from the mid filled 30
+    times a simulated second at +15 bp markouts."""
+    bot = BotSettings.model_validate(
+        {
+            "symbol": "BTC_USDT_Perp",
+            **deep_merge(deep_merge(BUSY_BOT, VOLATILE), {"paper": {"queue_model": queue_model}}),
+        }
+    )
     balance = float(bot.paper.starting_balance_usd)
     for seed in SEEDS:
-        config = BacktestConfig(seed=seed, queue_model=False)
+        config = BacktestConfig(seed=seed, queue_model=False)  # the bot's own `paper.queue_model`
         stats = run_backtest(bot, SyntheticMarket(SECONDS, seed), config).stats
         figures = (seed, stats.fills, stats.total_pnl_usd, stats.markout_1s_bps)
         assert not stats.markout_1s_bps > 0 and stats.total_pnl_usd < 0.5 * balance, figures

@@ -2,8 +2,8 @@
 of the synthetic market (`SimMarket`), and the matching rules.
 
 The synthetic book is liquidity the server does not own: it is regenerated every step, so it is read,
-never consumed. The rules are the paper fill model's queue model (`bots.exchange.paper`, the backtests'
-rule), so a strategy tested live against this server meets the fills it met in its backtests:
+never consumed. The rules are the paper fill model's queue model (`bots.exchange.paper`, the default in
+sim, paper and backtests), so a strategy tested live against this server meets the fills it met there:
 
 - An incoming order that crosses takes, best price first, the synthetic levels and the resting orders
   of other sub-accounts (synthetic size first at an equal price: it was there before); it pays the
