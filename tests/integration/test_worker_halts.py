@@ -11,8 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,13 @@ from bots.store import Ledger
 from bots.venues.grvt.server.app import GrvtSimConfig, GrvtSimServerThread
 from bots.worker import ENABLED_KEY
 from settings.models import BotSettings
-from tests.integration.worker_harness import RunningWorker, new_credentials, start_worker, stop_worker
+from tests.integration.worker_harness import (
+    RunningWorker,
+    new_credentials,
+    start_worker,
+    stepping_until,
+    stop_worker,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -54,16 +59,6 @@ def _settings(server: GrvtSimServerThread, **exchange: Any) -> BotSettings:
     )
 
 
-async def _until(
-    server: GrvtSimServerThread, check: Callable[[], bool], what: str, timeout_s: float = 20.0
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        server.step(1)
-        await asyncio.sleep(0.05)
-
-
 async def _resting(running: RunningWorker) -> set[str]:
     return {o.client_order_id for o in await running.exchange.open_orders(SYMBOL)}
 
@@ -85,7 +80,7 @@ def test_a_bot_of_a_second_store_on_the_account_halts_and_leaves_the_first_store
         first = await start_worker(_settings(server), tmp_path / "a" / "ledger.db", credentials=credentials)
         second = None
         try:
-            await _until(server, lambda: bool(first.worker.resting), "store A quotes")
+            await stepping_until(server, lambda: bool(first.worker.resting), "store A quotes")
             await first.worker.quiescent()
             theirs = set(first.worker.resting)
             second = await start_worker(
@@ -98,7 +93,7 @@ def test_a_bot_of_a_second_store_on_the_account_halts_and_leaves_the_first_store
             resting_while_b_runs = await _resting(first)
             b_ledger = second.ledger
             start = b_ledger.enqueue_command(second.worker.name, "start", author="test")
-            await _until(server, lambda: bool(b_ledger.command_acks(start)), "B acks start")
+            await stepping_until(server, lambda: bool(b_ledger.command_acks(start)), "B acks start")
             refused = b_ledger.command_acks(start)[0].outcome
             kept = b_ledger.get_state(second.worker.name, "risk_state")
             gauge = second.worker.metrics.other_store_orders._value.get()
@@ -175,12 +170,14 @@ def test_another_stores_order_appearing_while_quoting_halts_the_bot_which_cancel
         server.step(1)
         running = await start_worker(settings, tmp_path / "ledger.db")
         try:
-            await _until(server, lambda: bool(running.worker.resting), "quotes")
+            await stepping_until(server, lambda: bool(running.worker.resting), "quotes")
             server.faults.latency(latency_s)
             theirs = await _place_as_another_store(running)
-            await _until(server, lambda: running.worker.core.other_store is not None, "the halt", 10.0)
+            await stepping_until(
+                server, lambda: running.worker.core.other_store is not None, "the halt", 10.0
+            )
             tracked = running.worker.core.orders  # resting and cancelling
-            await _until(server, lambda: not tracked, "our cancels confirmed", 10.0)
+            await stepping_until(server, lambda: not tracked, "our cancels confirmed", 10.0)
             halted = await _resting(running)
             running.worker.request_stop()
             outcome = await asyncio.wait_for(running.task, timeout=30)
@@ -228,12 +225,14 @@ def test_a_drawdown_halt_is_refused_by_start_and_lifted_by_reset_risk(
         worker, ledger = running.worker, running.ledger
         seen: dict[str, Any] = {}
         try:
-            await _until(server, lambda: worker.core.engine.risk_state.drawdown_tripped, "the drawdown halt")
+            await stepping_until(
+                server, lambda: worker.core.engine.risk_state.drawdown_tripped, "the drawdown halt"
+            )
             seen["start"] = await _ctl(config, "start", "--bot", settings.name, "--wait", "60")
-            await _until(server, lambda: True, "a step")
+            await stepping_until(server, lambda: True, "a step")
             seen["resting_halted"] = len(worker.resting)
             seen["reset"] = await _ctl(config, "reset-risk", "--bot", settings.name, "--wait", "60")
-            await _until(server, lambda: bool(worker.resting), "quotes again")
+            await stepping_until(server, lambda: bool(worker.resting), "quotes again")
             for _ in range(40):  # two seconds of books: no trip again
                 server.step(1)
                 await asyncio.sleep(0.05)

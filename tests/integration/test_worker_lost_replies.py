@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from bots.control import WorkerExit
 from bots.venues.grvt.server.app import GrvtSimConfig, GrvtSimServerThread
 from bots.worker import BotWorker
 from settings.models import BotSettings
-from tests.integration.worker_harness import start_worker, stop_worker
+from tests.integration.worker_harness import start_worker, stepping_until, stop_worker
 
 pytestmark = pytest.mark.integration
 
@@ -31,16 +30,6 @@ def server() -> Iterator[GrvtSimServerThread]:
     """A market that moves only when a test steps it."""
     with GrvtSimServerThread(GrvtSimConfig(seed=11, step_interval_s=None)) as running:
         yield running
-
-
-async def _until(
-    server: GrvtSimServerThread, check: Callable[[], bool], what: str, timeout_s: float = 20.0
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        server.step(1)
-        await asyncio.sleep(0.05)
 
 
 def _given_up(worker: BotWorker) -> str | None:
@@ -79,19 +68,23 @@ def test_an_order_booked_after_its_placement_gave_up_is_cancelled_by_the_periodi
         running = await start_worker(settings, tmp_path / "ledger.db")
         worker, sub = running.worker, running.sub_account_id
         try:
-            await _until(server, lambda: bool(worker.resting), "quotes")
+            await stepping_until(server, lambda: bool(worker.resting), "quotes")
             await worker.quiescent()
             worker.core.journal = []
             # the next order reaches the exchange but is handled only after the bot's timeout; the
             # bot's retries (same client order id) are refused: the bot gives the placement up
             server.faults.slow_next(BOOKED_AFTER_S, 1, path="create_order")
             server.faults.http_errors(503, 3, path="create_order")
-            await _until(server, lambda: _given_up(worker) is not None, "a placement given up")
+            await stepping_until(server, lambda: _given_up(worker) is not None, "a placement given up")
             cid = _given_up(worker)
             assert cid is not None
-            await _until(server, lambda: _status(server, sub, cid) is not None, "the late booking", 15.0)
+            await stepping_until(
+                server, lambda: _status(server, sub, cid) is not None, "the late booking", 15.0
+            )
             tracked_when_booked = cid in worker.core.orders
-            await _until(server, lambda: _status(server, sub, cid) != "OPEN", "the lost order gone", 10.0)
+            await stepping_until(
+                server, lambda: _status(server, sub, cid) != "OPEN", "the lost order gone", 10.0
+            )
             await worker.quiescent()
             ours = {o.client_order_id for o in await running.exchange.open_orders(SYMBOL)}
             untracked = {c for c in ours if c not in worker.core.orders}

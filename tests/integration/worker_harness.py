@@ -12,7 +12,8 @@ import asyncio
 import itertools
 import random
 import threading
-from collections.abc import Coroutine
+import time
+from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from bots.metrics import BotMetrics
 from bots.retry import Backoff
 from bots.store import Ledger
 from bots.venues.grvt.execution import GrvtExchange
+from bots.venues.grvt.server.app import GrvtSimServerThread
 from bots.worker import BotWorker
 from settings.credentials import GrvtCredentials
 from settings.models import BotSettings
@@ -117,3 +119,15 @@ async def stop_worker(running: RunningWorker) -> WorkerExit:
     finally:
         await running.exchange.close()
         running.ledger.close()
+
+
+async def stepping_until(
+    server: GrvtSimServerThread, check: Callable[[], bool], what: str, timeout_s: float = 20.0
+) -> None:
+    """Step the server's market (one step each 50 ms) until `check()` holds; fail naming `what` after
+    `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        server.step(1)
+        await asyncio.sleep(0.05)
