@@ -25,11 +25,9 @@ import logging
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
-from pathlib import Path
-from typing import Protocol, TypeVar, cast
+from typing import TypeVar, cast
 
 from bots.control import WorkerExit, apply_control, newest_applied_settings, restart_fields
 from bots.core.actions import (
@@ -46,11 +44,10 @@ from bots.core.actions import (
     RecordRisk,
 )
 from bots.core.core import BotCore
-from bots.core.orders import OrderIds, bot_tag, owner_of
+from bots.core.orders import OrderIds, bot_tag
 from bots.engine.orders import OpenOrder
 from bots.engine.portfolio import Portfolio
 from bots.engine.quoter import QuoteDecision, QuoteEngine
-from bots.engine.risk import RiskState
 from bots.errors import ConfigError, Rejected, RejectReason, TransientExchangeError
 from bots.exchange.base import (
     BookUpdate,
@@ -71,11 +68,14 @@ from bots.retry import Backoff, error_kind, retrying
 from bots.store import FeatureRow, Ledger
 from bots.store.handover import FillHandover
 from bots.store.records import BotRecords
-from bots.store.startup import ENABLED_KEY, RISK_KEY, StoredBot, load_bot
+from bots.store.startup import StoredBot, load_bot
 from bots.store.writer import ControlWork, StoreWriter
-from settings.models import BotSettings, PaperSettings
+from bots.worker.account import AccountWatch
+from bots.worker.events import BOOK, COMMITTED, CONTROL, FILLS, STOP, TIMER, Event
+from bots.worker.ports import FillModelHost, RegimeSource
+from settings.models import BotSettings
 
-__all__ = ["ENABLED_KEY", "RISK_KEY", "BotWorker", "RegimeSource", "WorkerExit"]
+__all__ = ["BotWorker"]
 
 log = logging.getLogger("mmfleet.worker")
 T = TypeVar("T")
@@ -89,54 +89,7 @@ SEED_WINDOW_NS = 3600 * _NS_PER_S  # an hour of recorded history warms the indic
 _CREDENTIALS_REFUSED = frozenset({RejectReason.UNAUTHORIZED, RejectReason.BAD_SIGNATURE})
 _HALT_AFTER_REFUSALS = 5
 _REFUSAL_BACKOFF = Backoff(base_s=0.5, max_s=10.0)
-
-
-class RegimeSource(Protocol):
-    """The regime model as a worker uses it (`ml.live_regime.LiveRegime`): recorded features in,
-    probabilities out, new versions adopted from the registry."""
-
-    def seed(self, rows: Iterable[FeatureRow]) -> None: ...
-    def observe(self, row: FeatureRow) -> None: ...
-    def poll(self, now_s: float) -> int | None: ...
-    def probabilities(self, now_s: float) -> dict[str, float] | None: ...
-    def loaded(self, now_s: float) -> bool: ...
-    def reconfigure(self, model_dir: Path, max_model_age_s: float) -> None: ...
-
-
-class FillModelHost(Protocol):
-    """An exchange whose fills are simulated here (paper, sim): its fill model can be rebuilt."""
-
-    def reconfigure_fills(self, paper: PaperSettings) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class _Event:
-    """A queued event without payload (the newest book, the timer, a control check)."""
-
-    kind: str
-
-
-_BOOK = _Event("book")
-_TIMER = _Event("timer")
-_CONTROL = _Event("control")
-_FILLS = _Event("fills")  # the exchange has new fills for us (a notice on its private stream)
-_COMMITTED = _Event("committed")  # the store thread confirmed a batch of fills
-_STOP = _Event("stop")  # wakes an idle consumer at shutdown
 _TIMER_SLACK = 0.1  # the timer waits this long (fraction of its interval) past due for a book to run it
-
-
-def _stored_halts(value: object) -> tuple[RiskState, str | None]:
-    """The risk trips and the other-store halt kept in the ledger; a value that is not what the worker
-    writes fails closed (breaker tripped: no quoting until an operator's `reset-risk`), never a crash."""
-    if isinstance(value, dict):
-        trips = {k: v for k, v in value.items() if k != "other_store"}
-        other = value.get("other_store")
-        readable = set(trips) <= {"breaker_tripped", "drawdown_tripped"}
-        readable = readable and all(type(v) is bool for v in trips.values())
-        if readable and (other is None or isinstance(other, str)):
-            return RiskState(**trips), other
-    log.warning("stored risk state unreadable: breaker tripped until `mmfleet ctl reset-risk`")
-    return RiskState(breaker_tripped=True), None
 
 
 class BotWorker:
@@ -160,7 +113,7 @@ class BotWorker:
         self.ledger = ledger  # for the store thread only: nothing here touches it on the loop
         self._own_store = store is None  # a worker run alone (tests) starts and closes its own
         self.store = store or StoreWriter(ledger, settings.name, queue_limit=settings.store.queue_limit)
-        self._fills = FillHandover(self.store, lambda: self._enqueue(_COMMITTED))
+        self._fills = FillHandover(self.store, lambda: self._enqueue(COMMITTED))
         self._records = BotRecords(self.store, settings.name, settings.symbol)
         self._control_work: list[ControlWork] = []
         self._store_halted = False  # quoting halted: fills wait for a stalled database
@@ -172,7 +125,7 @@ class BotWorker:
         self.symbol = settings.symbol
         self.config_version = "file"
         self.started_ns = time.time_ns()
-        # carried by our client order ids (see `_check_other_stores`); a shared store thread pins the one
+        # carried by our client order ids (see `AccountWatch.check`); a shared store thread pins the one
         # connection, so its owner reads the id through it first; a worker's own store thread has not
         # started yet, so the ledger is free here
         if store_id is None and store is not None:
@@ -191,11 +144,12 @@ class BotWorker:
         self._refusals_in_a_row = 0  # orders refused for their credentials, in a row
         self._stop_deadline = 0.0  # monotonic time a stop must be done by
         self._lease_lost = False
-        self._orders_checked = 0.0  # monotonic time of the last look for other stores' orders
-        self._sent_ids: tuple[int, int] | None = None  # the first and newest client order id this life sent
         self._rng = random.Random()
-        self._queue: Inbox[_Event | Trade | OrderUpdate] = Inbox()
-        self._queued: set[_Event] = set()  # payload-free events are queued once at a time
+        self.account = AccountWatch(
+            self.name, self.symbol, exchange, metrics, lambda: self.core, self._call, self._cancel
+        )
+        self._queue: Inbox[Event | Trade | OrderUpdate] = Inbox()
+        self._queued: set[Event] = set()  # payload-free events are queued once at a time
         self._idle = asyncio.Event()
         self._funding: FundingSync | None = None  # when the exchange reports funding
         self._timer: asyncio.TimerHandle | None = None
@@ -267,7 +221,7 @@ class BotWorker:
             enabled=bool(stored.enabled),
             peak_equity=float(peak if peak is not None else portfolio.cash),
         )
-        self.core.restore_halts(*_stored_halts(stored.risk))
+        self.core.restore_halts(*stored.halts())
         # a rollout or reload applied before this restart still holds
         applied = await self.store.call(partial(newest_applied_settings, bot=name, current=self.settings))
         if applied is not None:
@@ -327,7 +281,7 @@ class BotWorker:
             for task in [*producers, stopper]:
                 task.cancel()
             self._stop.set()  # the consumer finishes the decision under way, then takes no more events
-            self._queue.put_nowait(_STOP)
+            self._queue.put_nowait(STOP)
             try:
                 await asyncio.wait_for(asyncio.shield(consumer), _STOP_GRACE_S)
             except (TimeoutError, asyncio.CancelledError):
@@ -388,7 +342,7 @@ class BotWorker:
             except (TimeoutError, TransientExchangeError):
                 await asyncio.sleep(min(0.2, max(0.0, self._stop_left_s())))
                 continue
-            left = sorted(order.client_order_id for order in resting if self._may_cancel(order))
+            left = sorted(order.client_order_id for order in resting if self.account.may_cancel(order))
             if not left:
                 return []
             await asyncio.sleep(min(0.2, max(0.0, self._stop_left_s())))
@@ -413,88 +367,10 @@ class BotWorker:
     # ----- other stores on our account -------------------------------------------------------------
 
     async def check_other_stores(self) -> None:
-        """Read the symbol's open orders, look for another store's (`_check_other_stores`) and cancel
-        ours that nothing tracks (`_cancel_untracked`); only where the account is shared with the world
-        (paper and sim books are this process's own)."""
-        if self._reconciling() is None:
-            return
-        self._orders_checked = time.monotonic()
-        resting = await self._call(partial(self.exchange.open_orders, self.symbol))
-        if resting is not None:
-            self._check_other_stores(resting)
-            await self._cancel_untracked(resting)
-
-    async def _cancel_untracked(self, resting: Iterable[OrderUpdate]) -> None:
-        """Cancel, by id, the orders this life sent that rest while the core no longer tracks them: a
-        placement whose reply never came (a timeout), booked by the exchange after the core let it go (a
-        reconciliation found it missing, or its cancel found nothing yet). The core wants none of them.
-        Never an id this life did not send: an earlier life's are the reconciliation's, and a new lease
-        holder's (the same store and bot, later ids) are not ours to touch."""
-        sent = self._sent_ids
-        if sent is None:
-            return
-        core = self.core
-        untracked = [
-            cid
-            for order in resting
-            if core.ids.is_ours(cid := order.client_order_id)
-            and sent[0] <= int(cid) <= sent[1]
-            and cid not in core.orders
-            and cid != core.closing
-        ]
-        for cid in untracked:
-            log.warning(
-                "an order of ours rests untracked (its placement's reply was lost): cancelling it",
-                extra={"fields": {"bot": self.name, "client_order_id": cid}},
-            )
-            if await self._cancel(cid):
-                self.metrics.orders_cancelled.inc()
-
-    def _check_other_stores(self, resting: Iterable[OrderUpdate]) -> None:
-        """A full look at the symbol's resting orders: how many are another store's (the gauge the
-        alert watches), and the halt when there are any."""
-        self._orders_checked = time.monotonic()
-        ids = self.core.ids
-        theirs = sorted(o.client_order_id for o in resting if ids.is_other_stores(o.client_order_id))
-        self.metrics.other_store_orders.set(len(theirs))
-        if theirs:
-            self._other_store_halt(theirs)
-
-    def _other_store_halt(self, theirs: Sequence[str]) -> None:
-        """Orders of another mmfleet store (another data directory or database) rest on our account and
-        symbol (`theirs`, from a look at the open orders or an order stream): the worker lease guards one
-        store only, so two stores would quote against each other. The core stops quoting until an
-        operator's `reset-risk`, with one ERROR naming their orders."""
-        if self.core.other_store is not None:
-            return
-        ids = self.core.ids
-        stores = sorted({f"{owner.store:04x}" for cid in theirs if (owner := owner_of(cid)) is not None})
-        reason = (f"orders of another mmfleet store (store {', '.join(stores)}; this one is"
-                  f" {ids.owner.store:04x}) rest on this account's {self.symbol}")  # fmt: skip
-        log.error(
-            f"halted: {reason}; two stores must not trade one account and symbol. Stop the other store's"
-            " bot, then `mmfleet ctl reset-risk`",
-            extra={"fields": {"bot": self.name, "symbol": self.symbol, "client_order_ids": theirs}},
-        )
-        self.core.on_other_store(reason)
-
-    def _may_cancel(self, order: OrderUpdate) -> bool:
-        """Whether a stop or a cancel-all may cancel `order`: any order on the symbol, except once another
-        store's orders have been seen; then only our store's."""
-        if self.core.other_store is None:
-            return True
-        owner = owner_of(order.client_order_id)
-        return owner is not None and owner.store == self.core.ids.owner.store
-
-    async def _cancel_all(self) -> int:
-        """The exchange's cancel-all on the symbol; once another store shares it, our store's orders
-        one by one instead (theirs stay). How many rested before."""
-        if self.core.other_store is None:
-            return await self.exchange.cancel_all(self.symbol)
-        ours = [o for o in await self.exchange.open_orders(self.symbol) if self._may_cancel(o)]
-        for order in ours:
-            await self.exchange.cancel_order(self.symbol, order.client_order_id)
-        return len(ours)
+        """A look at the symbol's open orders (`AccountWatch.look`), only where the account is shared
+        with the world (paper and sim books are this process's own)."""
+        if self._reconciling() is not None:
+            await self.account.look()
 
     def _stop_left_s(self) -> float:
         return max(0.0, self._stop_deadline - time.monotonic())
@@ -524,7 +400,7 @@ class BotWorker:
 
     # ----- producers: they only enqueue -------------------------------------------------------------
 
-    def _enqueue(self, event: _Event) -> None:
+    def _enqueue(self, event: Event) -> None:
         if event not in self._queued:
             self._queued.add(event)
             self._idle.clear()
@@ -547,7 +423,7 @@ class BotWorker:
         also runs a timer event that is due (see `_arm_timer`)."""
         self.last_book, self._received_ns = book, time.time_ns()
         self.metrics.last_book_ns = book.ts_ns
-        self._enqueue(_BOOK)
+        self._enqueue(BOOK)
         if self._loop is not None and self._loop.time() >= self._timer_due:
             self._timer_fired()
 
@@ -573,7 +449,7 @@ class BotWorker:
         final state queues itself. The stream ending does not stop us."""
         async for event in cast("OrderEvents", self.exchange).stream_order_events(self.symbol):
             if isinstance(event, Fill):
-                self._enqueue(_BOOK if self.last_book is not None else _FILLS)
+                self._enqueue(BOOK if self.last_book is not None else FILLS)
             elif event.status.is_final or self.core.ids.is_other_stores(event.client_order_id):
                 self._idle.clear()
                 self._queue.put_nowait(event)
@@ -592,7 +468,7 @@ class BotWorker:
         self._timer = loop.call_at(self._timer_due + _TIMER_SLACK * interval, self._timer_fired)
 
     def _timer_fired(self) -> None:
-        self._enqueue(_TIMER)
+        self._enqueue(TIMER)
         self._arm_timer()
 
     # ----- the one consumer -------------------------------------------------------------------------
@@ -610,15 +486,15 @@ class BotWorker:
                 self._on_order_state(event)
                 continue
             self._queued.discard(event)
-            if event is _STOP:
+            if event is STOP:
                 return
-            if event is _BOOK:
+            if event is BOOK:
                 await self._on_book()
-            elif event is _TIMER:
+            elif event is TIMER:
                 await self._on_timer()
-            elif event is _FILLS:
+            elif event is FILLS:
                 await self._sync_fills()
-            elif event is _COMMITTED:
+            elif event is COMMITTED:
                 if self._apply_committed():
                     await self._on_book()  # fills confirmed late (a slow commit): requote with them
             else:
@@ -628,7 +504,7 @@ class BotWorker:
     def _on_control_work(self, work: ControlWork) -> None:
         """The store thread read commands or a config version for us: obeyed between two decisions."""
         self._control_work.append(work)
-        self._enqueue(_CONTROL)
+        self._enqueue(CONTROL)
 
     async def _on_book(self) -> None:
         update = self.last_book
@@ -649,12 +525,12 @@ class BotWorker:
         Another store's order resting on our account and symbol halts us at once."""
         cid = update.client_order_id
         if not update.status.is_final and self.core.ids.is_other_stores(cid):
-            self._other_store_halt([cid])
-            self._enqueue(_BOOK)  # the halted core cancels our own orders
+            self.account.halt([cid])
+            self._enqueue(BOOK)  # the halted core cancels our own orders
             return
         if update.status in (OrderStatus.CANCELLED, OrderStatus.REJECTED) and cid in self.core.orders.orders:
             self.core.on_order_gone(cid)
-            self._enqueue(_BOOK)
+            self._enqueue(BOOK)
 
     async def _on_timer(self) -> None:
         """Reconcile when the exchange asks; a look for other stores' orders; a new model version; the
@@ -662,7 +538,7 @@ class BotWorker:
         exchange = self._reconciling()
         if exchange is not None and exchange.needs_reconcile:
             await self._reconcile(starting=False)  # after a reconnect or a call that may have happened
-        if time.monotonic() - self._orders_checked >= self.settings.exchange.other_stores_check_s:
+        if time.monotonic() - self.account.checked >= self.settings.exchange.other_stores_check_s:
             await self.check_other_stores()
         if self.regime is not None and self.settings.ml.regime_enabled:
             adopted = self.regime.poll(time.time())
@@ -706,7 +582,7 @@ class BotWorker:
                 took_liquidity = took_liquidity or not action.post_only
             elif isinstance(action, CancelAll):
                 tracked = len(self.core.orders)
-                count = await self._call(self._cancel_all)
+                count = await self._call(self.account.cancel_all)
                 self.core.on_all_cancelled()
                 self.metrics.orders_cancelled.inc(tracked)
                 cancelled = count if count is not None else tracked
@@ -756,8 +632,7 @@ class BotWorker:
 
     async def _place(self, action: Place) -> None:
         cid = action.client_order_id
-        sent = self._sent_ids  # ids grow within a life: the span of what it sent (`_cancel_untracked`)
-        self._sent_ids = (int(cid), int(cid)) if sent is None else (sent[0], int(cid))
+        self.account.sent(cid)
         spec = self.settings.spec
         request = OrderRequest(
             symbol=self.symbol,
@@ -867,7 +742,7 @@ class BotWorker:
         report = await self._call(lambda: exchange.reconcile(known, self._cursor, spare=spare))
         if report is None:
             return
-        self._check_other_stores(report.open_orders)
+        self.account.check(report.open_orders)
         await self._book_fills(report.fills, report.cursor)
         await self._settle_fills()  # the position below must include them
         for coid in report.missing_client_order_ids:
