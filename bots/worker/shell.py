@@ -66,12 +66,12 @@ from bots.inbox import Inbox
 from bots.metrics import BotMetrics, CycleState
 from bots.retry import Backoff, error_kind, retrying
 from bots.store import FeatureRow, Ledger
-from bots.store.handover import FillHandover
 from bots.store.records import BotRecords
 from bots.store.startup import StoredBot, load_bot
 from bots.store.writer import ControlWork, StoreWriter
 from bots.worker.account import AccountWatch
 from bots.worker.events import BOOK, COMMITTED, CONTROL, FILLS, STOP, TIMER, Event
+from bots.worker.fills import FillSync
 from bots.worker.ports import FillModelHost, RegimeSource
 from settings.models import BotSettings
 
@@ -82,9 +82,6 @@ T = TypeVar("T")
 
 _NS_PER_S = 1_000_000_000
 _STOP_GRACE_S = 10.0  # a stop lets the decision under way finish its calls this long
-# A decision waits this long for the commit of the fills it just handed over (a commit takes
-# milliseconds), so it sees the position they make; a stalled database does not hold it longer.
-_FILL_COMMIT_WAIT_S = 0.05
 SEED_WINDOW_NS = 3600 * _NS_PER_S  # an hour of recorded history warms the indicators up
 _CREDENTIALS_REFUSED = frozenset({RejectReason.UNAUTHORIZED, RejectReason.BAD_SIGNATURE})
 _HALT_AFTER_REFUSALS = 5
@@ -113,10 +110,8 @@ class BotWorker:
         self.ledger = ledger  # for the store thread only: nothing here touches it on the loop
         self._own_store = store is None  # a worker run alone (tests) starts and closes its own
         self.store = store or StoreWriter(ledger, settings.name, queue_limit=settings.store.queue_limit)
-        self._fills = FillHandover(self.store, lambda: self._enqueue(COMMITTED))
         self._records = BotRecords(self.store, settings.name, settings.symbol)
         self._control_work: list[ControlWork] = []
-        self._store_halted = False  # quoting halted: fills wait for a stalled database
         self.metrics = metrics
         self.backoff = backoff or Backoff()
         self.reload_settings = reload_settings
@@ -137,7 +132,6 @@ class BotWorker:
         self.last_book: BookUpdate | None = None  # the newest book received (maybe not decided on yet)
         self._received_ns = 0
         self._floor_binds = False  # the spread floor decided the last published spread (logged on change)
-        self._cursor: str | None = None
         self._exit = WorkerExit.STOPPED
         self._stop = asyncio.Event()
         self._errors_in_a_row = 0
@@ -145,6 +139,18 @@ class BotWorker:
         self._stop_deadline = 0.0  # monotonic time a stop must be done by
         self._lease_lost = False
         self._rng = random.Random()
+        self.fills = FillSync(
+            self.name,
+            self.symbol,
+            exchange,
+            self.store,
+            metrics,
+            core=lambda: self.core,
+            call=self._call,
+            perform=self._perform,
+            on_committed=lambda: self._enqueue(COMMITTED),
+            max_unconfirmed=lambda: self.settings.store.max_unconfirmed_fills,
+        )
         self.account = AccountWatch(
             self.name, self.symbol, exchange, metrics, lambda: self.core, self._call, self._cancel
         )
@@ -214,7 +220,7 @@ class BotWorker:
             )
         )
         portfolio, peak = stored.portfolio, stored.peak_equity
-        self._cursor = stored.cursor
+        self.fills.cursor = stored.cursor
         self.core = self._new_core(
             portfolio,
             previous=self.core,
@@ -230,10 +236,10 @@ class BotWorker:
             name, self.symbol, self.exchange, self.store, self.metrics, stored.funding_cursor
         )
         self.metrics.funding_pnl_usd.set(float(portfolio.funding))
-        self.metrics.watch_store(lambda: self.store.depth, lambda: self._fills.unconfirmed)
+        self.metrics.watch_store(lambda: self.store.depth, lambda: self.fills.handover.unconfirmed)
         self.metrics.watch_cycle(self._cycle_state)
         self.store.watch(self._on_control_work)
-        await self._sync_fills()
+        await self.fills.sync()
         await self._reconcile(starting=True)  # orders of a previous life, fills missed while down
         self._seed_indicators(stored)
         self.metrics.set_config_version(self.config_version)
@@ -311,7 +317,7 @@ class BotWorker:
                     "stopped with orders resting: the exchange did not confirm their cancel in time",
                     extra={"fields": {"bot": self.name, "client_order_ids": left}},
                 )
-            await asyncio.wait_for(self._sync_fills(wait=True), self._stop_left_s())
+            await asyncio.wait_for(self.fills.sync(wait=True), self._stop_left_s())
             await asyncio.wait_for(self._settle_funding(), self._stop_left_s())
         except TimeoutError:
             log.warning("last fills not taken before the stop deadline", extra={"fields": {"bot": self.name}})
@@ -379,7 +385,7 @@ class BotWorker:
         """Flatten at once (a stop-and-close): for each attempt, the fills synced first, then a fresh
         book as an event: the core answers it with a reduce-only order sized from what it knows."""
         for _ in range(self.core.config.close_attempts + 1):
-            await self._sync_fills(wait=True)
+            await self.fills.sync(wait=True)
             if not self.core.close_requested:
                 return
             book = await self._call(partial(self.exchange.book, self.symbol))
@@ -393,9 +399,9 @@ class BotWorker:
         bot is at rest until the next event."""
         while True:
             await self._idle.wait()
-            await self._fills.answered()
+            await self.fills.handover.answered()
             await asyncio.sleep(0)
-            if self._idle.is_set() and self._queue.empty() and not self._fills.waiting:
+            if self._idle.is_set() and self._queue.empty() and not self.fills.handover.waiting:
                 return
 
     # ----- producers: they only enqueue -------------------------------------------------------------
@@ -493,9 +499,9 @@ class BotWorker:
             elif event is TIMER:
                 await self._on_timer()
             elif event is FILLS:
-                await self._sync_fills()
+                await self.fills.sync()
             elif event is COMMITTED:
-                if self._apply_committed():
+                if self.fills.apply_committed():
                     await self._on_book()  # fills confirmed late (a slow commit): requote with them
             else:
                 while self._control_work:
@@ -510,8 +516,8 @@ class BotWorker:
         update = self.last_book
         if update is None:
             return
-        await self._sync_fills()
-        if self._store_halted:
+        await self.fills.sync()
+        if self.fills.halted:
             return
         started = time.perf_counter()
         actions = self.core.on_book(update, self._received_ns)
@@ -544,8 +550,8 @@ class BotWorker:
             adopted = self.regime.poll(time.time())
             if adopted is not None:
                 self.metrics.set_model_version(str(adopted))
-        await self._sync_fills()
-        if self._store_halted:
+        await self.fills.sync()
+        if self.fills.halted:
             return
         if self._funding is not None:
             await self._perform(await self._funding.sync(self.core, self._call, time.monotonic()))
@@ -598,7 +604,7 @@ class BotWorker:
             elif isinstance(action, RecordFunding):  # committed before the core booked it
                 self.metrics.publish_funding(float(action.payment.amount), float(action.funding_usd))
         if took_liquidity:  # the position must include what a close took before the next decision
-            await self._sync_fills(wait=True)
+            await self.fills.sync(wait=True)
         return cancelled
 
     async def _credentials_refused(self, reason: str) -> None:
@@ -664,67 +670,6 @@ class BotWorker:
 
     # ----- fills and exchange calls ---------------------------------------------------------------
 
-    async def _sync_fills(self, *, wait: bool = False) -> None:
-        """New fills handed to the store thread; with `wait`, every handed fill is committed and applied
-        on return (a close, a reconciliation and a stop need the position they make)."""
-        result = await self._call(lambda: self.exchange.fills_since(self.symbol, self._cursor))
-        if result is not None:
-            await self._book_fills(*result)
-        if wait:
-            await self._settle_fills()
-        elif self._fills.waiting:
-            await self._fills.answered(_FILL_COMMIT_WAIT_S)
-            self._apply_committed()
-
-    async def _settle_fills(self) -> None:
-        for fill in await self._fills.settle():
-            self._apply_fill(fill)
-        self._resume_if_settled()
-
-    async def _book_fills(self, fills: Sequence[Fill], cursor: str | None) -> None:
-        """Fills and the cursor after them go to the store thread in one transaction; each counts when
-        its commit is confirmed (`_apply_committed`). The stored cursor moves only with the commit, so a
-        crash before it re-reads the batch and the ledger's idempotency drops what it already has."""
-        if not fills and (cursor is None or cursor == self._cursor):
-            return
-        if cursor is not None:
-            self._cursor = cursor
-        self._fills.hand(fills, cursor)
-        if self._fills.unconfirmed > self.settings.store.max_unconfirmed_fills and not self._store_halted:
-            await self._halt_for_store()
-
-    def _apply_committed(self) -> bool:
-        """Apply the fills whose commit is confirmed; whether there were any."""
-        fills = self._fills.committed()
-        for fill in fills:
-            self._apply_fill(fill)
-        self._resume_if_settled()
-        return bool(fills)
-
-    async def _halt_for_store(self) -> None:
-        """Fills wait for a stalled database past the bound: no quoting (every order cancelled) until
-        the store thread has committed them all."""
-        self._store_halted = True
-        self.metrics.store_halted.set(1)
-        log.error(
-            "halted: fills wait for the ledger; quoting resumes once they are committed",
-            extra={"fields": {"bot": self.name, "unconfirmed_fills": self._fills.unconfirmed}},
-        )
-        await self._perform([CancelAll()])
-
-    def _resume_if_settled(self) -> None:
-        if self._store_halted and not self._fills.unconfirmed:
-            self._store_halted = False
-            self.metrics.store_halted.set(0)
-            log.warning("resumed: every waiting fill is committed", extra={"fields": {"bot": self.name}})
-
-    def _apply_fill(self, fill: Fill) -> None:
-        self.core.on_fill(fill)
-        self.metrics.fills[fill.side].inc()
-        self.metrics.fill_volume_usd.inc(float(fill.notional))
-        if fill.fee < 0:
-            self.metrics.maker_rebate_usd.inc(float(-fill.fee))
-
     async def _reconcile(self, *, starting: bool) -> None:
         """Agree with the exchange: missed fills, vanished orders, our orphans, and the position.
 
@@ -739,12 +684,12 @@ class BotWorker:
             return
         known = set() if starting else {*self.core.orders.orders, *self.core.orders.cancelling}
         spare = self.core.ids.is_other_stores
-        report = await self._call(lambda: exchange.reconcile(known, self._cursor, spare=spare))
+        report = await self._call(lambda: exchange.reconcile(known, self.fills.cursor, spare=spare))
         if report is None:
             return
         self.account.check(report.open_orders)
-        await self._book_fills(report.fills, report.cursor)
-        await self._settle_fills()  # the position below must include them
+        await self.fills.book(report.fills, report.cursor)
+        await self.fills.settle()  # the position below must include them
         for coid in report.missing_client_order_ids:
             self.core.on_order_gone(coid)
         for order in report.unknown_orders:
@@ -759,7 +704,7 @@ class BotWorker:
                     "fields": {"bot": self.name, "size": str(adjustment.size), "side": adjustment.side.value}
                 },
             )
-            self._apply_fill(adjustment)
+            self.fills.apply(adjustment)
 
     def _reconciling(self) -> Reconciling | None:
         """The exchange as one that reconciles, when its capabilities say so."""
@@ -788,8 +733,8 @@ class BotWorker:
             return f"market data {age_s:.1f}s old"
         if self._errors_in_a_row:
             return f"exchange failing ({self._errors_in_a_row} calls in a row)"
-        if self._store_halted:
-            return f"halted: {self._fills.unconfirmed} fills wait for the ledger"
+        if self.fills.halted:
+            return f"halted: {self.fills.handover.unconfirmed} fills wait for the ledger"
         return None
 
     # ----- records and metrics ---------------------------------------------------------------------
