@@ -25,7 +25,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TypeVar, cast
 
@@ -64,12 +64,13 @@ from bots.exchange.reconcile import Reconciling
 from bots.funding_sync import FundingSync
 from bots.inbox import Inbox
 from bots.metrics import BotMetrics, CycleState
-from bots.retry import Backoff, error_kind, retrying
+from bots.retry import Backoff
 from bots.store import FeatureRow, Ledger
 from bots.store.records import BotRecords
 from bots.store.startup import StoredBot, load_bot
 from bots.store.writer import ControlWork, StoreWriter
 from bots.worker.account import AccountWatch
+from bots.worker.calls import ExchangeCalls
 from bots.worker.events import BOOK, COMMITTED, CONTROL, FILLS, STOP, TIMER, Event
 from bots.worker.fills import FillSync
 from bots.worker.ports import FillModelHost, RegimeSource
@@ -113,7 +114,7 @@ class BotWorker:
         self._records = BotRecords(self.store, settings.name, settings.symbol)
         self._control_work: list[ControlWork] = []
         self.metrics = metrics
-        self.backoff = backoff or Backoff()
+        self.calls = ExchangeCalls(settings.name, settings.symbol, exchange, metrics, backoff or Backoff())
         self.reload_settings = reload_settings
         self.regime = regime
         self.name = settings.name
@@ -134,7 +135,6 @@ class BotWorker:
         self._floor_binds = False  # the spread floor decided the last published spread (logged on change)
         self._exit = WorkerExit.STOPPED
         self._stop = asyncio.Event()
-        self._errors_in_a_row = 0
         self._refusals_in_a_row = 0  # orders refused for their credentials, in a row
         self._stop_deadline = 0.0  # monotonic time a stop must be done by
         self._lease_lost = False
@@ -146,13 +146,13 @@ class BotWorker:
             self.store,
             metrics,
             core=lambda: self.core,
-            call=self._call,
+            call=self.calls.call,
             perform=self._perform,
             on_committed=lambda: self._enqueue(COMMITTED),
             max_unconfirmed=lambda: self.settings.store.max_unconfirmed_fills,
         )
         self.account = AccountWatch(
-            self.name, self.symbol, exchange, metrics, lambda: self.core, self._call, self._cancel
+            self.name, self.symbol, exchange, metrics, lambda: self.core, self.calls.call, self.calls.cancel
         )
         self._queue: Inbox[Event | Trade | OrderUpdate] = Inbox()
         self._queued: set[Event] = set()  # payload-free events are queued once at a time
@@ -362,7 +362,7 @@ class BotWorker:
             own.append(self.core.closing)
         for client_order_id in own:
             try:
-                await asyncio.wait_for(self._cancel(client_order_id), self._stop_left_s())
+                await asyncio.wait_for(self.calls.cancel(client_order_id), self._stop_left_s())
             except TimeoutError:
                 break
         log.error(
@@ -388,7 +388,7 @@ class BotWorker:
             await self.fills.sync(wait=True)
             if not self.core.close_requested:
                 return
-            book = await self._call(partial(self.exchange.book, self.symbol))
+            book = await self.calls.call(partial(self.exchange.book, self.symbol))
             if book is None:
                 return
             await self._perform(self.core.on_book(book, time.time_ns()))
@@ -554,7 +554,7 @@ class BotWorker:
         if self.fills.halted:
             return
         if self._funding is not None:
-            await self._perform(await self._funding.sync(self.core, self._call, time.monotonic()))
+            await self._perform(await self._funding.sync(self.core, self.calls.call, time.monotonic()))
         decided = self.core.decided_ns
         await self._perform(self.core.on_timer(time.time_ns()))
         if self.core.decided_ns != decided:
@@ -572,7 +572,7 @@ class BotWorker:
         took_liquidity = cancel_failed = False
         for action in actions:
             if isinstance(action, Cancel):
-                if await self._cancel(action.client_order_id):
+                if await self.calls.cancel(action.client_order_id):
                     self.core.on_cancelled(action.client_order_id)
                     self.metrics.orders_cancelled.inc()
                 else:
@@ -588,7 +588,7 @@ class BotWorker:
                 took_liquidity = took_liquidity or not action.post_only
             elif isinstance(action, CancelAll):
                 tracked = len(self.core.orders)
-                count = await self._call(self.account.cancel_all)
+                count = await self.calls.call(self.account.cancel_all)
                 self.core.on_all_cancelled()
                 self.metrics.orders_cancelled.inc(tracked)
                 cancelled = count if count is not None else tracked
@@ -622,20 +622,6 @@ class BotWorker:
         self._refusals_in_a_row = 0
         await self._perform(self.core.stop())
 
-    async def _cancel(self, client_order_id: str) -> bool:
-        """Cancel one order with retries; False when the call kept failing (it may still rest)."""
-        try:
-            await retrying(
-                partial(self.exchange.cancel_order, self.symbol, client_order_id),
-                policy=self.backoff,
-                on_error=self._count_error,
-            )
-        except TransientExchangeError:
-            self._errors_in_a_row += 1
-            return False
-        self._errors_in_a_row = 0
-        return True
-
     async def _place(self, action: Place) -> None:
         cid = action.client_order_id
         self.account.sent(cid)
@@ -650,9 +636,7 @@ class BotWorker:
             reduce_only=action.reduce_only,
         )
         try:
-            update = await retrying(
-                lambda: self.exchange.place_order(request), policy=self.backoff, on_error=self._count_error
-            )
+            update = await self.calls.retried(lambda: self.exchange.place_order(request))
         except Rejected as exc:
             self.core.on_rejected(cid)
             self.metrics.reject(exc.reason)
@@ -660,11 +644,10 @@ class BotWorker:
             if exc.reason in _CREDENTIALS_REFUSED:
                 await self._credentials_refused(exc.reason)
             return
-        except TransientExchangeError:
-            self._errors_in_a_row += 1  # maybe placed: the next diff or a reconciliation decides
+        except TransientExchangeError:  # maybe placed: the next diff, a reconciliation or a look decides
             self.core.on_send_failed(cid)
             return
-        self._errors_in_a_row = self._refusals_in_a_row = 0
+        self._refusals_in_a_row = 0
         self.metrics.orders_placed.inc()
         await self._perform(self.core.on_placed(cid, update))
 
@@ -684,7 +667,7 @@ class BotWorker:
             return
         known = set() if starting else {*self.core.orders.orders, *self.core.orders.cancelling}
         spare = self.core.ids.is_other_stores
-        report = await self._call(lambda: exchange.reconcile(known, self.fills.cursor, spare=spare))
+        report = await self.calls.call(lambda: exchange.reconcile(known, self.fills.cursor, spare=spare))
         if report is None:
             return
         self.account.check(report.open_orders)
@@ -695,7 +678,7 @@ class BotWorker:
         for order in report.unknown_orders:
             coid = order.client_order_id
             if self.core.ids.is_ours(coid) and coid not in report.cancelled_unknown:
-                await self._call(partial(self.exchange.cancel_order, self.symbol, coid))
+                await self.calls.call(partial(self.exchange.cancel_order, self.symbol, coid))
         adjustment = report.adjustment_fill(self.portfolio.position, fill_id_prefix=f"reconcile-{self.name}")
         if adjustment is not None and await self.store.commit_fills([adjustment], None):
             log.warning(
@@ -710,20 +693,6 @@ class BotWorker:
         """The exchange as one that reconciles, when its capabilities say so."""
         return cast("Reconciling", self.exchange) if self.exchange.capabilities.reconciles else None
 
-    def _count_error(self, exc: TransientExchangeError) -> None:
-        self.metrics.error(error_kind(exc))
-        log.warning("exchange error, retrying", extra={"fields": {"bot": self.name, "error": str(exc)}})
-
-    async def _call(self, call: Callable[[], Awaitable[T]]) -> T | None:
-        """An exchange call with retries; None when it still fails (counted, logged, loop goes on)."""
-        try:
-            result = await retrying(call, policy=self.backoff, on_error=self._count_error)
-        except TransientExchangeError:
-            self._errors_in_a_row += 1
-            return None
-        self._errors_in_a_row = 0
-        return result
-
     def readiness(self) -> str | None:
         """None when fit to trade: fresh market data and a reachable exchange; else the reason."""
         if self.last_book is None:
@@ -731,8 +700,8 @@ class BotWorker:
         age_s = (time.time_ns() - self.last_book.ts_ns) / _NS_PER_S
         if age_s > self.settings.risk.max_book_age_s:
             return f"market data {age_s:.1f}s old"
-        if self._errors_in_a_row:
-            return f"exchange failing ({self._errors_in_a_row} calls in a row)"
+        if self.calls.failing_in_a_row:
+            return f"exchange failing ({self.calls.failing_in_a_row} calls in a row)"
         if self.fills.halted:
             return f"halted: {self.fills.handover.unconfirmed} fills wait for the ledger"
         return None
