@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -47,7 +46,7 @@ from bots.core.core import BotCore
 from bots.core.orders import OrderIds, bot_tag
 from bots.engine.orders import OpenOrder
 from bots.engine.portfolio import Portfolio
-from bots.engine.quoter import QuoteDecision, QuoteEngine
+from bots.engine.quoter import QuoteEngine
 from bots.errors import ConfigError, Rejected, RejectReason, TransientExchangeError
 from bots.exchange.base import (
     BookUpdate,
@@ -63,7 +62,7 @@ from bots.exchange.base import (
 from bots.exchange.reconcile import Reconciling
 from bots.funding_sync import FundingSync
 from bots.inbox import Inbox
-from bots.metrics import BotMetrics, CycleState
+from bots.metrics import BotMetrics
 from bots.retry import Backoff
 from bots.store import FeatureRow, Ledger
 from bots.store.records import BotRecords
@@ -74,6 +73,7 @@ from bots.worker.calls import ExchangeCalls
 from bots.worker.events import BOOK, COMMITTED, CONTROL, FILLS, STOP, TIMER, Event
 from bots.worker.fills import FillSync
 from bots.worker.ports import FillModelHost, RegimeSource
+from bots.worker.publish import Publisher
 from settings.models import BotSettings
 
 __all__ = ["BotWorker"]
@@ -132,7 +132,7 @@ class BotWorker:
         )
         self.last_book: BookUpdate | None = None  # the newest book received (maybe not decided on yet)
         self._received_ns = 0
-        self._floor_binds = False  # the spread floor decided the last published spread (logged on change)
+        self.publish = Publisher(self.name, metrics, lambda: self.core, lambda: self.settings)
         self._exit = WorkerExit.STOPPED
         self._stop = asyncio.Event()
         self._refusals_in_a_row = 0  # orders refused for their credentials, in a row
@@ -237,7 +237,7 @@ class BotWorker:
         )
         self.metrics.funding_pnl_usd.set(float(portfolio.funding))
         self.metrics.watch_store(lambda: self.store.depth, lambda: self.fills.handover.unconfirmed)
-        self.metrics.watch_cycle(self._cycle_state)
+        self.metrics.watch_cycle(self.publish.cycle_state)
         self.store.watch(self._on_control_work)
         await self.fills.sync()
         await self._reconcile(starting=True)  # orders of a previous life, fills missed while down
@@ -324,7 +324,7 @@ class BotWorker:
         finally:
             self._records.orders(self.core.orders.take_log())
             self._records.position(self.portfolio, self.core.mark(), time.time_ns())
-            self._publish_orders()
+            self.publish.orders()
             log.info(
                 "stopped", extra={"fields": {"bot": self.name, "position": str(self.portfolio.position)}}
             )
@@ -523,7 +523,7 @@ class BotWorker:
         actions = self.core.on_book(update, self._received_ns)
         self.metrics.tick_to_quote_seconds.observe(time.perf_counter() - started)
         await self._perform(actions)
-        self._publish()
+        self.publish.decision()
 
     def _on_order_state(self, update: OrderUpdate) -> None:
         """An order the exchange ended on its own (cancelled by it, or rejected after it was accepted)
@@ -558,7 +558,7 @@ class BotWorker:
         decided = self.core.decided_ns
         await self._perform(self.core.on_timer(time.time_ns()))
         if self.core.decided_ns != decided:
-            self._publish()
+            self.publish.decision()
 
     # ----- performing the core's actions ------------------------------------------------------------
 
@@ -732,49 +732,6 @@ class BotWorker:
             self.regime.seed(stored.own_features)
         if rows:
             log.info("indicators seeded", extra={"fields": {"bot": self.name, "ticks": len(rows)}})
-
-    def _publish(self) -> None:
-        decision = self.core.last_decision
-        if decision is not None:
-            self.metrics.publish_decision(decision)
-            self._log_floor(decision)
-        self._publish_orders()
-
-    def _cycle_state(self) -> CycleState:
-        """The bot's state as a scrape reads it (on the HTTP thread: attribute reads only)."""
-        core = self.core
-        engine = core.engine
-        return CycleState(
-            inventory=core.inventory,
-            portfolio=core.portfolio,
-            gamma=engine.gamma,
-            kappa=engine.kappa,
-            breaker_tripped=engine.risk_state.breaker_tripped,
-            enabled=core.enabled and core.other_store is None,
-            tick=float(self.settings.spec.tick_size),
-            intensity_a=engine.intensity_a,
-            intensity_fitted=core.fitted is not None,
-        )
-
-    def _log_floor(self, decision: QuoteDecision) -> None:
-        """A log line when the spread floor starts or stops deciding the spread."""
-        if math.isnan(decision.model_spread_pct) or decision.floor_binds == self._floor_binds:
-            return
-        self._floor_binds = decision.floor_binds
-        fields = {
-            "bot": self.name,
-            "model_spread_pct": round(decision.model_spread_pct, 8),
-            "spread_pct": self.settings.strategy.spread_pct,
-            "gamma": decision.gamma,
-            "kappa": decision.kappa,
-        }
-        if self._floor_binds:
-            log.info("spread floor binds: the model's spread is below spread_pct", extra={"fields": fields})
-        else:
-            log.info("spread floor released: the model's spread decides", extra={"fields": fields})
-
-    def _publish_orders(self) -> None:
-        self.metrics.publish_open_orders(self.core.orders.sides())
 
     # ----- settings --------------------------------------------------------------------------------
 
