@@ -74,6 +74,7 @@ from bots.worker.events import BOOK, COMMITTED, CONTROL, FILLS, STOP, TIMER, Eve
 from bots.worker.fills import FillSync
 from bots.worker.ports import FillModelHost, RegimeSource
 from bots.worker.publish import Publisher
+from bots.worker.stopping import Stopping
 from settings.models import BotSettings
 
 __all__ = ["BotWorker"]
@@ -132,11 +133,9 @@ class BotWorker:
         )
         self.last_book: BookUpdate | None = None  # the newest book received (maybe not decided on yet)
         self._received_ns = 0
-        self.publish = Publisher(self.name, metrics, lambda: self.core, lambda: self.settings)
         self._exit = WorkerExit.STOPPED
         self._stop = asyncio.Event()
         self._refusals_in_a_row = 0  # orders refused for their credentials, in a row
-        self._stop_deadline = 0.0  # monotonic time a stop must be done by
         self._lease_lost = False
         self._rng = random.Random()
         self.fills = FillSync(
@@ -154,6 +153,10 @@ class BotWorker:
         self.account = AccountWatch(
             self.name, self.symbol, exchange, metrics, lambda: self.core, self.calls.call, self.calls.cancel
         )
+        self.stopping = Stopping(
+            self.name, self.symbol, exchange, lambda: self.core, self._perform, self.account, self.calls
+        )
+        self.publish = Publisher(self.name, metrics, lambda: self.core, lambda: self.settings)
         self._queue: Inbox[Event | Trade | OrderUpdate] = Inbox()
         self._queued: set[Event] = set()  # payload-free events are queued once at a time
         self._idle = asyncio.Event()
@@ -306,19 +309,20 @@ class BotWorker:
         """Cancel everything until the exchange confirms nothing of ours rests (or the stop deadline
         passes: then exit ORDERS_LEFT with an ERROR naming them), take the last fills, persist a
         snapshot."""
+        self.stopping.begin(self.settings.exchange.stop_deadline_s)
         try:
             if self._lease_lost:
-                await self._cancel_own_orders()
+                await self.stopping.cancel_own()
                 return
-            left = await self._flatten_orders()
+            left = await self.stopping.flatten()
             if left:
                 self._exit = WorkerExit.ORDERS_LEFT
                 log.error(
                     "stopped with orders resting: the exchange did not confirm their cancel in time",
                     extra={"fields": {"bot": self.name, "client_order_ids": left}},
                 )
-            await asyncio.wait_for(self.fills.sync(wait=True), self._stop_left_s())
-            await asyncio.wait_for(self._settle_funding(), self._stop_left_s())
+            await asyncio.wait_for(self.fills.sync(wait=True), self.stopping.left_s())
+            await asyncio.wait_for(self._settle_funding(), self.stopping.left_s())
         except TimeoutError:
             log.warning("last fills not taken before the stop deadline", extra={"fields": {"bot": self.name}})
         finally:
@@ -334,42 +338,6 @@ class BotWorker:
         if self._funding is not None:
             await self._perform(await self._funding.settle(self.core))
 
-    async def _flatten_orders(self) -> list[str]:
-        """Cancel-all and read back the open orders until none rests, within `stop_deadline_s` (a retry
-        or a Retry-After that would pass it is cut short). What is still resting then, by client order
-        id (ours and, the cancel-all being per symbol, any other: only our store's once another store's
-        were seen); [] once the exchange says none."""
-        self._stop_deadline = time.monotonic() + self.settings.exchange.stop_deadline_s
-        left = sorted(self.core.orders.orders) + sorted(self.core.orders.cancelling)
-        while (remaining := self._stop_left_s()) > 0:
-            try:
-                await asyncio.wait_for(self._perform([CancelAll()]), remaining)
-                resting = await asyncio.wait_for(self.exchange.open_orders(self.symbol), self._stop_left_s())
-            except (TimeoutError, TransientExchangeError):
-                await asyncio.sleep(min(0.2, max(0.0, self._stop_left_s())))
-                continue
-            left = sorted(order.client_order_id for order in resting if self.account.may_cancel(order))
-            if not left:
-                return []
-            await asyncio.sleep(min(0.2, max(0.0, self._stop_left_s())))
-        return left
-
-    async def _cancel_own_orders(self) -> None:
-        """The lease is lost: cancel, by id, every order this life placed (within the stop deadline)."""
-        self._stop_deadline = time.monotonic() + self.settings.exchange.stop_deadline_s
-        own = [*self.core.orders.orders, *self.core.orders.cancelling]
-        if self.core.closing is not None:
-            own.append(self.core.closing)
-        for client_order_id in own:
-            try:
-                await asyncio.wait_for(self.calls.cancel(client_order_id), self._stop_left_s())
-            except TimeoutError:
-                break
-        log.error(
-            "lost the worker lease: cancelled this life's orders by id and stopped",
-            extra={"fields": {"bot": self.name, "client_order_ids": own}},
-        )
-
     # ----- other stores on our account -------------------------------------------------------------
 
     async def check_other_stores(self) -> None:
@@ -377,9 +345,6 @@ class BotWorker:
         with the world (paper and sim books are this process's own)."""
         if self._reconciling() is not None:
             await self.account.look()
-
-    def _stop_left_s(self) -> float:
-        return max(0.0, self._stop_deadline - time.monotonic())
 
     async def close_now(self) -> None:
         """Flatten at once (a stop-and-close): for each attempt, the fills synced first, then a fresh
