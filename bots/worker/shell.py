@@ -15,14 +15,17 @@ none), but not on this loop: the bot's store thread (`bots.store.writer`) owns i
 connection, commits fills, records and acks in batches, keeps the lease alive and reads the control
 plane; the loop hands fills over and applies them when the commit is confirmed. Past
 `store.max_unconfirmed_fills` waiting for a stalled database, the bot halts quoting and cancels its
-orders, and resumes by itself once they are committed.
+orders, and resumes by itself once they are committed (`bots.worker.fills`).
+
+The shell's hands live beside it: the actions performed (`perform`), the retried exchange calls
+(`calls`), the account shared with the world (`account`), the way out at a stop (`stopping`), and what
+the metrics show (`publish`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -31,30 +34,20 @@ from typing import TypeVar, cast
 from bots.control import WorkerExit, apply_control, newest_applied_settings, restart_fields
 from bots.core.actions import (
     Action,
-    Cancel,
     CancelAll,
-    Place,
-    RecordEnabled,
-    RecordFunding,
-    RecordMarket,
-    RecordMarkouts,
-    RecordOrders,
-    RecordPeak,
-    RecordRisk,
 )
 from bots.core.core import BotCore
 from bots.core.orders import OrderIds, bot_tag
 from bots.engine.orders import OpenOrder
 from bots.engine.portfolio import Portfolio
 from bots.engine.quoter import QuoteEngine
-from bots.errors import ConfigError, Rejected, RejectReason, TransientExchangeError
+from bots.errors import ConfigError
 from bots.exchange.base import (
     BookUpdate,
     Exchange,
     Fill,
     MarketPush,
     OrderEvents,
-    OrderRequest,
     OrderStatus,
     OrderUpdate,
     Trade,
@@ -64,7 +57,7 @@ from bots.funding_sync import FundingSync
 from bots.inbox import Inbox
 from bots.metrics import BotMetrics
 from bots.retry import Backoff
-from bots.store import FeatureRow, Ledger
+from bots.store import Ledger
 from bots.store.records import BotRecords
 from bots.store.startup import StoredBot, load_bot
 from bots.store.writer import ControlWork, StoreWriter
@@ -72,6 +65,7 @@ from bots.worker.account import AccountWatch
 from bots.worker.calls import ExchangeCalls
 from bots.worker.events import BOOK, COMMITTED, CONTROL, FILLS, STOP, TIMER, Event
 from bots.worker.fills import FillSync
+from bots.worker.perform import Performer
 from bots.worker.ports import FillModelHost, RegimeSource
 from bots.worker.publish import Publisher
 from bots.worker.stopping import Stopping
@@ -85,9 +79,6 @@ T = TypeVar("T")
 _NS_PER_S = 1_000_000_000
 _STOP_GRACE_S = 10.0  # a stop lets the decision under way finish its calls this long
 SEED_WINDOW_NS = 3600 * _NS_PER_S  # an hour of recorded history warms the indicators up
-_CREDENTIALS_REFUSED = frozenset({RejectReason.UNAUTHORIZED, RejectReason.BAD_SIGNATURE})
-_HALT_AFTER_REFUSALS = 5
-_REFUSAL_BACKOFF = Backoff(base_s=0.5, max_s=10.0)
 _TIMER_SLACK = 0.1  # the timer waits this long (fraction of its interval) past due for a book to run it
 
 
@@ -135,9 +126,7 @@ class BotWorker:
         self._received_ns = 0
         self._exit = WorkerExit.STOPPED
         self._stop = asyncio.Event()
-        self._refusals_in_a_row = 0  # orders refused for their credentials, in a row
         self._lease_lost = False
-        self._rng = random.Random()
         self.fills = FillSync(
             self.name,
             self.symbol,
@@ -146,7 +135,7 @@ class BotWorker:
             metrics,
             core=lambda: self.core,
             call=self.calls.call,
-            perform=self._perform,
+            perform=self.perform,
             on_committed=lambda: self._enqueue(COMMITTED),
             max_unconfirmed=lambda: self.settings.store.max_unconfirmed_fills,
         )
@@ -154,7 +143,20 @@ class BotWorker:
             self.name, self.symbol, exchange, metrics, lambda: self.core, self.calls.call, self.calls.cancel
         )
         self.stopping = Stopping(
-            self.name, self.symbol, exchange, lambda: self.core, self._perform, self.account, self.calls
+            self.name, self.symbol, exchange, lambda: self.core, self.perform, self.account, self.calls
+        )
+        self.performer = Performer(
+            self.name,
+            self.symbol,
+            exchange,
+            metrics,
+            self._records,
+            core=lambda: self.core,
+            settings=lambda: self.settings,
+            regime=regime,
+            calls=self.calls,
+            account=self.account,
+            fills=self.fills,
         )
         self.publish = Publisher(self.name, metrics, lambda: self.core, lambda: self.settings)
         self._queue: Inbox[Event | Trade | OrderUpdate] = Inbox()
@@ -206,6 +208,19 @@ class BotWorker:
     def resting(self) -> dict[str, OpenOrder]:
         return self.core.orders.orders
 
+    def readiness(self) -> str | None:
+        """None when fit to trade: fresh market data and a reachable exchange; else the reason."""
+        if self.last_book is None:
+            return "no market data yet"
+        age_s = (time.time_ns() - self.last_book.ts_ns) / _NS_PER_S
+        if age_s > self.settings.risk.max_book_age_s:
+            return f"market data {age_s:.1f}s old"
+        if self.calls.failing_in_a_row:
+            return f"exchange failing ({self.calls.failing_in_a_row} calls in a row)"
+        if self.fills.halted:
+            return f"halted: {self.fills.handover.unconfirmed} fills wait for the ledger"
+        return None
+
     # ----- lifecycle -------------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -251,6 +266,19 @@ class BotWorker:
             "started",
             extra={"fields": {"bot": name, "position": str(portfolio.position), "enabled": self.enabled}},
         )
+
+    def _seed_indicators(self, stored: StoredBot) -> None:
+        """No warm-up wait: the last hour of recorded mids of the symbol (any bot) into the engine's
+        indicators, this bot's own rows into the regime features."""
+        rows = stored.symbol_features
+        for row in rows:
+            mid = row.values.get("mid")
+            if mid is not None and mid > 0:
+                self.core.seed(mid, row.ts_ns)
+        if self.regime is not None:
+            self.regime.seed(stored.own_features)
+        if rows:
+            log.info("indicators seeded", extra={"fields": {"bot": self.name, "ticks": len(rows)}})
 
     def request_stop(self, exit_as: WorkerExit = WorkerExit.STOPPED) -> None:
         self._exit = exit_as
@@ -336,9 +364,13 @@ class BotWorker:
     async def _settle_funding(self) -> None:
         """Funding payments whose commit is under way at a stop: booked, so the cash is the ledger's."""
         if self._funding is not None:
-            await self._perform(await self._funding.settle(self.core))
+            await self.perform(await self._funding.settle(self.core))
 
-    # ----- other stores on our account -------------------------------------------------------------
+    # ----- what the control plane asks ------------------------------------------------------------
+
+    async def perform(self, actions: Sequence[Action]) -> int | None:
+        """Perform `actions` (`Performer.perform`); the cancel count of a cancel-all among them."""
+        return await self.performer.perform(actions)
 
     async def check_other_stores(self) -> None:
         """A look at the symbol's open orders (`AccountWatch.look`), only where the account is shared
@@ -356,7 +388,7 @@ class BotWorker:
             book = await self.calls.call(partial(self.exchange.book, self.symbol))
             if book is None:
                 return
-            await self._perform(self.core.on_book(book, time.time_ns()))
+            await self.perform(self.core.on_book(book, time.time_ns()))
 
     async def quiescent(self) -> None:
         """Return once every queued event is handled (the newest received book included), no
@@ -487,7 +519,7 @@ class BotWorker:
         started = time.perf_counter()
         actions = self.core.on_book(update, self._received_ns)
         self.metrics.tick_to_quote_seconds.observe(time.perf_counter() - started)
-        await self._perform(actions)
+        await self.perform(actions)
         self.publish.decision()
 
     def _on_order_state(self, update: OrderUpdate) -> None:
@@ -519,104 +551,13 @@ class BotWorker:
         if self.fills.halted:
             return
         if self._funding is not None:
-            await self._perform(await self._funding.sync(self.core, self.calls.call, time.monotonic()))
+            await self.perform(await self._funding.sync(self.core, self.calls.call, time.monotonic()))
         decided = self.core.decided_ns
-        await self._perform(self.core.on_timer(time.time_ns()))
+        await self.perform(self.core.on_timer(time.time_ns()))
         if self.core.decided_ns != decided:
             self.publish.decision()
 
-    # ----- performing the core's actions ------------------------------------------------------------
-
-    async def perform(self, actions: Sequence[Action]) -> int | None:
-        """Perform `actions` (a control command's); the cancel count of a cancel-all among them."""
-        return await self._perform(actions)
-
-    async def _perform(self, actions: Sequence[Action]) -> int | None:
-        """Each action in order, its outcome fed back to the core; after a close, the fills it took."""
-        cancelled: int | None = None
-        took_liquidity = cancel_failed = False
-        for action in actions:
-            if isinstance(action, Cancel):
-                if await self.calls.cancel(action.client_order_id):
-                    self.core.on_cancelled(action.client_order_id)
-                    self.metrics.orders_cancelled.inc()
-                else:
-                    self.core.on_cancel_failed(action.client_order_id)
-                    cancel_failed = True
-            elif isinstance(action, Place):
-                # what it replaces may still rest (the next decision sees both); or the bot was stopped
-                # while this decision went out: no quote leaves after that
-                if cancel_failed or (action.post_only and not self.core.enabled):
-                    self.core.on_not_sent(action.client_order_id)
-                    continue
-                await self._place(action)
-                took_liquidity = took_liquidity or not action.post_only
-            elif isinstance(action, CancelAll):
-                tracked = len(self.core.orders)
-                count = await self.calls.call(self.account.cancel_all)
-                self.core.on_all_cancelled()
-                self.metrics.orders_cancelled.inc(tracked)
-                cancelled = count if count is not None else tracked
-            elif isinstance(action, RecordMarket):
-                self._record_market(action)
-            elif isinstance(action, RecordOrders):
-                self._records.orders(action.updates)
-            elif isinstance(action, RecordMarkouts):
-                self._records.markouts(action.markouts)
-                self.metrics.observe_markouts(action.markouts)
-            elif isinstance(action, RecordRisk | RecordEnabled | RecordPeak):
-                self._records.state(action)
-            elif isinstance(action, RecordFunding):  # committed before the core booked it
-                self.metrics.publish_funding(float(action.payment.amount), float(action.funding_usd))
-        if took_liquidity:  # the position must include what a close took before the next decision
-            await self.fills.sync(wait=True)
-        return cancelled
-
-    async def _credentials_refused(self, reason: str) -> None:
-        """The exchange refuses our orders' credentials or signature (a wrong key): each refusal in a
-        row waits longer (full jitter, doubling); the `_HALT_AFTER_REFUSALS`-th stops trading, every
-        order cancelled, with an ERROR saying why. An operator's `start` resumes once the key is fixed."""
-        self._refusals_in_a_row += 1
-        if self._refusals_in_a_row < _HALT_AFTER_REFUSALS:
-            await asyncio.sleep(_REFUSAL_BACKOFF.delay_s(self._refusals_in_a_row - 1, self._rng))
-            return
-        log.error(
-            "halted: the exchange refuses our orders' credentials; fix the key, then `mmfleet ctl start`",
-            extra={"fields": {"bot": self.name, "reason": reason, "in_a_row": self._refusals_in_a_row}},
-        )
-        self._refusals_in_a_row = 0
-        await self._perform(self.core.stop())
-
-    async def _place(self, action: Place) -> None:
-        cid = action.client_order_id
-        self.account.sent(cid)
-        spec = self.settings.spec
-        request = OrderRequest(
-            symbol=self.symbol,
-            side=action.side,
-            price=spec.tick_size * action.price_ticks,
-            size=spec.lot_size * action.size_lots,
-            client_order_id=cid,
-            post_only=action.post_only,
-            reduce_only=action.reduce_only,
-        )
-        try:
-            update = await self.calls.retried(lambda: self.exchange.place_order(request))
-        except Rejected as exc:
-            self.core.on_rejected(cid)
-            self.metrics.reject(exc.reason)
-            log.info("rejected", extra={"fields": {"bot": self.name, "reason": exc.reason}})
-            if exc.reason in _CREDENTIALS_REFUSED:
-                await self._credentials_refused(exc.reason)
-            return
-        except TransientExchangeError:  # maybe placed: the next diff, a reconciliation or a look decides
-            self.core.on_send_failed(cid)
-            return
-        self._refusals_in_a_row = 0
-        self.metrics.orders_placed.inc()
-        await self._perform(self.core.on_placed(cid, update))
-
-    # ----- fills and exchange calls ---------------------------------------------------------------
+    # ----- agreeing with the exchange ----------------------------------------------------------------
 
     async def _reconcile(self, *, starting: bool) -> None:
         """Agree with the exchange: missed fills, vanished orders, our orphans, and the position.
@@ -628,7 +569,7 @@ class BotWorker:
         exchange = self._reconciling()
         if exchange is None:
             if starting:
-                await self._perform([CancelAll()])
+                await self.perform([CancelAll()])
             return
         known = set() if starting else {*self.core.orders.orders, *self.core.orders.cancelling}
         spare = self.core.ids.is_other_stores
@@ -657,46 +598,6 @@ class BotWorker:
     def _reconciling(self) -> Reconciling | None:
         """The exchange as one that reconciles, when its capabilities say so."""
         return cast("Reconciling", self.exchange) if self.exchange.capabilities.reconciles else None
-
-    def readiness(self) -> str | None:
-        """None when fit to trade: fresh market data and a reachable exchange; else the reason."""
-        if self.last_book is None:
-            return "no market data yet"
-        age_s = (time.time_ns() - self.last_book.ts_ns) / _NS_PER_S
-        if age_s > self.settings.risk.max_book_age_s:
-            return f"market data {age_s:.1f}s old"
-        if self.calls.failing_in_a_row:
-            return f"exchange failing ({self.calls.failing_in_a_row} calls in a row)"
-        if self.fills.halted:
-            return f"halted: {self.fills.handover.unconfirmed} fills wait for the ledger"
-        return None
-
-    # ----- records and metrics ---------------------------------------------------------------------
-
-    def _record_market(self, record: RecordMarket) -> None:
-        """Equity, position and features to the store thread (the core keeps the same peak the ledger
-        does); the features feed the regime model, whose probabilities return to the core."""
-        self.core.observe_peak(float(record.equity_usd))
-        self.metrics.store_records_dropped.inc(self._records.market(record, self.portfolio))
-        if record.features is None or self.regime is None or not self.settings.ml.regime_enabled:
-            return
-        self.regime.observe(FeatureRow(self.name, self.symbol, record.book_ts_ns, record.features))
-        now_s = time.time()
-        self.core.on_regime(self.regime.probabilities(now_s))
-        self.metrics.publish_regime(self.core.probabilities, loaded=self.regime.loaded(now_s))
-
-    def _seed_indicators(self, stored: StoredBot) -> None:
-        """No warm-up wait: the last hour of recorded mids of the symbol (any bot) into the engine's
-        indicators, this bot's own rows into the regime features."""
-        rows = stored.symbol_features
-        for row in rows:
-            mid = row.values.get("mid")
-            if mid is not None and mid > 0:
-                self.core.seed(mid, row.ts_ns)
-        if self.regime is not None:
-            self.regime.seed(stored.own_features)
-        if rows:
-            log.info("indicators seeded", extra={"fields": {"bot": self.name, "ticks": len(rows)}})
 
     # ----- settings --------------------------------------------------------------------------------
 
