@@ -6,38 +6,24 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from functools import partial
-from typing import TypeVar
 
-from bots.core.core import BotCore
 from bots.core.orders import owner_of
-from bots.exchange.base import Exchange, OrderUpdate
-from bots.metrics import BotMetrics
+from bots.exchange.base import OrderUpdate
+from bots.worker.calls import ExchangeCalls
+from bots.worker.context import BotContext
 
 __all__ = ["AccountWatch"]
 
 log = logging.getLogger("mmfleet.worker")
-T = TypeVar("T")
 
 
 class AccountWatch:
-    """Looks at the symbol's open orders for one worker; `core` reads the worker's current core (it is
-    replaced at start), `call` is its retried exchange call (None when it kept failing) and `cancel`
-    its retried cancel by id (False when it kept failing)."""
+    """Looks at the symbol's open orders for one worker, through its retried exchange calls."""
 
-    def __init__(
-        self,
-        name: str,
-        symbol: str,
-        exchange: Exchange,
-        metrics: BotMetrics,
-        core: Callable[[], BotCore],
-        call: Callable[[Callable[[], Awaitable[list[OrderUpdate]]]], Awaitable[list[OrderUpdate] | None]],
-        cancel: Callable[[str], Awaitable[bool]],
-    ) -> None:
-        self.name, self.symbol, self.exchange, self.metrics = name, symbol, exchange, metrics
-        self._core, self._call, self._cancel = core, call, cancel
+    def __init__(self, bot: BotContext, calls: ExchangeCalls) -> None:
+        self.bot, self._calls = bot, calls
         self.checked = 0.0  # monotonic time of the last full look at the open orders
         self._sent: tuple[int, int] | None = None  # the first and newest client order id this life sent
 
@@ -50,7 +36,7 @@ class AccountWatch:
         """Read the symbol's open orders: another store's halt us (`check`), ours that nothing tracks
         are cancelled (`cancel_untracked`)."""
         self.checked = time.monotonic()
-        resting = await self._call(partial(self.exchange.open_orders, self.symbol))
+        resting = await self._calls.call(partial(self.bot.exchange.open_orders, self.bot.symbol))
         if resting is not None:
             self.check(resting)
             await self.cancel_untracked(resting)
@@ -59,9 +45,9 @@ class AccountWatch:
         """A full look at the symbol's resting orders: how many are another store's (the gauge the
         alert watches), and the halt when there are any."""
         self.checked = time.monotonic()
-        ids = self._core().ids
+        ids = self.bot.core().ids
         theirs = sorted(o.client_order_id for o in resting if ids.is_other_stores(o.client_order_id))
-        self.metrics.other_store_orders.set(len(theirs))
+        self.bot.metrics.other_store_orders.set(len(theirs))
         if theirs:
             self.halt(theirs)
 
@@ -70,17 +56,17 @@ class AccountWatch:
         symbol (`theirs`, from a look at the open orders or an order stream): the worker lease guards one
         store only, so two stores would quote against each other. The core stops quoting until an
         operator's `reset-risk`, with one ERROR naming their orders."""
-        core = self._core()
+        core = self.bot.core()
         if core.other_store is not None:
             return
         ids = core.ids
         stores = sorted({f"{owner.store:04x}" for cid in theirs if (owner := owner_of(cid)) is not None})
         reason = (f"orders of another mmfleet store (store {', '.join(stores)}; this one is"
-                  f" {ids.owner.store:04x}) rest on this account's {self.symbol}")  # fmt: skip
+                  f" {ids.owner.store:04x}) rest on this account's {self.bot.symbol}")  # fmt: skip
         log.error(
             f"halted: {reason}; two stores must not trade one account and symbol. Stop the other store's"
             " bot, then `mmfleet ctl reset-risk`",
-            extra={"fields": {"bot": self.name, "symbol": self.symbol, "client_order_ids": theirs}},
+            extra={"fields": {"bot": self.bot.name, "symbol": self.bot.symbol, "client_order_ids": theirs}},
         )
         core.on_other_store(reason)
 
@@ -93,7 +79,7 @@ class AccountWatch:
         sent = self._sent
         if sent is None:
             return
-        core = self._core()
+        core = self.bot.core()
         untracked = [
             cid
             for order in resting
@@ -105,15 +91,15 @@ class AccountWatch:
         for cid in untracked:
             log.warning(
                 "an order of ours rests untracked (its placement's reply was lost): cancelling it",
-                extra={"fields": {"bot": self.name, "client_order_id": cid}},
+                extra={"fields": {"bot": self.bot.name, "client_order_id": cid}},
             )
-            if await self._cancel(cid):
-                self.metrics.orders_cancelled.inc()
+            if await self._calls.cancel(cid):
+                self.bot.metrics.orders_cancelled.inc()
 
     def may_cancel(self, order: OrderUpdate) -> bool:
         """Whether a stop or a cancel-all may cancel `order`: any order on the symbol, except once another
         store's orders have been seen; then only our store's."""
-        core = self._core()
+        core = self.bot.core()
         if core.other_store is None:
             return True
         owner = owner_of(order.client_order_id)
@@ -122,9 +108,9 @@ class AccountWatch:
     async def cancel_all(self) -> int:
         """The exchange's cancel-all on the symbol; once another store shares it, our store's orders
         one by one instead (theirs stay). How many rested before."""
-        if self._core().other_store is None:
-            return await self.exchange.cancel_all(self.symbol)
-        ours = [o for o in await self.exchange.open_orders(self.symbol) if self.may_cancel(o)]
+        if self.bot.core().other_store is None:
+            return await self.bot.exchange.cancel_all(self.bot.symbol)
+        ours = [o for o in await self.bot.exchange.open_orders(self.bot.symbol) if self.may_cancel(o)]
         for order in ours:
-            await self.exchange.cancel_order(self.symbol, order.client_order_id)
+            await self.bot.exchange.cancel_order(self.bot.symbol, order.client_order_id)
         return len(ours)

@@ -8,9 +8,8 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from bots.errors import TransientExchangeError
-from bots.exchange.base import Exchange
-from bots.metrics import BotMetrics
 from bots.retry import Backoff, error_kind, retrying
+from bots.worker.context import BotContext
 
 __all__ = ["ExchangeCalls"]
 
@@ -21,16 +20,8 @@ T = TypeVar("T")
 class ExchangeCalls:
     """Retried calls to one worker's exchange on its symbol."""
 
-    def __init__(
-        self, name: str, symbol: str, exchange: Exchange, metrics: BotMetrics, backoff: Backoff
-    ) -> None:
-        self.name, self.symbol, self.exchange, self.metrics, self.backoff = (
-            name,
-            symbol,
-            exchange,
-            metrics,
-            backoff,
-        )
+    def __init__(self, bot: BotContext, backoff: Backoff) -> None:
+        self.bot, self.backoff = bot, backoff
         self.failing_in_a_row = 0
 
     async def retried(self, call: Callable[[], Awaitable[T]]) -> T:
@@ -54,11 +45,11 @@ class ExchangeCalls:
     async def cancel(self, client_order_id: str) -> bool:
         """Cancel one order with retries; False when the call kept failing (it may still rest)."""
         try:
-            await self.retried(lambda: self.exchange.cancel_order(self.symbol, client_order_id))
+            await self.retried(lambda: self.bot.exchange.cancel_order(self.bot.symbol, client_order_id))
         except TransientExchangeError:
             return False
         return True
 
     def _count(self, exc: TransientExchangeError) -> None:
-        self.metrics.error(error_kind(exc))
-        log.warning("exchange error, retrying", extra={"fields": {"bot": self.name, "error": str(exc)}})
+        self.bot.metrics.error(error_kind(exc))
+        log.warning("exchange error, retrying", extra={"fields": {"bot": self.bot.name, "error": str(exc)}})

@@ -6,14 +6,14 @@ order cancelled) and resumes by itself once they are committed."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 
-from bots.core.actions import Action, CancelAll
-from bots.core.core import BotCore
-from bots.exchange.base import Exchange, Fill
-from bots.metrics import BotMetrics
+from bots.core.actions import CancelAll
+from bots.exchange.base import Fill
 from bots.store.handover import FillHandover
 from bots.store.writer import StoreWriter
+from bots.worker.calls import ExchangeCalls
+from bots.worker.context import BotContext
 
 __all__ = ["FillSync"]
 
@@ -22,31 +22,17 @@ log = logging.getLogger("mmfleet.worker")
 # A decision waits this long for the commit of the fills it just handed over (a commit takes
 # milliseconds), so it sees the position they make; a stalled database does not hold it longer.
 _FILL_COMMIT_WAIT_S = 0.05
-FillsSince = tuple[list[Fill], str | None]
 
 
 class FillSync:
     """One worker's fills: read from the exchange after `cursor`, handed to the store thread, applied to
-    the core (`core` reads the worker's current one) once committed. `call` is the worker's retried
-    exchange call, `perform` how it acts (the halt's cancel-all), `on_committed` wakes its consumer when
-    the store thread confirms a batch, and `max_unconfirmed` reads the bound (a setting)."""
+    the core once committed; `on_committed` wakes the worker's consumer when the store thread confirms
+    a batch."""
 
     def __init__(
-        self,
-        name: str,
-        symbol: str,
-        exchange: Exchange,
-        store: StoreWriter,
-        metrics: BotMetrics,
-        *,
-        core: Callable[[], BotCore],
-        call: Callable[[Callable[[], Awaitable[FillsSince]]], Awaitable[FillsSince | None]],
-        perform: Callable[[Sequence[Action]], Awaitable[int | None]],
-        on_committed: Callable[[], None],
-        max_unconfirmed: Callable[[], int],
+        self, bot: BotContext, store: StoreWriter, calls: ExchangeCalls, on_committed: Callable[[], None]
     ) -> None:
-        self.name, self.symbol, self.exchange, self.metrics = name, symbol, exchange, metrics
-        self._core, self._call, self._perform, self._max_unconfirmed = core, call, perform, max_unconfirmed
+        self.bot, self._calls = bot, calls
         self.handover = FillHandover(store, on_committed)
         self.cursor: str | None = None  # the exchange's fill cursor after the last fill handed over
         self.halted = False  # quoting halted: fills wait for a stalled database
@@ -54,7 +40,7 @@ class FillSync:
     async def sync(self, *, wait: bool = False) -> None:
         """New fills handed to the store thread; with `wait`, every handed fill is committed and applied
         on return (a close, a reconciliation and a stop need the position they make)."""
-        result = await self._call(lambda: self.exchange.fills_since(self.symbol, self.cursor))
+        result = await self._calls.call(lambda: self.bot.exchange.fills_since(self.bot.symbol, self.cursor))
         if result is not None:
             await self.book(*result)
         if wait:
@@ -78,7 +64,7 @@ class FillSync:
         if cursor is not None:
             self.cursor = cursor
         self.handover.hand(fills, cursor)
-        if self.handover.unconfirmed > self._max_unconfirmed() and not self.halted:
+        if self.handover.unconfirmed > self.bot.settings().store.max_unconfirmed_fills and not self.halted:
             await self._halt()
 
     def apply_committed(self) -> bool:
@@ -91,25 +77,25 @@ class FillSync:
 
     def apply(self, fill: Fill) -> None:
         """A committed fill to the core and the fill metrics."""
-        self._core().on_fill(fill)
-        self.metrics.fills[fill.side].inc()
-        self.metrics.fill_volume_usd.inc(float(fill.notional))
+        self.bot.core().on_fill(fill)
+        self.bot.metrics.fills[fill.side].inc()
+        self.bot.metrics.fill_volume_usd.inc(float(fill.notional))
         if fill.fee < 0:
-            self.metrics.maker_rebate_usd.inc(float(-fill.fee))
+            self.bot.metrics.maker_rebate_usd.inc(float(-fill.fee))
 
     async def _halt(self) -> None:
         """Fills wait for a stalled database past the bound: no quoting (every order cancelled) until
         the store thread has committed them all."""
         self.halted = True
-        self.metrics.store_halted.set(1)
+        self.bot.metrics.store_halted.set(1)
         log.error(
             "halted: fills wait for the ledger; quoting resumes once they are committed",
-            extra={"fields": {"bot": self.name, "unconfirmed_fills": self.handover.unconfirmed}},
+            extra={"fields": {"bot": self.bot.name, "unconfirmed_fills": self.handover.unconfirmed}},
         )
-        await self._perform([CancelAll()])
+        await self.bot.perform([CancelAll()])
 
     def _resume_if_settled(self) -> None:
         if self.halted and not self.handover.unconfirmed:
             self.halted = False
-            self.metrics.store_halted.set(0)
-            log.warning("resumed: every waiting fill is committed", extra={"fields": {"bot": self.name}})
+            self.bot.metrics.store_halted.set(0)
+            log.warning("resumed: every waiting fill is committed", extra={"fields": {"bot": self.bot.name}})

@@ -8,7 +8,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from bots.core.actions import (
     Action,
@@ -23,18 +23,16 @@ from bots.core.actions import (
     RecordPeak,
     RecordRisk,
 )
-from bots.core.core import BotCore
 from bots.errors import Rejected, RejectReason, TransientExchangeError
-from bots.exchange.base import Exchange, OrderRequest
-from bots.metrics import BotMetrics
+from bots.exchange.base import OrderRequest
 from bots.retry import Backoff
 from bots.store import FeatureRow
 from bots.store.records import BotRecords
 from bots.worker.account import AccountWatch
 from bots.worker.calls import ExchangeCalls
+from bots.worker.context import BotContext
 from bots.worker.fills import FillSync
 from bots.worker.ports import RegimeSource
-from settings.models import BotSettings
 
 __all__ = ["Performer"]
 
@@ -46,40 +44,33 @@ _REFUSAL_BACKOFF = Backoff(base_s=0.5, max_s=10.0)
 
 
 class Performer:
-    """One worker's hands; `core` and `settings` read its current ones."""
+    """One worker's hands."""
 
     def __init__(
         self,
-        name: str,
-        symbol: str,
-        exchange: Exchange,
-        metrics: BotMetrics,
+        bot: BotContext,
         records: BotRecords,
-        *,
-        core: Callable[[], BotCore],
-        settings: Callable[[], BotSettings],
         regime: RegimeSource | None,
+        *,
         calls: ExchangeCalls,
         account: AccountWatch,
         fills: FillSync,
     ) -> None:
-        self.name, self.symbol, self.exchange = name, symbol, exchange
-        self.metrics, self.records = metrics, records
-        self._core, self._settings, self.regime = core, settings, regime
+        self.bot, self.records, self.regime = bot, records, regime
         self._calls, self._account, self._fills = calls, account, fills
         self._refusals_in_a_row = 0  # orders refused for their credentials, in a row
         self._rng = random.Random()
 
     async def perform(self, actions: Sequence[Action]) -> int | None:
         """Each action in order, its outcome fed back to the core; after a close, the fills it took."""
-        core = self._core()
+        core = self.bot.core()
         cancelled: int | None = None
         took_liquidity = cancel_failed = False
         for action in actions:
             if isinstance(action, Cancel):
                 if await self._calls.cancel(action.client_order_id):
                     core.on_cancelled(action.client_order_id)
-                    self.metrics.orders_cancelled.inc()
+                    self.bot.metrics.orders_cancelled.inc()
                 else:
                     core.on_cancel_failed(action.client_order_id)
                     cancel_failed = True
@@ -95,7 +86,7 @@ class Performer:
                 tracked = len(core.orders)
                 count = await self._calls.call(self._account.cancel_all)
                 core.on_all_cancelled()
-                self.metrics.orders_cancelled.inc(tracked)
+                self.bot.metrics.orders_cancelled.inc(tracked)
                 cancelled = count if count is not None else tracked
             elif isinstance(action, RecordMarket):
                 self._record_market(action)
@@ -103,11 +94,11 @@ class Performer:
                 self.records.orders(action.updates)
             elif isinstance(action, RecordMarkouts):
                 self.records.markouts(action.markouts)
-                self.metrics.observe_markouts(action.markouts)
+                self.bot.metrics.observe_markouts(action.markouts)
             elif isinstance(action, RecordRisk | RecordEnabled | RecordPeak):
                 self.records.state(action)
             elif isinstance(action, RecordFunding):  # committed before the core booked it
-                self.metrics.publish_funding(float(action.payment.amount), float(action.funding_usd))
+                self.bot.metrics.publish_funding(float(action.payment.amount), float(action.funding_usd))
         if took_liquidity:  # the position must include what a close took before the next decision
             await self._fills.sync(wait=True)
         return cancelled
@@ -122,17 +113,17 @@ class Performer:
             return
         log.error(
             "halted: the exchange refuses our orders' credentials; fix the key, then `mmfleet ctl start`",
-            extra={"fields": {"bot": self.name, "reason": reason, "in_a_row": self._refusals_in_a_row}},
+            extra={"fields": {"bot": self.bot.name, "reason": reason, "in_a_row": self._refusals_in_a_row}},
         )
         self._refusals_in_a_row = 0
-        await self.perform(self._core().stop())
+        await self.perform(self.bot.core().stop())
 
     async def _place(self, action: Place) -> None:
-        cid, core = action.client_order_id, self._core()
+        cid, core = action.client_order_id, self.bot.core()
         self._account.sent(cid)
-        spec = self._settings().spec
+        spec = self.bot.settings().spec
         request = OrderRequest(
-            symbol=self.symbol,
+            symbol=self.bot.symbol,
             side=action.side,
             price=spec.tick_size * action.price_ticks,
             size=spec.lot_size * action.size_lots,
@@ -141,11 +132,11 @@ class Performer:
             reduce_only=action.reduce_only,
         )
         try:
-            update = await self._calls.retried(lambda: self.exchange.place_order(request))
+            update = await self._calls.retried(lambda: self.bot.exchange.place_order(request))
         except Rejected as exc:
             core.on_rejected(cid)
-            self.metrics.reject(exc.reason)
-            log.info("rejected", extra={"fields": {"bot": self.name, "reason": exc.reason}})
+            self.bot.metrics.reject(exc.reason)
+            log.info("rejected", extra={"fields": {"bot": self.bot.name, "reason": exc.reason}})
             if exc.reason in _CREDENTIALS_REFUSED:
                 await self._credentials_refused(exc.reason)
             return
@@ -153,18 +144,18 @@ class Performer:
             core.on_send_failed(cid)
             return
         self._refusals_in_a_row = 0
-        self.metrics.orders_placed.inc()
+        self.bot.metrics.orders_placed.inc()
         await self.perform(core.on_placed(cid, update))
 
     def _record_market(self, record: RecordMarket) -> None:
         """Equity, position and features to the store thread (the core keeps the same peak the ledger
         does); the features feed the regime model, whose probabilities return to the core."""
-        core = self._core()
+        core = self.bot.core()
         core.observe_peak(float(record.equity_usd))
-        self.metrics.store_records_dropped.inc(self.records.market(record, core.portfolio))
-        if record.features is None or self.regime is None or not self._settings().ml.regime_enabled:
+        self.bot.metrics.store_records_dropped.inc(self.records.market(record, core.portfolio))
+        if record.features is None or self.regime is None or not self.bot.settings().ml.regime_enabled:
             return
-        self.regime.observe(FeatureRow(self.name, self.symbol, record.book_ts_ns, record.features))
+        self.regime.observe(FeatureRow(self.bot.name, self.bot.symbol, record.book_ts_ns, record.features))
         now_s = time.time()
         core.on_regime(self.regime.probabilities(now_s))
-        self.metrics.publish_regime(core.probabilities, loaded=self.regime.loaded(now_s))
+        self.bot.metrics.publish_regime(core.probabilities, loaded=self.regime.loaded(now_s))

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
 
-from bots.core.core import BotCore
 from bots.engine.quoter import QuoteDecision
-from bots.metrics import BotMetrics, CycleState
-from settings.models import BotSettings
+from bots.metrics import CycleState
+from bots.worker.context import BotContext
 
 __all__ = ["Publisher"]
 
@@ -18,28 +16,26 @@ log = logging.getLogger("mmfleet.worker")
 
 
 class Publisher:
-    """One worker's metrics and floor log; `core` and `settings` read the worker's current ones."""
+    """One worker's metrics and floor log."""
 
-    def __init__(
-        self, name: str, metrics: BotMetrics, core: Callable[[], BotCore], settings: Callable[[], BotSettings]
-    ) -> None:
-        self.name, self.metrics, self._core, self._settings = name, metrics, core, settings
+    def __init__(self, bot: BotContext) -> None:
+        self.bot = bot
         self._floor_binds = False  # the spread floor decided the last published spread (logged on change)
 
     def decision(self) -> None:
         """The core's newest decision and open orders."""
-        decision = self._core().last_decision
+        decision = self.bot.core().last_decision
         if decision is not None:
-            self.metrics.publish_decision(decision)
+            self.bot.metrics.publish_decision(decision)
             self._log_floor(decision)
         self.orders()
 
     def orders(self) -> None:
-        self.metrics.publish_open_orders(self._core().orders.sides())
+        self.bot.metrics.publish_open_orders(self.bot.core().orders.sides())
 
     def cycle_state(self) -> CycleState:
         """The bot's state as a scrape reads it (on the HTTP thread: attribute reads only)."""
-        core = self._core()
+        core = self.bot.core()
         engine = core.engine
         return CycleState(
             inventory=core.inventory,
@@ -48,7 +44,7 @@ class Publisher:
             kappa=engine.kappa,
             breaker_tripped=engine.risk_state.breaker_tripped,
             enabled=core.enabled and core.other_store is None,
-            tick=float(self._settings().spec.tick_size),
+            tick=float(self.bot.settings().spec.tick_size),
             intensity_a=engine.intensity_a,
             intensity_fitted=core.fitted is not None,
         )
@@ -59,9 +55,9 @@ class Publisher:
             return
         self._floor_binds = decision.floor_binds
         fields = {
-            "bot": self.name,
+            "bot": self.bot.name,
             "model_spread_pct": round(decision.model_spread_pct, 8),
-            "spread_pct": self._settings().strategy.spread_pct,
+            "spread_pct": self.bot.settings().strategy.spread_pct,
             "gamma": decision.gamma,
             "kappa": decision.kappa,
         }

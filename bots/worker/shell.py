@@ -63,6 +63,7 @@ from bots.store.startup import StoredBot, load_bot
 from bots.store.writer import ControlWork, StoreWriter
 from bots.worker.account import AccountWatch
 from bots.worker.calls import ExchangeCalls
+from bots.worker.context import BotContext
 from bots.worker.events import BOOK, COMMITTED, CONTROL, FILLS, STOP, TIMER, Event
 from bots.worker.fills import FillSync
 from bots.worker.perform import Performer
@@ -106,7 +107,6 @@ class BotWorker:
         self._records = BotRecords(self.store, settings.name, settings.symbol)
         self._control_work: list[ControlWork] = []
         self.metrics = metrics
-        self.calls = ExchangeCalls(settings.name, settings.symbol, exchange, metrics, backoff or Backoff())
         self.reload_settings = reload_settings
         self.regime = regime
         self.name = settings.name
@@ -124,41 +124,26 @@ class BotWorker:
         )
         self.last_book: BookUpdate | None = None  # the newest book received (maybe not decided on yet)
         self._received_ns = 0
+        self.context = BotContext(
+            settings.name,
+            settings.symbol,
+            exchange,
+            metrics,
+            core=lambda: self.core,
+            settings=lambda: self.settings,
+            perform=self.perform,
+        )
+        self.calls = ExchangeCalls(self.context, backoff or Backoff())
+        self.fills = FillSync(self.context, self.store, self.calls, lambda: self._enqueue(COMMITTED))
+        self.account = AccountWatch(self.context, self.calls)
+        self.stopping = Stopping(self.context, self.account, self.calls)
+        self.performer = Performer(
+            self.context, self._records, regime, calls=self.calls, account=self.account, fills=self.fills
+        )
+        self.publish = Publisher(self.context)
         self._exit = WorkerExit.STOPPED
         self._stop = asyncio.Event()
         self._lease_lost = False
-        self.fills = FillSync(
-            self.name,
-            self.symbol,
-            exchange,
-            self.store,
-            metrics,
-            core=lambda: self.core,
-            call=self.calls.call,
-            perform=self.perform,
-            on_committed=lambda: self._enqueue(COMMITTED),
-            max_unconfirmed=lambda: self.settings.store.max_unconfirmed_fills,
-        )
-        self.account = AccountWatch(
-            self.name, self.symbol, exchange, metrics, lambda: self.core, self.calls.call, self.calls.cancel
-        )
-        self.stopping = Stopping(
-            self.name, self.symbol, exchange, lambda: self.core, self.perform, self.account, self.calls
-        )
-        self.performer = Performer(
-            self.name,
-            self.symbol,
-            exchange,
-            metrics,
-            self._records,
-            core=lambda: self.core,
-            settings=lambda: self.settings,
-            regime=regime,
-            calls=self.calls,
-            account=self.account,
-            fills=self.fills,
-        )
-        self.publish = Publisher(self.name, metrics, lambda: self.core, lambda: self.settings)
         self._queue: Inbox[Event | Trade | OrderUpdate] = Inbox()
         self._queued: set[Event] = set()  # payload-free events are queued once at a time
         self._idle = asyncio.Event()

@@ -7,14 +7,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
 
-from bots.core.actions import Action, CancelAll
-from bots.core.core import BotCore
+from bots.core.actions import CancelAll
 from bots.errors import TransientExchangeError
-from bots.exchange.base import Exchange
 from bots.worker.account import AccountWatch
 from bots.worker.calls import ExchangeCalls
+from bots.worker.context import BotContext
 
 __all__ = ["Stopping"]
 
@@ -23,20 +21,10 @@ _POLL_S = 0.2  # between two reads of the open orders while cancels settle
 
 
 class Stopping:
-    """One worker's way out; `core` reads its current core, `perform` is how it acts (the cancel-all)."""
+    """One worker's way out."""
 
-    def __init__(
-        self,
-        name: str,
-        symbol: str,
-        exchange: Exchange,
-        core: Callable[[], BotCore],
-        perform: Callable[[Sequence[Action]], Awaitable[int | None]],
-        account: AccountWatch,
-        calls: ExchangeCalls,
-    ) -> None:
-        self.name, self.symbol, self.exchange = name, symbol, exchange
-        self._core, self._perform, self._account, self._calls = core, perform, account, calls
+    def __init__(self, bot: BotContext, account: AccountWatch, calls: ExchangeCalls) -> None:
+        self.bot, self._account, self._calls = bot, account, calls
         self._deadline = 0.0  # monotonic time the stop must be done by
 
     def begin(self, deadline_s: float) -> None:
@@ -51,12 +39,14 @@ class Stopping:
         Retry-After that would pass it is cut short). What is still resting then, by client order id
         (ours and, the cancel-all being per symbol, any other: only our store's once another store's
         were seen); [] once the exchange says none."""
-        orders = self._core().orders
+        orders = self.bot.core().orders
         left = sorted(orders.orders) + sorted(orders.cancelling)
         while (remaining := self.left_s()) > 0:
             try:
-                await asyncio.wait_for(self._perform([CancelAll()]), remaining)
-                resting = await asyncio.wait_for(self.exchange.open_orders(self.symbol), self.left_s())
+                await asyncio.wait_for(self.bot.perform([CancelAll()]), remaining)
+                resting = await asyncio.wait_for(
+                    self.bot.exchange.open_orders(self.bot.symbol), self.left_s()
+                )
             except (TimeoutError, TransientExchangeError):
                 await asyncio.sleep(min(_POLL_S, self.left_s()))
                 continue
@@ -68,7 +58,7 @@ class Stopping:
 
     async def cancel_own(self) -> None:
         """The lease is lost: cancel, by id, every order this life placed (before the deadline)."""
-        core = self._core()
+        core = self.bot.core()
         own = [*core.orders.orders, *core.orders.cancelling]
         if core.closing is not None:
             own.append(core.closing)
@@ -79,5 +69,5 @@ class Stopping:
                 break
         log.error(
             "lost the worker lease: cancelled this life's orders by id and stopped",
-            extra={"fields": {"bot": self.name, "client_order_ids": own}},
+            extra={"fields": {"bot": self.bot.name, "client_order_ids": own}},
         )
