@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import TypeVar
 
 from bots.errors import TransientExchangeError
@@ -35,19 +36,31 @@ class ExchangeCalls:
         self.failing_in_a_row = 0
         return result
 
+    # `call` and `cancel` repeat `retried`'s few lines rather than await it: one coroutine less on the
+    # way to the exchange, for every call a decision makes (measured: bench/fleet_scale.py)
     async def call(self, call: Callable[[], Awaitable[T]]) -> T | None:
         """`call` with retries; None when it still fails (counted, logged: the loop goes on)."""
         try:
-            return await self.retried(call)
+            result = await retrying(call, policy=self.backoff, on_error=self._count)
         except TransientExchangeError:
+            self.failing_in_a_row += 1
             return None
+        self.failing_in_a_row = 0
+        return result
 
     async def cancel(self, client_order_id: str) -> bool:
         """Cancel one order with retries; False when the call kept failing (it may still rest)."""
+        bot = self.bot
         try:
-            await self.retried(lambda: self.bot.exchange.cancel_order(self.bot.symbol, client_order_id))
+            await retrying(
+                partial(bot.exchange.cancel_order, bot.symbol, client_order_id),
+                policy=self.backoff,
+                on_error=self._count,
+            )
         except TransientExchangeError:
+            self.failing_in_a_row += 1
             return False
+        self.failing_in_a_row = 0
         return True
 
     def _count(self, exc: TransientExchangeError) -> None:

@@ -29,7 +29,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import TypeVar, cast
+from typing import cast
 
 from bots.control import WorkerExit, apply_control, newest_applied_settings, restart_fields
 from bots.core.actions import (
@@ -75,7 +75,6 @@ from settings.models import BotSettings
 __all__ = ["BotWorker"]
 
 log = logging.getLogger("mmfleet.worker")
-T = TypeVar("T")
 
 _NS_PER_S = 1_000_000_000
 _STOP_GRACE_S = 10.0  # a stop lets the decision under way finish its calls this long
