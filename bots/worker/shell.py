@@ -18,8 +18,8 @@ plane; the loop hands fills over and applies them when the commit is confirmed. 
 orders, and resumes by itself once they are committed (`bots.worker.fills`).
 
 The shell's hands live beside it: the actions performed (`perform`), the retried exchange calls
-(`calls`), the account shared with the world (`account`), the way out at a stop (`stopping`), and what
-the metrics show (`publish`).
+(`calls`), the account shared with the world (`account`), agreeing with the exchange (`reconcile`), the
+way out at a stop (`stopping`), and what the metrics show (`publish`).
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ from typing import cast
 from bots.control import WorkerExit, apply_control, newest_applied_settings, restart_fields
 from bots.core.actions import (
     Action,
-    CancelAll,
 )
 from bots.core.core import BotCore
 from bots.core.orders import OrderIds, bot_tag
@@ -52,7 +51,6 @@ from bots.exchange.base import (
     OrderUpdate,
     Trade,
 )
-from bots.exchange.reconcile import Reconciling
 from bots.funding_sync import FundingSync
 from bots.inbox import Inbox
 from bots.metrics import BotMetrics
@@ -69,6 +67,7 @@ from bots.worker.fills import FillSync
 from bots.worker.perform import Performer
 from bots.worker.ports import FillModelHost, RegimeSource
 from bots.worker.publish import Publisher
+from bots.worker.reconcile import Reconciler
 from bots.worker.stopping import Stopping
 from settings.models import BotSettings
 
@@ -140,6 +139,7 @@ class BotWorker:
             self.context, self._records, regime, calls=self.calls, account=self.account, fills=self.fills
         )
         self.publish = Publisher(self.context)
+        self.reconciler = Reconciler(self.context, self.store, self.calls, self.account, self.fills)
         self._exit = WorkerExit.STOPPED
         self._stop = asyncio.Event()
         self._lease_lost = False
@@ -242,7 +242,7 @@ class BotWorker:
         self.metrics.watch_cycle(self.publish.cycle_state)
         self.store.watch(self._on_control_work)
         await self.fills.sync()
-        await self._reconcile(starting=True)  # orders of a previous life, fills missed while down
+        await self.reconciler.reconcile(starting=True)  # orders of a previous life, fills missed while down
         self._seed_indicators(stored)
         self.metrics.set_config_version(self.config_version)
         self.metrics.max_position_usd.set(self.settings.risk.max_position_usd)
@@ -359,7 +359,7 @@ class BotWorker:
     async def check_other_stores(self) -> None:
         """A look at the symbol's open orders (`AccountWatch.look`), only where the account is shared
         with the world (paper and sim books are this process's own)."""
-        if self._reconciling() is not None:
+        if self.reconciler.exchange is not None:
             await self.account.look()
 
     async def close_now(self) -> None:
@@ -522,9 +522,9 @@ class BotWorker:
     async def _on_timer(self) -> None:
         """Reconcile when the exchange asks; a look for other stores' orders; a new model version; the
         core's quiet-market requote (stale data: cancel all) and records."""
-        exchange = self._reconciling()
-        if exchange is not None and exchange.needs_reconcile:
-            await self._reconcile(starting=False)  # after a reconnect or a call that may have happened
+        exchange = self.reconciler.exchange
+        if exchange is not None and exchange.needs_reconcile:  # a reconnect, or a call that may have happened
+            await self.reconciler.reconcile(starting=False)
         if time.monotonic() - self.account.checked >= self.settings.exchange.other_stores_check_s:
             await self.check_other_stores()
         if self.regime is not None and self.settings.ml.regime_enabled:
@@ -540,48 +540,6 @@ class BotWorker:
         await self.perform(self.core.on_timer(time.time_ns()))
         if self.core.decided_ns != decided:
             self.publish.decision()
-
-    # ----- agreeing with the exchange ----------------------------------------------------------------
-
-    async def _reconcile(self, *, starting: bool) -> None:
-        """Agree with the exchange: missed fills, vanished orders, our orphans, and the position.
-
-        Exchanges that cannot tell (sim, paper: a fresh in-process book) just get a cancel-all at start.
-        An order with our store's and bot's tags that we do not track is ours from an earlier life:
-        always cancelled. Another store's orders are never touched: they halt us.
-        """
-        exchange = self._reconciling()
-        if exchange is None:
-            if starting:
-                await self.perform([CancelAll()])
-            return
-        known = set() if starting else {*self.core.orders.orders, *self.core.orders.cancelling}
-        spare = self.core.ids.is_other_stores
-        report = await self.calls.call(lambda: exchange.reconcile(known, self.fills.cursor, spare=spare))
-        if report is None:
-            return
-        self.account.check(report.open_orders)
-        await self.fills.book(report.fills, report.cursor)
-        await self.fills.settle()  # the position below must include them
-        for coid in report.missing_client_order_ids:
-            self.core.on_order_gone(coid)
-        for order in report.unknown_orders:
-            coid = order.client_order_id
-            if self.core.ids.is_ours(coid) and coid not in report.cancelled_unknown:
-                await self.calls.call(partial(self.exchange.cancel_order, self.symbol, coid))
-        adjustment = report.adjustment_fill(self.portfolio.position, fill_id_prefix=f"reconcile-{self.name}")
-        if adjustment is not None and await self.store.commit_fills([adjustment], None):
-            log.warning(
-                "position adjusted to the exchange's",
-                extra={
-                    "fields": {"bot": self.name, "size": str(adjustment.size), "side": adjustment.side.value}
-                },
-            )
-            self.fills.apply(adjustment)
-
-    def _reconciling(self) -> Reconciling | None:
-        """The exchange as one that reconciles, when its capabilities say so."""
-        return cast("Reconciling", self.exchange) if self.exchange.capabilities.reconciles else None
 
     # ----- settings --------------------------------------------------------------------------------
 
