@@ -247,9 +247,8 @@ class InstrumentBook:
                 (lv.size for lv in levels if (lv.price > price if hits_bids else lv.price < price)), ZERO
             )
             ahead = order.queue_ahead
-            if (
-                price == trade.price
-            ):  # the print stopped at this level: the queue ahead shrinks by what got there
+            # the print stopped at this level: the queue ahead shrinks by what got there
+            if price == trade.price:
                 order.queue_ahead = max(ZERO, ahead - max(ZERO, trade.size - better))
             else:  # the level traded through: nobody is left ahead there
                 ahead = order.queue_ahead = ZERO
