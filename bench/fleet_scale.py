@@ -7,7 +7,9 @@ and the latency from a `stop` command entering the store to the bot's ack (what 
 waits for). The baseline is the smallest fleet of the same run: the ratio is CPU per bot at N against
 CPU per bot at the smallest N (1.0 = perfectly linear); the floor is what one bare wake-up of an event
 loop costs in CPU on this machine, measured first in the same process (each book event wakes a bot
-once). Targets: <= 0.3 ms CPU per book event, 100 bots on 2 cores under 50% CPU share, <= 100 MB RSS
+once), and what the per-book work costs warm: one bot with its books back to back (`sim.speed` 1000).
+Floor + warm work is the least a bot that wakes once per book could cost here, however lean its
+code. Targets: <= 0.3 ms CPU per book event, 100 bots on 2 cores under 50% CPU share, <= 100 MB RSS
 each, stop -> ack under 1 s. Last line: one JSON object.
 """
 
@@ -37,6 +39,8 @@ from bots.store import Ledger
 SYMBOLS = ("BTC_USDT_Perp", "ETH_USDT_Perp", "SOL_USDT_Perp")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 STOP_SAMPLES = 5  # bots asked to stop, one after the other, for the stop -> ack figure
+WARM_SPEED = 1000.0  # sim.speed's maximum: books back to back
+WARM_SECONDS = 20.0
 
 
 def cpu_seconds(pid: int) -> float:
@@ -120,12 +124,21 @@ def wakeup_floor_us(seconds: float = 5.0, rate_hz: float = 10.0) -> float:
         return runner.run(tick())
 
 
-def run_fleet(n: int, seconds: float, workdir: Path, postgres: str | None) -> dict[str, Any]:
-    data_dir = workdir / f"fleet{n}"
-    config = workdir / f"fleet{n}.yaml"
-    base_port = 19_000 + 100 * n + (50 if postgres else 0)
-    bots = [
-        {"symbol": SYMBOLS[i % 3], "name": f"{SYMBOLS[i % 3].split('_')[0].lower()}-{i}"} for i in range(n)
+def run_fleet(
+    n: int, seconds: float, workdir: Path, postgres: str | None, *, speed: float = 1.0
+) -> dict[str, Any]:
+    """`n` sim bots at `speed` times market time (1: 10 book events a second) for `seconds`."""
+    label = f"fleet{n}" if speed == 1.0 else f"fleet{n}x{speed:g}"
+    data_dir = workdir / label
+    config = workdir / f"{label}.yaml"
+    base_port = 19_000 + 100 * n + (50 if postgres else 0) + (25 if speed != 1.0 else 0)
+    bots: list[dict[str, Any]] = [
+        {
+            "symbol": SYMBOLS[i % 3],
+            "name": f"{SYMBOLS[i % 3].split('_')[0].lower()}-{i}",
+            "sim": {"speed": speed},
+        }
+        for i in range(n)
     ]
     fleet: dict[str, Any] = {"data_dir": str(data_dir), "metrics_base_port": base_port, "bots": bots}
     if postgres is not None:
@@ -209,6 +222,11 @@ def main() -> None:
     floor_us = wakeup_floor_us()
     print(f"one bare event-loop wake-up costs {floor_us:.0f} us of CPU here (10 a second a bot)", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
+        # the same bot with its books back to back (its loop hardly ever sleeps): what the per-book
+        # work costs warm; at 10 books a second each book pays the wake-up and runs this work cold
+        warm = run_fleet(1, min(args.seconds, WARM_SECONDS), Path(tmp), None, speed=WARM_SPEED)
+        warm_ms = warm["cpu_ms_per_book_event"]
+        print(f"the per-book work, warm (books back to back): {warm_ms:.3f} ms of CPU", flush=True)
         for n, postgres in runs:
             try:
                 results.append(run_fleet(n, args.seconds, Path(tmp), postgres))
@@ -244,7 +262,8 @@ def main() -> None:
         " per worker; stop -> ack under 1 s"
     )
     summary = [{k: v if isinstance(v, str) else round(v, 4) for k, v in r.items()} for r in results]
-    print(json.dumps({"wakeup_floor_us": round(floor_us, 1), "fleets": summary}))
+    floor = {"wakeup_floor_us": round(floor_us, 1), "warm_ms_per_book_event": round(warm_ms, 4)}
+    print(json.dumps({**floor, "fleets": summary}))
 
 
 if __name__ == "__main__":
