@@ -531,6 +531,15 @@ class StrategySettings(Frozen):
     price_tolerance_pct: float = Field(
         default=0.001, ge=0, lt=0.1, description="Keep an open order while within this of its target."
     )
+    price_tolerance_per_layer_pct: float = Field(
+        default=0.0,
+        ge=0,
+        lt=0.01,
+        description=(
+            "Added to price_tolerance_pct for each grid layer (or boost) an order sits out from its"
+            " side's best: outer layers, which fill only on large moves, need not follow every tick."
+        ),
+    )
     entry_anchor_mode: bool = Field(default=True, description="Anchor exits and adds to the entry price.")
     loss_tolerance_neutral_pct: float = Field(
         default=0.0, ge=0, lt=0.5, description="Loss allowed on an exit in a neutral regime."
@@ -774,6 +783,7 @@ class BotSettings(Frozen):
             tick_size=self.spec.tick_size,
             lot_size=self.spec.lot_size,
             price_tolerance_pct=strategy.price_tolerance_pct,
+            price_tolerance_per_layer_pct=strategy.price_tolerance_per_layer_pct,
             refresh_interval_ns=round(strategy.refresh_interval_s * 1_000_000_000),
             gamma=strategy.gamma,
             kappa=strategy.kappa_value,

@@ -32,6 +32,7 @@ class CoreConfig:
     tick_size: Decimal
     lot_size: Decimal
     price_tolerance_pct: float = 0.0
+    price_tolerance_per_layer_pct: float = 0.0  # added to the tolerance for each layer out from the best
     refresh_interval_ns: int = _NS_PER_S  # a quiet market is requoted this often (and stale data noticed)
     record_interval_ns: int = _NS_PER_S  # equity, position and features are recorded this often
     gamma: float = 1.0  # the configured values: what the blend falls back to

@@ -110,7 +110,7 @@ class BotCore:
         self.journal: list[JournalEntry] | None = None  # every event and its actions, when a test asks
         self.markouts = FillMarkouts(config.name)
         self._tick = self._lot = Decimal(0)
-        self._tolerance = 0.0
+        self._tolerance = self._layer_tolerance = 0.0
         self._refresh_ns = self._record_ns = 0
         self._record_markouts = True
         self._read(config)
@@ -121,6 +121,7 @@ class BotCore:
         self._tick = config.tick_size
         self._lot = config.lot_size
         self._tolerance = config.price_tolerance_pct
+        self._layer_tolerance = config.price_tolerance_per_layer_pct
         self._refresh_ns = config.refresh_interval_ns
         self._record_ns = config.record_interval_ns
         estimator = self.intensity
@@ -413,6 +414,7 @@ class BotCore:
             orders.keys(),
             decision.max_bid_ticks,
             decision.min_ask_ticks,
+            self._layer_tolerance,
         )
         actions: list[Action] = []
         for cid in diff.cancels:

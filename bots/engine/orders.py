@@ -2,7 +2,9 @@
 
 Replacing an order costs queue position, rate limit and a signature, so an open order may stand for a
 desired one when it is on the same side, no larger (a partially filled order still qualifies), within
-`tolerance_pct` of the desired price, and inside the decision's price limits (`max_bid_ticks`,
+`tolerance_pct` of the desired price plus `layer_tolerance_pct` for each layer the desired order sits
+behind its side's first (an outer layer fills only on a large move: it need not follow every tick that
+the inner one must follow not to be picked off), and inside the decision's price limits (`max_bid_ticks`,
 `min_ask_ticks`: post-only behind the touch, the entry anchor), so a kept order obeys every clamp the
 desired ones do. An open order at exactly a desired price stands for that one first, and is never
 kept for another desired order (which would then be placed beside it, at its price). Everything else
@@ -70,6 +72,7 @@ def diff_orders(
     keys: OrderKeys | None = None,
     max_bid_ticks: int = NO_BID_LIMIT,
     min_ask_ticks: int = NO_ASK_LIMIT,
+    layer_tolerance_pct: float = 0.0,
 ) -> OrderDiff:
     """Cancels (client order ids) and placements that turn `open_orders` into `desired`.
 
@@ -86,10 +89,10 @@ def diff_orders(
     unclaimed open order for each desired order in turn).
     """
     if len(open_orders) == len(desired) and _all_kept(
-        open_orders, desired, tolerance_pct, keys, max_bid_ticks, min_ask_ticks
+        open_orders, desired, tolerance_pct, keys, max_bid_ticks, min_ask_ticks, layer_tolerance_pct
     ):
         return _NO_CHANGE
-    return _diff_scan(open_orders, desired, tolerance_pct, max_bid_ticks, min_ask_ticks)
+    return _diff_scan(open_orders, desired, tolerance_pct, max_bid_ticks, min_ask_ticks, layer_tolerance_pct)
 
 
 def order_keys(open_orders: list[OpenOrder]) -> OrderKeys | None:
@@ -130,6 +133,7 @@ def _diff_scan(
     tolerance_pct: float,
     max_bid_ticks: int = NO_BID_LIMIT,
     min_ask_ticks: int = NO_ASK_LIMIT,
+    layer_tolerance_pct: float = 0.0,
 ) -> OrderDiff:
     """The definition's two scans with the open orders split by side first (each desired order scans
     only its side's, in their original order, so ties still go to the earlier one) and claimed ones
@@ -162,7 +166,7 @@ def _diff_scan(
         wanted = wanted_bids if side is _BUY else wanted_asks if side is _SELL else set()
         target = want.price_ticks
         size = want.size_lots
-        limit = tolerance_pct * target
+        limit = (tolerance_pct + layer_tolerance_pct * want.layer) * target
         best = -1
         best_gap = 0
         for k in range(len(at)):
@@ -237,6 +241,7 @@ def _all_kept(
     keys: OrderKeys | None = None,
     max_bid_ticks: int = NO_BID_LIMIT,
     min_ask_ticks: int = NO_ASK_LIMIT,
+    layer_tolerance_pct: float = 0.0,
 ) -> bool:
     """True only if the scans would keep every open order and place nothing; needs equal counts.
 
@@ -294,7 +299,8 @@ def _all_kept(
             last_ask, last_ask_want, seen_ask = price, target, True
         else:
             return False
-        if not gap <= tolerance_pct * target or (key & _SIZE_MASK) > want.size_lots:
+        limit = (tolerance_pct + layer_tolerance_pct * want.layer) * target
+        if not gap <= limit or (key & _SIZE_MASK) > want.size_lots:
             return False
     return bid_rank == 0 and ask_rank == n_asks
 

@@ -4,9 +4,10 @@ and judges, on the exchange's side, what rests there whenever the worker is at r
 Rules move the market (plain steps of the synthetic market, jumps of its mid, sweeps through our best
 resting order so that it fills, fully or partly), switch the exchange's faults (latency, partial fills,
 rejects, 5xx within the worker's retry budget) and publish config versions through the control plane
-(grid layers, boost, entry anchor and its loss tolerance, max position, price tolerance). After each
-market move: `wait_quiescent` (the worker handled the newest book and finished its calls), then
-`exchange_invariants.violations` on the exchange's state, positions valued at that book's mid.
+(grid layers, boost, entry anchor and its loss tolerance, max position, price tolerance and its
+widening per layer). After each market move: `wait_quiescent` (the worker handled the newest book and
+finished its calls), then `exchange_invariants.violations` on the exchange's state, positions valued
+at that book's mid.
 
 One exchange serves the whole module; each example trades on a fresh sub-account with its own ledger.
 A failure message lists the example's rules (the worker's timing is not replayable, so hypothesis's
@@ -99,6 +100,9 @@ FLIPS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     ),
     "price_tolerance_pct": st.sampled_from([0.0, 0.00002, 0.0002]).map(
         lambda t: {"strategy": {"price_tolerance_pct": t}}
+    ),
+    "price_tolerance_per_layer_pct": st.sampled_from([0.0, 0.00001, 0.0001]).map(
+        lambda t: {"strategy": {"price_tolerance_per_layer_pct": t}}
     ),
 }
 

@@ -277,3 +277,26 @@ def test_the_cli_module_imports_no_backtest_library() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_a_tolerance_per_layer_spares_the_outer_layers_and_keeps_the_fills() -> None:
+    """The example fleet's grid (7 layers 12 bp apart, following every tick): 1 bp of tolerance per layer
+    out leaves the outer layers resting through small moves, so the bot sends a fraction of the orders
+    (a venue's rate limit would refuse the rest) and fills as often: its fills are the inner layers'."""
+
+    def stats(per_layer: float) -> Any:
+        strategy = {
+            "grid_layers": 7,
+            "grid_spacing_pct": 0.0012,
+            "spread_pct": 0.00005,
+            "kappa": "auto",  # fitted to the market's trades: quotes near the touch, as the example's
+            "price_tolerance_pct": 0.0,
+            "price_tolerance_per_layer_pct": per_layer,
+        }
+        settings = BotSettings.model_validate({"symbol": SYMBOL, "strategy": strategy})
+        return run_backtest(settings, SyntheticMarket(seconds=300, seed=3), BacktestConfig(seed=3)).stats
+
+    following, spared = stats(0.0), stats(0.0001)
+    assert following.fills >= 20
+    assert spared.orders_placed < following.orders_placed / 3
+    assert abs(spared.fills - following.fills) <= following.fills / 10

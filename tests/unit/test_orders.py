@@ -77,3 +77,15 @@ def test_zero_tolerance_requires_exact_prices() -> None:
     diff = diff_orders([OpenOrder("a", Side.BUY, 500_001, 2)], [_want(Side.BUY, 500_000)], 0.0)
     assert diff.cancels == ("a",)
     assert diff_orders([OpenOrder("a", Side.BUY, 500_000, 2)], [_want(Side.BUY, 500_000)], 0.0).empty
+
+
+def test_an_outer_layer_keeps_what_the_inner_one_replaces() -> None:
+    """Per-layer tolerance: the whole grid moved 15 ticks (1.5 bp at 100,000): the first layer, with no
+    tolerance, follows; the second (1 bp) still does; the third (2 bp) and the fourth (3 bp) keep
+    their orders. Without it every layer is replaced."""
+    desired = [DesiredOrder(Side.BUY, 100_000 - 500 * layer, 2, layer) for layer in range(4)]
+    open_orders = [OpenOrder(f"o{w.layer}", Side.BUY, w.price_ticks - 15, 2) for w in desired]
+    diff = diff_orders(open_orders, desired, 0.0, layer_tolerance_pct=0.0001)
+    assert diff.cancels == ("o0", "o1")
+    assert diff.places == tuple(desired[:2])
+    assert len(diff_orders(open_orders, desired, 0.0).cancels) == 4

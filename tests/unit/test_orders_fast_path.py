@@ -24,14 +24,21 @@ from bots.engine.types import DesiredOrder, OrderKind, Side
 
 
 def _may_stand_for(
-    have: OpenOrder, want: DesiredOrder, tolerance_pct: float, max_bid: int, min_ask: int
+    have: OpenOrder,
+    want: DesiredOrder,
+    tolerance_pct: float,
+    max_bid: int,
+    min_ask: int,
+    layer_tolerance_pct: float = 0.0,
 ) -> bool:
-    """Same side, no larger, within tolerance, inside the price limits."""
+    """Same side, no larger, within tolerance (wider by `layer_tolerance_pct` for each layer out),
+    inside the price limits."""
     inside = have.price_ticks <= max_bid if want.side is Side.BUY else have.price_ticks >= min_ask
+    tolerance = tolerance_pct + layer_tolerance_pct * want.layer
     return (
         have.side is want.side
         and 0 < have.size_lots <= want.size_lots
-        and abs(have.price_ticks - want.price_ticks) <= tolerance_pct * want.price_ticks
+        and abs(have.price_ticks - want.price_ticks) <= tolerance * want.price_ticks
         and inside
     )
 
@@ -42,6 +49,7 @@ def _diff_reference(
     tolerance_pct: float,
     max_bid: int = NO_BID_LIMIT,
     min_ask: int = NO_ASK_LIMIT,
+    layer_tolerance_pct: float = 0.0,
 ) -> OrderDiff:
     """The definition: each desired order in turn claims an unclaimed open order at exactly its price
     (inside the limits); then each one left, in turn, the nearest unclaimed open order that may stand
@@ -64,7 +72,7 @@ def _diff_reference(
             continue
         candidates = [
             have for have in unclaimed
-            if _may_stand_for(have, want, tolerance_pct, max_bid, min_ask)
+            if _may_stand_for(have, want, tolerance_pct, max_bid, min_ask, layer_tolerance_pct)
             and (have.side, have.price_ticks) not in wanted
         ]  # fmt: skip
         if candidates:
@@ -75,7 +83,7 @@ def _diff_reference(
 
 
 @st.composite
-def market_states(draw: st.DrawFn) -> tuple[list[OpenOrder], list[DesiredOrder], float]:
+def market_states(draw: st.DrawFn) -> tuple[list[OpenOrder], list[DesiredOrder], float, float]:
     """Desired orders as the engine makes them (bids best first, then asks best first) and open orders
     placed for an earlier grid: moved by part of a layer or more, some filled, some gone."""
     mid = draw(st.integers(1_000, 1_000_000))
@@ -104,27 +112,34 @@ def market_states(draw: st.DrawFn) -> tuple[list[OpenOrder], list[DesiredOrder],
         st.sampled_from([0.0, 1e-4, 0.001])
         | st.sampled_from([0.3, 0.5, 0.7, 1.0, 1.3, 2.0, 3.0]).map(lambda k: k * spacing / mid)
     )
+    # a tolerance that widens layer by layer: outer layers keep what inner ones replace
+    per_layer = draw(st.just(0.0) | st.sampled_from([0.1, 0.25, 0.5, 1.0]).map(lambda k: k * spacing / mid))
+    # the grid's spacing changed too (it is a fraction of mid): each layer out moved this much more
+    drift = round(spacing * draw(st.sampled_from([0.0, 0.0, 0.1, 0.25, 0.5])))
+    drift *= draw(st.sampled_from([1, -1]))
     calm = draw(st.booleans())  # nothing filled or moved by hand: the fast path's case
     opens: list[OpenOrder] = []
     for number, want in enumerate(desired):
         roll = 99 if calm else draw(st.integers(0, 19))
         if roll == 0:
             continue  # filled and gone
-        price = want.price_ticks + shift + (draw(st.integers(-spacing, spacing)) if roll == 1 else 0)
+        outward = -1 if want.side is Side.BUY else 1
+        price = want.price_ticks + shift + outward * want.layer * drift
+        price += draw(st.integers(-spacing, spacing)) if roll == 1 else 0
         size = want.size_lots - 1 if roll == 2 else want.size_lots + 1 if roll == 3 else want.size_lots
         side = (Side.SELL if want.side is Side.BUY else Side.BUY) if roll == 4 else want.side
         opens.append(OpenOrder(f"o{number}", side, price, size))
     if not calm and draw(st.integers(0, 9)) == 0:
         opens.append(OpenOrder("stray", draw(st.sampled_from(Side)), draw(st.integers(1, 2_000_000)), 1))
-    return draw(st.permutations(opens)), desired, tolerance
+    return draw(st.permutations(opens)), desired, tolerance, per_layer
 
 
 @settings(max_examples=1000, deadline=None)
 @given(state=market_states(), limits=st.data())
 def test_diff_orders_is_the_reference_scan(
-    state: tuple[list[OpenOrder], list[DesiredOrder], float], limits: st.DataObject
+    state: tuple[list[OpenOrder], list[DesiredOrder], float, float], limits: st.DataObject
 ) -> None:
-    opens, desired, tolerance = state
+    opens, desired, tolerance, per_layer = state
     # no limits, or limits near the desired prices (the engine's post-only and anchor clamps)
     bids = [w.price_ticks for w in desired if w.side is Side.BUY] or [0]
     asks = [w.price_ticks for w in desired if w.side is Side.SELL] or [0]
@@ -132,13 +147,15 @@ def test_diff_orders_is_the_reference_scan(
         st.just((NO_BID_LIMIT, NO_ASK_LIMIT))
         | st.tuples(st.integers(max(bids) - 3, max(bids) + 600), st.integers(min(asks) - 600, min(asks) + 3))
     )
-    expected = _diff_reference(opens, desired, tolerance, max_bid, min_ask)
-    assert diff_orders(opens, desired, tolerance, None, max_bid, min_ask) == expected
-    assert diff_orders(opens, desired, tolerance, order_keys(opens), max_bid, min_ask) == expected
-    assert _diff_scan(opens, desired, tolerance, max_bid, min_ask) == expected
-    if len(opens) == len(desired) and _all_kept(opens, desired, tolerance, None, max_bid, min_ask):
+    expected = _diff_reference(opens, desired, tolerance, max_bid, min_ask, per_layer)
+    assert diff_orders(opens, desired, tolerance, None, max_bid, min_ask, per_layer) == expected
+    assert diff_orders(opens, desired, tolerance, order_keys(opens), max_bid, min_ask, per_layer) == expected
+    assert _diff_scan(opens, desired, tolerance, max_bid, min_ask, per_layer) == expected
+    if len(opens) == len(desired) and _all_kept(opens, desired, tolerance, None, max_bid, min_ask, per_layer):
         event("all kept: fast path")
         assert expected.empty
+    if per_layer and not expected.empty:
+        event("layer tolerance: a change")
 
 
 @settings(max_examples=300, deadline=None)
@@ -160,15 +177,16 @@ def test_diff_orders_is_the_reference_scan(
         max_size=8,
     ),
     tolerance=st.sampled_from([-0.1, 0.0, 0.05, 0.2, 1.0, math.nan]),
+    per_layer=st.sampled_from([0.0, 0.02, 0.1]),
 )
 def test_small_crowded_books_agree_with_the_reference(
-    opens: list[OpenOrder], desired: list[DesiredOrder], tolerance: float
+    opens: list[OpenOrder], desired: list[DesiredOrder], tolerance: float, per_layer: float
 ) -> None:
     """Ties, duplicates, zero and negative sizes and prices, odd tolerances: the cases the fast paths
     must hand over rather than decide."""
-    expected = _diff_reference(opens, desired, tolerance)
-    assert diff_orders(opens, desired, tolerance) == expected
-    assert _diff_scan(opens, desired, tolerance) == expected
+    expected = _diff_reference(opens, desired, tolerance, layer_tolerance_pct=per_layer)
+    assert diff_orders(opens, desired, tolerance, layer_tolerance_pct=per_layer) == expected
+    assert _diff_scan(opens, desired, tolerance, layer_tolerance_pct=per_layer) == expected
 
 
 def test_a_grid_that_only_widened_is_kept_by_the_fast_path() -> None:
