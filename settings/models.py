@@ -168,6 +168,16 @@ class ExchangeSettings(Frozen):
         "(a Retry-After beyond it is not waited for); past it the bot exits 5 naming what is left. The "
         "supervisor, compose and Kubernetes grace periods are longer.",
     )
+    order_lifetime_s: float = Field(
+        default=300.0,
+        ge=5,
+        le=86_400,
+        description=(
+            "Live: each order is signed to expire this long after it is sent; the exchange cancels it"
+            " then (the bot requotes it if still wanted). A bot that dies without cancelling, or an"
+            " order booked after its placement's reply was lost and the bot stopped, rests no longer."
+        ),
+    )
     other_stores_check_s: float = Field(
         default=10.0,
         gt=0,

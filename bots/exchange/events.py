@@ -34,6 +34,8 @@ __all__ = [
     "funding_amount",
 ]
 
+_ZERO = Decimal(0)
+
 
 @dataclass(frozen=True, slots=True)
 class InstrumentInfo:
@@ -103,6 +105,12 @@ class BookUpdate:
             ask_price=float(ask.price) if ask else nan,
             ask_size=float(ask.size) if ask else nan,
         )
+
+    def size_better_than(self, price: Decimal, *, bids: bool) -> Decimal:
+        """The size shown on one side at prices better than `price` (bids: above it; asks: below it):
+        what a print takes from the book before it reaches an order resting at `price`."""
+        levels = self.bids if bids else self.asks
+        return sum((lv.size for lv in levels if (lv.price > price if bids else lv.price < price)), _ZERO)
 
 
 @mypyc_attr(acyclic=True)

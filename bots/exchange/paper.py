@@ -246,13 +246,11 @@ class PaperFillModel:
             and ((price <= o.request.price) if is_buy else (price >= o.request.price))
         ]
         reached.sort(key=lambda o: -o.request.price if is_buy else o.request.price)  # stable: time kept
-        levels = (self.book.bids if is_buy else self.book.asks) if self.book is not None else ()
+        book = self.book
         used = _ZERO  # trade volume already given to our orders
         for order in reached:
             limit = order.request.price
-            better = sum(
-                (lv.size for lv in levels if (lv.price > limit if is_buy else lv.price < limit)), _ZERO
-            )
+            better = book.size_better_than(limit, bids=is_buy) if book is not None else _ZERO
             ahead = order.queue_ahead
             if not self._queue:  # first at our level, if the print reaches us there at all
                 if price == limit and self.rng.random() >= self._p_touch:

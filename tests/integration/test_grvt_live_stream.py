@@ -54,8 +54,13 @@ def _faults_cleared(market: GrvtSimServerThread, still: GrvtSimServerThread) -> 
     still.faults.clear()
 
 
-def _settings(url: str, name: str, **risk: float) -> BotSettings:
-    exchange = {"mode": "live", "base_url": url, "request_timeout_s": 5.0}
+def _settings(url: str, name: str, *, order_lifetime_s: float = 300.0, **risk: float) -> BotSettings:
+    exchange = {
+        "mode": "live",
+        "base_url": url,
+        "request_timeout_s": 5.0,
+        "order_lifetime_s": order_lifetime_s,
+    }
     data = {"symbol": SYMBOL, "name": name, **BUSY, "exchange": exchange}
     return BotSettings.model_validate(data | {"risk": BUSY["risk"] | risk})
 
@@ -229,6 +234,45 @@ def test_an_order_the_exchange_cancels_on_its_own_is_dropped_and_requoted(
             assert any(o.price == price * tick for o in await by_hand.open_orders(SYMBOL))  # at the exchange
         finally:
             await events.aclose()
+            await by_hand.close()
+            assert await stop_worker(running) is WorkerExit.STOPPED
+
+    asyncio.run(main())
+
+
+def test_orders_at_the_end_of_their_signed_lifetime_expire_at_the_exchange_and_are_requoted(
+    still: GrvtSimServerThread, tmp_path: Path
+) -> None:
+    """`exchange.order_lifetime_s`: the exchange ends each order that long after it was sent (a bot that
+    died leaves nothing resting for longer); a running bot hears of it on the order stream and quotes
+    again."""
+    credentials = new_credentials()
+    lifetime_s = 5.0  # the least allowed
+
+    async def main() -> None:
+        settings = _settings(still.url, "expiry-bot", order_lifetime_s=lifetime_s, max_book_age_s=600.0)
+        running = await start_worker(settings, tmp_path / "ledger.db", credentials=credentials)
+        by_hand = GrvtExchange(_settings(still.url, "by-hand"), credentials=credentials)
+        try:
+            await _until(lambda: len(running.worker.resting) >= 2, "resting quotes")
+            await running.worker.quiescent()
+            first = set(running.worker.resting)
+            await asyncio.sleep(lifetime_s + 0.5)  # the market stands still: nothing replaced them
+            assert set(running.worker.resting) == first
+            still.step(1)  # the exchange ends what expired as it handles the next market step
+
+            def ended() -> set[tuple[str, str]]:
+                account = still.server.exchange.accounts.sub_accounts[running.sub_account_id]
+                orders = [account.order(None, cid) for cid in first]
+                return {(o.status, o.reject_reason) for o in orders if o is not None}
+
+            assert still.call(ended) == {("CANCELLED", "EXPIRED")}
+            await _until(lambda: bool(running.worker.resting) and not first & set(running.worker.resting),
+                         "quotes again")  # fmt: skip
+            await running.worker.quiescent()
+            at_exchange = {o.client_order_id for o in await by_hand.open_orders(SYMBOL)}
+            assert at_exchange == set(running.worker.resting)
+        finally:
             await by_hand.close()
             assert await stop_worker(running) is WorkerExit.STOPPED
 

@@ -127,6 +127,7 @@ class GrvtExchange:
         self.base_url = exchange.base_url
         self.request_timeout_s = exchange.request_timeout_s
         self.cancel_unknown_orders = exchange.cancel_unknown_orders
+        self._order_lifetime_s = exchange.order_lifetime_s  # each order's signed expiry
         self.configured_instrument = settings.instrument
         self.book_rate_ms, self.book_depth, self.stale_after_s = book_rate_ms, book_depth, stale_after_s
         self.reconnects = 0
@@ -362,7 +363,8 @@ class GrvtExchange:
             f"{request.price.quantize(info.tick_size):f}",
         )
         params = {"client_order_id": coid, "post_only": request.post_only,
-                  "reduce_only": request.reduce_only, "time_in_force": "GOOD_TILL_TIME"}  # fmt: skip
+                  "reduce_only": request.reduce_only, "time_in_force": "GOOD_TILL_TIME",
+                  "order_duration_secs": self._order_lifetime_s}  # fmt: skip
         try:
             result = await self._sdk(
                 "create_order",

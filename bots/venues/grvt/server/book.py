@@ -235,7 +235,6 @@ class InstrumentBook:
         """Fills of resting orders a market trade reached with its own volume (see module docstring):
         `market` is the synthetic book whose size at better prices the print took first."""
         hits_bids = trade.taker_side is Side.SELL
-        levels = (market.bids if hits_bids else market.asks) if market is not None else ()
         matches: list[Match] = []
         used = ZERO  # trade volume already given to resting orders
         for order in self._bids if hits_bids else self._asks:  # best price first, then oldest
@@ -243,9 +242,7 @@ class InstrumentBook:
             assert price is not None
             if (price < trade.price) if hits_bids else (price > trade.price):
                 break
-            better = sum(
-                (lv.size for lv in levels if (lv.price > price if hits_bids else lv.price < price)), ZERO
-            )
+            better = market.size_better_than(price, bids=hits_bids) if market is not None else ZERO
             ahead = order.queue_ahead
             # the print stopped at this level: the queue ahead shrinks by what got there
             if price == trade.price:
