@@ -19,7 +19,7 @@ from bots.venues.grvt.server.app import GrvtSimConfig, GrvtSimServerThread
 from bots.venues.grvt.server.book import BookOrder
 from bots.worker import BotWorker
 from settings.models import BotSettings
-from tests.integration.worker_harness import start_worker, stepping_until, stop_worker
+from tests.integration.worker_harness import RunningWorker, start_worker, stepping_until, stop_worker
 
 pytestmark = pytest.mark.integration
 
@@ -57,6 +57,30 @@ def _status(server: GrvtSimServerThread, sub_account_id: str, cid: str) -> str |
     return None if order is None else order.status
 
 
+def _settings(server: GrvtSimServerThread, **exchange: float) -> BotSettings:
+    return BotSettings.model_validate(
+        {
+            "symbol": SYMBOL,
+            "exchange": {"mode": "live", "base_url": server.url, "request_timeout_s": TIMEOUT_S, **exchange},
+            "strategy": {"grid_layers": 2, "spread_pct": 0.0005},
+        }
+    )
+
+
+async def _quoting(server: GrvtSimServerThread, settings: BotSettings, ledger: Path) -> RunningWorker:
+    """A worker with its quotes resting, at rest, its journal (from now on) kept."""
+    server.step(1)
+    running = await start_worker(settings, ledger)
+    try:
+        await stepping_until(server, lambda: bool(running.worker.resting), "quotes")
+        await running.worker.quiescent()
+    except BaseException:
+        await stop_worker(running)
+        raise
+    running.worker.core.journal = []
+    return running
+
+
 def _lost_placement(server: GrvtSimServerThread, booked_after_s: float) -> None:
     """The next order reaches the exchange but is handled only `booked_after_s` later, after the
     bot's timeout; the bot's retries (same client order id) are refused: the bot gives it up."""
@@ -67,25 +91,12 @@ def _lost_placement(server: GrvtSimServerThread, booked_after_s: float) -> None:
 def test_an_order_booked_after_its_placement_gave_up_is_cancelled_by_the_periodic_look(
     server: GrvtSimServerThread, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings = BotSettings.model_validate(
-        {
-            "symbol": SYMBOL,
-            "exchange": {
-                "mode": "live", "base_url": server.url, "request_timeout_s": TIMEOUT_S,
-                "other_stores_check_s": 0.5,
-            },
-            "strategy": {"grid_layers": 2, "spread_pct": 0.0005},
-        }
-    )  # fmt: skip
+    settings = _settings(server, other_stores_check_s=0.5)
 
     async def scenario() -> tuple[str, bool, str | None, set[str], WorkerExit]:
-        server.step(1)
-        running = await start_worker(settings, tmp_path / "ledger.db")
+        running = await _quoting(server, settings, tmp_path / "ledger.db")
         worker, sub = running.worker, running.sub_account_id
         try:
-            await stepping_until(server, lambda: bool(worker.resting), "quotes")
-            await worker.quiescent()
-            worker.core.journal = []
             _lost_placement(server, BOOKED_AFTER_S)
             await stepping_until(server, lambda: _given_up(worker) is not None, "a placement given up")
             cid = _given_up(worker)
@@ -123,23 +134,12 @@ def test_an_order_booked_after_the_bot_stopped_ends_with_its_signed_lifetime(
     exchange books the lost order after that. No look of the bot's can find it now: it rests until
     its signature's expiration, `order_lifetime_s` after it was sent, and not past it."""
     lifetime_s, booked_after_s = 12.0, 8.0
-    settings = BotSettings.model_validate(
-        {
-            "symbol": SYMBOL,
-            "exchange": {"mode": "live", "base_url": server.url, "request_timeout_s": TIMEOUT_S,
-                         "order_lifetime_s": lifetime_s},
-            "strategy": {"grid_layers": 2, "spread_pct": 0.0005},
-        }
-    )  # fmt: skip
+    settings = _settings(server, order_lifetime_s=lifetime_s)
 
     async def scenario() -> tuple[list[str | None], BookOrder | None, int, int, WorkerExit]:
-        server.step(1)
-        running = await start_worker(settings, tmp_path / "ledger.db")
+        running = await _quoting(server, settings, tmp_path / "ledger.db")
         worker, sub = running.worker, running.sub_account_id
         try:
-            await stepping_until(server, lambda: bool(worker.resting), "quotes")
-            await worker.quiescent()
-            worker.core.journal = []
             before_ns = time.time_ns()  # the lost order is signed after this...
             _lost_placement(server, booked_after_s)
             await stepping_until(server, lambda: _given_up(worker) is not None, "a placement given up")
