@@ -54,13 +54,10 @@ def _faults_cleared(market: GrvtSimServerThread, still: GrvtSimServerThread) -> 
     still.faults.clear()
 
 
-def _settings(url: str, name: str, *, order_lifetime_s: float = 300.0, **risk: float) -> BotSettings:
-    exchange = {
-        "mode": "live",
-        "base_url": url,
-        "request_timeout_s": 5.0,
-        "order_lifetime_s": order_lifetime_s,
-    }
+def _settings(url: str, name: str, *, order_lifetime_s: float | None = None, **risk: float) -> BotSettings:
+    exchange: dict[str, Any] = {"mode": "live", "base_url": url, "request_timeout_s": 5.0}
+    if order_lifetime_s is not None:  # else the setting's default
+        exchange["order_lifetime_s"] = order_lifetime_s
     data = {"symbol": SYMBOL, "name": name, **BUSY, "exchange": exchange}
     return BotSettings.model_validate(data | {"risk": BUSY["risk"] | risk})
 

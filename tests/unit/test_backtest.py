@@ -29,7 +29,7 @@ from ml.backtest import (
     run_backtest,
 )
 from ml.report import write_report, write_sweep_csv
-from ml.results import inventory_risk
+from ml.results import BacktestStats, inventory_risk
 from ml.sweep import parse_grid, sweep, with_params
 from settings.models import BotSettings
 
@@ -284,7 +284,7 @@ def test_a_tolerance_per_layer_spares_the_outer_layers_and_keeps_the_fills() -> 
     out leaves the outer layers resting through small moves, so the bot sends a fraction of the orders
     (a venue's rate limit would refuse the rest) and fills as often: its fills are the inner layers'."""
 
-    def stats(per_layer: float) -> Any:
+    def stats(per_layer: float) -> BacktestStats:
         strategy = {
             "grid_layers": 7,
             "grid_spacing_pct": 0.0012,
